@@ -1,0 +1,1 @@
+//! mfad-radius-proto.
