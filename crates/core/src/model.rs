@@ -1,0 +1,265 @@
+//! The records the engine reasons about: users, tokens, clients and challenges.
+
+use crate::otp::{Algorithm, OtpKind};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use zeroize::Zeroizing;
+
+pub type UserId = i64;
+pub type TokenId = i64;
+
+/// How the user proves the second factor on top of the one-time code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    /// The one-time code alone ("standard" in the seed's product).
+    #[default]
+    Standard,
+    /// PIN followed by the one-time code.
+    Pin,
+}
+
+impl fmt::Display for PinMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Standard => "standard",
+            Self::Pin => "pin",
+        })
+    }
+}
+
+impl FromStr for PinMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "standard" | "none" | "otp" => Ok(Self::Standard),
+            "pin" | "pin+otp" => Ok(Self::Pin),
+            other => Err(format!("unknown PIN mode '{other}'; use 'standard' or 'pin'")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewUser {
+    pub username: String,
+    pub given_name: String,
+    pub surname: String,
+    pub email: String,
+    pub phone: String,
+    pub pin_mode: PinMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub given_name: String,
+    pub surname: String,
+    pub email: String,
+    pub phone: String,
+    pub enabled: bool,
+    /// Blocked until this Unix time (fraud report or operator); `i64::MAX` means until unblocked.
+    pub blocked_until: Option<i64>,
+    pub block_reason: Option<String>,
+    /// Locked after too many failures until this Unix time.
+    pub locked_until: Option<i64>,
+    /// Consecutive failures since the last success or lock.
+    pub failures: u32,
+    pub pin_mode: PinMode,
+    #[serde(skip)]
+    pub pin_hash: Option<String>,
+    pub pin_change_required: bool,
+    /// Hashes of recent PINs, newest first (the current one included).
+    #[serde(skip)]
+    pub pin_history: Vec<String>,
+    /// A one-time bypass is valid until this Unix time.
+    pub bypass_until: Option<i64>,
+    pub created_at: i64,
+}
+
+impl User {
+    pub fn is_blocked(&self, now: i64) -> bool {
+        self.blocked_until.is_some_and(|t| t > now)
+    }
+    pub fn is_locked(&self, now: i64) -> bool {
+        self.locked_until.is_some_and(|t| t > now)
+    }
+    pub fn has_pin(&self) -> bool {
+        self.pin_hash.is_some()
+    }
+}
+
+/// An OATH seed. Plaintext only in memory; stores encrypt it at rest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    pub serial: String,
+    pub user_id: Option<UserId>,
+    pub kind: OtpKind,
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    /// TOTP step in seconds (ignored for HOTP).
+    pub period: u64,
+    pub secret: Secret,
+    /// HOTP: the next counter value expected. TOTP: 0.
+    pub next: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Token {
+    pub id: TokenId,
+    pub serial: String,
+    pub user_id: Option<UserId>,
+    pub kind: OtpKind,
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    pub period: u64,
+    #[serde(skip)]
+    pub secret: Secret,
+    /// The lowest counter (HOTP) or time step (TOTP) that may still be accepted: every
+    /// value below it has been used. Moved forward only by an atomic conditional update.
+    pub next: u64,
+    /// HOTP resynchronisation: a counter beyond the look-ahead window seen in the last
+    /// attempt; the next code at `resync + 1` completes the resync.
+    pub resync: Option<u64>,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+/// How a RADIUS client's users prove their first factor before mfad asks for the second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirstFactor {
+    /// The client (VPN) already checked the password.
+    #[default]
+    None,
+}
+
+impl FromStr for FirstFactor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "directory" | "radius" => Err(format!(
+                "first factor '{s}' needs the directory integration, which this build does not have; use 'none'"
+            )),
+            other => Err(format!("unknown first factor '{other}'; use 'none'")),
+        }
+    }
+}
+
+impl fmt::Display for FirstFactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("none")
+    }
+}
+
+/// Where the one-time code is expected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prompt {
+    /// A password that holds a code is checked inline; anything else gets a challenge.
+    #[default]
+    Auto,
+    /// The password is `[PIN]code`.
+    Inline,
+    /// Always answer with a challenge for the code.
+    Challenge,
+}
+
+impl FromStr for Prompt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "inline" => Ok(Self::Inline),
+            "challenge" => Ok(Self::Challenge),
+            other => Err(format!("unknown prompt mode '{other}'; use auto, inline or challenge")),
+        }
+    }
+}
+
+impl fmt::Display for Prompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Inline => "inline",
+            Self::Challenge => "challenge",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewClient {
+    pub name: String,
+    pub address: ipnet::IpNet,
+    pub secret: String,
+    pub first_factor: FirstFactor,
+    pub prompt: Prompt,
+    pub require_message_authenticator: bool,
+    pub require_user_match: bool,
+}
+
+/// A RADIUS client (NAS): a VPN, gateway or PAM host.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    pub id: i64,
+    pub name: String,
+    pub address: ipnet::IpNet,
+    #[serde(skip)]
+    pub secret: String,
+    pub first_factor: FirstFactor,
+    pub prompt: Prompt,
+    pub require_message_authenticator: bool,
+    pub require_user_match: bool,
+    pub created_at: i64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a pending challenge (RADIUS State) waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChallengeKind {
+    /// `[PIN]code`.
+    Otp,
+    /// A new PIN (after "PIN change required", or a PIN user without a PIN).
+    NewPin,
+    /// The new PIN again; holds the argon2 hash of the first entry.
+    ConfirmPin { pin_hash: String },
+}
+
+/// A single-use challenge bound to a user and a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    pub state: Vec<u8>,
+    pub user_id: UserId,
+    pub client: String,
+    pub kind: ChallengeKind,
+    pub expires_at: i64,
+}

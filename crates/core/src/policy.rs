@@ -1,0 +1,72 @@
+//! Engine settings with the defaults DESIGN.md names, in one place.
+
+use serde::{Deserialize, Serialize};
+
+/// Which authentications a cached success may stand in for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    #[default]
+    Off,
+    User,
+    UserClient,
+    UserClientIp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// TOTP steps accepted either side of the current one (RFC 6238 §5.2 recommends one).
+    pub totp_skew: u64,
+    /// HOTP look-ahead window (RFC 4226 §7.4).
+    pub hotp_window: u64,
+    /// How far beyond the look-ahead window two consecutive codes resynchronise a token.
+    pub hotp_resync_window: u64,
+    /// Failures before the user is locked (NIST SP 800-63B §5.2.2 caps this at 100).
+    pub max_failures: u32,
+    /// How long a lockout lasts.
+    pub lockout_seconds: i64,
+    /// How long a challenge (RADIUS State) may be answered.
+    pub challenge_seconds: i64,
+    pub cache: CacheMode,
+    pub cache_seconds: i64,
+    pub pin: PinRules,
+    /// How long `mfad user block` blocks by default.
+    pub block_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            totp_skew: 1,
+            hotp_window: 10,
+            hotp_resync_window: 100,
+            max_failures: 10,
+            lockout_seconds: 15 * 60,
+            challenge_seconds: 120,
+            cache: CacheMode::Off,
+            cache_seconds: 0,
+            pin: PinRules::default(),
+            block_days: 90,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinRules {
+    pub min_length: usize,
+    pub max_length: usize,
+    /// Reject three or more repeated digits ("111") and runs ("123", "987").
+    pub forbid_patterns: bool,
+    /// Reject a PIN that appears in the user's phone number.
+    pub forbid_phone: bool,
+    /// How many previous PINs may not be reused.
+    pub history: usize,
+}
+
+impl Default for PinRules {
+    fn default() -> Self {
+        Self { min_length: 4, max_length: 16, forbid_patterns: true, forbid_phone: true, history: 5 }
+    }
+}

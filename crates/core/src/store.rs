@@ -1,0 +1,137 @@
+//! The storage interface the engine and the CLI use; SQLite and PostgreSQL implement it.
+//!
+//! Every rule that must hold across channels, nodes and restarts is a single
+//! conditional statement here (replay, lockout, single-use challenges and
+//! bypasses), never process memory.
+
+use crate::audit::{AuditQuery, AuditRecord};
+use crate::model::{
+    Challenge, Client, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
+};
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// What was looked for, e.g. `user 'alice'`.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    /// The database cannot be reached or answered with an error.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A value could not be decrypted or decoded.
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Operator-editable user fields; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub pin_mode: Option<PinMode>,
+    pub enabled: Option<bool>,
+}
+
+/// The failure counter after [`Store::record_failure`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureState {
+    /// Consecutive failures (0 right after a lock was set).
+    pub failures: u32,
+    /// Set when this failure locked the user.
+    pub locked_until: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- users ---------------------------------------------------------------
+    /// Fails with `Duplicate` when the username (case-insensitive) exists.
+    async fn create_user(&self, user: &NewUser, now: i64) -> StoreResult<User>;
+    /// Exact match on the stored (lower-case) username.
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Ordered by username.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, id: UserId, update: &UserUpdate) -> StoreResult<User>;
+    /// Deletes the user, their tokens, challenges and cached authentications.
+    async fn delete_user(&self, id: UserId) -> StoreResult<()>;
+    /// Blocks until `until` with a reason, or unblocks with `None`.
+    async fn set_block(&self, id: UserId, until: Option<i64>, reason: Option<&str>)
+        -> StoreResult<()>;
+    /// Grants (or with `None` revokes) a one-time bypass valid until `until`.
+    async fn set_bypass(&self, id: UserId, until: Option<i64>) -> StoreResult<()>;
+    /// Uses the bypass if one is valid at `now`: true exactly once per grant.
+    async fn consume_bypass(&self, id: UserId, now: i64) -> StoreResult<bool>;
+    /// Atomically counts a failure; on reaching `max_failures` sets `locked_until =
+    /// now + lockout_seconds` and resets the count.
+    async fn record_failure(
+        &self,
+        id: UserId,
+        now: i64,
+        max_failures: u32,
+        lockout_seconds: i64,
+    ) -> StoreResult<FailureState>;
+    /// Clears the failure count and any lock (success, or `mfad user unlock`).
+    async fn clear_failures(&self, id: UserId) -> StoreResult<()>;
+    /// Sets the PIN hash (or removes it with `None`) and the "change required" flag.
+    /// A new hash is put first in the history, which keeps at most `history` entries.
+    async fn set_pin(
+        &self,
+        id: UserId,
+        pin_hash: Option<&str>,
+        change_required: bool,
+        history: usize,
+    ) -> StoreResult<()>;
+
+    // --- tokens --------------------------------------------------------------
+    /// All or nothing: a duplicate serial (stored or within `tokens`) fails the whole call.
+    async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>>;
+    async fn token_by_serial(&self, serial: &str) -> StoreResult<Option<Token>>;
+    async fn tokens_for_user(&self, id: UserId) -> StoreResult<Vec<Token>>;
+    /// Ordered by serial.
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>>;
+    async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()>;
+    async fn delete_token(&self, token: TokenId) -> StoreResult<()>;
+    /// Replay protection: `SET next = used + 1 WHERE id = ? AND next <= used`, and clears
+    /// any pending resync. True when this call moved the counter (the code is fresh);
+    /// false when another request used `used` or a later value first.
+    async fn advance_token(&self, token: TokenId, used: u64) -> StoreResult<bool>;
+    /// Remembers (or forgets) the first code of an HOTP resynchronisation.
+    async fn set_token_resync(&self, token: TokenId, resync: Option<u64>) -> StoreResult<()>;
+
+    // --- the hot path ----------------------------------------------------------
+    /// The user and their enabled tokens, in one read.
+    async fn auth_subject(&self, username: &str) -> StoreResult<Option<(User, Vec<Token>)>>;
+
+    // --- challenges and cache --------------------------------------------------
+    async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()>;
+    /// Removes and returns the challenge if it exists and has not expired at `now`
+    /// (single use: a second call for the same state returns `None`).
+    async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>>;
+    /// Records a successful authentication under `key` until `until`.
+    async fn put_cached_auth(&self, key: &str, until: i64) -> StoreResult<()>;
+    async fn cached_auth(&self, key: &str, now: i64) -> StoreResult<bool>;
+
+    // --- RADIUS clients --------------------------------------------------------
+    /// Fails with `Duplicate` when the name exists.
+    async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client>;
+    /// Ordered by name.
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    async fn delete_client(&self, name: &str) -> StoreResult<()>;
+
+    // --- audit log -------------------------------------------------------------
+    /// Queues the record; it is durable after the next group commit or [`Store::flush`].
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()>;
+    /// Newest first.
+    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
+    /// Deletes records older than `before_ms`; returns how many.
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64>;
+    /// Waits until every queued write is durable.
+    async fn flush(&self) -> StoreResult<()>;
+}
