@@ -89,6 +89,14 @@ pub trait Store: Send + Sync + 'static {
         history: usize,
     ) -> StoreResult<()>;
 
+    /// Bulk load for imports and benchmarks: users and their tokens in one transaction,
+    /// all or nothing. Returns how many users were created.
+    async fn create_users_with_tokens(
+        &self,
+        batch: &[(NewUser, Vec<NewToken>)],
+        now: i64,
+    ) -> StoreResult<usize>;
+
     // --- tokens --------------------------------------------------------------
     /// All or nothing: a duplicate serial (stored or within `tokens`) fails the whole call.
     async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>>;
