@@ -1,8 +1,13 @@
 //! Time and randomness as parameters, so tests of windows, expiry and lockout are exact.
 
-/// Wall-clock time in Unix seconds.
+/// Wall-clock time.
 pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> i64;
+    /// Unix time in milliseconds.
+    fn now_ms(&self) -> i64;
+    /// Unix time in seconds.
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
 }
 
 /// A source of cryptographically secure random bytes.
@@ -30,9 +35,8 @@ pub fn random_digits(rng: &dyn Random, len: usize) -> String {
     out
 }
 
-#[cfg(test)]
 pub mod testing {
-    //! Deterministic clock and randomness for unit tests.
+    //! Deterministic clock and randomness for tests of the engine's rules.
     use super::{Clock, Random};
     use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -47,8 +51,8 @@ pub mod testing {
         }
     }
     impl Clock for FixedClock {
-        fn now(&self) -> i64 {
-            self.0.load(Ordering::SeqCst)
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::SeqCst) * 1000
         }
     }
 

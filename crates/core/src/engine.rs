@@ -1,7 +1,17 @@
 //! The verification engine: one request in, one [`Outcome`] out, every rule applied here.
 
-use crate::model::{FirstFactor, Prompt};
+use crate::audit::{AuditRecord, AuditResult};
+use crate::clock::{random_array, Clock, Random};
+use crate::model::Challenge;
+use crate::model::{ChallengeKind, FirstFactor, PinMode, Prompt, Token, User};
+use crate::otp::{find_hotp, find_totp, OtpKind};
+use crate::pin::{self, PinError};
+use crate::policy::{CacheMode, Policy};
+use crate::store::{Store, StoreError};
+use crate::username;
+use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// The client a request came through, as the engine needs it.
@@ -74,5 +84,576 @@ pub enum Outcome {
     Accept,
     Reject(Reason),
     /// Ask the user for more: `state` goes back in the follow-up request.
-    Challenge { state: Vec<u8>, prompt: String },
+    Challenge {
+        state: Vec<u8>,
+        prompt: String,
+    },
+}
+
+/// Who answers: recorded in every audit record.
+#[derive(Clone, Debug, Default)]
+pub struct ServerInfo {
+    pub name: String,
+    pub ip: String,
+}
+
+/// Why an operator action on a token or PIN failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Pin(#[from] PinError),
+    #[error("{0}")]
+    Resync(String),
+}
+
+/// What the second factor check concluded.
+enum Verdict {
+    Accept { token: Token },
+    Reject(Reason),
+}
+
+/// The verification engine. Cheap to share: hold it in an `Arc`.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Random>,
+    policy: Policy,
+    server: ServerInfo,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Random>,
+        policy: Policy,
+        server: ServerInfo,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            rng,
+            policy,
+            server,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Decides one attempt and writes its audit record. Any store error rejects (fail closed).
+    pub async fn authenticate(&self, req: Request) -> Outcome {
+        let mut audit = AuditRecord {
+            id: hex(&random_array::<16>(&*self.rng)),
+            time_ms: self.clock.now_ms(),
+            username: req.username.clone(),
+            server_name: self.server.name.clone(),
+            server_ip: self.server.ip.clone(),
+            client_name: req.client.name.clone(),
+            client_ip: req.source_ip.to_string(),
+            channel: req.channel.to_string(),
+            calling_station: req.calling_station.clone().unwrap_or_default(),
+            ..AuditRecord::default()
+        };
+        let outcome = match self.decide(&req, &mut audit).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!(user = %req.username, "rejecting because the store failed: {err}");
+                Outcome::Reject(Reason::StoreUnavailable)
+            }
+        };
+        match &outcome {
+            Outcome::Accept => {
+                audit.result = Some(AuditResult::Accept);
+                if audit.reason.is_empty() {
+                    audit.reason = "accepted".into();
+                }
+            }
+            Outcome::Reject(reason) => {
+                audit.result = Some(AuditResult::Reject);
+                audit.reason = reason.as_str().into();
+            }
+            Outcome::Challenge { .. } => audit.result = Some(AuditResult::Challenge),
+        }
+        if let Err(err) = self.store.append_audit(audit).await {
+            tracing::warn!("audit record not written: {err}");
+        }
+        outcome
+    }
+
+    async fn decide(&self, req: &Request, audit: &mut AuditRecord) -> Result<Outcome, StoreError> {
+        let now = self.clock.now();
+        let answer = req.password.as_ref().map_or("", |p| p.as_str());
+        if let Some(state) = &req.state {
+            return self.answer_challenge(req, state, answer, now, audit).await;
+        }
+        let Some((user, tokens)) = self.resolve(&req.username).await? else {
+            if req.client.require_user_match {
+                return Ok(Outcome::Reject(Reason::UnknownUser));
+            }
+            // The client accepts users mfad does not know on their first factor alone.
+            audit.reason = "unknown_user_first_factor_only".into();
+            return Ok(Outcome::Accept);
+        };
+        describe(audit, &user);
+        if let Some(reason) = self.unavailable(&user, now) {
+            return Ok(Outcome::Reject(reason));
+        }
+        if self.store.consume_bypass(user.id, now).await? {
+            audit.method = "bypass".into();
+            audit.reason = "bypass".into();
+            return Ok(Outcome::Accept);
+        }
+        let cache_key = self.cache_key(&user, req);
+        if let Some(key) = &cache_key {
+            if self.store.cached_auth(key, now).await? {
+                audit.method = "cache".into();
+                audit.reason = "cached".into();
+                return Ok(Outcome::Accept);
+            }
+        }
+        if tokens.is_empty() {
+            return Ok(Outcome::Reject(Reason::NoToken));
+        }
+        let inline = match req.client.prompt {
+            Prompt::Inline => true,
+            Prompt::Challenge => false,
+            Prompt::Auto => holds_code(&user, &tokens, answer),
+        };
+        if !inline {
+            return self
+                .challenge(&user, req, ChallengeKind::Otp, code_prompt(&user))
+                .await;
+        }
+        self.second_factor(&user, &tokens, answer, req, now, cache_key, audit)
+            .await
+    }
+
+    /// The user for a typed name, with their enabled tokens.
+    async fn resolve(&self, name: &str) -> Result<Option<(User, Vec<Token>)>, StoreError> {
+        for candidate in username::candidates(name) {
+            if let Some(found) = self.store.auth_subject(&candidate).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Disabled, blocked and locked users get a reject whatever they send, so that a
+    /// lockout cannot be probed with right codes (NIST SP 800-63B §5.2.2).
+    fn unavailable(&self, user: &User, now: i64) -> Option<Reason> {
+        if !user.enabled {
+            Some(Reason::Disabled)
+        } else if user.is_blocked(now) {
+            Some(Reason::Blocked)
+        } else if user.is_locked(now) {
+            Some(Reason::Locked)
+        } else {
+            None
+        }
+    }
+
+    fn cache_key(&self, user: &User, req: &Request) -> Option<String> {
+        if self.policy.cache_seconds <= 0 {
+            return None;
+        }
+        match self.policy.cache {
+            CacheMode::Off => None,
+            CacheMode::User => Some(format!("u:{}", user.id)),
+            CacheMode::UserClient => Some(format!("uc:{}:{}", user.id, req.client.name)),
+            CacheMode::UserClientIp => {
+                let station = req.calling_station.as_deref().unwrap_or_default();
+                Some(format!("uci:{}:{}:{}", user.id, req.client.name, station))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // the request's parts the check needs
+    async fn second_factor(
+        &self,
+        user: &User,
+        tokens: &[Token],
+        answer: &str,
+        req: &Request,
+        now: i64,
+        cache_key: Option<String>,
+        audit: &mut AuditRecord,
+    ) -> Result<Outcome, StoreError> {
+        match self.verify(user, tokens, answer, now, audit).await? {
+            Verdict::Reject(reason) => {
+                let state = self
+                    .store
+                    .record_failure(
+                        user.id,
+                        now,
+                        self.policy.max_failures,
+                        self.policy.lockout_seconds,
+                    )
+                    .await?;
+                if let Some(until) = state.locked_until {
+                    tracing::warn!(user = %user.username, until, "user locked after too many failures");
+                }
+                Ok(Outcome::Reject(reason))
+            }
+            Verdict::Accept { token } => {
+                audit.method = token.kind.to_string();
+                audit.device = token.serial.clone();
+                if user.failures > 0 || user.locked_until.is_some() {
+                    self.store.clear_failures(user.id).await?;
+                }
+                if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
+                    let prompt = "Enter a new PIN".to_string();
+                    return self
+                        .challenge(user, req, ChallengeKind::NewPin, prompt)
+                        .await;
+                }
+                if let Some(key) = cache_key {
+                    let until = now.saturating_add(self.policy.cache_seconds);
+                    self.store.put_cached_auth(&key, until).await?;
+                }
+                Ok(Outcome::Accept)
+            }
+        }
+    }
+
+    /// Checks `[PIN]code` against the user's tokens and consumes the code.
+    async fn verify(
+        &self,
+        user: &User,
+        tokens: &[Token],
+        answer: &str,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Result<Verdict, StoreError> {
+        audit.mode = user.pin_mode.to_string();
+        let pin_hash = match (user.pin_mode, &user.pin_hash) {
+            (PinMode::Pin, Some(hash)) => Some(hash.as_str()),
+            _ => None,
+        };
+        let mut verdict = Verdict::Reject(Reason::WrongCode);
+        for token in tokens {
+            let digits = token.digits as usize;
+            let Some(split) = answer.len().checked_sub(digits) else {
+                continue;
+            };
+            let (Some(pin), Some(code)) = (answer.get(..split), answer.get(split..)) else {
+                continue;
+            };
+            if pin_hash.is_none() && !pin.is_empty() {
+                continue;
+            }
+            match self.check_code(token, code, now).await? {
+                CodeCheck::Fresh(used) => {
+                    // The PIN is checked only for a code that matched, but before the code
+                    // is consumed, so a wrong PIN leaves the code unused.
+                    if let Some(hash) = pin_hash {
+                        if !self.pin_matches(hash, pin).await {
+                            return Ok(Verdict::Reject(Reason::WrongPin));
+                        }
+                    }
+                    if self.store.advance_token(token.id, used).await? {
+                        return Ok(Verdict::Accept {
+                            token: token.clone(),
+                        });
+                    }
+                    verdict = Verdict::Reject(Reason::Replayed);
+                }
+                CodeCheck::Used => verdict = Verdict::Reject(Reason::Replayed),
+                CodeCheck::NoMatch => {}
+            }
+        }
+        Ok(verdict)
+    }
+
+    async fn check_code(
+        &self,
+        token: &Token,
+        code: &str,
+        now: i64,
+    ) -> Result<CodeCheck, StoreError> {
+        let key = token.secret.expose();
+        match token.kind {
+            OtpKind::Totp => {
+                let skew = self.policy.totp_skew;
+                let at = |min| {
+                    find_totp(
+                        token.algorithm,
+                        key,
+                        token.digits,
+                        token.period,
+                        code,
+                        now,
+                        skew,
+                        min,
+                    )
+                };
+                Ok(match at(token.next) {
+                    Some(step) => CodeCheck::Fresh(step),
+                    None if at(0).is_some() => CodeCheck::Used,
+                    None => CodeCheck::NoMatch,
+                })
+            }
+            OtpKind::Hotp => {
+                let window = self.policy.hotp_window;
+                if let Some(c) =
+                    find_hotp(token.algorithm, key, token.digits, code, token.next, window)
+                {
+                    return Ok(CodeCheck::Fresh(c));
+                }
+                // RFC 4226 §7.4: beyond the look-ahead window, two consecutive codes
+                // resynchronise the counter.
+                let far = token.next.saturating_add(window);
+                let Some(c) = find_hotp(
+                    token.algorithm,
+                    key,
+                    token.digits,
+                    code,
+                    far,
+                    self.policy.hotp_resync_window,
+                ) else {
+                    return Ok(CodeCheck::NoMatch);
+                };
+                if token.resync.is_some_and(|r| r.checked_add(1) == Some(c)) {
+                    return Ok(CodeCheck::Fresh(c));
+                }
+                self.store.set_token_resync(token.id, Some(c)).await?;
+                Ok(CodeCheck::NoMatch)
+            }
+        }
+    }
+
+    /// argon2id is deliberately slow: run it off the async workers.
+    async fn pin_matches(&self, hash: &str, pin: &str) -> bool {
+        let (hash, pin) = (hash.to_string(), Zeroizing::new(pin.to_string()));
+        tokio::task::spawn_blocking(move || pin::verify(&hash, &pin))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn challenge(
+        &self,
+        user: &User,
+        req: &Request,
+        kind: ChallengeKind,
+        prompt: String,
+    ) -> Result<Outcome, StoreError> {
+        let state = random_array::<16>(&*self.rng).to_vec();
+        let challenge = Challenge {
+            state: state.clone(),
+            user_id: user.id,
+            client: req.client.name.clone(),
+            kind,
+            expires_at: self
+                .clock
+                .now()
+                .saturating_add(self.policy.challenge_seconds),
+        };
+        self.store.put_challenge(&challenge).await?;
+        Ok(Outcome::Challenge { state, prompt })
+    }
+
+    async fn answer_challenge(
+        &self,
+        req: &Request,
+        state: &[u8],
+        answer: &str,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Result<Outcome, StoreError> {
+        let Some(challenge) = self.store.take_challenge(state, now).await? else {
+            return Ok(Outcome::Reject(Reason::ChallengeExpired));
+        };
+        let Some(user) = self.store.user_by_id(challenge.user_id).await? else {
+            return Ok(Outcome::Reject(Reason::UnknownUser));
+        };
+        describe(audit, &user);
+        // A state is bound to the user and client it was issued to.
+        let same_user = username::candidates(&req.username).contains(&user.username);
+        if challenge.client != req.client.name || !same_user {
+            return Ok(Outcome::Reject(Reason::ChallengeExpired));
+        }
+        if let Some(reason) = self.unavailable(&user, now) {
+            return Ok(Outcome::Reject(reason));
+        }
+        match challenge.kind {
+            ChallengeKind::Otp => {
+                let tokens = self.store.tokens_for_user(user.id).await?;
+                let tokens: Vec<Token> = tokens.into_iter().filter(|t| t.enabled).collect();
+                let cache_key = self.cache_key(&user, req);
+                self.second_factor(&user, &tokens, answer, req, now, cache_key, audit)
+                    .await
+            }
+            ChallengeKind::NewPin => {
+                let (pin, phone, history) = (
+                    Zeroizing::new(answer.to_string()),
+                    user.phone.clone(),
+                    user.pin_history.clone(),
+                );
+                let rules = self.policy.pin.clone();
+                let rng = self.rng.clone();
+                let checked = tokio::task::spawn_blocking(move || {
+                    pin::check(&pin, &rules, &phone, &history)?;
+                    pin::hash(&pin, &*rng)
+                })
+                .await
+                .unwrap_or(Err(PinError::Hash));
+                match checked {
+                    Ok(pin_hash) => {
+                        let kind = ChallengeKind::ConfirmPin { pin_hash };
+                        self.challenge(&user, req, kind, "Enter the new PIN again".into())
+                            .await
+                    }
+                    Err(err) => {
+                        audit.reason = Reason::PinRejected.as_str().into();
+                        let prompt = format!("PIN not accepted: {err}. Enter a new PIN");
+                        self.challenge(&user, req, ChallengeKind::NewPin, prompt)
+                            .await
+                    }
+                }
+            }
+            ChallengeKind::ConfirmPin { pin_hash } => {
+                if self.pin_matches(&pin_hash, answer).await {
+                    self.store
+                        .set_pin(user.id, Some(&pin_hash), false, self.policy.pin.history)
+                        .await?;
+                    audit.reason = "pin_changed".into();
+                    Ok(Outcome::Accept)
+                } else {
+                    audit.reason = Reason::PinMismatch.as_str().into();
+                    let prompt = "The PINs did not match. Enter a new PIN".to_string();
+                    self.challenge(&user, req, ChallengeKind::NewPin, prompt)
+                        .await
+                }
+            }
+        }
+    }
+
+    /// `mfad user set-pin`: checks the PIN rules, then stores the argon2id hash.
+    pub async fn set_pin(
+        &self,
+        user: &User,
+        pin: &str,
+        change_required: bool,
+    ) -> Result<(), AdminError> {
+        pin::check(pin, &self.policy.pin, &user.phone, &user.pin_history)?;
+        let hash = pin::hash(pin, &*self.rng)?;
+        self.store
+            .set_pin(
+                user.id,
+                Some(&hash),
+                change_required,
+                self.policy.pin.history,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `mfad user set-pin --generate`: a random PIN that follows the rules, returned once.
+    pub async fn generate_pin(
+        &self,
+        user: &User,
+        change_required: bool,
+    ) -> Result<String, AdminError> {
+        let pin = pin::generate(&*self.rng, &self.policy.pin, &user.phone);
+        let hash = pin::hash(&pin, &*self.rng)?;
+        self.store
+            .set_pin(
+                user.id,
+                Some(&hash),
+                change_required,
+                self.policy.pin.history,
+            )
+            .await?;
+        Ok(pin)
+    }
+
+    /// `mfad token resync`: finds two consecutive HOTP codes within a wide window and moves
+    /// the counter past them. Returns the token's serial and its new counter.
+    pub async fn resync(
+        &self,
+        user: &User,
+        code1: &str,
+        code2: &str,
+    ) -> Result<(String, u64), AdminError> {
+        const RESYNC_SEARCH: u64 = 10_000;
+        for token in self.store.tokens_for_user(user.id).await? {
+            if token.kind != OtpKind::Hotp {
+                continue;
+            }
+            let key = token.secret.expose();
+            let mut from = token.next;
+            let end = token.next.saturating_add(RESYNC_SEARCH);
+            while let Some(c) =
+                find_hotp(token.algorithm, key, token.digits, code1, from, end - from)
+            {
+                if find_hotp(token.algorithm, key, token.digits, code2, c + 1, 1).is_some() {
+                    if self.store.advance_token(token.id, c + 1).await? {
+                        return Ok((token.serial, c + 2));
+                    }
+                    return Err(AdminError::Resync(
+                        "those codes were already used; enter two new ones".into(),
+                    ));
+                }
+                from = c + 1;
+            }
+        }
+        Err(AdminError::Resync(format!(
+            "no HOTP token of '{}' produces those two codes in sequence; check the codes (TOTP tokens follow the clock and need no resync)",
+            user.username
+        )))
+    }
+}
+
+enum CodeCheck {
+    /// Matches a counter or step not yet used.
+    Fresh(u64),
+    /// Matches one already used.
+    Used,
+    NoMatch,
+}
+
+/// Whether a password looks like `[PIN]code` for this user rather than something else
+/// (a directory password, or nothing), for the `auto` prompt mode.
+fn holds_code(user: &User, tokens: &[Token], answer: &str) -> bool {
+    if !answer.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let with_pin = user.pin_mode == PinMode::Pin && user.has_pin();
+    tokens.iter().any(|t| {
+        let digits = t.digits as usize;
+        if with_pin {
+            answer.len() > digits
+        } else {
+            answer.len() == digits
+        }
+    })
+}
+
+fn code_prompt(user: &User) -> String {
+    if user.pin_mode == PinMode::Pin && user.has_pin() {
+        "Enter your PIN followed by the code from your authenticator".into()
+    } else {
+        "Enter the code from your authenticator".into()
+    }
+}
+
+fn describe(audit: &mut AuditRecord, user: &User) {
+    audit.username = user.username.clone();
+    audit.given_name = user.given_name.clone();
+    audit.surname = user.surname.clone();
+    audit.email = user.email.clone();
+    audit.phone = user.phone.clone();
+    audit.mode = user.pin_mode.to_string();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }

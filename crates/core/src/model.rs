@@ -35,7 +35,9 @@ impl FromStr for PinMode {
         match s.to_ascii_lowercase().as_str() {
             "standard" | "none" | "otp" => Ok(Self::Standard),
             "pin" | "pin+otp" => Ok(Self::Pin),
-            other => Err(format!("unknown PIN mode '{other}'; use 'standard' or 'pin'")),
+            other => Err(format!(
+                "unknown PIN mode '{other}'; use 'standard' or 'pin'"
+            )),
         }
     }
 }
@@ -192,7 +194,9 @@ impl FromStr for Prompt {
             "auto" => Ok(Self::Auto),
             "inline" => Ok(Self::Inline),
             "challenge" => Ok(Self::Challenge),
-            other => Err(format!("unknown prompt mode '{other}'; use auto, inline or challenge")),
+            other => Err(format!(
+                "unknown prompt mode '{other}'; use auto, inline or challenge"
+            )),
         }
     }
 }

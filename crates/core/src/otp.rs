@@ -40,7 +40,9 @@ impl FromStr for Algorithm {
             "SHA1" => Ok(Self::Sha1),
             "SHA256" => Ok(Self::Sha256),
             "SHA512" => Ok(Self::Sha512),
-            _ => Err(format!("unknown algorithm '{s}'; use sha1, sha256 or sha512")),
+            _ => Err(format!(
+                "unknown algorithm '{s}'; use sha1, sha256 or sha512"
+            )),
         }
     }
 }
@@ -135,7 +137,11 @@ pub fn find_hotp(
 ) -> Option<u64> {
     let wanted = parse_code(code, digits)?;
     (from..from.saturating_add(window)).find(|&c| {
-        bool::from(hotp(algorithm, key, c, digits).to_be_bytes().ct_eq(&wanted.to_be_bytes()))
+        bool::from(
+            hotp(algorithm, key, c, digits)
+                .to_be_bytes()
+                .ct_eq(&wanted.to_be_bytes()),
+        )
     })
 }
 
@@ -160,9 +166,16 @@ pub fn find_totp(
         candidates.push(current.saturating_sub(d));
         candidates.push(current.saturating_add(d));
     }
-    candidates.into_iter().filter(|&s| s >= min_step).find(|&s| {
-        bool::from(hotp(algorithm, key, s, digits).to_be_bytes().ct_eq(&wanted.to_be_bytes()))
-    })
+    candidates
+        .into_iter()
+        .filter(|&s| s >= min_step)
+        .find(|&s| {
+            bool::from(
+                hotp(algorithm, key, s, digits)
+                    .to_be_bytes()
+                    .ct_eq(&wanted.to_be_bytes()),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -184,8 +197,14 @@ mod tests {
         let now = 59;
         let step = totp_step(now, 30);
         let code = format_code(hotp(Algorithm::Sha1, key, step, 6), 6);
-        assert_eq!(find_totp(Algorithm::Sha1, key, 6, 30, &code, now, 1, 0), Some(step));
-        assert_eq!(find_totp(Algorithm::Sha1, key, 6, 30, &code, now, 1, step + 1), None);
+        assert_eq!(
+            find_totp(Algorithm::Sha1, key, 6, 30, &code, now, 1, 0),
+            Some(step)
+        );
+        assert_eq!(
+            find_totp(Algorithm::Sha1, key, 6, 30, &code, now, 1, step + 1),
+            None
+        );
     }
 
     #[test]

@@ -67,6 +67,12 @@ pub struct PinRules {
 
 impl Default for PinRules {
     fn default() -> Self {
-        Self { min_length: 4, max_length: 16, forbid_patterns: true, forbid_phone: true, history: 5 }
+        Self {
+            min_length: 4,
+            max_length: 16,
+            forbid_patterns: true,
+            forbid_phone: true,
+            history: 5,
+        }
     }
 }

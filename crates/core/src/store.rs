@@ -62,8 +62,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the user, their tokens, challenges and cached authentications.
     async fn delete_user(&self, id: UserId) -> StoreResult<()>;
     /// Blocks until `until` with a reason, or unblocks with `None`.
-    async fn set_block(&self, id: UserId, until: Option<i64>, reason: Option<&str>)
-        -> StoreResult<()>;
+    async fn set_block(
+        &self,
+        id: UserId,
+        until: Option<i64>,
+        reason: Option<&str>,
+    ) -> StoreResult<()>;
     /// Grants (or with `None` revokes) a one-time bypass valid until `until`.
     async fn set_bypass(&self, id: UserId, until: Option<i64>) -> StoreResult<()>;
     /// Uses the bypass if one is valid at `now`: true exactly once per grant.
