@@ -1,1 +1,42 @@
-fn main() {}
+//! `mfad`: the multi-factor authentication server and its operator commands.
+
+mod cli;
+mod cmd;
+mod config;
+mod output;
+mod serve;
+mod system;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: what went wrong, with its causes.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `MFAD_LOG` takes a tracing filter such as `info` or `mfad_radius=debug`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MFAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}

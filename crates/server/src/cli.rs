@@ -1,0 +1,219 @@
+//! The command line: every operator command and its flags.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "mfad", version, about = "On-premises multi-factor authentication server")]
+pub struct Cli {
+    /// Configuration file (default: ./mfad.toml if present, else built-in defaults).
+    #[arg(long, global = true, env = "MFAD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every enabled front-end until SIGTERM or Ctrl-C.
+    Serve,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OATH tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage RADIUS clients (VPNs, gateways, PAM hosts).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Let a user in once without a second factor within N seconds.
+    Bypass {
+        user: String,
+        #[arg(long)]
+        seconds: i64,
+    },
+    /// Show the audit log, newest first.
+    Log(LogArgs),
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct UserFields {
+    #[arg(long)]
+    pub given_name: Option<String>,
+    #[arg(long)]
+    pub surname: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// `standard` (code only) or `pin` (PIN followed by the code).
+    #[arg(long)]
+    pub pin_mode: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    Add {
+        user: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    Show {
+        user: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    Update {
+        user: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    Disable {
+        user: String,
+    },
+    Enable {
+        user: String,
+    },
+    Delete {
+        user: String,
+    },
+    /// Clear the failure count and any lockout.
+    Unlock {
+        user: String,
+    },
+    Block {
+        user: String,
+        #[arg(long, default_value = "blocked by an operator")]
+        reason: String,
+        /// Days until the block expires (default: policy.block_days).
+        #[arg(long)]
+        days: Option<i64>,
+    },
+    Unblock {
+        user: String,
+    },
+    /// Set the user's PIN (checked against the PIN rules).
+    SetPin {
+        user: String,
+        #[arg(long, conflicts_with = "generate", required_unless_present = "generate")]
+        pin: Option<String>,
+        /// Generate a random PIN that follows the rules and print it.
+        #[arg(long)]
+        generate: bool,
+        /// Ask for a new PIN at the next successful login.
+        #[arg(long)]
+        change_required: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a software token for a user and print its otpauth:// URI.
+    Add {
+        user: String,
+        #[arg(long = "type", default_value = "totp")]
+        kind: String,
+        /// Base32 secret (at least 128 bits); a random 160-bit one when omitted.
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long, default_value_t = 6)]
+        digits: u32,
+        /// TOTP step in seconds.
+        #[arg(long, default_value_t = 30)]
+        period: u64,
+        #[arg(long, default_value = "sha1")]
+        algorithm: String,
+        /// Serial number (default: generated).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Print a QR code of the URI for scanning with an authenticator app.
+        #[arg(long)]
+        qr: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Import hardware tokens from an OATH CSV or PSKC (RFC 6030) file, all or nothing.
+    Import {
+        file: PathBuf,
+        #[arg(long, value_parser = ["pskc", "csv"])]
+        format: Option<String>,
+        /// Hex file holding the PSKC pre-shared AES key.
+        #[arg(long)]
+        psk_file: Option<PathBuf>,
+        /// File holding the PSKC PBKDF2 password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Assign an imported token to a user.
+    Assign { serial: String, user: String },
+    /// Resynchronise a user's HOTP token with two consecutive codes.
+    Resync { user: String, code1: String, code2: String },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    Delete { serial: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    Add {
+        name: String,
+        /// Source address or network of the client, e.g. 10.0.0.7 or 10.0.0.0/24.
+        #[arg(long)]
+        address: String,
+        #[arg(long, conflicts_with = "secret_file", required_unless_present = "secret_file")]
+        secret: Option<String>,
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        #[arg(long, default_value = "none")]
+        first_factor: String,
+        /// auto, inline or challenge.
+        #[arg(long, default_value = "auto")]
+        prompt: String,
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        require_message_authenticator: bool,
+        /// Reject users mfad does not know (false: pass them on their first factor).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        require_user_match: bool,
+    },
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    Remove { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    #[arg(long)]
+    pub user: Option<String>,
+    /// RFC 3339 time, a date (2026-11-25), or an age such as 30m, 12h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub format: FormatArg,
+}

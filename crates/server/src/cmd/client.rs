@@ -1,0 +1,88 @@
+//! `mfad client ...`: the RADIUS clients (VPNs, gateways, PAM hosts) mfad answers.
+
+use super::token::read_secret_file;
+use super::Ctx;
+use crate::cli::ClientCommand;
+use crate::output;
+use anyhow::{bail, Context};
+use ipnet::IpNet;
+use mfad_core::model::NewClient;
+use mfad_core::store::StoreError;
+use std::net::IpAddr;
+
+pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Add {
+            name,
+            address,
+            secret,
+            secret_file,
+            first_factor,
+            prompt,
+            require_message_authenticator,
+            require_user_match,
+        } => {
+            let address: IpNet = address
+                .parse()
+                .or_else(|_| address.parse::<IpAddr>().map(IpNet::from))
+                .with_context(|| format!("--address '{address}' is not an IP address or CIDR network such as 10.0.0.0/24"))?;
+            let secret = match (secret, secret_file) {
+                (Some(s), _) => s,
+                (None, Some(path)) => read_secret_file(&path)?,
+                (None, None) => bail!("give --secret or --secret-file"),
+            };
+            if secret.is_empty() {
+                bail!("the shared secret is empty; give a random secret of at least 16 characters");
+            }
+            if secret.len() < 16 {
+                eprintln!(
+                    "warning: the shared secret of client {name} has {} bytes; use at least 16 random bytes (BlastRADIUS, CVE-2024-3596)",
+                    secret.len()
+                );
+            }
+            let new = NewClient {
+                name: name.clone(),
+                address,
+                secret,
+                first_factor: first_factor.parse().map_err(anyhow::Error::msg)?,
+                prompt: prompt.parse().map_err(anyhow::Error::msg)?,
+                require_message_authenticator,
+                require_user_match,
+            };
+            match ctx.store.create_client(&new, ctx.now()).await {
+                Err(StoreError::Duplicate(_)) => {
+                    bail!("client '{name}' already exists; remove it first with 'mfad client remove {name}'")
+                }
+                other => other?,
+            };
+            println!("added client {name} for {address}; mfad answers it within 5 seconds");
+            Ok(())
+        }
+        ClientCommand::List { format } => {
+            let clients = ctx.store.list_clients().await?;
+            let rows = clients
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        c.address.to_string(),
+                        c.first_factor.to_string(),
+                        c.prompt.to_string(),
+                        c.require_message_authenticator.to_string(),
+                        c.require_user_match.to_string(),
+                    ]
+                })
+                .collect();
+            let headers = ["name", "address", "first_factor", "prompt", "require_message_authenticator", "require_user_match"];
+            output::print(format.format, &clients, &headers, rows)
+        }
+        ClientCommand::Remove { name } => {
+            match ctx.store.delete_client(&name).await {
+                Err(StoreError::NotFound(_)) => bail!("client '{name}' does not exist; see 'mfad client list'"),
+                other => other?,
+            };
+            println!("removed client {name}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `mfad log`: the audit log, filtered, as a table, CSV or JSON.
+
+use super::Ctx;
+use crate::cli::{LogArgs, OutputFormat};
+use crate::output;
+use anyhow::Context;
+use mfad_core::audit::AuditQuery;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
+    let since_ms = args.since.as_deref().map(|s| parse_since(s, ctx.clock.now_ms())).transpose()?;
+    let query = AuditQuery {
+        username: args.user.map(|u| u.trim().to_lowercase()),
+        since_ms,
+        limit: Some(args.limit),
+    };
+    let records = ctx.store.query_audit(&query).await?;
+    match args.format.format {
+        OutputFormat::Table => {
+            let headers = ["time", "user", "result", "reason", "method", "device", "client", "client_ip", "server"];
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        time_ms(r.time_ms),
+                        r.username.clone(),
+                        r.result.map(|x| x.to_string()).unwrap_or_default(),
+                        r.reason.clone(),
+                        r.method.clone(),
+                        r.device.clone(),
+                        r.client_name.clone(),
+                        r.client_ip.clone(),
+                        r.server_name.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", output::table(&headers, &rows));
+        }
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            w.write_record(CSV_HEADERS)?;
+            for r in &records {
+                w.write_record([
+                    &time_ms(r.time_ms),
+                    &r.id,
+                    &r.username,
+                    &r.given_name,
+                    &r.surname,
+                    &r.email,
+                    &r.phone,
+                    &r.device,
+                    &r.method,
+                    &r.mode,
+                    r.result.map(|x| x.as_str()).unwrap_or_default(),
+                    &r.reason,
+                    &r.server_name,
+                    &r.server_ip,
+                    &r.client_name,
+                    &r.client_ip,
+                    &r.channel,
+                    &r.calling_station,
+                ])?;
+            }
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+const CSV_HEADERS: [&str; 18] = [
+    "time", "id", "username", "given_name", "surname", "email", "phone", "device", "method", "mode",
+    "result", "reason", "server_name", "server_ip", "client_name", "client_ip", "channel", "calling_station",
+];
+
+fn time_ms(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// `--since`: RFC 3339, a date (midnight UTC), or an age like `30m`, `12h`, `7d`.
+fn parse_since(s: &str, now_ms: i64) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let bad = || format!("--since '{s}' is not a time; use 2026-11-25T08:00:00Z, 2026-11-25, or an age such as 30m, 12h, 7d");
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(i64::try_from(t.unix_timestamp_nanos() / 1_000_000).with_context(bad)?);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &date_format) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() * 1000);
+    }
+    let split = s.len().checked_sub(1).with_context(bad)?;
+    let (number, unit) = s.split_at(split);
+    let n: i64 = number.parse().ok().with_context(bad)?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!(bad()),
+    };
+    Ok(now_ms - secs * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_accepts_times_dates_and_ages() {
+        assert_eq!(parse_since("2026-11-25T00:00:00Z", 0).unwrap(), 1_795_564_800_000);
+        assert_eq!(parse_since("2026-11-25", 0).unwrap(), 1_795_564_800_000);
+        assert_eq!(parse_since("2h", 10_000_000).unwrap(), 10_000_000 - 7_200_000);
+        assert!(parse_since("yesterday", 0).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! Command dispatch and what every command shares: the config, the store, the engine.
+
+mod client;
+mod log;
+mod token;
+mod user;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::system::{OsRandom, SystemClock};
+use anyhow::Context;
+use mfad_core::clock::Clock;
+use mfad_core::engine::{Engine, ServerInfo};
+use mfad_core::model::User;
+use mfad_core::store::Store;
+use mfad_core::username;
+use std::sync::Arc;
+
+/// What a command works with.
+pub struct Ctx {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ctx {
+    pub async fn open(config: Config, server_ip: String) -> anyhow::Result<Self> {
+        let options = mfad_store::OpenOptions { synchronous_full: config.store.synchronous == "full" };
+        let store = mfad_store::open(&config.store.url, &config.store.key_file, options)
+            .await
+            .with_context(|| format!("while opening the store {}", config.store.url))?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let server = ServerInfo { name: config.node_name(), ip: server_ip };
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(OsRandom),
+            config.policy.clone(),
+            server,
+        ));
+        Ok(Self { config, store, engine, clock })
+    }
+
+    /// The stored user for a typed name (same normalisation as logins).
+    pub async fn user(&self, name: &str) -> anyhow::Result<User> {
+        for candidate in username::candidates(name) {
+            if let Some(user) = self.store.user_by_name(&candidate).await? {
+                return Ok(user);
+            }
+        }
+        anyhow::bail!("user '{name}' does not exist; see 'mfad user list'")
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = config::load(cli.config.as_deref())?;
+    if let Command::Serve = cli.command {
+        return crate::serve::run(config).await;
+    }
+    let ctx = Ctx::open(config, String::new()).await?;
+    let result = match cli.command {
+        Command::Serve => Ok(()),
+        Command::User(cmd) => user::run(&ctx, cmd).await,
+        Command::Token(cmd) => token::run(&ctx, cmd).await,
+        Command::Client(cmd) => client::run(&ctx, cmd).await,
+        Command::Bypass { user, seconds } => user::bypass(&ctx, &user, seconds).await,
+        Command::Log(args) => log::run(&ctx, args).await,
+    };
+    ctx.store.flush().await?;
+    result
+}

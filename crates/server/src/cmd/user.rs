@@ -1,0 +1,193 @@
+//! `mfad user ...` and `mfad bypass`.
+
+use super::Ctx;
+use crate::cli::{OutputFormat, UserCommand, UserFields};
+use crate::output;
+use anyhow::{bail, Context};
+use mfad_core::model::{NewUser, PinMode, User};
+use mfad_core::store::{StoreError, UserUpdate};
+
+pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { user, fields } => add(ctx, &user, fields).await,
+        UserCommand::List { format } => list(ctx, format.format).await,
+        UserCommand::Show { user, format } => show(ctx, &user, format.format).await,
+        UserCommand::Update { user, fields } => {
+            let found = ctx.user(&user).await?;
+            ctx.store.update_user(found.id, &update_of(fields)?).await?;
+            println!("updated user {}", found.username);
+            Ok(())
+        }
+        UserCommand::Disable { user } => set_enabled(ctx, &user, false).await,
+        UserCommand::Enable { user } => set_enabled(ctx, &user, true).await,
+        UserCommand::Delete { user } => {
+            let found = ctx.user(&user).await?;
+            ctx.store.delete_user(found.id).await?;
+            println!("deleted user {} and their tokens", found.username);
+            Ok(())
+        }
+        UserCommand::Unlock { user } => {
+            let found = ctx.user(&user).await?;
+            ctx.store.clear_failures(found.id).await?;
+            println!("unlocked user {}", found.username);
+            Ok(())
+        }
+        UserCommand::Block { user, reason, days } => {
+            let found = ctx.user(&user).await?;
+            let days = days.unwrap_or(ctx.config.policy.block_days);
+            if days <= 0 {
+                bail!("--days must be positive");
+            }
+            let until = ctx.now().saturating_add(days.saturating_mul(86_400));
+            ctx.store.set_block(found.id, Some(until), Some(&reason)).await?;
+            println!("blocked user {} until {}", found.username, output::time(Some(until)));
+            Ok(())
+        }
+        UserCommand::Unblock { user } => {
+            let found = ctx.user(&user).await?;
+            ctx.store.set_block(found.id, None, None).await?;
+            println!("unblocked user {}", found.username);
+            Ok(())
+        }
+        UserCommand::SetPin { user, pin, generate, change_required } => {
+            let found = ctx.user(&user).await?;
+            if generate {
+                let pin = ctx.engine.generate_pin(&found, change_required).await?;
+                println!("{pin}");
+            } else {
+                let pin = pin.context("give --pin or --generate")?;
+                ctx.engine.set_pin(&found, &pin, change_required).await?;
+                println!("set the PIN of {}", found.username);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn add(ctx: &Ctx, name: &str, fields: UserFields) -> anyhow::Result<()> {
+    let username = name.trim().to_lowercase();
+    if username.is_empty() || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("'{name}' is not a valid username: it must be non-empty, without spaces");
+    }
+    let pin_mode = parse_pin_mode(fields.pin_mode.as_deref())?.unwrap_or_default();
+    let new = NewUser {
+        username,
+        given_name: fields.given_name.unwrap_or_default(),
+        surname: fields.surname.unwrap_or_default(),
+        email: fields.email.unwrap_or_default(),
+        phone: fields.phone.unwrap_or_default(),
+        pin_mode,
+    };
+    match ctx.store.create_user(&new, ctx.now()).await {
+        Ok(user) => {
+            println!("created user {}", user.username);
+            Ok(())
+        }
+        Err(StoreError::Duplicate(_)) => {
+            bail!("user '{}' already exists; use 'mfad user update' to change it", new.username)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn parse_pin_mode(value: Option<&str>) -> anyhow::Result<Option<PinMode>> {
+    value.map(|v| v.parse::<PinMode>().map_err(anyhow::Error::msg)).transpose()
+}
+
+fn update_of(fields: UserFields) -> anyhow::Result<UserUpdate> {
+    Ok(UserUpdate {
+        pin_mode: parse_pin_mode(fields.pin_mode.as_deref())?,
+        given_name: fields.given_name,
+        surname: fields.surname,
+        email: fields.email,
+        phone: fields.phone,
+        enabled: None,
+    })
+}
+
+async fn set_enabled(ctx: &Ctx, name: &str, enabled: bool) -> anyhow::Result<()> {
+    let found = ctx.user(name).await?;
+    let update = UserUpdate { enabled: Some(enabled), ..UserUpdate::default() };
+    ctx.store.update_user(found.id, &update).await?;
+    println!("{} user {}", if enabled { "enabled" } else { "disabled" }, found.username);
+    Ok(())
+}
+
+fn state(user: &User, now: i64) -> &'static str {
+    if !user.enabled {
+        "disabled"
+    } else if user.is_blocked(now) {
+        "blocked"
+    } else if user.is_locked(now) {
+        "locked"
+    } else {
+        "active"
+    }
+}
+
+const HEADERS: [&str; 7] = ["username", "given_name", "surname", "email", "phone", "pin_mode", "state"];
+
+fn row(user: &User, now: i64) -> Vec<String> {
+    vec![
+        user.username.clone(),
+        user.given_name.clone(),
+        user.surname.clone(),
+        user.email.clone(),
+        user.phone.clone(),
+        user.pin_mode.to_string(),
+        state(user, now).into(),
+    ]
+}
+
+async fn list(ctx: &Ctx, format: OutputFormat) -> anyhow::Result<()> {
+    let users = ctx.store.list_users().await?;
+    let rows = users.iter().map(|u| row(u, ctx.now())).collect();
+    output::print(format, &users, &HEADERS, rows)
+}
+
+async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()> {
+    let user = ctx.user(name).await?;
+    let tokens = ctx.store.tokens_for_user(user.id).await?;
+    if format == OutputFormat::Json {
+        let value = serde_json::json!({ "user": user, "state": state(&user, ctx.now()), "tokens": tokens });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let now = ctx.now();
+    let fields = [
+        ("username", user.username.clone()),
+        ("given name", user.given_name.clone()),
+        ("surname", user.surname.clone()),
+        ("e-mail", user.email.clone()),
+        ("phone", user.phone.clone()),
+        ("state", state(&user, now).into()),
+        ("pin mode", user.pin_mode.to_string()),
+        ("pin set", if user.has_pin() { "yes" } else { "no" }.into()),
+        ("pin change required", if user.pin_change_required { "yes" } else { "no" }.into()),
+        ("failures", user.failures.to_string()),
+        ("locked until", output::time(user.locked_until.filter(|t| *t > now))),
+        ("blocked until", output::time(user.blocked_until.filter(|t| *t > now))),
+        ("block reason", user.block_reason.clone().unwrap_or_default()),
+        ("bypass until", output::time(user.bypass_until.filter(|t| *t > now))),
+        ("tokens", tokens.iter().map(|t| format!("{} ({})", t.serial, t.kind)).collect::<Vec<_>>().join(", ")),
+    ];
+    for (name, value) in fields {
+        println!("{name:<20} {value}");
+    }
+    Ok(())
+}
+
+pub async fn bypass(ctx: &Ctx, name: &str, seconds: i64) -> anyhow::Result<()> {
+    if !(1..=86_400).contains(&seconds) {
+        bail!("--seconds must be between 1 and 86400");
+    }
+    let user = ctx.user(name).await?;
+    let until = ctx.now().saturating_add(seconds);
+    ctx.store.set_bypass(user.id, Some(until)).await?;
+    println!(
+        "{} may log in once without a second factor until {}",
+        user.username,
+        output::time(Some(until))
+    );
+    Ok(())
+}
