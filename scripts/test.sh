@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The project's one test command: installs the system packages the end-to-end tests
+# drive (FreeRADIUS, radclient, oathtool, pam_radius_auth, pamtester), then runs
+# formatting, lints and every test of the workspace. Runnable from any directory.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+pam_radius_module() {
+    dpkg -L libpam-radius-auth 2>/dev/null | grep -m1 '/pam_radius_auth\.so$' || true
+}
+
+test_deps_present() {
+    local tool module
+    for tool in radclient freeradius oathtool pamtester; do
+        # freeradius lives in /usr/sbin, which is not on every user's PATH.
+        command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || return 1
+    done
+    module="$(pam_radius_module)"
+    [ -n "$module" ] && [ -f "$module" ]
+}
+
+# The package starts a system FreeRADIUS on 1812; tests start their own on free ports.
+stop_packaged_freeradius() {
+    if [ -d /run/systemd/system ]; then
+        as_root systemctl stop freeradius.service || true
+        as_root systemctl disable freeradius.service || true
+    elif [ -x /etc/init.d/freeradius ]; then
+        as_root /etc/init.d/freeradius stop || true
+    fi
+}
+
+step "test dependencies"
+if test_deps_present; then
+    echo "radclient, freeradius, oathtool, pamtester and pam_radius_auth.so are installed"
+else
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        freeradius freeradius-utils oathtool libpam-radius-auth pamtester
+    stop_packaged_freeradius
+    test_deps_present || { echo "test dependencies still missing after apt-get install" >&2; exit 1; }
+fi
+
+step "rustfmt and clippy"
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace"
+    cargo nextest run --workspace
+    # nextest does not run doctests.
+    step "cargo test --workspace --doc"
+    cargo test --workspace --doc
+else
+    step "cargo test --workspace"
+    cargo test --workspace
+fi
