@@ -3,7 +3,9 @@
 
 use crate::setup::{key, username, Site, SECRET};
 use mfad_core::otp::{format_code, hotp, Algorithm};
-use mfad_radius_proto::{attr, encode_request, encrypt_user_password, verify_response, Code, Packet};
+use mfad_radius_proto::{
+    attr, encode_request, encrypt_user_password, verify_response, Code, Packet,
+};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -76,12 +78,20 @@ thread_local! {
 }
 
 /// One request and its answer; None on timeout.
-async fn exchange(socket: &UdpSocket, id: u8, user: &str, password: &str) -> anyhow::Result<Option<Code>> {
+async fn exchange(
+    socket: &UdpSocket,
+    id: u8,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<Option<Code>> {
     let mut authenticator = [0u8; 16];
     getrandom::getrandom(&mut authenticator)?;
     let mut packet = Packet::new(Code::AccessRequest, id, authenticator);
     packet.add(attr::USER_NAME, user);
-    packet.add(attr::USER_PASSWORD, encrypt_user_password(password.as_bytes(), SECRET.as_bytes(), &authenticator)?);
+    packet.add(
+        attr::USER_PASSWORD,
+        encrypt_user_password(password.as_bytes(), SECRET.as_bytes(), &authenticator)?,
+    );
     let bytes = encode_request(&packet, SECRET.as_bytes(), true)?;
     socket.send(&bytes).await?;
     let mut buf = [0u8; 4096];
@@ -92,7 +102,9 @@ async fn exchange(socket: &UdpSocket, id: u8, user: &str, password: &str) -> any
             Ok(n) => {
                 let reply = buf.get(..n?).unwrap_or_default();
                 // A late answer to an earlier, timed-out request fails this check.
-                if reply.get(1) == Some(&id) && verify_response(reply, &authenticator, SECRET.as_bytes()) {
+                if reply.get(1) == Some(&id)
+                    && verify_response(reply, &authenticator, SECRET.as_bytes())
+                {
                     return Ok(reply.first().map(|&c| Code::from(c)));
                 }
             }
@@ -100,7 +112,13 @@ async fn exchange(socket: &UdpSocket, id: u8, user: &str, password: &str) -> any
     }
 }
 
-pub async fn run(target: SocketAddr, site: &Site, mode: Mode, concurrency: usize, duration: Duration) -> anyhow::Result<Report> {
+pub async fn run(
+    target: SocketAddr,
+    site: &Site,
+    mode: Mode,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
     COUNTERS.with(|c| c.borrow_mut().resize(site.users, 0));
     LAST_ACCEPTED.with(|c| c.borrow_mut().resize(site.users, None));
     let report = Rc::new(RefCell::new(Report::default()));
@@ -111,13 +129,17 @@ pub async fn run(target: SocketAddr, site: &Site, mode: Mode, concurrency: usize
         let report = report.clone();
         let users = site.users;
         local.spawn_local(async move {
-            if let Err(err) = worker_loop(worker, concurrency, users, target, mode, stop, &report).await {
+            if let Err(err) =
+                worker_loop(worker, concurrency, users, target, mode, stop, &report).await
+            {
                 eprintln!("worker {worker} stopped: {err:#}");
             }
         });
     }
     local.await;
-    let mut report = Rc::try_unwrap(report).map_err(|_| anyhow::anyhow!("workers still running"))?.into_inner();
+    let mut report = Rc::try_unwrap(report)
+        .map_err(|_| anyhow::anyhow!("workers still running"))?
+        .into_inner();
     report.elapsed = start.elapsed();
     report.latencies_us.sort_unstable();
     Ok(report)
@@ -138,7 +160,9 @@ async fn worker_loop(
     let mut turn: u64 = 0;
     let mut id: u8 = 0;
     while Instant::now() < stop && !mine.is_empty() {
-        let Some(&user) = mine.get((turn as usize) % mine.len()) else { break };
+        let Some(&user) = mine.get((turn as usize) % mine.len()) else {
+            break;
+        };
         let name = username(user);
         let (password, valid) = match mode {
             Mode::Pap => (format!("pw-{name}"), true),
@@ -147,10 +171,16 @@ async fn worker_loop(
                 let wrong = wrong_every_other && (turn / mine.len() as u64) % 2 == 1;
                 if wrong {
                     // Far outside the look-ahead and resync windows: a plain wrong code.
-                    (format_code(hotp(Algorithm::Sha1, &key(user), counter + 100_000, 6), 6), false)
+                    (
+                        format_code(hotp(Algorithm::Sha1, &key(user), counter + 100_000, 6), 6),
+                        false,
+                    )
                 } else {
                     COUNTERS.with(|c| c.borrow_mut().get_mut(user).map(|n| *n += 1));
-                    (format_code(hotp(Algorithm::Sha1, &key(user), counter, 6), 6), true)
+                    (
+                        format_code(hotp(Algorithm::Sha1, &key(user), counter, 6), 6),
+                        true,
+                    )
                 }
             }
         };
@@ -168,7 +198,8 @@ async fn worker_loop(
             Some(Code::AccessAccept) if valid => {
                 r.accepted += 1;
                 if matches!(mode, Mode::Hotp { .. }) {
-                    LAST_ACCEPTED.with(|c| c.borrow_mut().get_mut(user).map(|s| *s = Some(password)));
+                    LAST_ACCEPTED
+                        .with(|c| c.borrow_mut().get_mut(user).map(|s| *s = Some(password)));
                 }
             }
             Some(Code::AccessAccept) => r.wrongly_accepted += 1,
@@ -186,11 +217,19 @@ pub struct Replay {
 /// Sends each user's last accepted code again (after the server was killed and restarted).
 pub async fn replay_last_accepted(target: SocketAddr, site: &Site) -> anyhow::Result<Replay> {
     let codes: Vec<(usize, String)> = LAST_ACCEPTED.with(|c| {
-        c.borrow().iter().enumerate().filter_map(|(i, s)| s.clone().map(|s| (i, s))).take(2000).collect()
+        c.borrow()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
+            .take(2000)
+            .collect()
     });
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     socket.connect(target).await?;
-    let mut out = Replay { sent: 0, accepted: 0 };
+    let mut out = Replay {
+        sent: 0,
+        accepted: 0,
+    };
     for (n, (user, code)) in codes.iter().enumerate() {
         let answer = exchange(&socket, n as u8, &username(*user), code).await?;
         out.sent += 1;

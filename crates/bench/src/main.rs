@@ -41,9 +41,14 @@ fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("mfad"),
     };
     if !mfad.is_file() {
-        bail!("{} not found; build it first with 'cargo build --release -p mfad-server'", mfad.display());
+        bail!(
+            "{} not found; build it first with 'cargo build --release -p mfad-server'",
+            mfad.display()
+        );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let duration = Duration::from_secs(args.duration);
     let c = args.concurrency;
 
@@ -51,8 +56,24 @@ fn main() -> anyhow::Result<()> {
     let site = setup::Site::create(&mfad, args.users, &args.synchronous)?;
     let server = site.start()?;
     let pid = server.pid();
-    let valid = runtime.block_on(load::run(server.radius_addr(), &site, Mode::Hotp { wrong_every_other: false }, c, duration))?;
-    let wrong = runtime.block_on(load::run(server.radius_addr(), &site, Mode::Hotp { wrong_every_other: true }, c, duration))?;
+    let valid = runtime.block_on(load::run(
+        server.radius_addr(),
+        &site,
+        Mode::Hotp {
+            wrong_every_other: false,
+        },
+        c,
+        duration,
+    ))?;
+    let wrong = runtime.block_on(load::run(
+        server.radius_addr(),
+        &site,
+        Mode::Hotp {
+            wrong_every_other: true,
+        },
+        c,
+        duration,
+    ))?;
     let rss_kb = setup::peak_rss_kb(pid).context("reading the server's peak RSS")?;
     server.kill9();
 
@@ -68,13 +89,19 @@ fn main() -> anyhow::Result<()> {
         Some(runtime.block_on(load::run(freeradius.addr(), &site, Mode::Pap, c, duration))?)
     };
 
-    println!("mfad-bench: {} users, concurrency {c}, {} s per run, synchronous={}", args.users, args.duration, args.synchronous);
+    println!(
+        "mfad-bench: {} users, concurrency {c}, {} s per run, synchronous={}",
+        args.users, args.duration, args.synchronous
+    );
     println!("{}", Report::header());
     println!("{}", valid.line("mfad PAP+HOTP, valid codes"));
     println!("{}", wrong.line("mfad PAP+HOTP, 50% wrong codes"));
     if let Some(reference) = &reference {
         println!("{}", reference.line("FreeRADIUS PAP (reference)"));
-        println!("ratio mfad/FreeRADIUS (successful auth/s): {:.2}", valid.rate() / reference.rate().max(1e-9));
+        println!(
+            "ratio mfad/FreeRADIUS (successful auth/s): {:.2}",
+            valid.rate() / reference.rate().max(1e-9)
+        );
     }
     println!("mfad peak RSS: {:.1} MiB", rss_kb as f64 / 1024.0);
     println!(

@@ -26,11 +26,23 @@ impl Site {
     pub fn create(bin: &Path, users: usize, synchronous: &str) -> anyhow::Result<Site> {
         // The server reads this through its environment overlay.
         std::env::set_var("MFAD__STORE__SYNCHRONOUS", synchronous);
+        // Measure capacity, not the deliberate delay of rejects.
+        std::env::set_var("MFAD__RADIUS__REJECT_DELAY_MS", "0");
         let mfad = Mfad::new(bin).with_config("[policy]\nmax_failures = 100\n");
-        mfad.cli_ok(["client", "add", "bench", "--address", "127.0.0.1", "--secret", SECRET]);
+        mfad.cli_ok([
+            "client",
+            "add",
+            "bench",
+            "--address",
+            "127.0.0.1",
+            "--secret",
+            SECRET,
+        ]);
         let url = format!("sqlite://{}", mfad.dir().join("mfad.db").display());
         let key_file = mfad.dir().join("mfad.key");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(async {
             let store = mfad_store::open(&url, &key_file, Default::default()).await?;
             let mut i = 0;
@@ -38,7 +50,10 @@ impl Site {
                 let end = (i + 10_000).min(users);
                 let batch: Vec<(NewUser, Vec<NewToken>)> = (i..end)
                     .map(|n| {
-                        let user = NewUser { username: username(n), ..NewUser::default() };
+                        let user = NewUser {
+                            username: username(n),
+                            ..NewUser::default()
+                        };
                         let token = NewToken {
                             serial: format!("bench-{n}"),
                             user_id: None,

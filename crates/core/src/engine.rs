@@ -415,7 +415,21 @@ impl Engine {
                     far,
                     self.policy.hotp_resync_window,
                 ) else {
-                    return Ok(CodeCheck::NoMatch);
+                    // A code from just below the counter was used already: say so in the log.
+                    let recent = token.next.saturating_sub(window);
+                    let used = find_hotp(
+                        token.algorithm,
+                        key,
+                        token.digits,
+                        code,
+                        recent,
+                        token.next - recent,
+                    );
+                    return Ok(if used.is_some() {
+                        CodeCheck::Used
+                    } else {
+                        CodeCheck::NoMatch
+                    });
                 };
                 if token.resync.is_some_and(|r| r.checked_add(1) == Some(c)) {
                     return Ok(CodeCheck::Fresh(c));

@@ -48,7 +48,10 @@ impl Code {
     /// packet (RFC 2866 §3 for accounting, RFC 5176 §2.3 for Disconnect-Request
     /// 40 and CoA-Request 43) rather than a random nonce (RFC 2865 §3).
     pub const fn has_computed_request_authenticator(self) -> bool {
-        matches!(self, Code::AccountingRequest | Code::Other(40) | Code::Other(43))
+        matches!(
+            self,
+            Code::AccountingRequest | Code::Other(40) | Code::Other(43)
+        )
     }
 }
 

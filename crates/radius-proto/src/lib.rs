@@ -34,6 +34,4 @@ pub use packet::{
     Attribute, DecodeError, EncodeError, Packet, HEADER_LEN, MAX_ATTRIBUTE_VALUE_LEN,
     MAX_PACKET_LEN,
 };
-pub use password::{
-    decrypt_user_password, encrypt_user_password, PasswordError, MAX_PASSWORD_LEN,
-};
+pub use password::{decrypt_user_password, encrypt_user_password, PasswordError, MAX_PASSWORD_LEN};

@@ -41,7 +41,11 @@ pub enum DecodeError {
     #[error("packet length field {length} exceeds the {received} octets received; the datagram was truncated, discard it")]
     LengthExceedsReceived { length: usize, received: usize },
     #[error("attribute type {typ} at offset {offset} has length {length}, below the 2-octet minimum (RFC 2865 §5); discard the packet")]
-    AttributeTooShort { typ: u8, offset: usize, length: usize },
+    AttributeTooShort {
+        typ: u8,
+        offset: usize,
+        length: usize,
+    },
     #[error("attribute type {typ} at offset {offset} has length {length} but only {remaining} octets remain before the packet length; discard the packet")]
     AttributeOverrun {
         typ: u8,
@@ -63,6 +67,10 @@ pub enum EncodeError {
     AttributeTooLong { typ: u8, length: usize },
     #[error("encoded packet would be {length} octets; RADIUS allows at most 4096 (RFC 2865 §3), send fewer or shorter attributes")]
     PacketTooLong { length: usize },
+    #[error("Message-Authenticator attribute has a {length}-octet value; RFC 3579 §3.2 requires 16, leave it to encode_request or encode_response to compute")]
+    MessageAuthenticatorLength { length: usize },
+    #[error("{code} is a response, not a request; encode it with encode_response")]
+    NotARequest { code: Code },
 }
 
 /// An attribute seen in place inside a raw packet.
@@ -93,11 +101,10 @@ pub(crate) fn frame(buf: &[u8]) -> Result<&[u8], DecodeError> {
     }
     // RFC 2865 §3: octets outside the range of the Length field MUST be
     // treated as padding and ignored; fewer octets than Length is an error.
-    buf.get(..length)
-        .ok_or(DecodeError::LengthExceedsReceived {
-            length,
-            received: buf.len(),
-        })
+    buf.get(..length).ok_or(DecodeError::LengthExceedsReceived {
+        length,
+        received: buf.len(),
+    })
 }
 
 /// Iterates the attributes of a framed packet, validating each length
@@ -144,11 +151,7 @@ impl<'a> RawAttributes<'a> {
             return Some(Err(DecodeError::MessageAuthenticatorLength { length }));
         }
         self.offset = offset + length;
-        Some(Ok(RawAttribute {
-            offset,
-            typ,
-            value,
-        }))
+        Some(Ok(RawAttribute { offset, typ, value }))
     }
 }
 
@@ -183,7 +186,9 @@ impl Packet {
     /// Parses a datagram. Checks the Length field (20..=4096 and no more than
     /// received; octets beyond it are padding), every attribute length, and
     /// that any Message-Authenticator is 18 octets. Authenticators are not
-    /// verified here: see [`crate::check_message_authenticator`].
+    /// verified here: see [`crate::check_message_authenticator`]. Codes this
+    /// crate has no name for decode as [`Code::Other`], so a server can log
+    /// what it drops (RFC 2865 §3: unknown codes are silently discarded).
     pub fn decode(buf: &[u8]) -> Result<Packet, DecodeError> {
         let packet = frame(buf)?;
         let (Some(&code), Some(&identifier), Some(auth)) =
@@ -219,8 +224,8 @@ impl Packet {
             self.code,
             self.identifier,
             &self.authenticator,
-            false,
-            self.attributes.iter(),
+            MessageAuthenticatorSlot::AsGiven,
+            &self.attributes,
         )
     }
 
@@ -250,10 +255,10 @@ impl Packet {
 
     /// Appends one attribute. Values over 253 octets are rejected later by
     /// `encode`; use [`Packet::add_string_split`] for long values.
-    pub fn add(&mut self, typ: u8, value: impl Into<Vec<u8>>) {
+    pub fn add(&mut self, typ: u8, value: impl AsRef<[u8]>) {
         self.attributes.push(Attribute {
             typ,
-            value: value.into(),
+            value: value.as_ref().to_vec(),
         });
     }
 
@@ -263,7 +268,7 @@ impl Packet {
     /// (RFC 3579 §3.1: an empty EAP-Message is EAP-Start).
     pub fn add_string_split(&mut self, typ: u8, value: &[u8]) {
         if value.is_empty() {
-            self.add(typ, Vec::new());
+            self.add(typ, b"");
             return;
         }
         for chunk in value.chunks(MAX_ATTRIBUTE_VALUE_LEN) {
@@ -277,25 +282,47 @@ impl Packet {
     }
 }
 
-/// Writes header and attributes into one buffer sized up front. With
-/// `leading_message_authenticator`, an all-zero Message-Authenticator is
-/// written first and any in `attributes` are skipped (BlastRADIUS mitigation).
-pub(crate) fn encode_parts<'a>(
+/// Where [`encode_parts`] puts the Message-Authenticator attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MessageAuthenticatorSlot {
+    /// Attributes are written as given; a Message-Authenticator among them
+    /// must hold 16 octets so that the output decodes (RFC 3579 §3.2).
+    AsGiven,
+    /// Any given Message-Authenticator is dropped and an all-zero one is
+    /// written as the first attribute, ready to be computed in place
+    /// (BlastRADIUS mitigation, CVE-2024-3596).
+    First,
+    /// Any given Message-Authenticator is dropped.
+    Omit,
+}
+
+/// Offset of the Message-Authenticator value when it is the first attribute.
+pub(crate) const FIRST_MESSAGE_AUTHENTICATOR_VALUE: usize = HEADER_LEN + 2;
+
+/// Writes header and attributes into one buffer sized up front.
+pub(crate) fn encode_parts(
     code: Code,
     identifier: u8,
     authenticator: &[u8; 16],
-    leading_message_authenticator: bool,
-    attributes: impl Iterator<Item = &'a Attribute> + Clone,
+    slot: MessageAuthenticatorSlot,
+    attributes: &[Attribute],
 ) -> Result<Vec<u8>, EncodeError> {
-    let keep = |a: &&Attribute| !(leading_message_authenticator && a.typ == attr::MESSAGE_AUTHENTICATOR);
+    let keep = |a: &&Attribute| {
+        slot == MessageAuthenticatorSlot::AsGiven || a.typ != attr::MESSAGE_AUTHENTICATOR
+    };
     let mut length = HEADER_LEN;
-    if leading_message_authenticator {
+    if slot == MessageAuthenticatorSlot::First {
         length += MESSAGE_AUTHENTICATOR_LEN;
     }
-    for a in attributes.clone().filter(keep) {
+    for a in attributes.iter().filter(keep) {
         if a.value.len() > MAX_ATTRIBUTE_VALUE_LEN {
             return Err(EncodeError::AttributeTooLong {
                 typ: a.typ,
+                length: a.value.len(),
+            });
+        }
+        if a.typ == attr::MESSAGE_AUTHENTICATOR && a.value.len() + 2 != MESSAGE_AUTHENTICATOR_LEN {
+            return Err(EncodeError::MessageAuthenticatorLength {
                 length: a.value.len(),
             });
         }
@@ -310,12 +337,12 @@ pub(crate) fn encode_parts<'a>(
     out.push(identifier);
     out.extend_from_slice(&wire_length.to_be_bytes());
     out.extend_from_slice(authenticator);
-    if leading_message_authenticator {
+    if slot == MessageAuthenticatorSlot::First {
         out.push(attr::MESSAGE_AUTHENTICATOR);
         out.push(MESSAGE_AUTHENTICATOR_LEN as u8);
         out.extend_from_slice(&[0u8; 16]);
     }
-    for a in attributes.filter(keep) {
+    for a in attributes.iter().filter(keep) {
         out.push(a.typ);
         // Bounded by MAX_ATTRIBUTE_VALUE_LEN above, so it fits in one octet.
         out.push((a.value.len() + 2) as u8);
@@ -325,7 +352,7 @@ pub(crate) fn encode_parts<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -347,8 +374,16 @@ mod tests {
         let mut bad_ma = header(1, 24);
         bad_ma.extend_from_slice(&[80, 4, 0, 0]);
         let table: Vec<(&str, Vec<u8>, DecodeError)> = vec![
-            ("empty datagram", vec![], DecodeError::TooShort { received: 0 }),
-            ("19 octets", vec![1; 19], DecodeError::TooShort { received: 19 }),
+            (
+                "empty datagram",
+                vec![],
+                DecodeError::TooShort { received: 0 },
+            ),
+            (
+                "19 octets",
+                vec![1; 19],
+                DecodeError::TooShort { received: 19 },
+            ),
             (
                 "length below 20",
                 header(1, 19),
@@ -440,11 +475,23 @@ mod tests {
         assert_eq!(p.encode(), Err(EncodeError::PacketTooLong { length: 4355 }));
         // Exactly 4096 octets is allowed (RFC 2865 §3).
         let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
-        for _ in 0..16 {
+        for _ in 0..15 {
             p.add(attr::CLASS, vec![0; 253]);
         }
-        p.add(attr::CLASS, vec![0; 4096 - 20 - 16 * 255 - 2]);
+        p.add(attr::CLASS, vec![0; 4096 - 20 - 15 * 255 - 2]);
         assert_eq!(p.encode().unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn encode_refuses_a_message_authenticator_that_would_not_decode() {
+        // RFC 3579 §3.2: the value is always 16 octets; decode rejects others,
+        // so encode must not produce them.
+        let mut p = Packet::new(Code::AccessRequest, 1, [0; 16]);
+        p.add(attr::MESSAGE_AUTHENTICATOR, [0u8; 4]);
+        assert_eq!(
+            p.encode(),
+            Err(EncodeError::MessageAuthenticatorLength { length: 4 })
+        );
     }
 
     #[test]
@@ -463,9 +510,9 @@ mod tests {
     #[test]
     fn get_returns_first_and_get_all_keeps_order() {
         let mut p = Packet::new(Code::AccessRequest, 1, [0; 16]);
-        p.add(attr::PROXY_STATE, b"one".to_vec());
+        p.add(attr::PROXY_STATE, b"one");
         p.add(attr::USER_NAME, "alice");
-        p.add(attr::PROXY_STATE, b"two".to_vec());
+        p.add(attr::PROXY_STATE, b"two");
         assert_eq!(p.get(attr::PROXY_STATE), Some(&b"one"[..]));
         let all: Vec<&[u8]> = p.get_all(attr::PROXY_STATE).collect();
         assert_eq!(all, [&b"one"[..], &b"two"[..]]);
@@ -475,8 +522,10 @@ mod tests {
 
     pub(crate) fn arb_attribute() -> impl Strategy<Value = Attribute> {
         prop_oneof![
-            (any::<u8>().prop_filter("not MA", |t| *t != attr::MESSAGE_AUTHENTICATOR),
-             proptest::collection::vec(any::<u8>(), 0..=253))
+            (
+                any::<u8>().prop_filter("not MA", |t| *t != attr::MESSAGE_AUTHENTICATOR),
+                proptest::collection::vec(any::<u8>(), 0..=253)
+            )
                 .prop_map(|(typ, value)| Attribute { typ, value }),
             proptest::array::uniform16(any::<u8>()).prop_map(|v| Attribute {
                 typ: attr::MESSAGE_AUTHENTICATOR,

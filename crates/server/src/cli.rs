@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "mfad", version, about = "On-premises multi-factor authentication server")]
+#[command(
+    name = "mfad",
+    version,
+    about = "On-premises multi-factor authentication server"
+)]
 pub struct Cli {
     /// Configuration file (default: ./mfad.toml if present, else built-in defaults).
     #[arg(long, global = true, env = "MFAD_CONFIG")]
@@ -114,7 +118,11 @@ pub enum UserCommand {
     /// Set the user's PIN (checked against the PIN rules).
     SetPin {
         user: String,
-        #[arg(long, conflicts_with = "generate", required_unless_present = "generate")]
+        #[arg(
+            long,
+            conflicts_with = "generate",
+            required_unless_present = "generate"
+        )]
         pin: Option<String>,
         /// Generate a random PIN that follows the rules and print it.
         #[arg(long)]
@@ -164,16 +172,25 @@ pub enum TokenCommand {
         password_file: Option<PathBuf>,
     },
     /// Assign an imported token to a user.
-    Assign { serial: String, user: String },
+    Assign {
+        serial: String,
+        user: String,
+    },
     /// Resynchronise a user's HOTP token with two consecutive codes.
-    Resync { user: String, code1: String, code2: String },
+    Resync {
+        user: String,
+        code1: String,
+        code2: String,
+    },
     List {
         #[arg(long)]
         user: Option<String>,
         #[command(flatten)]
         format: FormatArg,
     },
-    Delete { serial: String },
+    Delete {
+        serial: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,7 +200,11 @@ pub enum ClientCommand {
         /// Source address or network of the client, e.g. 10.0.0.7 or 10.0.0.0/24.
         #[arg(long)]
         address: String,
-        #[arg(long, conflicts_with = "secret_file", required_unless_present = "secret_file")]
+        #[arg(
+            long,
+            conflicts_with = "secret_file",
+            required_unless_present = "secret_file"
+        )]
         secret: Option<String>,
         #[arg(long)]
         secret_file: Option<PathBuf>,
@@ -202,7 +223,9 @@ pub enum ClientCommand {
         #[command(flatten)]
         format: FormatArg,
     },
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Args, Debug)]

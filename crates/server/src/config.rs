@@ -31,7 +31,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { name: String::new(), issuer: "mfad".into() }
+        Self {
+            name: String::new(),
+            issuer: "mfad".into(),
+        }
     }
 }
 
@@ -62,11 +65,18 @@ pub struct RadiusConfig {
     pub enabled: bool,
     /// One address; port 0 picks a free port (the chosen address is logged).
     pub listen: String,
+    /// How long an Access-Reject is held back, to slow down guessing (FreeRADIUS'
+    /// `reject_delay`); 0 sends it at once.
+    pub reject_delay_ms: u64,
 }
 
 impl Default for RadiusConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: "0.0.0.0:1812".into() }
+        Self {
+            enabled: true,
+            listen: "0.0.0.0:1812".into(),
+            reject_delay_ms: 1000,
+        }
     }
 }
 
@@ -89,14 +99,21 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     match explicit {
         Some(path) if !path.is_file() => {
-            bail!("config file {} does not exist; check --config or MFAD_CONFIG", path.display())
+            bail!(
+                "config file {} does not exist; check --config or MFAD_CONFIG",
+                path.display()
+            )
         }
         Some(path) => figment = figment.merge(Toml::file_exact(path)),
-        None if Path::new("mfad.toml").is_file() => figment = figment.merge(Toml::file_exact("mfad.toml")),
+        None if Path::new("mfad.toml").is_file() => {
+            figment = figment.merge(Toml::file_exact("mfad.toml"))
+        }
         None => {}
     }
     figment = figment.merge(Env::prefixed("MFAD__").split("__"));
-    let config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe(&e)))?;
+    let config: Config = figment
+        .extract()
+        .map_err(|e| anyhow::anyhow!(describe(&e)))?;
     config.validate()?;
     Ok(config)
 }
@@ -108,8 +125,16 @@ fn describe(error: &figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
-            format!("invalid configuration: {} (key '{key}'{}{source})", e.kind, if source.is_empty() { "" } else { " in " })
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
+            format!(
+                "invalid configuration: {} (key '{key}'{}{source})",
+                e.kind,
+                if source.is_empty() { "" } else { " in " }
+            )
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -121,7 +146,10 @@ impl Config {
             self.radius_listen()?;
         }
         if !matches!(self.store.synchronous.as_str(), "full" | "normal") {
-            bail!("invalid configuration: store.synchronous is '{}'; use 'full' or 'normal'", self.store.synchronous);
+            bail!(
+                "invalid configuration: store.synchronous is '{}'; use 'full' or 'normal'",
+                self.store.synchronous
+            );
         }
         if self.policy.max_failures == 0 || self.policy.max_failures > 100 {
             // NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.
@@ -160,7 +188,10 @@ mod tests {
         // Every key of the defaults appears in the example (uncommented or as `# key =`).
         let defaults = toml::Value::try_from(Config::default()).unwrap();
         for (section, table) in defaults.as_table().unwrap() {
-            assert!(text.contains(&format!("[{section}]")), "section [{section}] missing");
+            assert!(
+                text.contains(&format!("[{section}]")),
+                "section [{section}] missing"
+            );
             for (key, value) in table.as_table().unwrap() {
                 let documented = match value.as_table() {
                     Some(sub) => {
@@ -169,7 +200,10 @@ mod tests {
                     }
                     None => text.contains(&format!("{key} =")),
                 };
-                assert!(documented, "{section}.{key} is missing from mfad.example.toml");
+                assert!(
+                    documented,
+                    "{section}.{key} is missing from mfad.example.toml"
+                );
             }
         }
     }

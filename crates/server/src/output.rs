@@ -33,8 +33,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         format!("{}\n", parts.join("  ").trim_end())
     };
     let mut out = line(headers.to_vec());
@@ -47,6 +50,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// Unix seconds as RFC 3339 UTC, or "-".
 pub fn time(secs: Option<i64>) -> String {
     secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "-".into())
 }

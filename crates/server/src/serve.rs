@@ -14,15 +14,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if ctx.config.radius.enabled {
-        let server = mfad_radius::RadiusServer::bind(listen, ctx.engine.clone(), ctx.store.clone(), Default::default())
-            .await
-            .with_context(|| format!("cannot listen for RADIUS on {listen}; is another server using it?"))?;
+        let delay = Duration::from_millis(ctx.config.radius.reject_delay_ms);
+        let options = mfad_radius::RadiusOptions::default().with_reject_delay(delay);
+        let server =
+            mfad_radius::RadiusServer::bind(listen, ctx.engine.clone(), ctx.store.clone(), options)
+                .await
+                .with_context(|| {
+                    format!("cannot listen for RADIUS on {listen}; is another server using it?")
+                })?;
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
-            server.run(async move { let _ = stop.wait_for(|s| *s).await; }).await;
+            server
+                .run(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
         });
     }
-    tasks.spawn(purge_audit(ctx.store.clone(), ctx.clock.clone(), ctx.config.audit.retention_days, stop_rx));
+    tasks.spawn(purge_audit(
+        ctx.store.clone(),
+        ctx.clock.clone(),
+        ctx.config.audit.retention_days,
+        stop_rx,
+    ));
 
     shutdown_signal().await;
     tracing::info!("stopping");

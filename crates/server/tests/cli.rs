@@ -1,5 +1,13 @@
 //! The operator CLI and configuration, driven through the real binary.
 
+// Tests report failures by panicking.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use mfad_testkit::{oathtool_totp, Mfad, Radclient};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -16,14 +24,37 @@ fn token_add_prints_an_otpauth_uri_that_oathtool_agrees_with() {
     let out = node.cli_ok(["token", "add", "bob", "--type", "totp", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let uri = v["uri"].as_str().unwrap();
-    assert!(uri.starts_with("otpauth://totp/mfad:bob%40example.org?secret="), "{uri}");
-    assert!(uri.contains("&issuer=mfad&algorithm=SHA1&digits=6&period=30"), "{uri}");
-    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/mfad:bob%40example.org?secret="),
+        "{uri}"
+    );
+    assert!(
+        uri.contains("&issuer=mfad&algorithm=SHA1&digits=6&period=30"),
+        "{uri}"
+    );
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
     assert_eq!(secret.len(), 32, "160-bit secret in unpadded base32");
 
-    node.cli_ok(["client", "add", "vpn", "--address", "127.0.0.1/32", "--secret", "0123456789abcdef-x"]);
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1/32",
+        "--secret",
+        "0123456789abcdef-x",
+    ]);
     let server = node.start();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let code = oathtool_totp(secret, now, 6, "sha1", 30);
     let reply = Radclient::new(server.radius_addr(), "0123456789abcdef-x")
         .send("auth", &[("User-Name", "bob"), ("User-Password", &code)]);
@@ -35,8 +66,20 @@ fn token_add_prints_an_otpauth_uri_that_oathtool_agrees_with() {
 fn token_add_draws_a_qr_code() {
     let node = Mfad::new(bin());
     node.cli_ok(["user", "add", "bob"]);
-    let out = node.cli_ok(["token", "add", "bob", "--qr", "--digits", "8", "--algorithm", "sha256"]);
-    assert!(out.contains('█') || out.contains('▀') || out.contains('▄'), "{out}");
+    let out = node.cli_ok([
+        "token",
+        "add",
+        "bob",
+        "--qr",
+        "--digits",
+        "8",
+        "--algorithm",
+        "sha256",
+    ]);
+    assert!(
+        out.contains('█') || out.contains('▀') || out.contains('▄'),
+        "{out}"
+    );
     assert!(out.contains("algorithm=SHA256&digits=8"), "{out}");
 }
 
@@ -51,11 +94,27 @@ fn errors_are_one_line_and_say_what_to_do() {
     assert!(err.contains("already exists"), "{err}");
     let err = node.cli_err(["token", "add", "carol", "--secret", "JBSWY3DPEHPK3PXP"]);
     assert!(err.contains("128 bits"), "{err}");
-    let err = node.cli_err(["client", "add", "x", "--address", "not-an-ip", "--secret", "s"]);
+    let err = node.cli_err([
+        "client",
+        "add",
+        "x",
+        "--address",
+        "not-an-ip",
+        "--secret",
+        "s",
+    ]);
     assert!(err.contains("not an IP address"), "{err}");
     let err = node.cli_err(["client", "remove", "ghost"]);
     assert!(err.contains("client 'ghost' does not exist"), "{err}");
-    let warn = node.cli(["client", "add", "short", "--address", "10.0.0.1", "--secret", "short"]);
+    let warn = node.cli([
+        "client",
+        "add",
+        "short",
+        "--address",
+        "10.0.0.1",
+        "--secret",
+        "short",
+    ]);
     assert!(warn.status.success());
     assert!(String::from_utf8_lossy(&warn.stderr).contains("at least 16"));
 }
@@ -63,18 +122,42 @@ fn errors_are_one_line_and_say_what_to_do() {
 #[test]
 fn lists_have_json_for_scripts() {
     let node = Mfad::new(bin());
-    node.cli_ok(["user", "add", "dave", "--phone", "+15550100", "--pin-mode", "pin"]);
+    node.cli_ok([
+        "user",
+        "add",
+        "dave",
+        "--phone",
+        "+15550100",
+        "--pin-mode",
+        "pin",
+    ]);
     node.cli_ok(["token", "add", "dave", "--type", "hotp", "--serial", "d-1"]);
-    node.cli_ok(["client", "add", "vpn", "--address", "10.0.0.0/24", "--secret", "0123456789abcdef-x"]);
-    let users: serde_json::Value = serde_json::from_str(&node.cli_ok(["user", "list", "--format", "json"])).unwrap();
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "10.0.0.0/24",
+        "--secret",
+        "0123456789abcdef-x",
+    ]);
+    let users: serde_json::Value =
+        serde_json::from_str(&node.cli_ok(["user", "list", "--format", "json"])).unwrap();
     assert_eq!(users[0]["username"], "dave");
     assert_eq!(users[0]["pin_mode"], "pin");
     assert!(users[0].get("pin_hash").is_none());
-    let tokens: serde_json::Value = serde_json::from_str(&node.cli_ok(["token", "list", "--format", "json"])).unwrap();
+    let tokens: serde_json::Value =
+        serde_json::from_str(&node.cli_ok(["token", "list", "--format", "json"])).unwrap();
     assert_eq!(tokens[0]["serial"], "d-1");
-    assert!(tokens[0].get("secret").is_none(), "secrets are never printed");
+    assert!(
+        tokens[0].get("secret").is_none(),
+        "secrets are never printed"
+    );
     let clients = node.cli_ok(["client", "list", "--format", "json"]);
-    assert!(clients.contains("10.0.0.0/24") && !clients.contains("0123456789abcdef"), "{clients}");
+    assert!(
+        clients.contains("10.0.0.0/24") && !clients.contains("0123456789abcdef"),
+        "{clients}"
+    );
     let table = node.cli_ok(["user", "list"]);
     assert!(table.starts_with("username"), "{table}");
 }
@@ -83,7 +166,11 @@ fn lists_have_json_for_scripts() {
 fn hardware_tokens_import_and_resync() {
     let node = Mfad::new(bin());
     let csv = node.dir().join("tokens.csv");
-    std::fs::write(&csv, "# serial, secret, interval\nhw-100, GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ, 0\n").unwrap();
+    std::fs::write(
+        &csv,
+        "# serial, secret, interval\nhw-100, GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ, 0\n",
+    )
+    .unwrap();
     let out = node.cli_ok(["token", "import", csv.to_str().unwrap()]);
     assert!(out.contains("imported 1"), "{out}");
     let again = node.cli_err(["token", "import", csv.to_str().unwrap()]);
@@ -95,7 +182,8 @@ fn hardware_tokens_import_and_resync() {
     let c41 = mfad_testkit::oathtool_hotp("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 41, 6);
     let out = node.cli_ok(["token", "resync", "erin", &c40, &c41]);
     assert!(out.contains("hw-100"), "{out}");
-    let list: serde_json::Value = serde_json::from_str(&node.cli_ok(["token", "list", "--format", "json"])).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&node.cli_ok(["token", "list", "--format", "json"])).unwrap();
     assert_eq!(list[0]["next"], 42);
 }
 
@@ -113,14 +201,25 @@ fn serve_runs_with_no_config_at_all() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let line = lines.find(|l| l.as_ref().is_ok_and(|l| l.contains("radius listening on"))).unwrap().unwrap();
+    let line = lines
+        .find(|l| l.as_ref().is_ok_and(|l| l.contains("radius listening on")))
+        .unwrap()
+        .unwrap();
     assert!(line.contains("127.0.0.1:"), "{line}");
     let key = dir.path().join("mfad-data/mfad.key");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "key file mode");
-    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64, "a 256-bit key in hex");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap().trim().len(),
+        64,
+        "a 256-bit key in hex"
+    );
     assert!(dir.path().join("mfad-data/mfad.db").exists());
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
 }
 

@@ -1,5 +1,13 @@
 //! The verification engine's rules against the real SQLite store, with a controlled clock.
 
+// Tests report failures by panicking.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use mfad_core::clock::testing::FixedClock;
 use mfad_core::clock::Random;
 use mfad_core::engine::{ClientInfo, Engine, Outcome, Reason, Request, ServerInfo};
@@ -30,10 +38,27 @@ struct World {
 async fn world(policy: Policy, kind: OtpKind) -> World {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("m.db").display());
-    let store = mfad_store::open(&url, &dir.path().join("k"), Default::default()).await.unwrap();
+    let store = mfad_store::open(&url, &dir.path().join("k"), Default::default())
+        .await
+        .unwrap();
     let clock = Arc::new(FixedClock::at(T0));
-    let engine = Arc::new(Engine::new(store.clone(), clock.clone(), Arc::new(OsRandom), policy, ServerInfo::default()));
-    let user = store.create_user(&NewUser { username: "alice".into(), ..Default::default() }, T0).await.unwrap();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        clock.clone(),
+        Arc::new(OsRandom),
+        policy,
+        ServerInfo::default(),
+    ));
+    let user = store
+        .create_user(
+            &NewUser {
+                username: "alice".into(),
+                ..Default::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
     let token = NewToken {
         serial: "t1".into(),
         user_id: Some(user.id),
@@ -45,7 +70,12 @@ async fn world(policy: Policy, kind: OtpKind) -> World {
         next: 0,
     };
     store.create_tokens(&[token], T0).await.unwrap();
-    World { _dir: dir, store, clock, engine }
+    World {
+        _dir: dir,
+        store,
+        clock,
+        engine,
+    }
 }
 
 fn request(password: &str) -> Request {
@@ -96,68 +126,148 @@ async fn fifty_concurrent_submissions_of_one_code_give_exactly_one_accept() {
 #[tokio::test]
 async fn totp_accepts_one_step_either_side_and_no_further() {
     let w = world(Policy::default(), OtpKind::Totp).await;
-    assert_eq!(w.engine.authenticate(request(&totp_at(T0 - 60))).await, Outcome::Reject(Reason::WrongCode));
-    assert_eq!(w.engine.authenticate(request(&totp_at(T0 - 30))).await, Outcome::Accept);
+    assert_eq!(
+        w.engine.authenticate(request(&totp_at(T0 - 60))).await,
+        Outcome::Reject(Reason::WrongCode)
+    );
+    assert_eq!(
+        w.engine.authenticate(request(&totp_at(T0 - 30))).await,
+        Outcome::Accept
+    );
     // A later code moves the floor: the earlier current-step code is now too old.
-    assert_eq!(w.engine.authenticate(request(&totp_at(T0 + 30))).await, Outcome::Accept);
-    assert_eq!(w.engine.authenticate(request(&totp_at(T0))).await, Outcome::Reject(Reason::Replayed));
+    assert_eq!(
+        w.engine.authenticate(request(&totp_at(T0 + 30))).await,
+        Outcome::Accept
+    );
+    assert_eq!(
+        w.engine.authenticate(request(&totp_at(T0))).await,
+        Outcome::Reject(Reason::Replayed)
+    );
     w.clock.advance(90);
-    assert_eq!(w.engine.authenticate(request(&totp_at(T0 + 90))).await, Outcome::Accept);
+    assert_eq!(
+        w.engine.authenticate(request(&totp_at(T0 + 90))).await,
+        Outcome::Accept
+    );
 }
 
 #[tokio::test]
 async fn hotp_resyncs_on_two_consecutive_codes_beyond_the_window() {
     let w = world(Policy::default(), OtpKind::Hotp).await;
-    assert_eq!(w.engine.authenticate(request(&hotp_at(9))).await, Outcome::Accept, "inside look-ahead 10");
-    assert_eq!(w.engine.authenticate(request(&hotp_at(60))).await, Outcome::Reject(Reason::WrongCode));
-    assert_eq!(w.engine.authenticate(request(&hotp_at(62))).await, Outcome::Reject(Reason::WrongCode), "not consecutive");
-    assert_eq!(w.engine.authenticate(request(&hotp_at(63))).await, Outcome::Accept, "62 then 63");
-    assert_eq!(w.engine.authenticate(request(&hotp_at(64))).await, Outcome::Accept);
-    assert_eq!(w.engine.authenticate(request(&hotp_at(63))).await, Outcome::Reject(Reason::Replayed));
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(9))).await,
+        Outcome::Accept,
+        "inside look-ahead 10"
+    );
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(60))).await,
+        Outcome::Reject(Reason::WrongCode)
+    );
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(62))).await,
+        Outcome::Reject(Reason::WrongCode),
+        "not consecutive"
+    );
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(63))).await,
+        Outcome::Accept,
+        "62 then 63"
+    );
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(64))).await,
+        Outcome::Accept
+    );
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(63))).await,
+        Outcome::Reject(Reason::Replayed)
+    );
 }
 
 #[tokio::test]
 async fn lockout_expires_and_failures_are_shared() {
-    let policy = Policy { max_failures: 3, lockout_seconds: 600, ..Policy::default() };
+    let policy = Policy {
+        max_failures: 3,
+        lockout_seconds: 600,
+        ..Policy::default()
+    };
     let w = world(policy, OtpKind::Hotp).await;
     for _ in 0..3 {
-        assert_eq!(w.engine.authenticate(request("000000")).await, Outcome::Reject(Reason::WrongCode));
+        assert_eq!(
+            w.engine.authenticate(request("000000")).await,
+            Outcome::Reject(Reason::WrongCode)
+        );
     }
-    assert_eq!(w.engine.authenticate(request(&hotp_at(0))).await, Outcome::Reject(Reason::Locked));
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(0))).await,
+        Outcome::Reject(Reason::Locked)
+    );
     w.clock.advance(601);
-    assert_eq!(w.engine.authenticate(request(&hotp_at(0))).await, Outcome::Accept, "the lock expired and the code was unused");
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(0))).await,
+        Outcome::Accept,
+        "the lock expired and the code was unused"
+    );
 }
 
 #[tokio::test]
 async fn cache_accepts_repeat_logins_for_its_lifetime_only() {
-    let policy = Policy { cache: CacheMode::UserClientIp, cache_seconds: 60, ..Policy::default() };
+    let policy = Policy {
+        cache: CacheMode::UserClientIp,
+        cache_seconds: 60,
+        ..Policy::default()
+    };
     let w = world(policy, OtpKind::Hotp).await;
-    assert_eq!(w.engine.authenticate(request(&hotp_at(0))).await, Outcome::Accept);
-    assert_eq!(w.engine.authenticate(request("")).await, Outcome::Accept, "cached");
+    assert_eq!(
+        w.engine.authenticate(request(&hotp_at(0))).await,
+        Outcome::Accept
+    );
+    assert_eq!(
+        w.engine.authenticate(request("")).await,
+        Outcome::Accept,
+        "cached"
+    );
     let mut other_ip = request("");
     other_ip.calling_station = Some("198.51.100.1".into());
-    assert!(matches!(w.engine.authenticate(other_ip).await, Outcome::Challenge { .. }));
+    assert!(matches!(
+        w.engine.authenticate(other_ip).await,
+        Outcome::Challenge { .. }
+    ));
     w.clock.advance(61);
-    assert!(matches!(w.engine.authenticate(request("")).await, Outcome::Challenge { .. }), "expired");
+    assert!(
+        matches!(
+            w.engine.authenticate(request("")).await,
+            Outcome::Challenge { .. }
+        ),
+        "expired"
+    );
 }
 
 #[tokio::test]
 async fn an_expired_challenge_is_rejected() {
     let w = world(Policy::default(), OtpKind::Hotp).await;
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else { panic!("challenge expected") };
+    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+        panic!("challenge expected")
+    };
     w.clock.advance(121);
     let mut answer = request(&hotp_at(0));
     answer.state = Some(state);
-    assert_eq!(w.engine.authenticate(answer).await, Outcome::Reject(Reason::ChallengeExpired));
+    assert_eq!(
+        w.engine.authenticate(answer).await,
+        Outcome::Reject(Reason::ChallengeExpired)
+    );
 }
 
 #[tokio::test]
 async fn a_state_answered_from_another_client_is_rejected() {
     let w = world(Policy::default(), OtpKind::Hotp).await;
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else { panic!("challenge expected") };
+    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+        panic!("challenge expected")
+    };
     let mut answer = request(&hotp_at(0));
     answer.state = Some(state);
     answer.client.name = "other".into();
-    assert_eq!(w.engine.authenticate(answer).await, Outcome::Reject(Reason::ChallengeExpired));
+    assert_eq!(
+        w.engine.authenticate(answer).await,
+        Outcome::Reject(Reason::ChallengeExpired)
+    );
     let _ = &w.store;
 }

@@ -1,7 +1,17 @@
 //! End to end: the real `mfad` binary answering Debian's `radclient`, `pam_radius_auth`
 //! and raw RADIUS datagrams.
 
-use mfad_radius_proto::{attr, encode_request, encrypt_user_password, verify_response, Code, Packet};
+// Tests report failures by panicking.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use mfad_radius_proto::{
+    attr, encode_request, encrypt_user_password, verify_response, Code, Packet,
+};
 use mfad_testkit::{oathtool_hotp, pam_login, Mfad, Radclient, Running};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -22,16 +32,35 @@ fn hotp(counter: u64) -> String {
 /// A node with one client (127.0.0.1) and a user `alice` holding an HOTP token.
 fn node_with_alice(extra_client_flags: &[&str]) -> Mfad {
     let node = mfad();
-    let mut args = vec!["client", "add", "vpn", "--address", "127.0.0.1", "--secret", SECRET];
+    let mut args = vec![
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        SECRET,
+    ];
     args.extend_from_slice(extra_client_flags);
     node.cli_ok(args);
-    node.cli_ok(["user", "add", "alice", "--email", "alice@example.org", "--given-name", "Alice"]);
-    node.cli_ok(["token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1"]);
+    node.cli_ok([
+        "user",
+        "add",
+        "alice",
+        "--email",
+        "alice@example.org",
+        "--given-name",
+        "Alice",
+    ]);
+    node.cli_ok([
+        "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
+    ]);
     node
 }
 
 fn login(server: &Running, user: &str, password: &str) -> mfad_testkit::RadReply {
-    Radclient::new(server.radius_addr(), SECRET).send("auth", &[("User-Name", user), ("User-Password", password)])
+    Radclient::new(server.radius_addr(), SECRET)
+        .send("auth", &[("User-Name", user), ("User-Password", password)])
 }
 
 #[test]
@@ -40,12 +69,22 @@ fn inline_code_is_accepted_once_and_a_replay_is_rejected() {
     let server = node.start();
     let first = login(&server, "alice", &hotp(0));
     assert!(first.is("Access-Accept"), "{}", first.output);
-    assert!(first.get("Message-Authenticator").is_some(), "replies carry Message-Authenticator");
+    assert!(
+        first.get("Message-Authenticator").is_some(),
+        "replies carry Message-Authenticator"
+    );
     let replay = login(&server, "alice", &hotp(0));
     assert!(replay.is("Access-Reject"), "{}", replay.output);
-    assert!(replay.get("Reply-Message").is_none(), "a reject says nothing about why");
+    assert!(
+        replay.get("Reply-Message").is_none(),
+        "a reject says nothing about why"
+    );
     let next = login(&server, "ALICE", &hotp(1));
-    assert!(next.is("Access-Accept"), "usernames are case-insensitive: {}", next.output);
+    assert!(
+        next.is("Access-Accept"),
+        "usernames are case-insensitive: {}",
+        next.output
+    );
     server.stop();
 
     let log = node.cli_ok(["log", "--user", "alice", "--format", "json"]);
@@ -70,11 +109,17 @@ fn wrong_codes_and_unknown_users_are_rejected() {
     let node = node_with_alice(&[]);
     let server = node.start();
     assert!(login(&server, "alice", "000000").is("Access-Reject"));
-    assert!(login(&server, "alice", &hotp(50)).is("Access-Reject"), "beyond the look-ahead window");
+    assert!(
+        login(&server, "alice", &hotp(50)).is("Access-Reject"),
+        "beyond the look-ahead window"
+    );
     assert!(login(&server, "mallory", &hotp(0)).is("Access-Reject"));
     // The look-ahead window (10) accepts a code a few presses ahead.
     assert!(login(&server, "alice", &hotp(5)).is("Access-Accept"));
-    assert!(login(&server, "alice", &hotp(3)).is("Access-Reject"), "counters only move forward");
+    assert!(
+        login(&server, "alice", &hotp(3)).is("Access-Reject"),
+        "counters only move forward"
+    );
     server.stop();
 }
 
@@ -83,16 +128,37 @@ fn challenge_flow_asks_for_the_code_and_the_state_is_single_use() {
     let node = node_with_alice(&[]);
     let server = node.start();
     let client = Radclient::new(server.radius_addr(), SECRET);
-    let challenge = client.send("auth", &[("User-Name", "alice"), ("User-Password", "my-directory-password")]);
+    let challenge = client.send(
+        "auth",
+        &[
+            ("User-Name", "alice"),
+            ("User-Password", "my-directory-password"),
+        ],
+    );
     assert!(challenge.is("Access-Challenge"), "{}", challenge.output);
-    assert!(challenge.get("Reply-Message").unwrap().contains("code"), "{}", challenge.output);
+    assert!(
+        challenge.get("Reply-Message").unwrap().contains("code"),
+        "{}",
+        challenge.output
+    );
     let state = challenge.get("State").unwrap().to_string();
     let code = hotp(0);
-    let answer = [("User-Name", "alice"), ("User-Password", code.as_str()), ("State", state.as_str())];
+    let answer = [
+        ("User-Name", "alice"),
+        ("User-Password", code.as_str()),
+        ("State", state.as_str()),
+    ];
     assert!(client.send("auth", &answer).is("Access-Accept"));
     let code = hotp(1);
-    let again = [("User-Name", "alice"), ("User-Password", code.as_str()), ("State", state.as_str())];
-    assert!(client.send("auth", &again).is("Access-Reject"), "a State is single-use");
+    let again = [
+        ("User-Name", "alice"),
+        ("User-Password", code.as_str()),
+        ("State", state.as_str()),
+    ];
+    assert!(
+        client.send("auth", &again).is("Access-Reject"),
+        "a State is single-use"
+    );
     server.stop();
 }
 
@@ -111,29 +177,87 @@ fn pin_plus_code_and_pin_change() {
     node.cli_ok(["user", "update", "alice", "--pin-mode", "pin"]);
     let weak = node.cli_err(["user", "set-pin", "alice", "--pin", "1234"]);
     assert!(weak.contains("sequential"), "{weak}");
-    node.cli_ok(["user", "set-pin", "alice", "--pin", "2580", "--change-required"]);
+    node.cli_ok([
+        "user",
+        "set-pin",
+        "alice",
+        "--pin",
+        "2580",
+        "--change-required",
+    ]);
     let server = node.start();
     let client = Radclient::new(server.radius_addr(), SECRET);
 
-    assert!(login(&server, "alice", &format!("9999{}", hotp(0))).is("Access-Reject"), "wrong PIN");
-    assert!(login(&server, "alice", &hotp(0)).is("Access-Reject"), "code without the PIN");
+    assert!(
+        login(&server, "alice", &format!("9999{}", hotp(0))).is("Access-Reject"),
+        "wrong PIN"
+    );
+    let no_pin = login(&server, "alice", &hotp(0));
+    assert!(
+        no_pin.is("Access-Challenge"),
+        "a code without the PIN is asked for PIN and code"
+    );
+    assert!(no_pin
+        .get("Reply-Message")
+        .unwrap()
+        .contains("PIN followed by the code"));
 
     let prompt = login(&server, "alice", &format!("2580{}", hotp(0)));
-    assert!(prompt.is("Access-Challenge"), "PIN change required: {}", prompt.output);
+    assert!(
+        prompt.is("Access-Challenge"),
+        "PIN change required: {}",
+        prompt.output
+    );
     assert!(prompt.get("Reply-Message").unwrap().contains("new PIN"));
     let state = prompt.get("State").unwrap().to_string();
-    let weak = client.send("auth", &[("User-Name", "alice"), ("User-Password", "1111"), ("State", &state)]);
-    assert!(weak.is("Access-Challenge"), "a weak PIN is refused and asked again");
-    assert!(weak.get("Reply-Message").unwrap().contains("PIN not accepted"), "{}", weak.output);
+    let weak = client.send(
+        "auth",
+        &[
+            ("User-Name", "alice"),
+            ("User-Password", "1111"),
+            ("State", &state),
+        ],
+    );
+    assert!(
+        weak.is("Access-Challenge"),
+        "a weak PIN is refused and asked again"
+    );
+    assert!(
+        weak.get("Reply-Message")
+            .unwrap()
+            .contains("PIN not accepted"),
+        "{}",
+        weak.output
+    );
     let state = weak.get("State").unwrap().to_string();
-    let confirm = client.send("auth", &[("User-Name", "alice"), ("User-Password", "3197"), ("State", &state)]);
+    let confirm = client.send(
+        "auth",
+        &[
+            ("User-Name", "alice"),
+            ("User-Password", "3197"),
+            ("State", &state),
+        ],
+    );
     assert!(confirm.is("Access-Challenge"), "{}", confirm.output);
     let state = confirm.get("State").unwrap().to_string();
-    let done = client.send("auth", &[("User-Name", "alice"), ("User-Password", "3197"), ("State", &state)]);
+    let done = client.send(
+        "auth",
+        &[
+            ("User-Name", "alice"),
+            ("User-Password", "3197"),
+            ("State", &state),
+        ],
+    );
     assert!(done.is("Access-Accept"), "{}", done.output);
 
-    assert!(login(&server, "alice", &format!("2580{}", hotp(1))).is("Access-Reject"), "old PIN");
-    assert!(login(&server, "alice", &format!("3197{}", hotp(2))).is("Access-Accept"), "new PIN");
+    assert!(
+        login(&server, "alice", &format!("2580{}", hotp(1))).is("Access-Reject"),
+        "old PIN"
+    );
+    assert!(
+        login(&server, "alice", &format!("3197{}", hotp(2))).is("Access-Accept"),
+        "new PIN"
+    );
     server.stop();
 }
 
@@ -144,7 +268,10 @@ fn lockout_rejects_even_the_right_code_until_unlocked() {
     for _ in 0..3 {
         assert!(login(&server, "alice", "000000").is("Access-Reject"));
     }
-    assert!(login(&server, "alice", &hotp(0)).is("Access-Reject"), "locked: right code rejected too");
+    assert!(
+        login(&server, "alice", &hotp(0)).is("Access-Reject"),
+        "locked: right code rejected too"
+    );
     let show = node.cli_ok(["user", "show", "alice"]);
     assert!(show.contains("locked"), "{show}");
     node.cli_ok(["user", "unlock", "alice"]);
@@ -160,7 +287,10 @@ fn bypass_lets_the_user_in_once() {
     let server = node.start();
     node.cli_ok(["bypass", "alice", "--seconds", "300"]);
     assert!(login(&server, "alice", "anything").is("Access-Accept"));
-    assert!(login(&server, "alice", "anything").is("Access-Challenge"), "a bypass is used once");
+    assert!(
+        login(&server, "alice", "anything").is("Access-Challenge"),
+        "a bypass is used once"
+    );
     server.stop();
 }
 
@@ -183,7 +313,10 @@ fn unknown_users_pass_on_the_first_factor_when_the_client_allows_it() {
     let node = node_with_alice(&["--require-user-match", "false"]);
     let server = node.start();
     assert!(login(&server, "contractor", "whatever").is("Access-Accept"));
-    assert!(login(&server, "alice", "000000").is("Access-Reject"), "known users still need a code");
+    assert!(
+        login(&server, "alice", "000000").is("Access-Reject"),
+        "known users still need a code"
+    );
     server.stop();
 }
 
@@ -192,15 +325,24 @@ fn requests_without_message_authenticator_are_dropped_unless_the_client_allows_t
     let node = node_with_alice(&[]);
     let server = node.start();
     let bare = Radclient::new(server.radius_addr(), SECRET).with_message_authenticator(false);
-    let reply = bare.send("auth", &[("User-Name", "alice"), ("User-Password", &hotp(0))]);
+    let reply = bare.send(
+        "auth",
+        &[("User-Name", "alice"), ("User-Password", &hotp(0))],
+    );
     assert_eq!(reply.code, None, "dropped: {}", reply.output);
-    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"), "the dropped code was not used");
+    assert!(
+        login(&server, "alice", &hotp(0)).is("Access-Accept"),
+        "the dropped code was not used"
+    );
     server.stop();
 
     let lenient = node_with_alice(&["--require-message-authenticator", "false"]);
     let server = lenient.start();
     let bare = Radclient::new(server.radius_addr(), SECRET).with_message_authenticator(false);
-    let reply = bare.send("auth", &[("User-Name", "alice"), ("User-Password", &hotp(0))]);
+    let reply = bare.send(
+        "auth",
+        &[("User-Name", "alice"), ("User-Password", &hotp(0))],
+    );
     assert!(reply.is("Access-Accept"), "{}", reply.output);
     server.stop();
 }
@@ -208,16 +350,36 @@ fn requests_without_message_authenticator_are_dropped_unless_the_client_allows_t
 #[test]
 fn wrong_secrets_and_unknown_sources_get_no_answer() {
     let node = mfad();
-    node.cli_ok(["client", "add", "far", "--address", "10.9.0.0/16", "--secret", SECRET]);
+    node.cli_ok([
+        "client",
+        "add",
+        "far",
+        "--address",
+        "10.9.0.0/16",
+        "--secret",
+        SECRET,
+    ]);
     node.cli_ok(["user", "add", "alice"]);
     let server = node.start();
-    assert_eq!(login(&server, "alice", "123456").code, None, "unknown source");
+    assert_eq!(
+        login(&server, "alice", "123456").code,
+        None,
+        "unknown source"
+    );
     server.stop();
 
     let node = node_with_alice(&[]);
     let server = node.start();
     let wrong = Radclient::new(server.radius_addr(), "not-the-shared-secret-at-all");
-    assert_eq!(wrong.send("auth", &[("User-Name", "alice"), ("User-Password", &hotp(0))]).code, None);
+    assert_eq!(
+        wrong
+            .send(
+                "auth",
+                &[("User-Name", "alice"), ("User-Password", &hotp(0))]
+            )
+            .code,
+        None
+    );
     assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
     server.stop();
 }
@@ -226,7 +388,10 @@ fn wrong_secrets_and_unknown_sources_get_no_answer() {
 fn raw_request(id: u8, authenticator: [u8; 16], user: &str, password: &str) -> Vec<u8> {
     let mut packet = Packet::new(Code::AccessRequest, id, authenticator);
     packet.add(attr::USER_NAME, user);
-    packet.add(attr::USER_PASSWORD, encrypt_user_password(password.as_bytes(), SECRET.as_bytes(), &authenticator).unwrap());
+    packet.add(
+        attr::USER_PASSWORD,
+        encrypt_user_password(password.as_bytes(), SECRET.as_bytes(), &authenticator).unwrap(),
+    );
     encode_request(&packet, SECRET.as_bytes(), true).unwrap()
 }
 
@@ -244,24 +409,40 @@ fn replies_carry_message_authenticator_first_and_retransmissions_get_the_cached_
     let node = node_with_alice(&[]);
     let server = node.start();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
     let auth = [0x5a; 16];
     let request = raw_request(7, auth, "alice", &hotp(0));
 
     let reply = exchange(&socket, server.radius_addr(), &request).expect("a reply");
     assert_eq!(reply[0], 2, "Access-Accept");
     assert_eq!(reply[1], 7, "identifier echoed");
-    assert_eq!(reply[20], attr::MESSAGE_AUTHENTICATOR, "Message-Authenticator is the first attribute");
+    assert_eq!(
+        reply[20],
+        attr::MESSAGE_AUTHENTICATOR,
+        "Message-Authenticator is the first attribute"
+    );
     assert_eq!(reply[21], 18);
-    assert!(verify_response(&reply, &auth, SECRET.as_bytes()), "Response Authenticator and MA are valid");
+    assert!(
+        verify_response(&reply, &auth, SECRET.as_bytes()),
+        "Response Authenticator and MA are valid"
+    );
 
     // RFC 5080 §2.2.2: the same source, identifier and authenticator is a retransmission.
     let again = exchange(&socket, server.radius_addr(), &request).expect("a reply");
-    assert_eq!(again, reply, "the cached reply, not a second decision (which would be a replay reject)");
+    assert_eq!(
+        again, reply,
+        "the cached reply, not a second decision (which would be a replay reject)"
+    );
     server.stop();
     let log = node.cli_ok(["log", "--format", "json"]);
     let records: serde_json::Value = serde_json::from_str(&log).unwrap();
-    assert_eq!(records.as_array().unwrap().len(), 1, "one attempt, one audit record: {log}");
+    assert_eq!(
+        records.as_array().unwrap().len(),
+        1,
+        "one attempt, one audit record: {log}"
+    );
 }
 
 #[test]
@@ -269,19 +450,31 @@ fn malformed_packets_do_not_harm_the_server() {
     let node = node_with_alice(&[]);
     let server = node.start();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let good = raw_request(9, [3; 16], "alice", &hotp(0));
     for bad in [
         vec![],
         vec![1, 2, 3],
         good[..good.len() - 5].to_vec(),
-        { let mut b = good.clone(); b[3] = 0xff; b },
-        { let mut b = good.clone(); b[21] = 1; b },
+        {
+            let mut b = good.clone();
+            b[3] = 0xff;
+            b
+        },
+        {
+            let mut b = good.clone();
+            b[21] = 1;
+            b
+        },
         vec![1u8; 5000],
     ] {
         assert_eq!(exchange(&socket, server.radius_addr(), &bad), None);
     }
-    socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
     let reply = exchange(&socket, server.radius_addr(), &good).expect("still answering");
     assert_eq!(reply[0], 2);
     server.stop();
@@ -294,7 +487,14 @@ fn status_server_and_accounting_are_answered() {
     let client = Radclient::new(server.radius_addr(), SECRET);
     let status = client.send("status", &[]);
     assert!(status.is("Access-Accept"), "{}", status.output);
-    let acct = client.send("acct", &[("User-Name", "alice"), ("Acct-Status-Type", "Start"), ("Acct-Session-Id", "s1")]);
+    let acct = client.send(
+        "acct",
+        &[
+            ("User-Name", "alice"),
+            ("Acct-Status-Type", "Start"),
+            ("Acct-Session-Id", "s1"),
+        ],
+    );
     assert!(acct.is("Accounting-Response"), "{}", acct.output);
     server.stop();
 }
@@ -317,15 +517,28 @@ fn clients_added_while_serving_are_answered_without_restart() {
     node.cli_ok(["user", "add", "alice"]);
     node.cli_ok(["token", "add", "alice", "--type", "hotp", "--secret", SEED]);
     let server = node.start();
-    node.cli_ok(["client", "add", "vpn", "--address", "127.0.0.0/8", "--secret", SECRET]);
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.0/8",
+        "--secret",
+        SECRET,
+    ]);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut counter = 0;
     loop {
-        let reply = Radclient::new(server.radius_addr(), SECRET).with_timeout(Duration::from_secs(1)).send("status", &[]);
+        let reply = Radclient::new(server.radius_addr(), SECRET)
+            .with_timeout(Duration::from_secs(1))
+            .send("status", &[]);
         if reply.is("Access-Accept") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "client not picked up within 15 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client not picked up within 15 s"
+        );
         counter += 1;
     }
     assert!(counter < 15);
@@ -343,7 +556,12 @@ fn pam_radius_auth_login_with_pin_and_code() {
     let bad = pam_login(server.radius_addr(), SECRET, "alice", &["000000"]);
     assert!(!bad.success, "{}", bad.output);
     // Challenge through PAM: a non-code password, then the code at the prompt.
-    let challenged = pam_login(server.radius_addr(), SECRET, "alice", &["directory-password", &hotp(1)]);
+    let challenged = pam_login(
+        server.radius_addr(),
+        SECRET,
+        "alice",
+        &["directory-password", &hotp(1)],
+    );
     assert!(challenged.success, "{}", challenged.output);
     server.stop();
 }

@@ -73,12 +73,21 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            let headers = ["name", "address", "first_factor", "prompt", "require_message_authenticator", "require_user_match"];
+            let headers = [
+                "name",
+                "address",
+                "first_factor",
+                "prompt",
+                "require_message_authenticator",
+                "require_user_match",
+            ];
             output::print(format.format, &clients, &headers, rows)
         }
         ClientCommand::Remove { name } => {
             match ctx.store.delete_client(&name).await {
-                Err(StoreError::NotFound(_)) => bail!("client '{name}' does not exist; see 'mfad client list'"),
+                Err(StoreError::NotFound(_)) => {
+                    bail!("client '{name}' does not exist; see 'mfad client list'")
+                }
                 other => other?,
             };
             println!("removed client {name}");

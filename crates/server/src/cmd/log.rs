@@ -9,7 +9,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
-    let since_ms = args.since.as_deref().map(|s| parse_since(s, ctx.clock.now_ms())).transpose()?;
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, ctx.clock.now_ms()))
+        .transpose()?;
     let query = AuditQuery {
         username: args.user.map(|u| u.trim().to_lowercase()),
         since_ms,
@@ -18,7 +22,17 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
     let records = ctx.store.query_audit(&query).await?;
     match args.format.format {
         OutputFormat::Table => {
-            let headers = ["time", "user", "result", "reason", "method", "device", "client", "client_ip", "server"];
+            let headers = [
+                "time",
+                "user",
+                "result",
+                "reason",
+                "method",
+                "device",
+                "client",
+                "client_ip",
+                "server",
+            ];
             let rows: Vec<Vec<String>> = records
                 .iter()
                 .map(|r| {
@@ -70,8 +84,24 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
 }
 
 const CSV_HEADERS: [&str; 18] = [
-    "time", "id", "username", "given_name", "surname", "email", "phone", "device", "method", "mode",
-    "result", "reason", "server_name", "server_ip", "client_name", "client_ip", "channel", "calling_station",
+    "time",
+    "id",
+    "username",
+    "given_name",
+    "surname",
+    "email",
+    "phone",
+    "device",
+    "method",
+    "mode",
+    "result",
+    "reason",
+    "server_name",
+    "server_ip",
+    "client_name",
+    "client_ip",
+    "channel",
+    "calling_station",
 ];
 
 fn time_ms(ms: i64) -> String {
@@ -84,9 +114,11 @@ fn time_ms(ms: i64) -> String {
 /// `--since`: RFC 3339, a date (midnight UTC), or an age like `30m`, `12h`, `7d`.
 fn parse_since(s: &str, now_ms: i64) -> anyhow::Result<i64> {
     let s = s.trim();
-    let bad = || format!("--since '{s}' is not a time; use 2026-11-25T08:00:00Z, 2026-11-25, or an age such as 30m, 12h, 7d");
+    let bad = || {
+        format!("--since '{s}' is not a time; use 2026-11-25T08:00:00Z, 2026-11-25, or an age such as 30m, 12h, 7d")
+    };
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(i64::try_from(t.unix_timestamp_nanos() / 1_000_000).with_context(bad)?);
+        return i64::try_from(t.unix_timestamp_nanos() / 1_000_000).with_context(bad);
     }
     let date_format = time::macros::format_description!("[year]-[month]-[day]");
     if let Ok(d) = time::Date::parse(s, &date_format) {
@@ -111,9 +143,15 @@ mod tests {
 
     #[test]
     fn since_accepts_times_dates_and_ages() {
-        assert_eq!(parse_since("2026-11-25T00:00:00Z", 0).unwrap(), 1_795_564_800_000);
+        assert_eq!(
+            parse_since("2026-11-25T00:00:00Z", 0).unwrap(),
+            1_795_564_800_000
+        );
         assert_eq!(parse_since("2026-11-25", 0).unwrap(), 1_795_564_800_000);
-        assert_eq!(parse_since("2h", 10_000_000).unwrap(), 10_000_000 - 7_200_000);
+        assert_eq!(
+            parse_since("2h", 10_000_000).unwrap(),
+            10_000_000 - 7_200_000
+        );
         assert!(parse_since("yesterday", 0).is_err());
     }
 }

@@ -26,12 +26,25 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn open(config: Config, server_ip: String) -> anyhow::Result<Self> {
-        let options = mfad_store::OpenOptions { synchronous_full: config.store.synchronous == "full" };
+        let synchronous = if config.store.synchronous == "normal" {
+            mfad_store::Synchronous::Normal
+        } else {
+            mfad_store::Synchronous::Full
+        };
+        let options = mfad_store::OpenOptions {
+            sqlite: mfad_store::SqliteOptions {
+                synchronous,
+                ..Default::default()
+            },
+        };
         let store = mfad_store::open(&config.store.url, &config.store.key_file, options)
             .await
             .with_context(|| format!("while opening the store {}", config.store.url))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let server = ServerInfo { name: config.node_name(), ip: server_ip };
+        let server = ServerInfo {
+            name: config.node_name(),
+            ip: server_ip,
+        };
         let engine = Arc::new(Engine::new(
             store.clone(),
             clock.clone(),
@@ -39,7 +52,12 @@ impl Ctx {
             config.policy.clone(),
             server,
         ));
-        Ok(Self { config, store, engine, clock })
+        Ok(Self {
+            config,
+            store,
+            engine,
+            clock,
+        })
     }
 
     /// The stored user for a typed name (same normalisation as logins).

@@ -15,12 +15,40 @@ use std::path::Path;
 
 pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Add { user, kind, secret, digits, period, algorithm, serial, qr, format } => {
-            let spec = Spec { kind: &kind, secret: secret.as_deref(), digits, period, algorithm: &algorithm };
+        TokenCommand::Add {
+            user,
+            kind,
+            secret,
+            digits,
+            period,
+            algorithm,
+            serial,
+            qr,
+            format,
+        } => {
+            let spec = Spec {
+                kind: &kind,
+                secret: secret.as_deref(),
+                digits,
+                period,
+                algorithm: &algorithm,
+            };
             add(ctx, &user, spec, serial, qr, format.format).await
         }
-        TokenCommand::Import { file, format, psk_file, password_file } => {
-            import(ctx, &file, format.as_deref(), psk_file.as_deref(), password_file.as_deref()).await
+        TokenCommand::Import {
+            file,
+            format,
+            psk_file,
+            password_file,
+        } => {
+            import(
+                ctx,
+                &file,
+                format.as_deref(),
+                psk_file.as_deref(),
+                password_file.as_deref(),
+            )
+            .await
         }
         TokenCommand::Assign { serial, user } => {
             let user = ctx.user(&user).await?;
@@ -93,11 +121,21 @@ async fn add(
         secret: Secret::new(secret.clone()),
         next: 0,
     };
-    match ctx.store.create_tokens(std::slice::from_ref(&new), ctx.now()).await {
-        Err(StoreError::Duplicate(_)) => bail!("token '{serial}' already exists; choose another --serial"),
+    match ctx
+        .store
+        .create_tokens(std::slice::from_ref(&new), ctx.now())
+        .await
+    {
+        Err(StoreError::Duplicate(_)) => {
+            bail!("token '{serial}' already exists; choose another --serial")
+        }
         other => other?,
     };
-    let account = if user.email.is_empty() { &user.username } else { &user.email };
+    let account = if user.email.is_empty() {
+        &user.username
+    } else {
+        &user.email
+    };
     let uri = OtpAuthUri {
         kind,
         issuer: &ctx.config.server.issuer,
@@ -118,7 +156,10 @@ async fn add(
     println!("{uri}");
     if qr {
         println!("{}", qr_text(&uri)?);
-        println!("Scan the code with the authenticator app, or enter the secret {}", encode_base32(&secret));
+        println!(
+            "Scan the code with the authenticator app, or enter the secret {}",
+            encode_base32(&secret)
+        );
     }
     Ok(())
 }
@@ -165,20 +206,29 @@ async fn import(
     if let Some(path) = password_file {
         keys.password = Some(read_secret_file(path)?);
     }
-    let tokens = import::parse(&bytes, format, &keys).with_context(|| format!("nothing imported from {}", file.display()))?;
+    let tokens = import::parse(&bytes, format, &keys)
+        .with_context(|| format!("nothing imported from {}", file.display()))?;
     match ctx.store.create_tokens(&tokens, ctx.now()).await {
         Err(StoreError::Duplicate(what)) => {
-            bail!("nothing imported from {}: {what} already exists", file.display())
+            bail!(
+                "nothing imported from {}: {what} already exists",
+                file.display()
+            )
         }
         other => other?,
     };
-    println!("imported {} tokens from {}; assign them with 'mfad token assign SERIAL USER'", tokens.len(), file.display());
+    println!(
+        "imported {} tokens from {}; assign them with 'mfad token assign SERIAL USER'",
+        tokens.len(),
+        file.display()
+    );
     Ok(())
 }
 
 /// A secret kept in a file, without its trailing newline.
 pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
@@ -187,22 +237,41 @@ async fn list(ctx: &Ctx, user: Option<&str>, format: OutputFormat) -> anyhow::Re
         Some(name) => ctx.store.tokens_for_user(ctx.user(name).await?.id).await?,
         None => ctx.store.list_tokens().await?,
     };
-    let names: HashMap<i64, String> =
-        ctx.store.list_users().await?.into_iter().map(|u| (u.id, u.username)).collect();
+    let names: HashMap<i64, String> = ctx
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
     let rows = tokens
         .iter()
         .map(|t| {
             vec![
                 t.serial.clone(),
                 t.kind.to_string(),
-                t.user_id.and_then(|id| names.get(&id).cloned()).unwrap_or_else(|| "-".into()),
+                t.user_id
+                    .and_then(|id| names.get(&id).cloned())
+                    .unwrap_or_else(|| "-".into()),
                 t.algorithm.to_string(),
                 t.digits.to_string(),
-                if t.kind == OtpKind::Totp { t.period.to_string() } else { "-".into() },
+                if t.kind == OtpKind::Totp {
+                    t.period.to_string()
+                } else {
+                    "-".into()
+                },
                 t.next.to_string(),
             ]
         })
         .collect();
-    let headers = ["serial", "type", "user", "algorithm", "digits", "period", "next"];
+    let headers = [
+        "serial",
+        "type",
+        "user",
+        "algorithm",
+        "digits",
+        "period",
+        "next",
+    ];
     output::print(format, &tokens, &headers, rows)
 }

@@ -39,8 +39,14 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
                 bail!("--days must be positive");
             }
             let until = ctx.now().saturating_add(days.saturating_mul(86_400));
-            ctx.store.set_block(found.id, Some(until), Some(&reason)).await?;
-            println!("blocked user {} until {}", found.username, output::time(Some(until)));
+            ctx.store
+                .set_block(found.id, Some(until), Some(&reason))
+                .await?;
+            println!(
+                "blocked user {} until {}",
+                found.username,
+                output::time(Some(until))
+            );
             Ok(())
         }
         UserCommand::Unblock { user } => {
@@ -49,7 +55,12 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
             println!("unblocked user {}", found.username);
             Ok(())
         }
-        UserCommand::SetPin { user, pin, generate, change_required } => {
+        UserCommand::SetPin {
+            user,
+            pin,
+            generate,
+            change_required,
+        } => {
             let found = ctx.user(&user).await?;
             if generate {
                 let pin = ctx.engine.generate_pin(&found, change_required).await?;
@@ -66,7 +77,11 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
 
 async fn add(ctx: &Ctx, name: &str, fields: UserFields) -> anyhow::Result<()> {
     let username = name.trim().to_lowercase();
-    if username.is_empty() || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if username.is_empty()
+        || username
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
         bail!("'{name}' is not a valid username: it must be non-empty, without spaces");
     }
     let pin_mode = parse_pin_mode(fields.pin_mode.as_deref())?.unwrap_or_default();
@@ -84,14 +99,19 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields) -> anyhow::Result<()> {
             Ok(())
         }
         Err(StoreError::Duplicate(_)) => {
-            bail!("user '{}' already exists; use 'mfad user update' to change it", new.username)
+            bail!(
+                "user '{}' already exists; use 'mfad user update' to change it",
+                new.username
+            )
         }
         Err(err) => Err(err.into()),
     }
 }
 
 fn parse_pin_mode(value: Option<&str>) -> anyhow::Result<Option<PinMode>> {
-    value.map(|v| v.parse::<PinMode>().map_err(anyhow::Error::msg)).transpose()
+    value
+        .map(|v| v.parse::<PinMode>().map_err(anyhow::Error::msg))
+        .transpose()
 }
 
 fn update_of(fields: UserFields) -> anyhow::Result<UserUpdate> {
@@ -107,9 +127,16 @@ fn update_of(fields: UserFields) -> anyhow::Result<UserUpdate> {
 
 async fn set_enabled(ctx: &Ctx, name: &str, enabled: bool) -> anyhow::Result<()> {
     let found = ctx.user(name).await?;
-    let update = UserUpdate { enabled: Some(enabled), ..UserUpdate::default() };
+    let update = UserUpdate {
+        enabled: Some(enabled),
+        ..UserUpdate::default()
+    };
     ctx.store.update_user(found.id, &update).await?;
-    println!("{} user {}", if enabled { "enabled" } else { "disabled" }, found.username);
+    println!(
+        "{} user {}",
+        if enabled { "enabled" } else { "disabled" },
+        found.username
+    );
     Ok(())
 }
 
@@ -125,7 +152,15 @@ fn state(user: &User, now: i64) -> &'static str {
     }
 }
 
-const HEADERS: [&str; 7] = ["username", "given_name", "surname", "email", "phone", "pin_mode", "state"];
+const HEADERS: [&str; 7] = [
+    "username",
+    "given_name",
+    "surname",
+    "email",
+    "phone",
+    "pin_mode",
+    "state",
+];
 
 fn row(user: &User, now: i64) -> Vec<String> {
     vec![
@@ -149,7 +184,8 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
     let user = ctx.user(name).await?;
     let tokens = ctx.store.tokens_for_user(user.id).await?;
     if format == OutputFormat::Json {
-        let value = serde_json::json!({ "user": user, "state": state(&user, ctx.now()), "tokens": tokens });
+        let value =
+            serde_json::json!({ "user": user, "state": state(&user, ctx.now()), "tokens": tokens });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
@@ -163,13 +199,40 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
         ("state", state(&user, now).into()),
         ("pin mode", user.pin_mode.to_string()),
         ("pin set", if user.has_pin() { "yes" } else { "no" }.into()),
-        ("pin change required", if user.pin_change_required { "yes" } else { "no" }.into()),
+        (
+            "pin change required",
+            if user.pin_change_required {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        ),
         ("failures", user.failures.to_string()),
-        ("locked until", output::time(user.locked_until.filter(|t| *t > now))),
-        ("blocked until", output::time(user.blocked_until.filter(|t| *t > now))),
-        ("block reason", user.block_reason.clone().unwrap_or_default()),
-        ("bypass until", output::time(user.bypass_until.filter(|t| *t > now))),
-        ("tokens", tokens.iter().map(|t| format!("{} ({})", t.serial, t.kind)).collect::<Vec<_>>().join(", ")),
+        (
+            "locked until",
+            output::time(user.locked_until.filter(|t| *t > now)),
+        ),
+        (
+            "blocked until",
+            output::time(user.blocked_until.filter(|t| *t > now)),
+        ),
+        (
+            "block reason",
+            user.block_reason.clone().unwrap_or_default(),
+        ),
+        (
+            "bypass until",
+            output::time(user.bypass_until.filter(|t| *t > now)),
+        ),
+        (
+            "tokens",
+            tokens
+                .iter()
+                .map(|t| format!("{} ({})", t.serial, t.kind))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     ];
     for (name, value) in fields {
         println!("{name:<20} {value}");

@@ -1,0 +1,111 @@
+//! Counters of what the RADIUS front-end received and did with it, for logs, `/metrics` and tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters, shared by every task of one server. Relaxed ordering: each
+/// counter is read on its own and only ever grows.
+#[derive(Debug, Default)]
+pub struct Stats {
+    received: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    challenged: AtomicU64,
+    status_server: AtomicU64,
+    accounting: AtomicU64,
+    dropped_unknown_client: AtomicU64,
+    dropped_bad_authenticator: AtomicU64,
+    dropped_malformed: AtomicU64,
+    duplicates: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Datagrams read from the socket.
+    pub received: u64,
+    /// Access-Accept sent for an authentication (not counting Status-Server).
+    pub accepted: u64,
+    /// Access-Reject sent.
+    pub rejected: u64,
+    /// Access-Challenge sent.
+    pub challenged: u64,
+    /// Status-Server requests answered (RFC 5997).
+    pub status_server: u64,
+    /// Accounting-Response sent.
+    pub accounting: u64,
+    /// From a source address that matches no client.
+    pub dropped_unknown_client: u64,
+    /// Wrong or required-but-missing Message-Authenticator, or a wrong
+    /// accounting Request Authenticator.
+    pub dropped_bad_authenticator: u64,
+    /// Not a well-formed RADIUS request this server answers.
+    pub dropped_malformed: u64,
+    /// Retransmissions answered from the cache or dropped while the first
+    /// copy was being decided (RFC 5080 §2.2.2).
+    pub duplicates: u64,
+}
+
+/// Which counter to bump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counter {
+    Received,
+    Accepted,
+    Rejected,
+    Challenged,
+    StatusServer,
+    Accounting,
+    DroppedUnknownClient,
+    DroppedBadAuthenticator,
+    DroppedMalformed,
+    Duplicates,
+}
+
+impl Stats {
+    pub(crate) fn bump(&self, counter: Counter) {
+        let cell = match counter {
+            Counter::Received => &self.received,
+            Counter::Accepted => &self.accepted,
+            Counter::Rejected => &self.rejected,
+            Counter::Challenged => &self.challenged,
+            Counter::StatusServer => &self.status_server,
+            Counter::Accounting => &self.accounting,
+            Counter::DroppedUnknownClient => &self.dropped_unknown_client,
+            Counter::DroppedBadAuthenticator => &self.dropped_bad_authenticator,
+            Counter::DroppedMalformed => &self.dropped_malformed,
+            Counter::Duplicates => &self.duplicates,
+        };
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            received: get(&self.received),
+            accepted: get(&self.accepted),
+            rejected: get(&self.rejected),
+            challenged: get(&self.challenged),
+            status_server: get(&self.status_server),
+            accounting: get(&self.accounting),
+            dropped_unknown_client: get(&self.dropped_unknown_client),
+            dropped_bad_authenticator: get(&self.dropped_bad_authenticator),
+            dropped_malformed: get(&self.dropped_malformed),
+            duplicates: get(&self.duplicates),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_counter_is_its_own() {
+        let stats = Stats::default();
+        stats.bump(Counter::Received);
+        stats.bump(Counter::Received);
+        stats.bump(Counter::Duplicates);
+        let s = stats.snapshot();
+        assert_eq!((s.received, s.duplicates, s.accepted), (2, 1, 0));
+    }
+}

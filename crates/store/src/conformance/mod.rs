@@ -1,0 +1,319 @@
+//! The behaviours every [`Store`] backend must show, written once and run against each.
+//!
+//! A case is a `pub async fn` that takes the store (or, for durability and at-rest
+//! checks, the [`Backend`]) and returns [`CaseResult`]. A backend's test file defines
+//! how to make a fresh, empty store and calls [`conformance_tests!`](crate::conformance_tests),
+//! which turns every case into a `#[tokio::test]`:
+//!
+//! ```text
+//! async fn fresh() -> Result<MyBackend, Failure> { ... }
+//! mfad_store::conformance_tests!(fresh);
+//! ```
+//!
+//! Cases report failures as values instead of panicking, so this module follows the
+//! same lints as the rest of the library.
+
+mod at_rest;
+mod audit;
+mod sessions;
+mod tokens;
+mod users;
+
+pub use at_rest::*;
+pub use audit::*;
+pub use sessions::*;
+pub use tokens::*;
+pub use users::*;
+
+use async_trait::async_trait;
+use mfad_core::audit::{AuditRecord, AuditResult};
+use mfad_core::model::{NewClient, NewToken, NewUser, PinMode, Secret, UserId};
+use mfad_core::otp::{Algorithm, OtpKind};
+use mfad_core::store::{Store, StoreError};
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc;
+
+/// What a backend's test harness provides beyond the store itself.
+#[async_trait]
+pub trait Backend: Send {
+    /// The store under test.
+    fn store(&self) -> Arc<dyn Store>;
+    /// Lets go of the current store and opens the same database again, as a restarted
+    /// server would. Callers drop their own handles first.
+    async fn reopen(&mut self) -> Result<Arc<dyn Store>, Failure>;
+    /// Everything the backend keeps at rest (files, or a dump of every table), to check
+    /// that secrets do not appear in it.
+    fn raw_bytes(&self) -> Result<Vec<u8>, Failure>;
+}
+
+/// A case that did not hold: what was expected, and where in the suite.
+pub struct Failure {
+    message: String,
+    location: &'static Location<'static>,
+}
+
+impl Failure {
+    #[track_caller]
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            location: Location::caller(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at {})", self.message, self.location)
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<StoreError> for Failure {
+    #[track_caller]
+    fn from(e: StoreError) -> Self {
+        Self::new(format!("store error: {e}"))
+    }
+}
+
+impl From<tokio::task::JoinError> for Failure {
+    #[track_caller]
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::new(format!("a concurrent task failed: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    #[track_caller]
+    fn from(e: std::io::Error) -> Self {
+        Self::new(format!("I/O error: {e}"))
+    }
+}
+
+pub type CaseResult = Result<(), Failure>;
+
+/// Fails the case with a message unless the condition holds.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err($crate::conformance::Failure::new(format!($($msg)+)));
+        }
+    };
+}
+
+/// Fails the case unless both sides are equal, showing both.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {
+        ensure_eq!($left, $right, "")
+    };
+    ($left:expr, $right:expr, $($msg:tt)+) => {
+        match (&$left, &$right) {
+            (left, right) => {
+                if left != right {
+                    return Err($crate::conformance::Failure::new(format!(
+                        "expected {} == {}: {:?} != {:?} {}",
+                        stringify!($left),
+                        stringify!($right),
+                        left,
+                        right,
+                        format!($($msg)+)
+                    )));
+                }
+            }
+        }
+    };
+}
+
+/// Fails the case unless the result is the given error variant.
+macro_rules! ensure_err {
+    ($result:expr, $variant:ident) => {
+        match $result {
+            Err(mfad_core::store::StoreError::$variant(_)) => {}
+            other => {
+                return Err($crate::conformance::Failure::new(format!(
+                    "expected {} to fail with {}, got {:?}",
+                    stringify!($result),
+                    stringify!($variant),
+                    other
+                )))
+            }
+        }
+    };
+}
+
+pub(crate) use {ensure, ensure_eq, ensure_err};
+
+/// The time every case runs at, in Unix seconds.
+pub const NOW: i64 = 1_700_000_000;
+
+/// A user with every field filled in.
+pub fn new_user(username: &str) -> NewUser {
+    NewUser {
+        username: username.to_owned(),
+        given_name: format!("Given {username}"),
+        surname: format!("Surname {username}"),
+        email: format!("{}@example.org", username.to_lowercase()),
+        phone: "+15555550100".to_owned(),
+        pin_mode: PinMode::Standard,
+    }
+}
+
+/// An HOTP token whose secret is derived from the serial, so each one differs.
+pub fn new_token(serial: &str, user_id: Option<UserId>) -> NewToken {
+    NewToken {
+        serial: serial.to_owned(),
+        user_id,
+        kind: OtpKind::Hotp,
+        algorithm: Algorithm::Sha256,
+        digits: 6,
+        period: 30,
+        secret: Secret::new(format!("seed of {serial}: 0123456789").into_bytes()),
+        next: 0,
+    }
+}
+
+pub fn new_client(name: &str, address: &str) -> Result<NewClient, Failure> {
+    Ok(NewClient {
+        name: name.to_owned(),
+        address: address
+            .parse()
+            .map_err(|e| Failure::new(format!("bad test address {address}: {e}")))?,
+        secret: format!("shared secret of {name}"),
+        first_factor: Default::default(),
+        prompt: Default::default(),
+        require_message_authenticator: true,
+        require_user_match: false,
+    })
+}
+
+/// An audit record with every field set, distinct per `n`.
+pub fn audit_record(n: u32, username: &str, time_ms: i64) -> AuditRecord {
+    AuditRecord {
+        id: format!("{n:032x}"),
+        time_ms,
+        username: username.to_owned(),
+        given_name: "Given".to_owned(),
+        surname: "Surname".to_owned(),
+        email: "user@example.org".to_owned(),
+        phone: "+15555550100".to_owned(),
+        device: format!("T{n}"),
+        method: "hotp".to_owned(),
+        mode: "standard".to_owned(),
+        result: Some(if n % 2 == 1 {
+            AuditResult::Reject
+        } else {
+            AuditResult::Accept
+        }),
+        reason: if n % 2 == 1 {
+            "wrong_code".to_owned()
+        } else {
+            "ok".to_owned()
+        },
+        server_name: "mfa1".to_owned(),
+        server_ip: "192.0.2.1".to_owned(),
+        client_name: "vpn".to_owned(),
+        client_ip: "192.0.2.10".to_owned(),
+        channel: "radius".to_owned(),
+        calling_station: String::new(),
+    }
+}
+
+/// Creates a user, failing the case if that does not work.
+pub async fn given_user(
+    store: &dyn Store,
+    username: &str,
+) -> Result<mfad_core::model::User, Failure> {
+    Ok(store.create_user(&new_user(username), NOW).await?)
+}
+
+/// Creates one token for the user and returns it.
+pub async fn given_token(
+    store: &dyn Store,
+    serial: &str,
+    user_id: Option<UserId>,
+) -> Result<mfad_core::model::Token, Failure> {
+    let mut created = store
+        .create_tokens(&[new_token(serial, user_id)], NOW)
+        .await?;
+    created
+        .pop()
+        .ok_or_else(|| Failure::new("create_tokens returned no token"))
+}
+
+/// Defines one `#[tokio::test]` per conformance case, each on a fresh store made by
+/// `$fresh().await`, which returns `Result<impl Backend, Failure>`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@store $fresh;
+            // users
+            created_user_reads_back_by_name_and_id,
+            usernames_are_stored_lower_case,
+            duplicate_username_in_another_case_is_rejected,
+            users_are_listed_by_username,
+            update_changes_only_the_given_fields,
+            deleting_a_user_removes_their_tokens_challenges_and_cache,
+            ids_of_deleted_users_and_tokens_are_never_reused,
+            operations_on_a_missing_user_are_not_found,
+            block_lasts_until_its_time_and_can_be_lifted,
+            bypass_is_used_exactly_once_among_concurrent_calls,
+            expired_or_revoked_bypass_is_not_used,
+            failure_at_the_limit_locks_and_resets_the_count,
+            concurrent_failures_add_up_and_lock_at_every_limit,
+            clear_failures_resets_count_and_lock,
+            pin_history_keeps_the_newest_hashes_first,
+            bulk_load_creates_users_with_their_tokens,
+            bulk_load_is_all_or_nothing,
+            auth_subject_returns_the_user_with_their_tokens,
+            // tokens
+            tokens_are_found_by_serial_owner_and_in_the_list,
+            token_secrets_round_trip,
+            duplicate_serial_fails_the_whole_call,
+            token_for_a_missing_user_is_rejected,
+            tokens_can_be_reassigned_and_deleted,
+            advance_token_accepts_each_counter_once,
+            concurrent_advances_with_the_same_counter_succeed_once,
+            advance_token_never_moves_backward,
+            resync_is_remembered_and_cleared_by_an_advance,
+            // challenges, cache, clients
+            challenge_is_taken_once_among_concurrent_calls,
+            expired_challenge_is_not_returned_and_is_removed,
+            challenges_keep_their_kind_and_binding,
+            cached_auth_holds_until_its_time,
+            clients_are_created_listed_and_deleted,
+            duplicate_client_name_is_rejected,
+            // audit
+            audit_records_round_trip_after_flush,
+            audit_query_filters_by_user_time_and_limit,
+            purge_removes_only_older_records,
+            purge_of_many_records_removes_them_all,
+        );
+        $crate::conformance_tests!(@backend $fresh;
+            secrets_are_not_stored_in_plaintext,
+            data_survives_reopening,
+        );
+    };
+    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() -> ::core::result::Result<(), $crate::conformance::Failure> {
+            let backend = $fresh().await?;
+            let store = $crate::conformance::Backend::store(&backend);
+            $crate::conformance::$case(store).await
+        }
+    )*};
+    (@backend $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() -> ::core::result::Result<(), $crate::conformance::Failure> {
+            let mut backend = $fresh().await?;
+            $crate::conformance::$case(&mut backend).await
+        }
+    )*};
+}

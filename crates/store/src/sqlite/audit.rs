@@ -1,0 +1,125 @@
+//! The audit log: inserts batched by the writer, newest-first queries, chunked purge.
+
+use super::map::db_err;
+use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
+use mfad_core::store::{StoreError, StoreResult};
+use rusqlite::{params, Connection, Row};
+
+/// Rows removed per writer operation by a purge, so a purge of months of records
+/// never holds the write lock long enough to stall authentications.
+pub(super) const PURGE_CHUNK: u64 = 5_000;
+
+const FIELDS: &str = "id, time_ms, username, given_name, surname, email, phone, device, method, \
+                      mode, result, reason, server_name, server_ip, client_name, client_ip, \
+                      channel, calling_station";
+
+pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (id, time_ms, username, given_name, surname, email, phone, device,
+             method, mode, result, reason, server_name, server_ip, client_name, client_ip,
+             channel, calling_station)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            r.id,
+            r.time_ms,
+            r.username,
+            r.given_name,
+            r.surname,
+            r.email,
+            r.phone,
+            r.device,
+            r.method,
+            r.mode,
+            r.result.map(AuditResult::as_str),
+            r.reason,
+            r.server_name,
+            r.server_ip,
+            r.client_name,
+            r.client_ip,
+            r.channel,
+            r.calling_station
+        ])
+    })
+    .map(drop)
+    .map_err(db_err)
+}
+
+fn record_from_row(row: &Row) -> StoreResult<AuditRecord> {
+    let result: Option<String> = row.get(10).map_err(db_err)?;
+    let result = match result {
+        None => None,
+        Some(text) => Some(AuditResult::parse(&text).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "audit result '{text}' is not accept, reject or challenge"
+            ))
+        })?),
+    };
+    Ok(AuditRecord {
+        id: row.get(0).map_err(db_err)?,
+        time_ms: row.get(1).map_err(db_err)?,
+        username: row.get(2).map_err(db_err)?,
+        given_name: row.get(3).map_err(db_err)?,
+        surname: row.get(4).map_err(db_err)?,
+        email: row.get(5).map_err(db_err)?,
+        phone: row.get(6).map_err(db_err)?,
+        device: row.get(7).map_err(db_err)?,
+        method: row.get(8).map_err(db_err)?,
+        mode: row.get(9).map_err(db_err)?,
+        result,
+        reason: row.get(11).map_err(db_err)?,
+        server_name: row.get(12).map_err(db_err)?,
+        server_ip: row.get(13).map_err(db_err)?,
+        client_name: row.get(14).map_err(db_err)?,
+        client_ip: row.get(15).map_err(db_err)?,
+        channel: row.get(16).map_err(db_err)?,
+        calling_station: row.get(17).map_err(db_err)?,
+    })
+}
+
+/// Newest first. Each combination of filters is its own statement text, so SQLite
+/// plans it with the matching index (`audit_user_time` or `audit_time`) and caches it.
+pub(super) fn query(conn: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+    let mut sql = format!("SELECT {FIELDS} FROM audit");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut conditions = Vec::new();
+    if let Some(user) = &q.username {
+        args.push(user.clone().into());
+        conditions.push(format!("username = ?{}", args.len()));
+    }
+    if let Some(since) = q.since_ms {
+        args.push(since.into());
+        conditions.push(format!("time_ms >= ?{}", args.len()));
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY time_ms DESC, seq DESC");
+    if let Some(limit) = q.limit {
+        args.push(i64::from(limit).into());
+        sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    }
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args))
+        .map_err(db_err)?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        records.push(record_from_row(row)?);
+    }
+    Ok(records)
+}
+
+/// Deletes up to [`PURGE_CHUNK`] records older than `before_ms`; returns how many.
+pub(super) fn purge_chunk(conn: &Connection, before_ms: i64) -> StoreResult<u64> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM audit WHERE seq IN
+                 (SELECT seq FROM audit WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![before_ms, PURGE_CHUNK]))
+        .map_err(db_err)?;
+    Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+}

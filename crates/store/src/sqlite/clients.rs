@@ -1,0 +1,70 @@
+//! RADIUS clients, with their shared secrets sealed at rest.
+
+use super::map::{client_from_row, db_err, is_unique_violation, CLIENT_COLUMNS};
+use crate::crypto::Cipher;
+use mfad_core::model::{Client, NewClient};
+use mfad_core::store::{StoreError, StoreResult};
+use rusqlite::{params, Connection};
+use std::sync::LazyLock;
+
+static INSERT_CLIENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO clients (name, address, secret, first_factor, prompt,
+             require_message_authenticator, require_user_match, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING {}",
+        *CLIENT_COLUMNS
+    )
+});
+static LIST_CLIENTS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM clients ORDER BY name", *CLIENT_COLUMNS));
+
+pub(super) fn create(
+    conn: &Connection,
+    cipher: &Cipher,
+    client: &NewClient,
+    sealed_secret: &str,
+    now: i64,
+) -> StoreResult<Client> {
+    let mut stmt = conn.prepare_cached(&INSERT_CLIENT).map_err(db_err)?;
+    let mut rows = stmt
+        .query(params![
+            client.name,
+            client.address.to_string(),
+            sealed_secret,
+            client.first_factor.to_string(),
+            client.prompt.to_string(),
+            client.require_message_authenticator,
+            client.require_user_match,
+            now
+        ])
+        .map_err(db_err)?;
+    match rows.next() {
+        Ok(Some(row)) => client_from_row(row, cipher),
+        Ok(None) => Err(StoreError::Unavailable("insert returned no row".into())),
+        Err(e) if is_unique_violation(&e) => {
+            Err(StoreError::Duplicate(format!("client '{}'", client.name)))
+        }
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+pub(super) fn list(conn: &Connection, cipher: &Cipher) -> StoreResult<Vec<Client>> {
+    let mut stmt = conn.prepare_cached(&LIST_CLIENTS).map_err(db_err)?;
+    let mut rows = stmt.query([]).map_err(db_err)?;
+    let mut clients = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        clients.push(client_from_row(row, cipher)?);
+    }
+    Ok(clients)
+}
+
+pub(super) fn delete(conn: &Connection, name: &str) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached("DELETE FROM clients WHERE name = ?1")
+        .and_then(|mut s| s.execute([name]))
+        .map_err(db_err)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("client '{name}'")));
+    }
+    Ok(())
+}

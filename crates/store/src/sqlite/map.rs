@@ -1,0 +1,202 @@
+//! Rows to model records and SQLite errors to [`StoreError`]s, in one place.
+
+use crate::crypto::Cipher;
+use mfad_core::model::{Client, Secret, Token, User};
+use mfad_core::store::StoreError;
+use rusqlite::ffi;
+use rusqlite::Row;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+const USER_FIELDS: &[&str] = &[
+    "id",
+    "username",
+    "given_name",
+    "surname",
+    "email",
+    "phone",
+    "enabled",
+    "blocked_until",
+    "block_reason",
+    "locked_until",
+    "failures",
+    "pin_mode",
+    "pin_hash",
+    "pin_change_required",
+    "pin_history",
+    "bypass_until",
+    "created_at",
+];
+
+const TOKEN_FIELDS: &[&str] = &[
+    "id",
+    "serial",
+    "user_id",
+    "kind",
+    "algorithm",
+    "digits",
+    "period",
+    "secret",
+    "next",
+    "resync",
+    "enabled",
+    "created_at",
+];
+
+const CLIENT_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "address",
+    "secret",
+    "first_factor",
+    "prompt",
+    "require_message_authenticator",
+    "require_user_match",
+    "created_at",
+];
+
+fn columns(prefix: &str, fields: &[&str]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{prefix}{f}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `id, username, ...` in the order [`user_from_row`] reads them.
+pub(super) static USER_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", USER_FIELDS));
+/// The same, qualified with the alias `u.` for joins.
+pub(super) static USER_COLUMNS_U: LazyLock<String> = LazyLock::new(|| columns("u.", USER_FIELDS));
+pub(super) static TOKEN_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", TOKEN_FIELDS));
+pub(super) static TOKEN_COLUMNS_T: LazyLock<String> = LazyLock::new(|| columns("t.", TOKEN_FIELDS));
+pub(super) static CLIENT_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", CLIENT_FIELDS));
+/// Where a joined row's token columns start.
+pub(super) const TOKEN_OFFSET: usize = USER_FIELDS.len();
+
+/// Associated data that binds a token secret to its serial.
+pub(super) fn token_aad(serial: &str) -> Vec<u8> {
+    [b"mfad token secret\0".as_slice(), serial.as_bytes()].concat()
+}
+
+/// Associated data that binds a RADIUS shared secret to its client.
+pub(super) fn client_aad(name: &str) -> Vec<u8> {
+    [b"mfad client secret\0".as_slice(), name.as_bytes()].concat()
+}
+
+fn parsed<T: FromStr<Err = String>>(row: &Row, idx: usize, what: &str) -> Result<T, StoreError> {
+    let text: String = row.get(idx).map_err(db_err)?;
+    text.parse()
+        .map_err(|e: String| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
+    let history: String = row.get(14).map_err(db_err)?;
+    let pin_history = serde_json::from_str(&history)
+        .map_err(|e| StoreError::Corrupt(format!("PIN history: {e}")))?;
+    Ok(User {
+        id: row.get(0).map_err(db_err)?,
+        username: row.get(1).map_err(db_err)?,
+        given_name: row.get(2).map_err(db_err)?,
+        surname: row.get(3).map_err(db_err)?,
+        email: row.get(4).map_err(db_err)?,
+        phone: row.get(5).map_err(db_err)?,
+        enabled: row.get(6).map_err(db_err)?,
+        blocked_until: row.get(7).map_err(db_err)?,
+        block_reason: row.get(8).map_err(db_err)?,
+        locked_until: row.get(9).map_err(db_err)?,
+        failures: row.get(10).map_err(db_err)?,
+        pin_mode: parsed(row, 11, "PIN mode")?,
+        pin_hash: row.get(12).map_err(db_err)?,
+        pin_change_required: row.get(13).map_err(db_err)?,
+        pin_history,
+        bypass_until: row.get(15).map_err(db_err)?,
+        created_at: row.get(16).map_err(db_err)?,
+    })
+}
+
+/// Reads a token whose columns start at `at`, decrypting its secret.
+pub(super) fn token_from_row(row: &Row, at: usize, cipher: &Cipher) -> Result<Token, StoreError> {
+    let serial: String = row.get(at + 1).map_err(db_err)?;
+    let sealed: String = row.get(at + 7).map_err(db_err)?;
+    let secret = cipher
+        .decrypt(&sealed, &token_aad(&serial))
+        .map_err(|e| StoreError::Corrupt(format!("secret of token '{serial}': {e}")))?;
+    Ok(Token {
+        id: row.get(at).map_err(db_err)?,
+        user_id: row.get(at + 2).map_err(db_err)?,
+        kind: parsed(row, at + 3, "token type")?,
+        algorithm: parsed(row, at + 4, "token algorithm")?,
+        digits: row.get(at + 5).map_err(db_err)?,
+        period: row.get(at + 6).map_err(db_err)?,
+        secret: Secret(secret),
+        next: row.get(at + 8).map_err(db_err)?,
+        resync: row.get(at + 9).map_err(db_err)?,
+        enabled: row.get(at + 10).map_err(db_err)?,
+        created_at: row.get(at + 11).map_err(db_err)?,
+        serial,
+    })
+}
+
+pub(super) fn client_from_row(row: &Row, cipher: &Cipher) -> Result<Client, StoreError> {
+    let name: String = row.get(1).map_err(db_err)?;
+    let address: String = row.get(2).map_err(db_err)?;
+    let sealed: String = row.get(3).map_err(db_err)?;
+    let secret = cipher
+        .decrypt(&sealed, &client_aad(&name))
+        .map_err(|e| StoreError::Corrupt(format!("secret of client '{name}': {e}")))?;
+    let secret = String::from_utf8(secret.to_vec())
+        .map_err(|_| StoreError::Corrupt(format!("secret of client '{name}' is not UTF-8")))?;
+    Ok(Client {
+        id: row.get(0).map_err(db_err)?,
+        address: address
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("address of client '{name}': {e}")))?,
+        secret,
+        first_factor: parsed(row, 4, "first factor")?,
+        prompt: parsed(row, 5, "prompt mode")?,
+        require_message_authenticator: row.get(6).map_err(db_err)?,
+        require_user_match: row.get(7).map_err(db_err)?,
+        created_at: row.get(8).map_err(db_err)?,
+        name,
+    })
+}
+
+/// The general mapping; callers that expect a constraint violation check for it first.
+pub(super) fn db_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable(format!(
+                "the database stayed locked by another writer past the busy timeout ({e})"
+            ))
+        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+pub(super) fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+}
+
+/// A `u64` counter as SQLite's signed 64-bit integer.
+pub(super) fn counter(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "counter {value} is beyond the range the database can hold"
+        ))
+    })
+}

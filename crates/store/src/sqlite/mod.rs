@@ -1,0 +1,473 @@
+//! The embedded SQLite store: one writer thread with group commit, a pool of readers.
+//!
+//! Writes go through a channel to the writer thread, which commits everything waiting
+//! in one transaction (one fsync for the batch) and answers each caller after that
+//! commit. Reads run on reader threads with their own WAL connections. Another process
+//! (the CLI while `mfad serve` runs) may write the same file: SQLite's locking with a
+//! busy timeout serialises the two writers.
+
+mod audit;
+mod clients;
+mod map;
+mod reader;
+mod schema;
+mod sessions;
+mod tokens;
+mod users;
+mod writer;
+
+use crate::crypto::Cipher;
+use async_trait::async_trait;
+use mfad_core::audit::{AuditQuery, AuditRecord};
+use mfad_core::model::{
+    Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
+};
+use mfad_core::store::{FailureState, Store, StoreError, StoreResult, UserUpdate};
+use reader::Readers;
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokens::SealedToken;
+use tokio::sync::{mpsc, oneshot};
+use writer::Command;
+
+/// Commands that may wait for the writer before `append_audit` has to wait for room.
+const WRITE_QUEUE: usize = 16_384;
+
+/// How SQLite makes a commit durable (`PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit is on disk before the caller hears back: a used code stays used
+    /// through a power cut.
+    #[default]
+    Full,
+    /// Commits survive a crash of mfad but the last ones may be lost in a power cut
+    /// (WAL is synced at checkpoints only).
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    /// Reader threads; 0 picks one per CPU, at least 2 and at most 8.
+    pub readers: usize,
+    /// How long a statement waits for another process's write lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            readers: 0,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    cipher: Arc<Cipher>,
+    /// `None` only while dropping, to close the queue before joining the thread.
+    writer: Option<mpsc::Sender<Command>>,
+    writer_thread: Option<JoinHandle<()>>,
+    readers: Readers,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_error(path: &Path, what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!(
+        "cannot open database {}: {what}: {e}",
+        path.display()
+    ))
+}
+
+fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> StoreResult<Connection> {
+    let fail = |e: rusqlite::Error| open_error(path, "connect", e);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(fail)?;
+    conn.busy_timeout(options.busy_timeout).map_err(fail)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(fail)?;
+    conn.pragma_update(None, "synchronous", options.synchronous.pragma())
+        .map_err(fail)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    if read_only {
+        conn.pragma_update(None, "query_only", true).map_err(fail)?;
+    }
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its directories) the database at `path`, brings
+    /// its schema up to date and starts the writer and reader threads.
+    pub fn open(path: &Path, cipher: Cipher, options: SqliteOptions) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_error(path, &format!("create {}", dir.display()), e))?;
+        }
+        // The database holds PIN hashes and sealed secrets: create it private. SQLite
+        // gives its -wal and -shm files the database file's mode.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(open_error(path, "create", e)),
+        }
+
+        let mut conn = connect(path, &options, false)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| open_error(path, "enable WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_error(
+                path,
+                "enable WAL",
+                format!("journal mode stayed '{mode}'"),
+            ));
+        }
+        // Keep a WAL that grew during a burst from staying large on disk.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(|e| open_error(path, "set journal_size_limit", e))?;
+        schema::migrate(&mut conn, &path.display().to_string())?;
+
+        let readers = match options.readers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+            n => n,
+        };
+        let connections = (0..readers)
+            .map(|_| connect(path, &options, true))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let readers =
+            Readers::start(connections).map_err(|e| open_error(path, "start readers", e))?;
+
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let writer_thread = std::thread::Builder::new()
+            .name("mfad-store-writer".into())
+            .spawn(move || writer::run(conn, rx))
+            .map_err(|e| open_error(path, "start writer", e))?;
+
+        Ok(Self {
+            path: path.to_owned(),
+            cipher: Arc::new(cipher),
+            writer: Some(tx),
+            writer_thread: Some(writer_thread),
+            readers,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn send(&self, cmd: Command) -> StoreResult<()> {
+        let tx = self.writer.as_ref().ok_or_else(writer_gone)?;
+        tx.send(cmd).await.map_err(|_| writer_gone())
+    }
+
+    /// Runs `work` in the writer's next batch, inside a savepoint so that a failure
+    /// part-way leaves nothing behind, and answers after that batch commits.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (op, done) = writer::pending(work);
+        self.send(Command::Write(op)).await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    /// Runs `work` on a reader thread.
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection, &Cipher) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, done) = oneshot::channel();
+        let cipher = Arc::clone(&self.cipher);
+        let submitted = self.readers.submit(Box::new(move |conn| {
+            let _ = reply.send(work(conn, &cipher));
+        }));
+        if !submitted {
+            return Err(readers_gone());
+        }
+        done.await.unwrap_or_else(|_| Err(readers_gone()))
+    }
+
+    fn seal_tokens(&self, tokens: &[NewToken]) -> StoreResult<Vec<SealedToken>> {
+        tokens
+            .iter()
+            .map(|t| SealedToken::seal(t, &self.cipher))
+            .collect()
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the database writer thread has stopped".into())
+}
+
+fn readers_gone() -> StoreError {
+    StoreError::Unavailable("the database reader threads have stopped".into())
+}
+
+impl Drop for SqliteStore {
+    /// Closes the queue and waits for the writer to commit what is left in it, so audit
+    /// records appended just before shutdown are not lost.
+    fn drop(&mut self) {
+        self.writer = None;
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, user: &NewUser, now: i64) -> StoreResult<User> {
+        let user = NewUser {
+            username: users::normalise(&user.username),
+            ..user.clone()
+        };
+        self.write(move |c| users::insert_user(c, &user, now)).await
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        let username = users::normalise(username);
+        self.read(move |c, _| users::by_name(c, &username)).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |c, _| users::by_id(c, id)).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.read(|c, _| users::list(c)).await
+    }
+
+    async fn update_user(&self, id: UserId, update: &UserUpdate) -> StoreResult<User> {
+        let update = update.clone();
+        self.write(move |c| users::update(c, id, &update)).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        self.write(move |c| users::delete(c, id)).await
+    }
+
+    async fn set_block(
+        &self,
+        id: UserId,
+        until: Option<i64>,
+        reason: Option<&str>,
+    ) -> StoreResult<()> {
+        let reason = reason.map(str::to_owned);
+        self.write(move |c| users::set_block(c, id, until, reason.as_deref()))
+            .await
+    }
+
+    async fn set_bypass(&self, id: UserId, until: Option<i64>) -> StoreResult<()> {
+        self.write(move |c| users::set_bypass(c, id, until)).await
+    }
+
+    async fn consume_bypass(&self, id: UserId, now: i64) -> StoreResult<bool> {
+        // The engine asks on every authentication and almost nobody has a bypass: answer
+        // "none" from a reader instead of waiting for a commit. Returning false when a
+        // grant lands just after the read is the same as this call coming first.
+        if !self.read(move |c, _| users::has_bypass(c, id, now)).await? {
+            return Ok(false);
+        }
+        self.write(move |c| users::consume_bypass(c, id, now)).await
+    }
+
+    async fn record_failure(
+        &self,
+        id: UserId,
+        now: i64,
+        max_failures: u32,
+        lockout_seconds: i64,
+    ) -> StoreResult<FailureState> {
+        self.write(move |c| users::record_failure(c, id, now, max_failures, lockout_seconds))
+            .await
+    }
+
+    async fn clear_failures(&self, id: UserId) -> StoreResult<()> {
+        self.write(move |c| users::clear_failures(c, id)).await
+    }
+
+    async fn set_pin(
+        &self,
+        id: UserId,
+        pin_hash: Option<&str>,
+        change_required: bool,
+        history: usize,
+    ) -> StoreResult<()> {
+        let pin_hash = pin_hash.map(str::to_owned);
+        self.write(move |c| users::set_pin(c, id, pin_hash.as_deref(), change_required, history))
+            .await
+    }
+
+    async fn create_users_with_tokens(
+        &self,
+        batch: &[(NewUser, Vec<NewToken>)],
+        now: i64,
+    ) -> StoreResult<usize> {
+        let batch = batch
+            .iter()
+            .map(|(user, tokens)| {
+                let user = NewUser {
+                    username: users::normalise(&user.username),
+                    ..user.clone()
+                };
+                Ok((user, self.seal_tokens(tokens)?))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.write(move |c| users::insert_users_with_tokens(c, &batch, now))
+            .await
+    }
+
+    async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
+        let sealed = self.seal_tokens(tokens)?;
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| tokens::create(c, &cipher, &sealed, now))
+            .await
+    }
+
+    async fn token_by_serial(&self, serial: &str) -> StoreResult<Option<Token>> {
+        let serial = serial.to_owned();
+        self.read(move |c, cipher| tokens::by_serial(c, cipher, &serial))
+            .await
+    }
+
+    async fn tokens_for_user(&self, id: UserId) -> StoreResult<Vec<Token>> {
+        self.read(move |c, cipher| tokens::for_user(c, cipher, id))
+            .await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        self.read(tokens::list).await
+    }
+
+    async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
+        self.write(move |c| tokens::assign(c, token, user)).await
+    }
+
+    async fn delete_token(&self, token: TokenId) -> StoreResult<()> {
+        self.write(move |c| tokens::delete(c, token)).await
+    }
+
+    async fn advance_token(&self, token: TokenId, used: u64) -> StoreResult<bool> {
+        self.write(move |c| tokens::advance(c, token, used)).await
+    }
+
+    async fn set_token_resync(&self, token: TokenId, resync: Option<u64>) -> StoreResult<()> {
+        self.write(move |c| tokens::set_resync(c, token, resync))
+            .await
+    }
+
+    async fn auth_subject(&self, username: &str) -> StoreResult<Option<(User, Vec<Token>)>> {
+        let username = users::normalise(username);
+        self.read(move |c, cipher| users::auth_subject(c, cipher, &username))
+            .await
+    }
+
+    async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
+        let kind = sessions::kind_to_json(&challenge.kind)?;
+        let challenge = challenge.clone();
+        self.write(move |c| sessions::put_challenge(c, &challenge, &kind))
+            .await
+    }
+
+    async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>> {
+        let state = state.to_vec();
+        self.write(move |c| sessions::take_challenge(c, &state, now))
+            .await
+    }
+
+    async fn put_cached_auth(&self, key: &str, until: i64) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |c| sessions::put_cached_auth(c, &key, until))
+            .await
+    }
+
+    async fn cached_auth(&self, key: &str, now: i64) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.read(move |c, _| sessions::cached_auth(c, &key, now))
+            .await
+    }
+
+    async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {
+        let sealed = self
+            .cipher
+            .encrypt(client.secret.as_bytes(), &map::client_aad(&client.name))
+            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a client secret: {e}")))?;
+        let client = client.clone();
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| clients::create(c, &cipher, &client, &sealed, now))
+            .await
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        self.read(clients::list).await
+    }
+
+    async fn delete_client(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.write(move |c| clients::delete(c, &name)).await
+    }
+
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        self.send(Command::Audit(Box::new(record))).await
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        let query = query.clone();
+        self.read(move |c, _| audit::query(c, &query)).await
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .write(move |c| audit::purge_chunk(c, before_ms))
+                .await?;
+            total += deleted;
+            if deleted < audit::PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Flush(reply)).await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+}

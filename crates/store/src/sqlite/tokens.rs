@@ -1,0 +1,218 @@
+//! OATH tokens: creation with sealed secrets, assignment, and the replay-protecting
+//! counter update.
+
+use super::map::{
+    counter, db_err, is_foreign_key_violation, is_unique_violation, token_aad, token_from_row,
+    TOKEN_COLUMNS,
+};
+use crate::crypto::Cipher;
+use mfad_core::model::{NewToken, Token, TokenId, UserId};
+use mfad_core::store::{StoreError, StoreResult};
+use rusqlite::{params, Connection};
+use std::sync::LazyLock;
+
+static TOKEN_BY_SERIAL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM tokens WHERE serial = ?1", *TOKEN_COLUMNS));
+static TOKENS_FOR_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM tokens WHERE user_id = ?1 ORDER BY serial",
+        *TOKEN_COLUMNS
+    )
+});
+static LIST_TOKENS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM tokens ORDER BY serial", *TOKEN_COLUMNS));
+
+/// A [`NewToken`] whose secret is already encrypted, so the writer thread spends its
+/// time on SQL only.
+pub(super) struct SealedToken {
+    serial: String,
+    user_id: Option<UserId>,
+    kind: &'static str,
+    algorithm: &'static str,
+    digits: u32,
+    period: i64,
+    secret: String,
+    next: i64,
+}
+
+impl SealedToken {
+    pub(super) fn seal(token: &NewToken, cipher: &Cipher) -> StoreResult<Self> {
+        let secret = cipher
+            .encrypt(token.secret.expose(), &token_aad(&token.serial))
+            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a token secret: {e}")))?;
+        Ok(Self {
+            serial: token.serial.clone(),
+            user_id: token.user_id,
+            kind: token.kind.as_str(),
+            algorithm: token.algorithm.as_str(),
+            digits: token.digits,
+            period: counter(token.period)?,
+            secret,
+            next: counter(token.next)?,
+        })
+    }
+}
+
+/// Inserts every token or fails on the first problem; the caller's savepoint undoes
+/// the ones already inserted. `owner` overrides each token's `user_id` (bulk load).
+pub(super) fn insert_tokens(
+    conn: &Connection,
+    tokens: &[SealedToken],
+    owner: Option<UserId>,
+    now: i64,
+) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached("INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, secret, next, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+        .map_err(db_err)?;
+    for t in tokens {
+        let user_id = owner.or(t.user_id);
+        let inserted = stmt.execute(params![
+            t.serial,
+            user_id,
+            t.kind,
+            t.algorithm,
+            t.digits,
+            t.period,
+            t.secret,
+            t.next,
+            now
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Duplicate(format!("token '{}'", t.serial)))
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound(format!(
+                    "user with id {} (owner of token '{}')",
+                    user_id.unwrap_or_default(),
+                    t.serial
+                )))
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Inserts the tokens and returns them as stored (their secrets decrypted again, which
+/// also proves the key can open what it sealed).
+pub(super) fn create(
+    conn: &Connection,
+    cipher: &Cipher,
+    tokens: &[SealedToken],
+    now: i64,
+) -> StoreResult<Vec<Token>> {
+    insert_tokens(conn, tokens, None, now)?;
+    let mut stmt = conn.prepare_cached(&TOKEN_BY_SERIAL).map_err(db_err)?;
+    let mut created = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let mut rows = stmt.query([&t.serial]).map_err(db_err)?;
+        match rows.next().map_err(db_err)? {
+            Some(row) => created.push(token_from_row(row, 0, cipher)?),
+            None => return Err(StoreError::Unavailable("inserted token not found".into())),
+        }
+    }
+    Ok(created)
+}
+
+pub(super) fn by_serial(
+    conn: &Connection,
+    cipher: &Cipher,
+    serial: &str,
+) -> StoreResult<Option<Token>> {
+    let mut stmt = conn.prepare_cached(&TOKEN_BY_SERIAL).map_err(db_err)?;
+    let mut rows = stmt.query([serial]).map_err(db_err)?;
+    rows.next()
+        .map_err(db_err)?
+        .map(|r| token_from_row(r, 0, cipher))
+        .transpose()
+}
+
+fn collect(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    args: impl rusqlite::Params,
+    cipher: &Cipher,
+) -> StoreResult<Vec<Token>> {
+    let mut rows = stmt.query(args).map_err(db_err)?;
+    let mut tokens = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        tokens.push(token_from_row(row, 0, cipher)?);
+    }
+    Ok(tokens)
+}
+
+pub(super) fn for_user(
+    conn: &Connection,
+    cipher: &Cipher,
+    user: UserId,
+) -> StoreResult<Vec<Token>> {
+    let mut stmt = conn.prepare_cached(&TOKENS_FOR_USER).map_err(db_err)?;
+    collect(&mut stmt, [user], cipher)
+}
+
+pub(super) fn list(conn: &Connection, cipher: &Cipher) -> StoreResult<Vec<Token>> {
+    let mut stmt = conn.prepare_cached(&LIST_TOKENS).map_err(db_err)?;
+    collect(&mut stmt, [], cipher)
+}
+
+fn not_found(id: TokenId) -> StoreError {
+    StoreError::NotFound(format!("token with id {id}"))
+}
+
+pub(super) fn assign(conn: &Connection, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached("UPDATE tokens SET user_id = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![token, user]));
+    match changed {
+        Ok(0) => Err(not_found(token)),
+        Ok(_) => Ok(()),
+        Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
+            "user with id {}",
+            user.unwrap_or_default()
+        ))),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+pub(super) fn delete(conn: &Connection, token: TokenId) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached("DELETE FROM tokens WHERE id = ?1")
+        .and_then(|mut s| s.execute([token]))
+        .map_err(db_err)?;
+    if changed == 0 {
+        return Err(not_found(token));
+    }
+    Ok(())
+}
+
+/// Replay protection (DESIGN.md): the conditional update is the whole decision, so two
+/// requests with the same code, on any node or process, cannot both see `true`.
+pub(super) fn advance(conn: &Connection, token: TokenId, used: u64) -> StoreResult<bool> {
+    let used = counter(used)?;
+    let next = used
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Corrupt(format!("counter {used} cannot be advanced")))?;
+    let changed = conn
+        .prepare_cached("UPDATE tokens SET next = ?3, resync = NULL WHERE id = ?1 AND next <= ?2")
+        .and_then(|mut s| s.execute(params![token, used, next]))
+        .map_err(db_err)?;
+    Ok(changed == 1)
+}
+
+pub(super) fn set_resync(
+    conn: &Connection,
+    token: TokenId,
+    resync: Option<u64>,
+) -> StoreResult<()> {
+    let resync = resync.map(counter).transpose()?;
+    let changed = conn
+        .prepare_cached("UPDATE tokens SET resync = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![token, resync]))
+        .map_err(db_err)?;
+    if changed == 0 {
+        return Err(not_found(token));
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! The single writer thread: group commit of every waiting write in one transaction.
+//!
+//! SQLite allows one writer at a time and a durable commit costs an fsync, so the
+//! writer drains everything queued, applies it inside one `BEGIN IMMEDIATE`
+//! transaction (each operation in its own SAVEPOINT, so a failing one leaves the
+//! others intact) and commits once. Callers hear back only after that commit, which is
+//! what makes a `true` from `advance_token` durable replay protection.
+
+use super::audit::insert_audit;
+use super::map::db_err;
+use mfad_core::audit::AuditRecord;
+use mfad_core::store::{StoreError, StoreResult};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most commands applied in one transaction; bounds how long one commit takes.
+const MAX_BATCH: usize = 4096;
+/// Audit records kept for a retry after failed commits before the oldest are dropped.
+const MAX_CARRIED_AUDIT: usize = 100_000;
+
+/// A write that runs inside the batch transaction and answers after the commit.
+pub(super) trait Op: Send {
+    /// Applies the write; false when it failed and its savepoint must be rolled back.
+    fn apply(&mut self, conn: &Connection) -> bool;
+    /// Sends the result, or `commit`'s error when the batch did not become durable.
+    fn finish(self: Box<Self>, commit: StoreResult<()>);
+}
+
+pub(super) enum Command {
+    Write(Box<dyn Op>),
+    /// Fire and forget: durable with the batch it lands in.
+    Audit(Box<AuditRecord>),
+    /// Answered once everything queued before it is committed.
+    Flush(oneshot::Sender<StoreResult<()>>),
+}
+
+/// An [`Op`] made from a closure and the channel its caller waits on.
+struct Pending<F, T> {
+    work: Option<F>,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+/// Wraps `work` as an [`Op`]; the receiver yields its result after the commit.
+pub(super) fn pending<F, T>(work: F) -> (Box<dyn Op>, oneshot::Receiver<StoreResult<T>>)
+where
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    (
+        Box::new(Pending {
+            work: Some(work),
+            result: None,
+            reply,
+        }),
+        rx,
+    )
+}
+
+impl<F, T> Op for Pending<F, T>
+where
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    fn apply(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = work(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: StoreResult<()>) {
+        let outcome = match (commit, self.result) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Unavailable("the write was not applied".into())),
+        };
+        // The caller may have gone away (request cancelled); the write stands regardless.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// Runs until every sender is dropped, then commits what is left and returns.
+pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
+    let mut writer = Writer {
+        conn,
+        carried: Vec::new(),
+    };
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::with_capacity(64);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        writer.commit_batch(batch);
+    }
+    if !writer.carried.is_empty() {
+        writer.commit_batch(Vec::new());
+    }
+    if !writer.carried.is_empty() {
+        tracing::error!(
+            lost = writer.carried.len(),
+            "audit records could not be written before the store closed"
+        );
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    /// Audit records from batches whose commit failed, retried with the next batch.
+    carried: Vec<AuditRecord>,
+}
+
+impl Writer {
+    fn commit_batch(&mut self, batch: Vec<Command>) {
+        let mut ops: Vec<Box<dyn Op>> = Vec::new();
+        let mut flushes = Vec::new();
+        let mut audits = std::mem::take(&mut self.carried);
+        for cmd in batch {
+            match cmd {
+                Command::Write(op) => ops.push(op),
+                Command::Audit(record) => audits.push(*record),
+                Command::Flush(reply) => flushes.push(reply),
+            }
+        }
+        // Ops and audit records are independent rows, so applying the ops first and the
+        // audit records after keeps each caller's order where it matters (its own writes).
+        let outcome = if ops.is_empty() && audits.is_empty() {
+            Ok(())
+        } else {
+            self.transaction(&mut ops, &audits)
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, writes = ops.len(), audit = audits.len(), "store commit failed");
+            self.carry(audits);
+        }
+        for op in ops {
+            op.finish(outcome_clone(&outcome));
+        }
+        for reply in flushes {
+            let _ = reply.send(outcome_clone(&outcome));
+        }
+    }
+
+    fn transaction(&self, ops: &mut [Box<dyn Op>], audits: &[AuditRecord]) -> StoreResult<()> {
+        let conn = &self.conn;
+        exec(conn, "BEGIN IMMEDIATE")?;
+        for op in ops.iter_mut() {
+            if let Err(e) = exec(conn, "SAVEPOINT op") {
+                return Err(abort(conn, e));
+            }
+            let ok = op.apply(conn);
+            // An I/O or disk-full error makes SQLite roll the whole transaction back.
+            if conn.is_autocommit() {
+                return Err(StoreError::Unavailable(
+                    "the database rolled the transaction back after an error".into(),
+                ));
+            }
+            let end = if ok {
+                exec(conn, "RELEASE op")
+            } else {
+                rollback_op(conn)
+            };
+            if let Err(e) = end {
+                return Err(abort(conn, e));
+            }
+        }
+        for record in audits {
+            if let Err(e) = insert_audit(conn, record) {
+                if conn.is_autocommit() {
+                    return Err(e);
+                }
+                tracing::error!(error = %e, id = %record.id, "audit record dropped");
+            }
+        }
+        exec(conn, "COMMIT").map_err(|e| abort(conn, e))
+    }
+
+    fn carry(&mut self, mut audits: Vec<AuditRecord>) {
+        if audits.len() > MAX_CARRIED_AUDIT {
+            let excess = audits.len() - MAX_CARRIED_AUDIT;
+            tracing::error!(
+                lost = excess,
+                "audit records dropped: the database is not accepting writes"
+            );
+            audits.drain(..excess);
+        }
+        self.carried = audits;
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+        .map_err(db_err)
+}
+
+fn rollback_op(conn: &Connection) -> StoreResult<()> {
+    exec(conn, "ROLLBACK TO op")?;
+    exec(conn, "RELEASE op")
+}
+
+/// Ends a transaction that cannot go on, keeping the first error.
+fn abort(conn: &Connection, e: StoreError) -> StoreError {
+    if !conn.is_autocommit() {
+        if let Err(rollback) = exec(conn, "ROLLBACK") {
+            tracing::error!(error = %rollback, "rollback failed");
+        }
+    }
+    e
+}
+
+/// The batch's outcome for each of its callers (`StoreError` is not `Clone`).
+fn outcome_clone(outcome: &StoreResult<()>) -> StoreResult<()> {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(StoreError::Unavailable(reason)) => Err(StoreError::Unavailable(reason.clone())),
+        Err(e) => Err(StoreError::Unavailable(e.to_string())),
+    }
+}
