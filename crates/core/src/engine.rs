@@ -203,7 +203,11 @@ impl Engine {
         if let Some(reason) = self.unavailable(&user, now) {
             return Ok(Outcome::Reject(reason));
         }
-        if self.store.consume_bypass(user.id, now).await? {
+        // The bypass is checked on the record in hand first: most users have none, and
+        // using one is a write.
+        if user.bypass_until.is_some_and(|t| t > now)
+            && self.store.consume_bypass(user.id, now).await?
+        {
             audit.method = "bypass".into();
             audit.reason = "bypass".into();
             return Ok(Outcome::Accept);
@@ -554,14 +558,20 @@ impl Engine {
         change_required: bool,
     ) -> Result<(), AdminError> {
         pin::check(pin, &self.policy.pin, &user.phone, &user.pin_history)?;
+        self.store_pin(user, pin, change_required).await
+    }
+
+    /// Hashes a PIN that passed the rules and stores it with the history the policy keeps.
+    async fn store_pin(
+        &self,
+        user: &User,
+        pin: &str,
+        change_required: bool,
+    ) -> Result<(), AdminError> {
         let hash = pin::hash(pin, &*self.rng)?;
+        let history = self.policy.pin.history;
         self.store
-            .set_pin(
-                user.id,
-                Some(&hash),
-                change_required,
-                self.policy.pin.history,
-            )
+            .set_pin(user.id, Some(&hash), change_required, history)
             .await?;
         Ok(())
     }
@@ -573,15 +583,7 @@ impl Engine {
         change_required: bool,
     ) -> Result<String, AdminError> {
         let pin = pin::generate(&*self.rng, &self.policy.pin, &user.phone);
-        let hash = pin::hash(&pin, &*self.rng)?;
-        self.store
-            .set_pin(
-                user.id,
-                Some(&hash),
-                change_required,
-                self.policy.pin.history,
-            )
-            .await?;
+        self.store_pin(user, &pin, change_required).await?;
         Ok(pin)
     }
 

@@ -191,17 +191,7 @@ impl Handler {
             );
             return None;
         }
-        let reply = with_proxy_state(
-            Packet::new(Code::AccessAccept, packet.identifier, [0; 16]),
-            packet,
-        );
-        let bytes = self.encode(&reply, packet, client)?;
-        self.stats.bump(Counter::StatusServer);
-        Some(Outgoing {
-            bytes,
-            delay: Duration::ZERO,
-            pending: None,
-        })
+        self.answer_now(Code::AccessAccept, packet, client, Counter::StatusServer)
     }
 
     /// RFC 2866 §4.2: acknowledged once its Request Authenticator checks out;
@@ -224,12 +214,25 @@ impl Handler {
             );
             return None;
         }
-        let reply = with_proxy_state(
-            Packet::new(Code::AccountingResponse, packet.identifier, [0; 16]),
+        self.answer_now(
+            Code::AccountingResponse,
             packet,
-        );
+            client,
+            Counter::Accounting,
+        )
+    }
+
+    /// A reply with no attributes but Proxy-State, sent without delay.
+    fn answer_now(
+        &self,
+        code: Code,
+        packet: &Packet,
+        client: &RadiusClient,
+        counter: Counter,
+    ) -> Option<Outgoing> {
+        let reply = with_proxy_state(Packet::new(code, packet.identifier, [0; 16]), packet);
         let bytes = self.encode(&reply, packet, client)?;
-        self.stats.bump(Counter::Accounting);
+        self.stats.bump(counter);
         Some(Outgoing {
             bytes,
             delay: Duration::ZERO,

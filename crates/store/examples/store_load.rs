@@ -2,11 +2,12 @@
 //!
 //! Each of N tasks repeats what one successful authentication costs the store: one
 //! `auth_subject`, one `advance_token` (durable replay protection) and one
-//! `append_audit`. Prints authentications per second and latency percentiles.
+//! `append_audit`. `--bypass-check yes` adds the `consume_bypass` call the engine makes
+//! on every authentication. Prints authentications per second and latency percentiles.
 //!
 //! ```text
-//! cargo run --release -p mfad-store --example store_load -- \
-//!     [--dir DIR] [--users 1000] [--tasks 32] [--seconds 5] [--synchronous full|normal]
+//! cargo run --release -p mfad-store --example store_load -- [--dir DIR] [--users 1000]
+//!     [--tasks 32] [--seconds 5] [--synchronous full|normal] [--bypass-check yes|no]
 //! ```
 
 use mfad_core::store::Store;
@@ -23,6 +24,7 @@ struct Args {
     tasks: u32,
     seconds: u64,
     synchronous: Synchronous,
+    bypass_check: bool,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -32,6 +34,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         tasks: 32,
         seconds: 5,
         synchronous: Synchronous::Full,
+        bypass_check: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
                     other => return Err(format!("unknown synchronous mode '{other}'").into()),
                 }
             }
+            "--bypass-check" => args.bypass_check = value == "yes",
             other => return Err(format!("unknown option '{other}'").into()),
         }
     }
@@ -91,12 +95,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .collect();
     store.create_users_with_tokens(&batch, 0).await?;
     println!(
-        "{} users in {}, synchronous={:?}, {} tasks, {} s",
+        "{} users in {}, synchronous={:?}, {} tasks, {} s, bypass check {}",
         args.users,
         scratch.path().display(),
         args.synchronous,
         args.tasks,
-        args.seconds
+        args.seconds,
+        args.bypass_check
     );
 
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
@@ -104,14 +109,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let workers: Vec<_> = (0..args.tasks)
         .map(|task| {
             let store = Arc::clone(&store);
-            let (users, tasks) = (args.users, args.tasks);
+            let (users, tasks, bypass_check) = (args.users, args.tasks, args.bypass_check);
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut user = task % users;
                 while Instant::now() < deadline {
                     let begin = Instant::now();
                     let name = format!("user{user}");
-                    let (_, tokens) = store.auth_subject(&name).await?.ok_or("user missing")?;
+                    let (user_row, tokens) =
+                        store.auth_subject(&name).await?.ok_or("user missing")?;
+                    if bypass_check && store.consume_bypass(user_row.id, 0).await? {
+                        return Err("nobody was granted a bypass".into());
+                    }
                     let token = tokens.first().ok_or("token missing")?;
                     // Users are split between tasks (user % tasks == task), so the next counter
                     // value is always fresh and accepted.

@@ -105,6 +105,15 @@ impl Cipher {
         &self.key_id
     }
 
+    /// The key id a stored value names, if it is in the `v1` format.
+    pub fn key_id_of(stored: &str) -> Option<&str> {
+        let mut parts = stored.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(FORMAT), Some(key_id), Some(_)) => Some(key_id),
+            _ => None,
+        }
+    }
+
     /// Seals `plaintext` as `v1:<key id>:<base64(nonce || ciphertext)>`, bound to `aad`.
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
@@ -334,6 +343,14 @@ mod tests {
             err.contains(a.key_id()) && err.contains(b.key_id()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn key_id_is_read_from_a_stored_value() {
+        let c = cipher(3);
+        let sealed = c.encrypt(b"x", b"").unwrap();
+        assert_eq!(Cipher::key_id_of(&sealed), Some(c.key_id()));
+        assert_eq!(Cipher::key_id_of("plain"), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use mfad_core::model::{
 };
 use mfad_core::store::{FailureState, Store, StoreError, StoreResult, UserUpdate};
 use reader::Readers;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -122,6 +122,31 @@ fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> StoreResult
     Ok(conn)
 }
 
+/// Says at start-up, not first at each authentication, that the key file does not
+/// match the sealed values. Not fatal: with the key lost, the operator still needs the
+/// store to delete and re-enroll tokens.
+fn warn_on_other_key(conn: &Connection, cipher: &Cipher, path: &Path) {
+    let sample: Result<Option<String>, _> = conn
+        .query_row(
+            "SELECT secret FROM tokens UNION ALL SELECT secret FROM clients LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional();
+    if let Ok(Some(sealed)) = sample {
+        match Cipher::key_id_of(&sealed) {
+            Some(stored) if stored != cipher.key_id() => tracing::error!(
+                database = %path.display(),
+                stored_key = stored,
+                loaded_key = cipher.key_id(),
+                "the database's secrets were sealed with another key than the key file holds; \
+                 they cannot be read until mfad runs with the key file they were written with"
+            ),
+            _ => {}
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed, with its directories) the database at `path`, brings
     /// its schema up to date and starts the writer and reader threads.
@@ -158,6 +183,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
             .map_err(|e| open_error(path, "set journal_size_limit", e))?;
         schema::migrate(&mut conn, &path.display().to_string())?;
+        warn_on_other_key(&conn, &cipher, path);
 
         let readers = match options.readers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
