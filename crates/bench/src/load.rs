@@ -170,11 +170,7 @@ async fn worker_loop(
                 let counter = COUNTERS.with(|c| c.borrow().get(user).copied().unwrap_or_default());
                 let wrong = wrong_every_other && (turn / mine.len() as u64) % 2 == 1;
                 if wrong {
-                    // Far outside the look-ahead and resync windows: a plain wrong code.
-                    (
-                        format_code(hotp(Algorithm::Sha1, &key(user), counter + 100_000, 6), 6),
-                        false,
-                    )
+                    (wrong_code(&key(user), counter), false)
                 } else {
                     COUNTERS.with(|c| c.borrow_mut().get_mut(user).map(|n| *n += 1));
                     (
@@ -207,6 +203,20 @@ async fn worker_loop(
         }
     }
     Ok(())
+}
+
+/// A code that matches none in the server's look-ahead window: a random six-digit code
+/// would hit one of those ten codes with probability 1e-5 and count as a false "bad
+/// accept" in a long run.
+fn wrong_code(key: &[u8], counter: u64) -> String {
+    let window: Vec<u32> = (counter..counter + 10)
+        .map(|c| hotp(Algorithm::Sha1, key, c, 6))
+        .collect();
+    let mut candidate = hotp(Algorithm::Sha1, key, counter + 100_000, 6);
+    while window.contains(&candidate) {
+        candidate = (candidate + 1) % 1_000_000;
+    }
+    format_code(candidate, 6)
 }
 
 pub struct Replay {
