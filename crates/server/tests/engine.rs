@@ -11,10 +11,11 @@
 use mfad_core::clock::testing::FixedClock;
 use mfad_core::clock::Random;
 use mfad_core::engine::{ClientInfo, Engine, Outcome, Reason, Request, ServerInfo};
-use mfad_core::model::{FirstFactor, NewToken, NewUser, Prompt, Secret};
+use mfad_core::model::{FirstFactor, NewToken, Prompt, Secret};
 use mfad_core::otp::{format_code, hotp, totp_step, Algorithm, OtpKind};
 use mfad_core::policy::{CacheMode, Policy};
 use mfad_core::store::Store;
+use mfad_store::conformance::{new_token, new_user};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -49,25 +50,12 @@ async fn world(policy: Policy, kind: OtpKind) -> World {
         policy,
         ServerInfo::default(),
     ));
-    let user = store
-        .create_user(
-            &NewUser {
-                username: "alice".into(),
-                ..Default::default()
-            },
-            T0,
-        )
-        .await
-        .unwrap();
+    let user = store.create_user(&new_user("alice"), T0).await.unwrap();
     let token = NewToken {
-        serial: "t1".into(),
-        user_id: Some(user.id),
         kind,
         algorithm: Algorithm::Sha1,
-        digits: 6,
-        period: 30,
         secret: Secret::new(KEY.to_vec()),
-        next: 0,
+        ..new_token("t1", Some(user.id))
     };
     store.create_tokens(&[token], T0).await.unwrap();
     World {

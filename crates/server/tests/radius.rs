@@ -446,41 +446,6 @@ fn replies_carry_message_authenticator_first_and_retransmissions_get_the_cached_
 }
 
 #[test]
-fn malformed_packets_do_not_harm_the_server() {
-    let node = node_with_alice(&[]);
-    let server = node.start();
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let good = raw_request(9, [3; 16], "alice", &hotp(0));
-    for bad in [
-        vec![],
-        vec![1, 2, 3],
-        good[..good.len() - 5].to_vec(),
-        {
-            let mut b = good.clone();
-            b[3] = 0xff;
-            b
-        },
-        {
-            let mut b = good.clone();
-            b[21] = 1;
-            b
-        },
-        vec![1u8; 5000],
-    ] {
-        assert_eq!(exchange(&socket, server.radius_addr(), &bad), None);
-    }
-    socket
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let reply = exchange(&socket, server.radius_addr(), &good).expect("still answering");
-    assert_eq!(reply[0], 2);
-    server.stop();
-}
-
-#[test]
 fn status_server_and_accounting_are_answered() {
     let node = node_with_alice(&[]);
     let server = node.start();
