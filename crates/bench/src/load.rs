@@ -168,7 +168,9 @@ async fn worker_loop(
             Mode::Pap => (format!("pw-{name}"), true),
             Mode::Hotp { wrong_every_other } => {
                 let counter = COUNTERS.with(|c| c.borrow().get(user).copied().unwrap_or_default());
-                let wrong = wrong_every_other && (turn / mine.len() as u64) % 2 == 1;
+                // Half of every pass is wrong, and each user alternates between passes.
+                let (pass, position) = (turn / mine.len() as u64, turn % mine.len() as u64);
+                let wrong = wrong_every_other && (pass + position) % 2 == 1;
                 if wrong {
                     (wrong_code(&key(user), counter), false)
                 } else {
