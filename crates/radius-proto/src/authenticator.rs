@@ -164,16 +164,9 @@ pub fn verify_accounting_request(raw: &[u8], secret: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::tests::hex;
     use crate::packet::Packet;
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-        digits
-            .chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn hmac_md5_matches_rfc_2202_vectors() {

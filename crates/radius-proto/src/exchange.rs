@@ -159,17 +159,10 @@ mod tests {
     use super::*;
     use crate::authenticator::verify_accounting_request;
     use crate::packet::tests::arb_packet;
+    use crate::packet::tests::hex;
     use crate::password::{decrypt_user_password, encrypt_user_password};
     use crate::{attr, DecodeError};
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-        digits
-            .chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
 
     fn auth_of(raw: &[u8]) -> [u8; 16] {
         raw[4..20].try_into().unwrap()

@@ -356,6 +356,16 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Octets from hex digits; anything else (spaces, newlines) is ignored, so RFC
+    /// examples can be pasted as they are printed.
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect()
+    }
+
     fn header(code: u8, length: u16) -> Vec<u8> {
         let mut v = vec![code, 9];
         v.extend_from_slice(&length.to_be_bytes());
