@@ -32,7 +32,42 @@ pub struct Report {
     pub wrongly_accepted: u64,
     pub timeouts: u64,
     pub elapsed: Duration,
+    /// CPU time the server and this load generator spent during the run.
+    pub cpu: CpuUse,
     latencies_us: Vec<u32>,
+}
+
+/// CPU time of the server under test and of the load generator, from `/proc`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuUse {
+    pub server: Duration,
+    pub generator: Duration,
+}
+
+impl CpuUse {
+    /// Starts measuring the process `server` and this process.
+    pub fn start(server: u32) -> impl FnOnce() -> CpuUse {
+        let before = (cpu_time(&server.to_string()), cpu_time("self"));
+        move || CpuUse {
+            server: cpu_time(&server.to_string()).saturating_sub(before.0),
+            generator: cpu_time("self").saturating_sub(before.1),
+        }
+    }
+}
+
+/// User plus system time of every thread of a process (`/proc/PID/stat`, fields 14
+/// and 15, in clock ticks of 1/100 s on Linux).
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 impl Report {
@@ -49,23 +84,38 @@ impl Report {
         f64::from(self.latencies_us.get(i).copied().unwrap_or_default()) / 1000.0
     }
 
+    /// Microseconds of `cpu` per request sent.
+    fn per_request(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.sent.max(1) as f64
+    }
+
     pub fn header() -> String {
         format!(
-            "{:<34} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "run", "success/s", "p50 ms", "p99 ms", "success", "timeouts", "bad acc."
+            "{:<34} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+            "run",
+            "success/s",
+            "p50 ms",
+            "p99 ms",
+            "success",
+            "timeouts",
+            "bad acc.",
+            "server µs/r",
+            "loadgen µs/r"
         )
     }
 
     pub fn line(&self, name: &str) -> String {
         format!(
-            "{:<34} {:>12.0} {:>9.2} {:>9.2} {:>8.2}% {:>9} {:>9}",
+            "{:<34} {:>12.0} {:>9.2} {:>9.2} {:>8.2}% {:>9} {:>9} {:>12.1} {:>12.1}",
             name,
             self.rate(),
             self.percentile(0.50),
             self.percentile(0.99),
             100.0 * self.accepted as f64 / self.valid.max(1) as f64,
             self.timeouts,
-            self.wrongly_accepted
+            self.wrongly_accepted,
+            self.per_request(self.cpu.server),
+            self.per_request(self.cpu.generator),
         )
     }
 }
@@ -114,6 +164,7 @@ async fn exchange(
 
 pub async fn run(
     target: SocketAddr,
+    server_pid: u32,
     site: &Site,
     mode: Mode,
     concurrency: usize,
@@ -122,6 +173,7 @@ pub async fn run(
     COUNTERS.with(|c| c.borrow_mut().resize(site.users, 0));
     LAST_ACCEPTED.with(|c| c.borrow_mut().resize(site.users, None));
     let report = Rc::new(RefCell::new(Report::default()));
+    let cpu = CpuUse::start(server_pid);
     let start = Instant::now();
     let stop = start + duration;
     let local = tokio::task::LocalSet::new();
@@ -141,6 +193,7 @@ pub async fn run(
         .map_err(|_| anyhow::anyhow!("workers still running"))?
         .into_inner();
     report.elapsed = start.elapsed();
+    report.cpu = cpu();
     report.latencies_us.sort_unstable();
     Ok(report)
 }

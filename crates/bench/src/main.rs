@@ -58,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     let pid = server.pid();
     let valid = runtime.block_on(load::run(
         server.radius_addr(),
+        pid,
         &site,
         Mode::Hotp {
             wrong_every_other: false,
@@ -67,6 +68,7 @@ fn main() -> anyhow::Result<()> {
     ))?;
     let wrong = runtime.block_on(load::run(
         server.radius_addr(),
+        pid,
         &site,
         Mode::Hotp {
             wrong_every_other: true,
@@ -86,7 +88,14 @@ fn main() -> anyhow::Result<()> {
         None
     } else {
         let freeradius = setup::freeradius(args.users.min(100_000));
-        Some(runtime.block_on(load::run(freeradius.addr(), &site, Mode::Pap, c, duration))?)
+        Some(runtime.block_on(load::run(
+            freeradius.addr(),
+            freeradius.pid(),
+            &site,
+            Mode::Pap,
+            c,
+            duration,
+        ))?)
     };
 
     println!(

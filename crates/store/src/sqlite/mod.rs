@@ -1,8 +1,8 @@
-//! The embedded SQLite store: one writer thread with group commit, a pool of readers.
+//! The embedded SQLite store: one writer thread with group commit, a pool of read connections.
 //!
 //! Writes go through a channel to the writer thread, which commits everything waiting
 //! in one transaction (one fsync for the batch) and answers each caller after that
-//! commit. Reads run on reader threads with their own WAL connections. Another process
+//! commit. Reads run on the caller's thread with pooled WAL connections. Another process
 //! (the CLI while `mfad serve` runs) may write the same file: SQLite's locking with a
 //! busy timeout serialises the two writers.
 
@@ -63,7 +63,7 @@ impl Synchronous {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SqliteOptions {
     pub synchronous: Synchronous,
-    /// Reader threads; 0 picks one per CPU, at least 2 and at most 8.
+    /// Read connections kept open; 0 picks one per CPU, at least 2 and at most 8.
     pub readers: usize,
     /// How long a statement waits for another process's write lock before failing.
     pub busy_timeout: Duration,
@@ -86,7 +86,7 @@ pub struct SqliteStore {
     /// `None` only while dropping, to close the queue before joining the thread.
     writer: Option<mpsc::Sender<Command>>,
     writer_thread: Option<JoinHandle<()>>,
-    readers: Readers,
+    readers: Arc<Readers>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -185,15 +185,14 @@ impl SqliteStore {
         schema::migrate(&mut conn, &path.display().to_string())?;
         warn_on_other_key(&conn, &cipher, path);
 
-        let readers = match options.readers {
+        let keep = match options.readers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
             n => n,
         };
-        let connections = (0..readers)
-            .map(|_| connect(path, &options, true))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let readers =
-            Readers::start(connections).map_err(|e| open_error(path, "start readers", e))?;
+        let readers = {
+            let (path, options) = (path.to_owned(), options.clone());
+            Arc::new(Readers::new(keep, move || connect(&path, &options, true))?)
+        };
 
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let writer_thread = std::thread::Builder::new()
@@ -232,21 +231,31 @@ impl SqliteStore {
         done.await.unwrap_or_else(|_| Err(writer_gone()))
     }
 
-    /// Runs `work` on a reader thread.
+    /// Runs `work` on a read connection, on this thread: point reads take microseconds.
     async fn read<T, F>(&self, work: F) -> StoreResult<T>
     where
         F: FnOnce(&Connection, &Cipher) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (reply, done) = oneshot::channel();
+        self.readers.with(|conn| work(conn, &self.cipher))?
+    }
+
+    /// Runs `work` on a read connection on a blocking thread, for reads that may scan
+    /// many rows (listings, audit queries) and would hold up other requests.
+    async fn read_bulk<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection, &Cipher) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
         let cipher = Arc::clone(&self.cipher);
-        let submitted = self.readers.submit(Box::new(move |conn| {
-            let _ = reply.send(work(conn, &cipher));
-        }));
-        if !submitted {
-            return Err(readers_gone());
-        }
-        done.await.unwrap_or_else(|_| Err(readers_gone()))
+        tokio::task::spawn_blocking(move || readers.with(|conn| work(conn, &cipher))?)
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Unavailable(format!(
+                    "a database read failed: {e}"
+                )))
+            })
     }
 
     fn seal_tokens(&self, tokens: &[NewToken]) -> StoreResult<Vec<SealedToken>> {
@@ -259,10 +268,6 @@ impl SqliteStore {
 
 fn writer_gone() -> StoreError {
     StoreError::Unavailable("the database writer thread has stopped".into())
-}
-
-fn readers_gone() -> StoreError {
-    StoreError::Unavailable("the database reader threads have stopped".into())
 }
 
 impl Drop for SqliteStore {
@@ -296,7 +301,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.read(|c, _| users::list(c)).await
+        self.read_bulk(|c, _| users::list(c)).await
     }
 
     async fn update_user(&self, id: UserId, update: &UserUpdate) -> StoreResult<User> {
@@ -398,7 +403,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
-        self.read(tokens::list).await
+        self.read_bulk(tokens::list).await
     }
 
     async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
@@ -475,7 +480,7 @@ impl Store for SqliteStore {
 
     async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
         let query = query.clone();
-        self.read(move |c, _| audit::query(c, &query)).await
+        self.read_bulk(move |c, _| audit::query(c, &query)).await
     }
 
     async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {

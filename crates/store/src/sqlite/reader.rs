@@ -1,67 +1,59 @@
-//! A small pool of reader threads, each owning one read-only connection.
+//! A pool of read-only connections used on the caller's thread.
 //!
-//! WAL lets readers run beside the writer, and a connection per thread keeps each
-//! thread's prepared-statement cache warm without locking.
+//! A point read in WAL mode takes microseconds and never waits for the writer, so
+//! it runs where it is asked for: handing it to another thread would cost two
+//! context switches, more than the read itself. Each connection keeps its own
+//! prepared-statement cache; the pool only hands them out one caller at a time.
 
+use mfad_core::store::StoreResult;
 use rusqlite::Connection;
-use std::io;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-
-pub(super) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+use std::sync::{Mutex, PoisonError};
 
 pub(super) struct Readers {
-    queue: Option<mpsc::Sender<ReadJob>>,
-    threads: Vec<JoinHandle<()>>,
+    idle: Mutex<Vec<Connection>>,
+    /// Connections kept when idle; more are opened under load and closed after.
+    keep: usize,
+    open: Box<dyn Fn() -> StoreResult<Connection> + Send + Sync>,
 }
 
 impl Readers {
-    pub(super) fn start(connections: Vec<Connection>) -> io::Result<Self> {
-        let (queue, jobs) = mpsc::channel::<ReadJob>();
-        let jobs = Arc::new(Mutex::new(jobs));
-        let mut threads = Vec::with_capacity(connections.len());
-        for (n, conn) in connections.into_iter().enumerate() {
-            let jobs = Arc::clone(&jobs);
-            let thread = std::thread::Builder::new()
-                .name(format!("mfad-store-read-{n}"))
-                .spawn(move || serve(&conn, &jobs))?;
-            threads.push(thread);
-        }
+    pub(super) fn new(
+        keep: usize,
+        open: impl Fn() -> StoreResult<Connection> + Send + Sync + 'static,
+    ) -> StoreResult<Self> {
+        let idle = (0..keep).map(|_| open()).collect::<StoreResult<Vec<_>>>()?;
         Ok(Self {
-            queue: Some(queue),
-            threads,
+            idle: Mutex::new(idle),
+            keep,
+            open: Box::new(open),
         })
     }
 
-    /// Queues a job; false when the pool has stopped.
-    pub(super) fn submit(&self, job: ReadJob) -> bool {
-        self.queue.as_ref().is_some_and(|q| q.send(job).is_ok())
-    }
-}
-
-fn serve(conn: &Connection, jobs: &Mutex<mpsc::Receiver<ReadJob>>) {
-    loop {
-        // One idle thread waits on the queue while the others wait for the lock; a
-        // poisoned lock only means another reader panicked, the queue is still sound.
-        let next = {
-            let queue = jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            queue.recv()
+    /// Runs `work` on an idle connection (a new one when all are busy).
+    pub(super) fn with<T>(&self, work: impl FnOnce(&Connection) -> T) -> StoreResult<T> {
+        let taken = self.lock().pop();
+        let conn = match taken {
+            Some(conn) => conn,
+            None => (self.open)()?,
         };
-        match next {
-            Ok(job) => job(conn),
-            Err(mpsc::RecvError) => return,
+        let result = work(&conn);
+        let mut idle = self.lock();
+        if idle.len() < self.keep {
+            idle.push(conn);
         }
+        Ok(result)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A poisoned lock only means a reader panicked; the list itself is sound.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl Drop for Readers {
-    fn drop(&mut self) {
-        self.queue = None;
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers")
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
     }
 }
