@@ -9,7 +9,6 @@ use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, Policy};
 use crate::store::{Store, StoreError};
 use crate::username;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -666,10 +665,13 @@ fn describe(audit: &mut AuditRecord, user: &User) {
     audit.mode = user.pin_mode.to_string();
 }
 
+/// Lower-case hex, without the formatting machinery: it runs for every attempt's audit ID.
 fn hex(bytes: &[u8]) -> String {
+    let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
     let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
+    for &b in bytes {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0x0f));
     }
     out
 }

@@ -10,6 +10,11 @@ mod system;
 use clap::Parser;
 use std::process::ExitCode;
 
+// Every request allocates a few dozen small buffers across threads; mimalloc's
+// per-thread free lists serve them for a fraction of the system allocator's cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging();

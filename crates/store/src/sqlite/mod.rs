@@ -245,7 +245,24 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (op, done) = writer::pending(work);
+        self.write_op(work, false).await
+    }
+
+    /// [`Self::write`] for work that is a single SQL statement, which needs no savepoint.
+    async fn write_statement<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write_op(work, true).await
+    }
+
+    async fn write_op<T, F>(&self, work: F, single_statement: bool) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (op, done) = writer::pending(work, single_statement);
         self.send(Command::Write(op)).await?;
         done.await.unwrap_or_else(|_| Err(writer_gone()))
     }
@@ -368,12 +385,15 @@ impl Store for SqliteStore {
         max_failures: u32,
         lockout_seconds: i64,
     ) -> StoreResult<FailureState> {
-        self.write(move |c| users::record_failure(c, id, now, max_failures, lockout_seconds))
-            .await
+        self.write_statement(move |c| {
+            users::record_failure(c, id, now, max_failures, lockout_seconds)
+        })
+        .await
     }
 
     async fn clear_failures(&self, id: UserId) -> StoreResult<()> {
-        self.write(move |c| users::clear_failures(c, id)).await
+        self.write_statement(move |c| users::clear_failures(c, id))
+            .await
     }
 
     async fn set_pin(
@@ -438,7 +458,8 @@ impl Store for SqliteStore {
     }
 
     async fn advance_token(&self, token: TokenId, used: u64) -> StoreResult<bool> {
-        self.write(move |c| tokens::advance(c, token, used)).await
+        self.write_statement(move |c| tokens::advance(c, token, used))
+            .await
     }
 
     async fn set_token_resync(&self, token: TokenId, resync: Option<u64>) -> StoreResult<()> {

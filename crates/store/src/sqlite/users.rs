@@ -42,7 +42,7 @@ static AUTH_SUBJECT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {}, {} FROM users u
          LEFT JOIN tokens t ON t.user_id = u.id AND t.enabled = 1
-         WHERE u.username = ?1 ORDER BY t.serial",
+         WHERE u.username = ?1",
         *USER_COLUMNS_U, *TOKEN_COLUMNS_T
     )
 });
@@ -293,6 +293,11 @@ pub(super) fn auth_subject(
         if token_id.is_some() {
             tokens.push(token_from_row(row, TOKEN_OFFSET, cipher)?);
         }
+    }
+    // Sorted here rather than by SQL: a user has a token or two, and an ORDER BY
+    // would build a temporary sorter on every authentication.
+    if let Some((_, tokens)) = &mut subject {
+        tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
     }
     Ok(subject)
 }

@@ -22,6 +22,9 @@ const MAX_CARRIED_AUDIT: usize = 100_000;
 pub(super) trait Op: Send {
     /// Applies the write; false when it failed and its savepoint must be rolled back.
     fn apply(&mut self, conn: &Connection) -> bool;
+    /// True when the write is one SQL statement, which SQLite already applies all or
+    /// nothing (a failing statement undoes its own changes), so it needs no savepoint.
+    fn single_statement(&self) -> bool;
     /// Sends the result, or `commit`'s error when the batch did not become durable.
     fn finish(self: Box<Self>, commit: StoreResult<()>);
 }
@@ -37,12 +40,17 @@ pub(super) enum Command {
 /// An [`Op`] made from a closure and the channel its caller waits on.
 struct Pending<F, T> {
     work: Option<F>,
+    single_statement: bool,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
 /// Wraps `work` as an [`Op`]; the receiver yields its result after the commit.
-pub(super) fn pending<F, T>(work: F) -> (Box<dyn Op>, oneshot::Receiver<StoreResult<T>>)
+/// `single_statement`: see [`Op::single_statement`].
+pub(super) fn pending<F, T>(
+    work: F,
+    single_statement: bool,
+) -> (Box<dyn Op>, oneshot::Receiver<StoreResult<T>>)
 where
     F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     T: Send + 'static,
@@ -51,6 +59,7 @@ where
     (
         Box::new(Pending {
             work: Some(work),
+            single_statement,
             result: None,
             reply,
         }),
@@ -71,6 +80,10 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn single_statement(&self) -> bool {
+        self.single_statement
     }
 
     fn finish(self: Box<Self>, commit: StoreResult<()>) {
@@ -153,8 +166,11 @@ impl Writer {
         let conn = &self.conn;
         exec(conn, "BEGIN IMMEDIATE")?;
         for op in ops.iter_mut() {
-            if let Err(e) = exec(conn, "SAVEPOINT op") {
-                return Err(abort(conn, e));
+            let savepoint = !op.single_statement();
+            if savepoint {
+                if let Err(e) = exec(conn, "SAVEPOINT op") {
+                    return Err(abort(conn, e));
+                }
             }
             let ok = op.apply(conn);
             // An I/O or disk-full error makes SQLite roll the whole transaction back.
@@ -162,6 +178,9 @@ impl Writer {
                 return Err(StoreError::Unavailable(
                     "the database rolled the transaction back after an error".into(),
                 ));
+            }
+            if !savepoint {
+                continue;
             }
             let end = if ok {
                 exec(conn, "RELEASE op")
