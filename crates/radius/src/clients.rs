@@ -57,6 +57,7 @@ impl ClientTable {
                         first_factor: c.first_factor,
                         prompt: c.prompt,
                         require_user_match: c.require_user_match,
+                        code_separator: c.code_separator,
                     },
                 })
             })

@@ -208,11 +208,17 @@ pub enum ClientCommand {
         secret: Option<String>,
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// none (the client checked the password) or directory (mfad binds as the user).
         #[arg(long, default_value = "none")]
         first_factor: String,
-        /// auto, inline or challenge.
+        /// auto, inline or challenge. With a first factor: challenge and auto ask for the
+        /// code after the password; inline expects password and code in one field.
         #[arg(long, default_value = "auto")]
         prompt: String,
+        /// With a first factor: the text between password and code in one field, e.g.
+        /// ',' for 'password,123456'. Without it, inline takes the code's digits from the end.
+        #[arg(long, default_value = "")]
+        code_separator: String,
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         require_message_authenticator: bool,
         /// Reject users mfad does not know (false: pass them on their first factor).

@@ -92,6 +92,7 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields) -> anyhow::Result<()> {
         email: fields.email.unwrap_or_default(),
         phone: fields.phone.unwrap_or_default(),
         pin_mode,
+        ..NewUser::default()
     };
     match ctx.store.create_user(&new, ctx.now()).await {
         Ok(user) => {
