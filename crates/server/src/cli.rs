@@ -38,6 +38,34 @@ pub enum Command {
     },
     /// Show the audit log, newest first.
     Log(LogArgs),
+    /// Import and sync users from Active Directory / LDAP ([directory] in the config).
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectoryCommand {
+    /// Check connection, TLS, the service bind and a sample search on every server.
+    Test,
+    /// Import users from the directory (the first sync; running it again changes nothing).
+    Import {
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Sync users with the directory now.
+    Sync {
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Allow the disables or removals the mass-change safeguard held back.
+    Approve,
+    /// Show the last sync and what waits for approval.
+    Status {
+        #[command(flatten)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
