@@ -11,6 +11,7 @@ use mfad_core::directory::sync::normalise_dn;
 use mfad_core::directory::{Directory, DirectoryError, DirectoryUser};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -34,6 +35,9 @@ pub struct LdapDirectory {
     /// Connections for user binds, reused: a bind replaces the connection's identity
     /// (RFC 4511 §4.2.1), so one connection serves one bind at a time.
     binders: Mutex<Vec<Ldap>>,
+    /// The server that answered last: new connections start there, so a dead or hung
+    /// primary costs one timeout, not one per connection.
+    preferred: AtomicUsize,
 }
 
 impl std::fmt::Debug for LdapDirectory {
@@ -84,6 +88,7 @@ impl LdapDirectory {
             tls,
             service: tokio::sync::Mutex::new(None),
             binders: Mutex::new(Vec::new()),
+            preferred: AtomicUsize::new(0),
         })
     }
 
@@ -101,6 +106,12 @@ impl LdapDirectory {
 
     fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.config.connect_timeout_ms)
+    }
+
+    /// The most one `find_user` or `check_password` may take, failover included: a
+    /// first-factor check answers within twice this, whatever the directory does.
+    fn call_limit(&self) -> Duration {
+        self.connect_timeout() + self.op_timeout()
     }
 
     /// TCP, TLS (ldaps or StartTLS) to one server.
@@ -145,17 +156,29 @@ impl LdapDirectory {
         }
     }
 
-    /// The first server, in order, that connects (and binds as the service account).
+    /// The first server that connects (and binds as the service account), trying them
+    /// in configured order starting from the one that answered last.
     async fn connect(&self, service: bool) -> Result<Ldap, Error> {
+        let servers = &self.config.servers;
+        let start = self.preferred.load(Ordering::Relaxed);
         let mut failures = Vec::new();
-        for url in &self.config.servers {
+        for k in 0..servers.len() {
+            let index = (start + k) % servers.len();
+            let Some(url) = servers.get(index) else {
+                continue;
+            };
             match self.open(url).await {
                 Ok(mut ldap) => {
-                    if !service {
-                        return Ok(ldap);
-                    }
-                    match self.service_bind(&mut ldap).await {
-                        Ok(()) => return Ok(ldap),
+                    let bound = if service {
+                        self.service_bind(&mut ldap).await
+                    } else {
+                        Ok(())
+                    };
+                    match bound {
+                        Ok(()) => {
+                            self.preferred.store(index, Ordering::Relaxed);
+                            return Ok(ldap);
+                        }
                         Err(e) => failures.push(format!("{url}: {e}")),
                     }
                 }
@@ -467,7 +490,7 @@ impl LdapDirectory {
 #[async_trait]
 impl Directory for LdapDirectory {
     async fn find_user(&self, username: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
-        let limit = self.connect_timeout() + self.op_timeout() * 2;
+        let limit = self.call_limit();
         let entries = tokio::time::timeout(limit, self.search_user(username))
             .await
             .map_err(|_| {
@@ -485,7 +508,7 @@ impl Directory for LdapDirectory {
         if password.is_empty() || dn.is_empty() {
             return Ok(false);
         }
-        let limit = self.connect_timeout() + self.op_timeout() * 2;
+        let limit = self.call_limit();
         tokio::time::timeout(limit, self.bind_as(dn, password))
             .await
             .map_err(|_| {

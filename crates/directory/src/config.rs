@@ -36,7 +36,8 @@ pub struct DirectoryConfig {
     pub size_limit: u32,
     /// Connecting, TLS and the service bind, per server.
     pub connect_timeout_ms: u64,
-    /// One search or bind.
+    /// One search or bind. A first-factor check (find the user, bind as them) answers
+    /// within 2 × (connect_timeout_ms + timeout_ms), failover included, or rejects.
     pub timeout_ms: u64,
     /// Scheduled sync while `mfad serve` runs: `15m`, `1h`, `24h` (1 minute to 24 hours);
     /// empty for none.
@@ -82,8 +83,8 @@ impl Default for DirectoryConfig {
             user_filter: String::new(),
             page_size: 500,
             size_limit: 0,
-            connect_timeout_ms: 5000,
-            timeout_ms: 5000,
+            connect_timeout_ms: 2000,
+            timeout_ms: 3000,
             sync_interval: String::new(),
             removed_users: RemovedUsers::Disable,
             mass_change_threshold: 5,

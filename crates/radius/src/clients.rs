@@ -174,6 +174,7 @@ mod tests {
             prompt: Prompt::Auto,
             require_message_authenticator: true,
             require_user_match: true,
+            code_separator: String::new(),
             created_at: 0,
         }
     }

@@ -222,6 +222,8 @@ mod tests {
         let start = text
             .find("# [directory]")
             .expect("a commented [directory] example");
+        // Settings are "# key = value", explanations "## text": dropping one "#" from
+        // each line of the block gives valid TOML.
         let section: String = text[start..]
             .lines()
             .take_while(|l| l.starts_with('#'))
@@ -230,7 +232,6 @@ mod tests {
                     .or_else(|| l.strip_prefix('#'))
                     .unwrap_or(l)
             })
-            .filter(|l| !l.starts_with(' ') && !l.is_empty() || l.contains('='))
             .collect::<Vec<_>>()
             .join("\n");
         let parsed: Config = toml::from_str(&section).unwrap();

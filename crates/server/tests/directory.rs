@@ -509,3 +509,83 @@ fn a_missing_or_broken_directory_section_is_a_one_line_error() {
         "{err}"
     );
 }
+
+/// A TCP server that accepts connections and never answers: a hung directory.
+struct Stalled {
+    addr: std::net::SocketAddr,
+    _accepting: std::thread::JoinHandle<()>,
+}
+
+impl Stalled {
+    fn start() -> Stalled {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Ends when the test process exits; the sockets are only held open.
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Stalled {
+            addr,
+            _accepting: accepting,
+        }
+    }
+}
+
+#[test]
+fn a_hung_server_is_skipped_for_the_next_and_alone_it_rejects_within_the_timeout() {
+    let slapd = Slapd::start(&seed(0));
+    let stalled = Stalled::start();
+    let hung = format!("ldap://{}", stalled.addr);
+    let node = first_factor_node(&slapd, &["--prompt", "challenge"], "");
+    let config = std::fs::read_to_string(node.config_path()).unwrap();
+    let failover = config.replace(
+        &format!("servers = [\"{}\"]", slapd.url()),
+        &format!("servers = [\"{hung}\", \"{}\"]", slapd.url()),
+    );
+    std::fs::write(node.config_path(), &failover).unwrap();
+    let server = node.start();
+    let slow_login = |password: &str| {
+        Radclient::new(server.radius_addr(), SECRET)
+            .with_timeout(Duration::from_secs(15))
+            .send(
+                "auth",
+                &[("User-Name", "alice"), ("User-Password", password)],
+            )
+    };
+    let reply = slow_login("pw-alice");
+    assert!(
+        reply.is("Access-Challenge"),
+        "the backup answered: {}",
+        reply.output
+    );
+    // Later connections start at the server that answered: no timeout on the hung one.
+    let started = Instant::now();
+    let reply = slow_login("pw-alice");
+    assert!(reply.is("Access-Challenge"), "{}", reply.output);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    server.stop();
+
+    let alone = failover.replace(&format!(", \"{}\"]", slapd.url()), "]");
+    std::fs::write(node.config_path(), alone).unwrap();
+    let server = node.start();
+    let started = Instant::now();
+    let reply = Radclient::new(server.radius_addr(), SECRET)
+        .with_timeout(Duration::from_secs(15))
+        .send(
+            "auth",
+            &[("User-Name", "alice"), ("User-Password", "pw-alice")],
+        );
+    let took = started.elapsed();
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    // 2 × (connect_timeout_ms + timeout_ms) = 8 s bounds it.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    server.stop();
+    assert_eq!(last_reason(&node), "directory_unavailable");
+}

@@ -83,7 +83,7 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
     });
     let progress = |n: usize| {
         if let Some(bar) = &bar {
-            if n % 100 == 0 {
+            if n.is_multiple_of(100) {
                 bar.set_position(n as u64);
             }
         }
