@@ -7,6 +7,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Installed before anything is logged: a supervisor (or test) that sends SIGTERM as
+    // soon as it sees a log line must get a graceful stop, not the default kill.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let listen = config.radius_listen()?;
     let ctx = Ctx::open(config, server_ip(listen).to_string()).await?;
     tracing::info!(node = %ctx.config.node_name(), store = %ctx.config.store.url, "mfad starting");
@@ -62,7 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop_rx,
     ));
 
-    shutdown_signal().await;
+    shutdown_signal(term).await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
@@ -174,16 +177,16 @@ async fn scheduled_sync(
     }
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>) {
     let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
+    match term {
+        Some(mut term) => {
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
             }
         }
-        Err(_) => {
+        None => {
             let _ = ctrl_c.await;
         }
     }
