@@ -589,3 +589,38 @@ fn a_hung_server_is_skipped_for_the_next_and_alone_it_rejects_within_the_timeout
     server.stop();
     assert_eq!(last_reason(&node), "directory_unavailable");
 }
+
+#[test]
+fn users_mfad_does_not_know_pass_on_their_directory_password_and_names_are_escaped() {
+    let mut ldif = seed(0);
+    // In no sync item: known to the directory, not to mfad.
+    ldif.push_str(&person_ldif(
+        "guest1",
+        &format!("ou=guests,ou=people,{BASE_DN}"),
+        "Guest",
+        "One",
+        "pw-guest",
+    ));
+    let slapd = Slapd::start(&ldif);
+    let node = first_factor_node(&slapd, &["--require-user-match", "false"], "");
+    let server = node.start();
+    let send = |user: &str, password: &str| {
+        Radclient::new(server.radius_addr(), SECRET)
+            .send("auth", &[("User-Name", user), ("User-Password", password)])
+    };
+    assert!(
+        send("guest1", "pw-guest").is("Access-Accept"),
+        "first factor only"
+    );
+    assert!(send("guest1", "wrong").is("Access-Reject"));
+    assert!(
+        send("guest1", "").is("Access-Reject"),
+        "an empty password is never a bind"
+    );
+    // RFC 4515: unescaped, (uid=gues*) would find guest1 and the bind would succeed.
+    let wildcard = send("gues*", "pw-guest");
+    assert!(wildcard.is("Access-Reject"), "{}", wildcard.output);
+    let injected = send("x)(uid=guest1", "pw-guest");
+    assert!(injected.is("Access-Reject"), "{}", injected.output);
+    server.stop();
+}
