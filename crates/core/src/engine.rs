@@ -381,35 +381,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The first factor of a `directory` client: `None` when the directory accepted the
-    /// password, else why not. Any directory trouble rejects (fail closed).
+    /// The first factor of a `directory` client: `None` when the password is right.
     async fn directory_password(&self, username: &str, password: &str) -> Option<Reason> {
-        let Some(directory) = &self.directory else {
-            tracing::warn!(
-                user = %username,
-                "rejecting: the client checks passwords against the directory, but no [directory] is configured"
-            );
-            return Some(Reason::DirectoryUnavailable);
-        };
-        if password.is_empty() {
-            return Some(Reason::WrongPassword);
-        }
-        let found = match directory.find_user(username).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Some(Reason::WrongPassword),
-            Err(err) => {
-                tracing::warn!(user = %username, "rejecting: {err}");
-                return Some(Reason::DirectoryUnavailable);
-            }
-        };
-        match directory.check_password(&found.dn, password).await {
-            Ok(true) => None,
-            Ok(false) => Some(Reason::WrongPassword),
-            Err(err) => {
-                tracing::warn!(user = %username, "rejecting: {err}");
-                Some(Reason::DirectoryUnavailable)
-            }
-        }
+        first_factor::check_directory(self.directory.as_deref(), username, password).await
     }
 
     /// Checks `[PIN]code` against the user's tokens and consumes the code.

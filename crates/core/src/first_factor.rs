@@ -1,6 +1,8 @@
 //! The first factor in front of the code: where the password ends and the code starts
 //! when a client checks a directory password, and the prompt modes that follow.
 
+use crate::directory::Directory;
+use crate::engine::Reason;
 use crate::model::Prompt;
 
 /// What a User-Password holds when the client has a first factor.
@@ -48,6 +50,42 @@ pub fn split<'a>(prompt: Prompt, separator: &str, code_len: usize, typed: &'a st
     Split {
         password: typed,
         code: Some(""),
+    }
+}
+
+/// Checks a password against the directory: `None` when it is right, else why not. Any
+/// directory trouble rejects (fail closed), and is not the user's failure.
+pub async fn check_directory(
+    directory: Option<&dyn Directory>,
+    username: &str,
+    password: &str,
+) -> Option<Reason> {
+    let Some(directory) = directory else {
+        tracing::warn!(
+            user = %username,
+            "rejecting: the client checks passwords against the directory, but no [directory] is configured"
+        );
+        return Some(Reason::DirectoryUnavailable);
+    };
+    // RFC 4513 §5.1.2: a bind with an empty password is unauthenticated and succeeds.
+    if password.is_empty() {
+        return Some(Reason::WrongPassword);
+    }
+    let found = match directory.find_user(username).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Some(Reason::WrongPassword),
+        Err(err) => {
+            tracing::warn!(user = %username, "rejecting: {err}");
+            return Some(Reason::DirectoryUnavailable);
+        }
+    };
+    match directory.check_password(&found.dn, password).await {
+        Ok(true) => None,
+        Ok(false) => Some(Reason::WrongPassword),
+        Err(err) => {
+            tracing::warn!(user = %username, "rejecting: {err}");
+            Some(Reason::DirectoryUnavailable)
+        }
     }
 }
 

@@ -77,6 +77,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                         c.prompt.to_string(),
                         c.require_message_authenticator.to_string(),
                         c.require_user_match.to_string(),
+                        c.code_separator.clone(),
                     ]
                 })
                 .collect();
@@ -87,6 +88,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 "prompt",
                 "require_message_authenticator",
                 "require_user_match",
+                "code_separator",
             ];
             output::print(format.format, &clients, &headers, rows)
         }
