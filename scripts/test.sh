@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: installs the system packages the end-to-end tests
-# drive (FreeRADIUS, radclient, oathtool, pam_radius_auth, pamtester), then runs
-# formatting, lints and every test of the workspace. Runnable from any directory.
+# drive (FreeRADIUS, radclient, oathtool, pam_radius_auth, pamtester; OpenLDAP's slapd
+# and ldap-utils with the openssl CLI for the directory tests), then runs formatting,
+# lints and every test of the workspace. Runnable from any directory.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,7 +23,7 @@ pam_radius_module() {
 
 test_deps_present() {
     local tool module
-    for tool in radclient freeradius oathtool pamtester; do
+    for tool in radclient freeradius oathtool pamtester slapd slapadd ldapmodify openssl; do
         # freeradius lives in /usr/sbin, which is not on every user's PATH.
         command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || return 1
     done
@@ -30,24 +31,29 @@ test_deps_present() {
     [ -n "$module" ] && [ -f "$module" ]
 }
 
-# The package starts a system FreeRADIUS on 1812; tests start their own on free ports.
-stop_packaged_freeradius() {
-    if [ -d /run/systemd/system ]; then
-        as_root systemctl stop freeradius.service || true
-        as_root systemctl disable freeradius.service || true
-    elif [ -x /etc/init.d/freeradius ]; then
-        as_root /etc/init.d/freeradius stop || true
-    fi
+# The packages start a system FreeRADIUS on 1812 and a system slapd on 389; tests start
+# their own on free ports and rely on neither.
+stop_packaged_servers() {
+    local service
+    for service in freeradius slapd; do
+        if [ -d /run/systemd/system ]; then
+            as_root systemctl stop "$service.service" || true
+            as_root systemctl disable "$service.service" || true
+        elif [ -x "/etc/init.d/$service" ]; then
+            as_root "/etc/init.d/$service" stop || true
+        fi
+    done
 }
 
 step "test dependencies"
 if test_deps_present; then
-    echo "radclient, freeradius, oathtool, pamtester and pam_radius_auth.so are installed"
+    echo "radclient, freeradius, oathtool, pamtester, pam_radius_auth.so, slapd, ldap-utils and openssl are installed"
 else
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        freeradius freeradius-utils oathtool libpam-radius-auth pamtester
-    stop_packaged_freeradius
+        freeradius freeradius-utils oathtool libpam-radius-auth pamtester \
+        slapd ldap-utils openssl
+    stop_packaged_servers
     test_deps_present || { echo "test dependencies still missing after apt-get install" >&2; exit 1; }
 fi
 

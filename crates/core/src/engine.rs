@@ -2,6 +2,8 @@
 
 use crate::audit::{AuditRecord, AuditResult};
 use crate::clock::{random_array, Clock, Random};
+use crate::directory::Directory;
+use crate::first_factor;
 use crate::model::Challenge;
 use crate::model::{ChallengeKind, FirstFactor, PinMode, Prompt, Token, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
@@ -20,6 +22,8 @@ pub struct ClientInfo {
     pub first_factor: FirstFactor,
     pub prompt: Prompt,
     pub require_user_match: bool,
+    /// Separates the first-factor password from the code in one field; empty: none.
+    pub code_separator: String,
 }
 
 /// One authentication attempt, from any channel.
@@ -54,6 +58,8 @@ pub enum Reason {
     PinMismatch,
     StoreUnavailable,
     Unsupported,
+    WrongPassword,
+    DirectoryUnavailable,
 }
 
 impl Reason {
@@ -73,6 +79,8 @@ impl Reason {
             Self::PinMismatch => "pin_mismatch",
             Self::StoreUnavailable => "store_unavailable",
             Self::Unsupported => "unsupported",
+            Self::WrongPassword => "wrong_password",
+            Self::DirectoryUnavailable => "directory_unavailable",
         }
     }
 }
@@ -121,6 +129,7 @@ pub struct Engine {
     rng: Arc<dyn Random>,
     policy: Policy,
     server: ServerInfo,
+    directory: Option<Arc<dyn Directory>>,
 }
 
 impl Engine {
@@ -137,7 +146,15 @@ impl Engine {
             rng,
             policy,
             server,
+            directory: None,
         }
+    }
+
+    /// Checks first-factor passwords of `first_factor = "directory"` clients with `directory`.
+    #[must_use]
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     pub fn policy(&self) -> &Policy {
@@ -194,13 +211,43 @@ impl Engine {
             if req.client.require_user_match {
                 return Ok(Outcome::Reject(Reason::UnknownUser));
             }
+            if req.client.first_factor == FirstFactor::Directory {
+                if let Some(reason) = self.directory_password(&req.username, answer).await {
+                    return Ok(Outcome::Reject(reason));
+                }
+            }
             // The client accepts users mfad does not know on their first factor alone.
             audit.reason = "unknown_user_first_factor_only".into();
             return Ok(Outcome::Accept);
         };
         describe(audit, &user);
+        // A locked user is rejected before the password is tried: no bind, no probing.
         if let Some(reason) = self.unavailable(&user, now) {
             return Ok(Outcome::Reject(reason));
+        }
+        let mut answer = answer;
+        let mut code_follows = false;
+        if req.client.first_factor == FirstFactor::Directory {
+            let code_len = tokens.first().map_or(6, |t| t.digits as usize);
+            let split = first_factor::split(
+                req.client.prompt,
+                &req.client.code_separator,
+                code_len,
+                answer,
+            );
+            if let Some(reason) = self
+                .directory_password(&user.username, split.password)
+                .await
+            {
+                if reason == Reason::WrongPassword {
+                    self.count_failure(&user, now).await?;
+                }
+                return Ok(Outcome::Reject(reason));
+            }
+            match split.code {
+                Some(code) => answer = code,
+                None => code_follows = true,
+            }
         }
         // The bypass is checked on the record in hand first: most users have none, and
         // using one is a write.
@@ -222,11 +269,15 @@ impl Engine {
         if tokens.is_empty() {
             return Ok(Outcome::Reject(Reason::NoToken));
         }
-        let inline = match req.client.prompt {
-            Prompt::Inline => true,
-            Prompt::Challenge => false,
-            Prompt::Auto => holds_code(&user, &tokens, answer),
-        };
+        let inline = !code_follows
+            && match req.client.prompt {
+                Prompt::Inline => true,
+                Prompt::Challenge => req.client.first_factor == FirstFactor::Directory,
+                Prompt::Auto => {
+                    req.client.first_factor == FirstFactor::Directory
+                        || holds_code(&user, &tokens, answer)
+                }
+            };
         if !inline {
             return self
                 .challenge(&user, req, ChallengeKind::Otp, code_prompt(&user))
@@ -288,18 +339,7 @@ impl Engine {
     ) -> Result<Outcome, StoreError> {
         match self.verify(user, tokens, answer, now, audit).await? {
             Verdict::Reject(reason) => {
-                let state = self
-                    .store
-                    .record_failure(
-                        user.id,
-                        now,
-                        self.policy.max_failures,
-                        self.policy.lockout_seconds,
-                    )
-                    .await?;
-                if let Some(until) = state.locked_until {
-                    tracing::warn!(user = %user.username, until, "user locked after too many failures");
-                }
+                self.count_failure(user, now).await?;
                 Ok(Outcome::Reject(reason))
             }
             Verdict::Accept { token } => {
@@ -321,6 +361,28 @@ impl Engine {
                 Ok(Outcome::Accept)
             }
         }
+    }
+
+    /// Counts a failure toward lockout (wrong code, PIN or directory password).
+    async fn count_failure(&self, user: &User, now: i64) -> Result<(), StoreError> {
+        let state = self
+            .store
+            .record_failure(
+                user.id,
+                now,
+                self.policy.max_failures,
+                self.policy.lockout_seconds,
+            )
+            .await?;
+        if let Some(until) = state.locked_until {
+            tracing::warn!(user = %user.username, until, "user locked after too many failures");
+        }
+        Ok(())
+    }
+
+    /// The first factor of a `directory` client: `None` when the password is right.
+    async fn directory_password(&self, username: &str, password: &str) -> Option<Reason> {
+        first_factor::check_directory(self.directory.as_deref(), username, password).await
     }
 
     /// Checks `[PIN]code` against the user's tokens and consumes the code.

@@ -1,12 +1,14 @@
 //! mfad-core: the verification engine and every rule of multi-factor authentication.
 //!
-//! The core talks to the world only through traits ([`store::Store`], [`clock::Clock`],
+//! The core talks to the world only through traits ([`store::Store`], [`directory::Directory`], [`clock::Clock`],
 //! [`clock::Random`]) and returns plain [`engine::Outcome`]s that front-ends turn into
 //! protocol replies.
 
 pub mod audit;
 pub mod clock;
+pub mod directory;
 pub mod engine;
+pub mod first_factor;
 pub mod import;
 pub mod model;
 pub mod otp;

@@ -50,6 +50,16 @@ pub struct NewUser {
     pub email: String,
     pub phone: String,
     pub pin_mode: PinMode,
+    pub mobile: String,
+    pub extension: String,
+    /// Language of prompts and messages (e.g. `en`, `de-CH`); empty for the default.
+    pub language: String,
+    /// The user's default second-factor method (e.g. `oath`); empty for the default.
+    pub method: String,
+    /// The directory's unique ID (objectGUID, entryUUID) for users that came from it.
+    pub directory_id: Option<String>,
+    /// The sync item (OU or group) the user was imported through.
+    pub sync_item: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -78,6 +88,16 @@ pub struct User {
     /// A one-time bypass is valid until this Unix time.
     pub bypass_until: Option<i64>,
     pub created_at: i64,
+    pub mobile: String,
+    pub extension: String,
+    pub language: String,
+    pub method: String,
+    /// The directory's unique ID; unique among users when set. Renames and moves in the
+    /// directory keep it, so a sync finds the same user again.
+    pub directory_id: Option<String>,
+    /// The sync item the user currently belongs to; `None` for local users and for
+    /// directory users that left every item.
+    pub sync_item: Option<String>,
 }
 
 impl User {
@@ -149,10 +169,13 @@ pub struct Token {
 /// How a RADIUS client's users prove their first factor before mfad asks for the second.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum FirstFactor {
     /// The client (VPN) already checked the password.
     #[default]
     None,
+    /// mfad checks the password with an LDAP bind as the user (`[directory]` config).
+    Directory,
 }
 
 impl FromStr for FirstFactor {
@@ -160,17 +183,24 @@ impl FromStr for FirstFactor {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "none" => Ok(Self::None),
-            "directory" | "radius" => Err(format!(
-                "first factor '{s}' needs the directory integration, which this build does not have; use 'none'"
+            "directory" => Ok(Self::Directory),
+            "radius" => Err(
+                "first factor 'radius' (forwarding to an upstream RADIUS server) is not in this build; use 'none' or 'directory'"
+                    .to_string(),
+            ),
+            other => Err(format!(
+                "unknown first factor '{other}'; use 'none' or 'directory'"
             )),
-            other => Err(format!("unknown first factor '{other}'; use 'none'")),
         }
     }
 }
 
 impl fmt::Display for FirstFactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("none")
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Directory => "directory",
+        })
     }
 }
 
@@ -220,6 +250,9 @@ pub struct NewClient {
     pub prompt: Prompt,
     pub require_message_authenticator: bool,
     pub require_user_match: bool,
+    /// With a first factor and one field for both: what separates the password from
+    /// the code (`password,123456`); empty means the code is the last digits.
+    pub code_separator: String,
 }
 
 /// A RADIUS client (NAS): a VPN, gateway or PAM host.
@@ -234,6 +267,7 @@ pub struct Client {
     pub prompt: Prompt,
     pub require_message_authenticator: bool,
     pub require_user_match: bool,
+    pub code_separator: String,
     pub created_at: i64,
 }
 

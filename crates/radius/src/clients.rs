@@ -57,6 +57,7 @@ impl ClientTable {
                         first_factor: c.first_factor,
                         prompt: c.prompt,
                         require_user_match: c.require_user_match,
+                        code_separator: c.code_separator,
                     },
                 })
             })
@@ -173,6 +174,7 @@ mod tests {
             prompt: Prompt::Auto,
             require_message_authenticator: true,
             require_user_match: true,
+            code_separator: String::new(),
             created_at: 0,
         }
     }

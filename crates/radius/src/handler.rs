@@ -350,6 +350,7 @@ mod tests {
                 first_factor: FirstFactor::None,
                 prompt: Prompt::Auto,
                 require_user_match: true,
+                code_separator: String::new(),
             },
         }
     }

@@ -38,6 +38,34 @@ pub enum Command {
     },
     /// Show the audit log, newest first.
     Log(LogArgs),
+    /// Import and sync users from Active Directory / LDAP ([directory] in the config).
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectoryCommand {
+    /// Check connection, TLS, the service bind and a sample search on every server.
+    Test,
+    /// Import users from the directory (the first sync; running it again changes nothing).
+    Import {
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Sync users with the directory now.
+    Sync {
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Allow the disables or removals the mass-change safeguard held back.
+    Approve,
+    /// Show the last sync and what waits for approval.
+    Status {
+        #[command(flatten)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
@@ -208,11 +236,17 @@ pub enum ClientCommand {
         secret: Option<String>,
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// none (the client checked the password) or directory (mfad binds as the user).
         #[arg(long, default_value = "none")]
         first_factor: String,
-        /// auto, inline or challenge.
+        /// auto, inline or challenge. With a first factor: challenge and auto ask for the
+        /// code after the password; inline expects password and code in one field.
         #[arg(long, default_value = "auto")]
         prompt: String,
+        /// With a first factor: the text between password and code in one field, e.g.
+        /// ',' for 'password,123456'. Without it, inline takes the code's digits from the end.
+        #[arg(long, default_value = "")]
+        code_separator: String,
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         require_message_authenticator: bool,
         /// Reject users mfad does not know (false: pass them on their first factor).

@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use mfad_core::policy::Policy;
+use mfad_directory::DirectoryConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,9 @@ pub struct Config {
     pub radius: RadiusConfig,
     pub policy: Policy,
     pub audit: AuditConfig,
+    /// Active Directory / LDAP: import, sync and first-factor binds. Off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectoryConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -155,6 +159,9 @@ impl Config {
             // NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.
             bail!("invalid configuration: policy.max_failures must be between 1 and 100");
         }
+        if let Some(directory) = &self.directory {
+            directory.validate()?;
+        }
         Ok(())
     }
 
@@ -205,6 +212,41 @@ mod tests {
                     "{section}.{key} is missing from mfad.example.toml"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_example_directory_section_parses_when_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mfad.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let start = text
+            .find("# [directory]")
+            .expect("a commented [directory] example");
+        // Settings are "# key = value", explanations "## text": dropping one "#" from
+        // each line of the block gives valid TOML.
+        let section: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .or_else(|| l.strip_prefix('#'))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: Config = toml::from_str(&section).unwrap();
+        let directory = parsed.directory.expect("[directory] parsed");
+        directory.validate().unwrap();
+        assert_eq!(directory.sync_items.len(), 2);
+        // Every key of the section is documented.
+        let keys = toml::Value::try_from(mfad_directory::DirectoryConfig::default()).unwrap();
+        for key in keys.as_table().unwrap().keys() {
+            assert!(
+                section.contains(&format!("{key} ="))
+                    || section.contains(&format!("[directory.{key}]"))
+                    || section.contains(&format!("[[directory.{key}]]")),
+                "directory.{key} is missing from the example"
+            );
         }
     }
 

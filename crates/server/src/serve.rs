@@ -7,6 +7,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Installed before anything is logged: a supervisor (or test) that sends SIGTERM as
+    // soon as it sees a log line must get a graceful stop, not the default kill.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let listen = config.radius_listen()?;
     let ctx = Ctx::open(config, server_ip(listen).to_string()).await?;
     tracing::info!(node = %ctx.config.node_name(), store = %ctx.config.store.url, "mfad starting");
@@ -31,6 +34,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await;
         });
     }
+    if let Some(directory) = ctx.directory.clone() {
+        let every = ctx
+            .config
+            .directory
+            .as_ref()
+            .map(|d| d.sync_every())
+            .transpose()?
+            .flatten();
+        if let Some(every) = every {
+            let holder = format!("serve:{}:{}", ctx.config.node_name(), std::process::id());
+            tracing::info!(
+                every_seconds = every.as_secs(),
+                "scheduled directory sync on"
+            );
+            tasks.spawn(scheduled_sync(
+                directory,
+                ctx.store.clone(),
+                ctx.clock.clone(),
+                every,
+                holder,
+                stop_rx.clone(),
+            ));
+        }
+    }
     tasks.spawn(purge_audit(
         ctx.store.clone(),
         ctx.clock.clone(),
@@ -38,7 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop_rx,
     ));
 
-    shutdown_signal().await;
+    shutdown_signal(term).await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
@@ -82,16 +109,84 @@ async fn purge_audit(
     }
 }
 
-async fn shutdown_signal() {
+/// Most a scheduled sync may hold the lock before another node may take over.
+const SYNC_LOCK_SECONDS: i64 = 3600;
+
+/// Syncs with the directory now and every `every`. Of several nodes sharing the store,
+/// the lock lets one run at a time, and a node skips its turn when another node synced
+/// within the last half interval.
+async fn scheduled_sync(
+    directory: std::sync::Arc<mfad_directory::LdapDirectory>,
+    store: std::sync::Arc<dyn mfad_core::store::Store>,
+    clock: std::sync::Arc<dyn mfad_core::clock::Clock>,
+    every: Duration,
+    holder: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let half = i64::try_from(every.as_secs() / 2).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = clock.now();
+        match store.sync_state().await {
+            Ok(state) if state.last_run.is_some_and(|t| now - t < half) => {
+                tracing::info!(
+                    "directory sync skipped: another node synced within half an interval"
+                );
+                continue;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!("directory sync skipped, the store failed: {err}");
+                continue;
+            }
+        }
+        match store
+            .acquire_sync_lock(&holder, now, now + SYNC_LOCK_SECONDS)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!("directory sync skipped: another node holds the sync lock");
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!("directory sync skipped, the store failed: {err}");
+                continue;
+            }
+        }
+        let run = mfad_directory::run_sync(&directory, &*store, now, false, &|_| {});
+        let result = tokio::select! {
+            result = run => Some(result),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        match result {
+            Some(Ok(report)) => tracing::info!("directory sync: {report}"),
+            Some(Err(err)) => {
+                tracing::warn!("directory sync failed, will retry at the next interval: {err}")
+            }
+            None => {}
+        }
+        if let Err(err) = store.release_sync_lock(&holder).await {
+            tracing::warn!("cannot release the directory sync lock (it expires by itself): {err}");
+        }
+    }
+}
+
+async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>) {
     let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
+    match term {
+        Some(mut term) => {
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
             }
         }
-        Err(_) => {
+        None => {
             let _ = ctrl_c.await;
         }
     }

@@ -76,6 +76,7 @@ fn request(password: &str) -> Request {
             first_factor: FirstFactor::None,
             prompt: Prompt::Auto,
             require_user_match: true,
+            code_separator: String::new(),
         },
         source_ip: "127.0.0.1".parse().unwrap(),
         channel: "test",

@@ -6,7 +6,7 @@ use crate::cli::ClientCommand;
 use crate::output;
 use anyhow::{bail, Context};
 use ipnet::IpNet;
-use mfad_core::model::NewClient;
+use mfad_core::model::{FirstFactor, NewClient};
 use mfad_core::store::StoreError;
 use std::net::IpAddr;
 
@@ -21,6 +21,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
             prompt,
             require_message_authenticator,
             require_user_match,
+            code_separator,
         } => {
             let address: IpNet = address
                 .parse()
@@ -48,7 +49,13 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 prompt: prompt.parse().map_err(anyhow::Error::msg)?,
                 require_message_authenticator,
                 require_user_match,
+                code_separator,
             };
+            if new.first_factor == FirstFactor::Directory && ctx.config.directory.is_none() {
+                eprintln!(
+                    "warning: client {name} checks passwords against the directory, but the config has no [directory] section; its users are rejected until one is added"
+                );
+            }
             match ctx.store.create_client(&new, ctx.now()).await {
                 Err(StoreError::Duplicate(_)) => {
                     bail!("client '{name}' already exists; remove it first with 'mfad client remove {name}'")
@@ -70,6 +77,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                         c.prompt.to_string(),
                         c.require_message_authenticator.to_string(),
                         c.require_user_match.to_string(),
+                        c.code_separator.clone(),
                     ]
                 })
                 .collect();
@@ -80,6 +88,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 "prompt",
                 "require_message_authenticator",
                 "require_user_match",
+                "code_separator",
             ];
             output::print(format.format, &clients, &headers, rows)
         }

@@ -1,6 +1,7 @@
 //! Command dispatch and what every command shares: the config, the store, the engine.
 
 mod client;
+mod directory;
 mod log;
 mod token;
 mod user;
@@ -14,6 +15,7 @@ use mfad_core::engine::{Engine, ServerInfo};
 use mfad_core::model::User;
 use mfad_core::store::Store;
 use mfad_core::username;
+use mfad_directory::LdapDirectory;
 use std::sync::Arc;
 
 /// What a command works with.
@@ -22,6 +24,7 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
     pub clock: Arc<dyn Clock>,
+    pub directory: Option<Arc<LdapDirectory>>,
 }
 
 impl Ctx {
@@ -45,18 +48,26 @@ impl Ctx {
             name: config.node_name(),
             ip: server_ip,
         };
-        let engine = Arc::new(Engine::new(
+        let directory = match &config.directory {
+            Some(directory) => Some(Arc::new(LdapDirectory::new(directory.clone())?)),
+            None => None,
+        };
+        let mut engine = Engine::new(
             store.clone(),
             clock.clone(),
             Arc::new(OsRandom),
             config.policy.clone(),
             server,
-        ));
+        );
+        if let Some(directory) = &directory {
+            engine = engine.with_directory(directory.clone());
+        }
         Ok(Self {
             config,
             store,
-            engine,
+            engine: Arc::new(engine),
             clock,
+            directory,
         })
     }
 
@@ -88,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(&ctx, cmd).await,
         Command::Bypass { user, seconds } => user::bypass(&ctx, &user, seconds).await,
         Command::Log(args) => log::run(&ctx, args).await,
+        Command::Directory(cmd) => directory::run(&ctx, cmd).await,
     };
     ctx.store.flush().await?;
     result

@@ -92,6 +92,7 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields) -> anyhow::Result<()> {
         email: fields.email.unwrap_or_default(),
         phone: fields.phone.unwrap_or_default(),
         pin_mode,
+        ..NewUser::default()
     };
     match ctx.store.create_user(&new, ctx.now()).await {
         Ok(user) => {
@@ -196,6 +197,15 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
         ("surname", user.surname.clone()),
         ("e-mail", user.email.clone()),
         ("phone", user.phone.clone()),
+        ("mobile", user.mobile.clone()),
+        ("extension", user.extension.clone()),
+        ("language", user.language.clone()),
+        ("method", user.method.clone()),
+        (
+            "directory ID",
+            user.directory_id.clone().unwrap_or_default(),
+        ),
+        ("sync item", user.sync_item.clone().unwrap_or_default()),
         ("state", state(&user, now).into()),
         ("pin mode", user.pin_mode.to_string()),
         ("pin set", if user.has_pin() { "yes" } else { "no" }.into()),

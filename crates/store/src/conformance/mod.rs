@@ -15,12 +15,14 @@
 
 mod at_rest;
 mod audit;
+mod directory;
 mod sessions;
 mod tokens;
 mod users;
 
 pub use at_rest::*;
 pub use audit::*;
+pub use directory::*;
 pub use sessions::*;
 pub use tokens::*;
 pub use users::*;
@@ -88,6 +90,13 @@ impl From<tokio::task::JoinError> for Failure {
     #[track_caller]
     fn from(e: tokio::task::JoinError) -> Self {
         Self::new(format!("a concurrent task failed: {e}"))
+    }
+}
+
+impl From<&'static str> for Failure {
+    #[track_caller]
+    fn from(message: &'static str) -> Self {
+        Self::new(message)
     }
 }
 
@@ -163,6 +172,12 @@ pub fn new_user(username: &str) -> NewUser {
         email: format!("{}@example.org", username.to_lowercase()),
         phone: "+15555550100".to_owned(),
         pin_mode: PinMode::Standard,
+        mobile: "+15555550101".to_owned(),
+        extension: "4711".to_owned(),
+        language: "de".to_owned(),
+        method: "oath".to_owned(),
+        directory_id: None,
+        sync_item: None,
     }
 }
 
@@ -191,6 +206,7 @@ pub fn new_client(name: &str, address: &str) -> Result<NewClient, Failure> {
         prompt: Default::default(),
         require_message_authenticator: true,
         require_user_match: false,
+        code_separator: ",".to_owned(),
     })
 }
 
@@ -295,6 +311,12 @@ macro_rules! conformance_tests {
             audit_query_filters_by_user_time_and_limit,
             purge_removes_only_older_records,
             purge_of_many_records_removes_them_all,
+            // directory sync
+            directory_sync_adds_updates_disables_and_removes_together,
+            directory_ids_are_unique_and_a_clash_applies_nothing,
+            local_users_keep_no_directory_id,
+            sync_state_starts_empty_and_round_trips,
+            sync_lock_has_one_holder_until_it_expires,
         );
         $crate::conformance_tests!(@backend $fresh;
             secrets_are_not_stored_in_plaintext,

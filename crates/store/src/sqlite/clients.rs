@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 static INSERT_CLIENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO clients (name, address, secret, first_factor, prompt,
-             require_message_authenticator, require_user_match, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING {}",
+             require_message_authenticator, require_user_match, created_at, code_separator)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {}",
         *CLIENT_COLUMNS
     )
 });
@@ -35,7 +35,8 @@ pub(super) fn create(
             client.prompt.to_string(),
             client.require_message_authenticator,
             client.require_user_match,
-            now
+            now,
+            client.code_separator
         ])
         .map_err(db_err)?;
     match rows.next() {

@@ -26,6 +26,12 @@ const USER_FIELDS: &[&str] = &[
     "pin_history",
     "bypass_until",
     "created_at",
+    "mobile",
+    "extension",
+    "language",
+    "method",
+    "directory_id",
+    "sync_item",
 ];
 
 const TOKEN_FIELDS: &[&str] = &[
@@ -53,6 +59,7 @@ const CLIENT_FIELDS: &[&str] = &[
     "require_message_authenticator",
     "require_user_match",
     "created_at",
+    "code_separator",
 ];
 
 fn columns(prefix: &str, fields: &[&str]) -> String {
@@ -111,6 +118,12 @@ pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         pin_history,
         bypass_until: row.get(15).map_err(db_err)?,
         created_at: row.get(16).map_err(db_err)?,
+        mobile: row.get(17).map_err(db_err)?,
+        extension: row.get(18).map_err(db_err)?,
+        language: row.get(19).map_err(db_err)?,
+        method: row.get(20).map_err(db_err)?,
+        directory_id: row.get(21).map_err(db_err)?,
+        sync_item: row.get(22).map_err(db_err)?,
     })
 }
 
@@ -157,6 +170,7 @@ pub(super) fn client_from_row(row: &Row, cipher: &Cipher) -> Result<Client, Stor
         require_message_authenticator: row.get(6).map_err(db_err)?,
         require_user_match: row.get(7).map_err(db_err)?,
         created_at: row.get(8).map_err(db_err)?,
+        code_separator: row.get(9).map_err(db_err)?,
         name,
     })
 }

@@ -9,6 +9,7 @@
 mod audit;
 mod checkpoint;
 mod clients;
+mod directory;
 mod map;
 mod reader;
 mod schema;
@@ -23,7 +24,9 @@ use mfad_core::audit::{AuditQuery, AuditRecord};
 use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
 };
-use mfad_core::store::{FailureState, Store, StoreError, StoreResult, UserUpdate};
+use mfad_core::store::{
+    DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
+};
 use reader::Readers;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -424,6 +427,33 @@ impl Store for SqliteStore {
             })
             .collect::<StoreResult<Vec<_>>>()?;
         self.write(move |c| users::insert_users_with_tokens(c, &batch, now))
+            .await
+    }
+
+    async fn apply_directory_sync(&self, changes: &DirectorySync, now: i64) -> StoreResult<()> {
+        let changes = changes.clone();
+        self.write(move |c| directory::apply(c, &changes, now))
+            .await
+    }
+
+    async fn sync_state(&self) -> StoreResult<SyncState> {
+        self.read(|c, _| directory::state(c)).await
+    }
+
+    async fn put_sync_state(&self, state: &SyncState) -> StoreResult<()> {
+        let state = state.clone();
+        self.write(move |c| directory::put_state(c, &state)).await
+    }
+
+    async fn acquire_sync_lock(&self, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
+        let holder = holder.to_owned();
+        self.write(move |c| directory::acquire_lock(c, &holder, now, until))
+            .await
+    }
+
+    async fn release_sync_lock(&self, holder: &str) -> StoreResult<()> {
+        let holder = holder.to_owned();
+        self.write(move |c| directory::release_lock(c, &holder))
             .await
     }
 

@@ -106,6 +106,32 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_time ON audit(time_ms);
     CREATE INDEX audit_user_time ON audit(username, time_ms);
     ",
+    // 2: directory integration. Users keep the directory's unique ID (NULL for local
+    // users; a UNIQUE index allows any number of NULLs) and the sync item they came
+    // through; one row holds the sync bookkeeping and the scheduled-sync lock.
+    r"
+    ALTER TABLE users ADD COLUMN mobile TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN extension TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN method TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN directory_id TEXT;
+    ALTER TABLE users ADD COLUMN sync_item TEXT;
+    CREATE UNIQUE INDEX users_directory_id ON users(directory_id);
+
+    ALTER TABLE clients ADD COLUMN code_separator TEXT NOT NULL DEFAULT '';
+
+    CREATE TABLE directory_sync (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        last_run       INTEGER,
+        last_summary   TEXT    NOT NULL DEFAULT '',
+        pending_count  INTEGER NOT NULL DEFAULT 0,
+        pending_reason TEXT    NOT NULL DEFAULT '',
+        approved_count INTEGER,
+        lock_holder    TEXT,
+        lock_until     INTEGER
+    ) STRICT;
+    INSERT INTO directory_sync (id) VALUES (1);
+    ",
 ];
 
 /// Brings the database to the newest schema. Runs under `BEGIN IMMEDIATE`, so two

@@ -17,8 +17,9 @@ use std::sync::LazyLock;
 
 static INSERT_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO users (username, given_name, surname, email, phone, pin_mode, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {}",
+        "INSERT INTO users (username, given_name, surname, email, phone, pin_mode, created_at,
+             mobile, extension, language, method, directory_id, sync_item)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING {}",
         *USER_COLUMNS
     )
 });
@@ -67,15 +68,22 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreR
             user.email,
             user.phone,
             user.pin_mode.to_string(),
-            now
+            now,
+            user.mobile,
+            user.extension,
+            user.language,
+            user.method,
+            user.directory_id,
+            user.sync_item
         ])
         .map_err(db_err)?;
     match rows.next() {
         Ok(Some(row)) => user_from_row(row),
         Ok(None) => Err(StoreError::Unavailable("insert returned no row".into())),
-        Err(e) if is_unique_violation(&e) => {
-            Err(StoreError::Duplicate(format!("user '{}'", user.username)))
-        }
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(match &user.directory_id {
+            Some(id) => format!("user '{}' or directory ID {id}", user.username),
+            None => format!("user '{}'", user.username),
+        })),
         Err(e) => Err(db_err(e)),
     }
 }

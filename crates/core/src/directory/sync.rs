@@ -1,0 +1,468 @@
+//! Sync planning: which users to add, update, leave alone, disable or remove, and the
+//! mass-change safeguard. Pure functions over what the directory and the store hold.
+
+use super::DirectoryUser;
+use crate::model::{NewUser, User, UserId};
+use crate::store::{DirectoryRecord, DirectorySync};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// What happens to users that left every sync item (or the directory).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovedUsers {
+    /// Keep them, disabled, with their tokens: they can come back.
+    #[default]
+    Disable,
+    /// Delete them with their tokens.
+    Remove,
+}
+
+/// Where a sync item finds its users.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Entries at or below this DN (an OU or container).
+    Container(String),
+    /// Entries whose DN is a member of the group; the set holds normalised member DNs.
+    Group(HashSet<String>),
+}
+
+/// One item of `[[directory.sync_items]]`, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncItem {
+    pub name: String,
+    pub scope: Scope,
+    /// Default method for users added through this item.
+    pub method: String,
+    /// Language for users whose entry has none.
+    pub language: String,
+}
+
+/// A DN compared the way LDAP compares them for our purposes: case-insensitive, with no
+/// spaces around `,` and `=` (RFC 4514 §2 allows neither to matter here).
+pub fn normalise_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
+}
+
+/// The first item (in configured order) that holds the entry. With no items configured
+/// every entry the user filter finds is in scope, under the item name "".
+pub fn item_for<'a>(items: &'a [SyncItem], dn: &str) -> Option<&'a SyncItem> {
+    let dn = normalise_dn(dn);
+    items.iter().find(|item| match &item.scope {
+        Scope::Container(base) => {
+            let base = normalise_dn(base);
+            dn == base || dn.ends_with(&format!(",{base}"))
+        }
+        Scope::Group(members) => members.contains(&dn),
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncOptions {
+    pub removed: RemovedUsers,
+    /// More disables or removals than this in one run are held for approval.
+    pub threshold: u32,
+    /// `mfad directory approve` allowed up to this many.
+    pub approved: Option<u32>,
+}
+
+/// Disables or removals that the safeguard held back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub count: u32,
+    pub action: RemovedUsers,
+}
+
+/// What one sync would do; `changes` is what the store applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncPlan {
+    pub changes: DirectorySync,
+    pub unchanged: usize,
+    pub held: Option<Held>,
+    /// Entries left out, with the reason (name clashes, duplicates).
+    pub skipped: Vec<String>,
+}
+
+impl SyncPlan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.add.is_empty()
+            && self.changes.update.is_empty()
+            && self.changes.disable.is_empty()
+            && self.changes.remove.is_empty()
+    }
+}
+
+/// Plans a sync: `existing` is every stored user, `incoming` every directory user that
+/// is in a sync item, with that item's name, method and language.
+pub fn plan(
+    existing: &[User],
+    incoming: &[(DirectoryUser, &SyncItem)],
+    options: &SyncOptions,
+) -> SyncPlan {
+    let by_id: HashMap<&str, &User> = existing
+        .iter()
+        .filter_map(|u| u.directory_id.as_deref().map(|id| (id, u)))
+        .collect();
+    let by_name: HashMap<&str, &User> = existing.iter().map(|u| (u.username.as_str(), u)).collect();
+    let mut out = SyncPlan::default();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut names_taken: HashSet<String> = HashSet::new();
+    for (user, item) in incoming {
+        if !seen.insert(&user.unique_id) {
+            out.skipped.push(format!(
+                "{}: the unique ID {} appears twice",
+                user.dn, user.unique_id
+            ));
+            continue;
+        }
+        if !names_taken.insert(user.username.clone()) {
+            out.skipped.push(format!(
+                "{}: another entry in this sync has the username '{}'",
+                user.dn, user.username
+            ));
+            continue;
+        }
+        let record = record(user, item);
+        let stored = by_id.get(user.unique_id.as_str()).copied().or_else(|| {
+            // A local user of the same name that no entry owns yet is linked, so an
+            // operator's manual users are taken over by the first import.
+            by_name
+                .get(user.username.as_str())
+                .copied()
+                .filter(|u| u.directory_id.is_none())
+        });
+        match stored {
+            Some(stored) => {
+                if let Some(other) = by_name.get(user.username.as_str()) {
+                    if other.id != stored.id {
+                        out.skipped.push(format!(
+                            "{}: renamed to '{}', which another mfad user has",
+                            user.dn, user.username
+                        ));
+                        continue;
+                    }
+                }
+                if same(stored, &record) {
+                    out.unchanged += 1;
+                } else {
+                    out.changes.update.push((stored.id, record));
+                }
+            }
+            None if by_name.contains_key(user.username.as_str()) => {
+                out.skipped.push(format!(
+                    "{}: username '{}' belongs to a user of another directory entry",
+                    user.dn, user.username
+                ));
+            }
+            // A disabled account that mfad does not know yet has nothing to protect.
+            None if !user.enabled => out.unchanged += 1,
+            None => out.changes.add.push(NewUser {
+                username: record.username.clone(),
+                given_name: record.given_name.clone(),
+                surname: record.surname.clone(),
+                email: record.email.clone(),
+                phone: record.phone.clone(),
+                mobile: record.mobile.clone(),
+                extension: record.extension.clone(),
+                language: record.language.clone(),
+                method: item.method.clone(),
+                directory_id: Some(record.directory_id.clone()),
+                sync_item: Some(item.name.clone()),
+                ..NewUser::default()
+            }),
+        }
+    }
+    let mut leaving: Vec<UserId> = Vec::new();
+    for user in existing {
+        let Some(id) = user.directory_id.as_deref() else {
+            continue;
+        };
+        if seen.contains(id) {
+            continue;
+        }
+        let already_out = !user.enabled && user.sync_item.is_none();
+        if options.removed == RemovedUsers::Remove || !already_out {
+            leaving.push(user.id);
+        } else {
+            out.unchanged += 1;
+        }
+    }
+    let count = u32::try_from(leaving.len()).unwrap_or(u32::MAX);
+    let allowed = count <= options.threshold || options.approved.is_some_and(|a| count <= a);
+    if !allowed {
+        out.held = Some(Held {
+            count,
+            action: options.removed,
+        });
+    } else if options.removed == RemovedUsers::Remove {
+        out.changes.remove = leaving;
+    } else {
+        out.changes.disable = leaving;
+    }
+    out
+}
+
+fn record(user: &DirectoryUser, item: &SyncItem) -> DirectoryRecord {
+    DirectoryRecord {
+        directory_id: user.unique_id.clone(),
+        username: user.username.clone(),
+        given_name: user.given_name.clone(),
+        surname: user.surname.clone(),
+        email: user.email.clone(),
+        phone: user.phone.clone(),
+        mobile: user.mobile.clone(),
+        extension: user.extension.clone(),
+        language: if user.language.is_empty() {
+            item.language.clone()
+        } else {
+            user.language.clone()
+        },
+        sync_item: item.name.clone(),
+        enabled: user.enabled,
+    }
+}
+
+/// Whether the stored user already holds everything the directory says.
+fn same(stored: &User, r: &DirectoryRecord) -> bool {
+    stored.directory_id.as_deref() == Some(r.directory_id.as_str())
+        && stored.username == r.username
+        && stored.given_name == r.given_name
+        && stored.surname == r.surname
+        && stored.email == r.email
+        && stored.phone == r.phone
+        && stored.mobile == r.mobile
+        && stored.extension == r.extension
+        && stored.language == r.language
+        && stored.sync_item.as_deref() == Some(r.sync_item.as_str())
+        && stored.enabled == r.enabled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PinMode;
+
+    fn item(name: &str, base: &str) -> SyncItem {
+        SyncItem {
+            name: name.into(),
+            scope: Scope::Container(base.into()),
+            method: "oath".into(),
+            language: "en".into(),
+        }
+    }
+
+    fn dir_user(n: u32, dn: &str) -> DirectoryUser {
+        DirectoryUser {
+            unique_id: format!("id-{n}"),
+            dn: dn.into(),
+            username: format!("user{n}"),
+            given_name: "Given".into(),
+            surname: "Sur".into(),
+            email: format!("user{n}@example.org"),
+            enabled: true,
+            ..DirectoryUser::default()
+        }
+    }
+
+    /// The stored user a previous sync of `u` through `item` left behind.
+    fn stored(id: UserId, u: &DirectoryUser, item: &SyncItem) -> User {
+        let r = record(u, item);
+        User {
+            id,
+            username: r.username,
+            given_name: r.given_name,
+            surname: r.surname,
+            email: r.email,
+            phone: r.phone,
+            enabled: true,
+            blocked_until: None,
+            block_reason: None,
+            locked_until: None,
+            failures: 0,
+            pin_mode: PinMode::Standard,
+            pin_hash: None,
+            pin_change_required: false,
+            pin_history: vec![],
+            bypass_until: None,
+            created_at: 0,
+            mobile: r.mobile,
+            extension: r.extension,
+            language: r.language,
+            method: "oath".into(),
+            directory_id: Some(r.directory_id),
+            sync_item: Some(r.sync_item),
+        }
+    }
+
+    fn options() -> SyncOptions {
+        SyncOptions {
+            removed: RemovedUsers::Disable,
+            threshold: 5,
+            approved: None,
+        }
+    }
+
+    #[test]
+    fn first_match_wins_in_configured_order() {
+        let items = [
+            item("admins", "ou=Admins,ou=Staff,dc=example,dc=org"),
+            item("staff", "OU=Staff, DC=example, DC=org"),
+        ];
+        let pick = |dn| item_for(&items, dn).map(|i| i.name.as_str());
+        assert_eq!(
+            pick("uid=a,ou=admins,ou=staff,dc=example,dc=org"),
+            Some("admins")
+        );
+        assert_eq!(pick("uid=b, ou=Staff,dc=example,dc=org"), Some("staff"));
+        assert_eq!(pick("uid=c,ou=Guests,dc=example,dc=org"), None);
+        // A suffix of an RDN value is not containment.
+        assert_eq!(pick("uid=d,ou=NotStaff,dc=example,dc=org"), None);
+        let group = SyncItem {
+            scope: Scope::Group(["uid=c,ou=guests,dc=example,dc=org".to_string()].into()),
+            ..item("vpn", "")
+        };
+        let items = [group];
+        assert_eq!(
+            item_for(&items, "UID=c,ou=Guests,dc=example,dc=org").map(|i| i.name.as_str()),
+            Some("vpn")
+        );
+    }
+
+    #[test]
+    fn a_first_sync_adds_and_a_second_changes_nothing() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let users: Vec<_> = (0..3).map(|n| dir_user(n, "uid=u,ou=staff,dc=x")).collect();
+        let incoming: Vec<_> = users.iter().map(|u| (u.clone(), &staff)).collect();
+        let first = plan(&[], &incoming, &options());
+        assert_eq!(first.changes.add.len(), 3);
+        assert_eq!(first.changes.add[0].sync_item.as_deref(), Some("staff"));
+        assert_eq!(first.changes.add[0].language, "en", "the item's default");
+        assert_eq!(first.changes.add[0].method, "oath");
+        let existing: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| stored(i as i64 + 1, u, &staff))
+            .collect();
+        let second = plan(&existing, &incoming, &options());
+        assert!(second.is_empty(), "{second:?}");
+        assert_eq!(second.unchanged, 3);
+    }
+
+    #[test]
+    fn renames_and_attribute_changes_update_the_same_user() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let before = dir_user(1, "uid=user1,ou=staff,dc=x");
+        let existing = [stored(10, &before, &staff)];
+        let mut after = before.clone();
+        after.username = "renamed".into();
+        after.dn = "uid=renamed,ou=moved,ou=staff,dc=x".into();
+        after.phone = "+15550001".into();
+        let plan = plan(&existing, &[(after, &staff)], &options());
+        assert!(plan.changes.add.is_empty());
+        let [(id, record)] = plan.changes.update.as_slice() else {
+            panic!("one update expected: {plan:?}");
+        };
+        assert_eq!(*id, 10);
+        assert_eq!(
+            (record.username.as_str(), record.phone.as_str()),
+            ("renamed", "+15550001")
+        );
+    }
+
+    #[test]
+    fn users_leaving_every_item_are_disabled_once_or_removed() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let gone = dir_user(1, "uid=user1,ou=staff,dc=x");
+        let mut existing = vec![stored(10, &gone, &staff)];
+        let p = plan(&existing, &[], &options());
+        assert_eq!(p.changes.disable, [10]);
+        // After the disable, the next run leaves it alone.
+        existing[0].enabled = false;
+        existing[0].sync_item = None;
+        let p = plan(&existing, &[], &options());
+        assert!(p.is_empty());
+        let remove = SyncOptions {
+            removed: RemovedUsers::Remove,
+            ..options()
+        };
+        assert_eq!(plan(&existing, &[], &remove).changes.remove, [10]);
+        // Coming back re-enables the same user.
+        let p = plan(&existing, &[(gone, &staff)], &options());
+        assert_eq!(p.changes.update.len(), 1);
+        assert!(p.changes.update[0].1.enabled);
+    }
+
+    #[test]
+    fn more_leavers_than_the_threshold_are_held_until_approved() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let existing: Vec<_> = (0..6)
+            .map(|n| stored(n + 1, &dir_user(n as u32, "uid=u,ou=staff,dc=x"), &staff))
+            .collect();
+        let newcomer = dir_user(99, "uid=new,ou=staff,dc=x");
+        let p = plan(&existing, &[(newcomer.clone(), &staff)], &options());
+        assert_eq!(
+            p.held,
+            Some(Held {
+                count: 6,
+                action: RemovedUsers::Disable
+            })
+        );
+        assert!(p.changes.disable.is_empty());
+        assert_eq!(p.changes.add.len(), 1, "additions are not held");
+        let approved = SyncOptions {
+            approved: Some(6),
+            ..options()
+        };
+        let p = plan(&existing, &[(newcomer.clone(), &staff)], &approved);
+        assert_eq!((p.held, p.changes.disable.len()), (None, 6));
+        // An approval covers that many, not a larger change later.
+        let fewer = SyncOptions {
+            approved: Some(5),
+            threshold: 2,
+            ..options()
+        };
+        assert!(plan(&existing, &[], &fewer).held.is_some());
+        // Exactly the threshold is allowed.
+        let p = plan(&existing[..5], &[], &options());
+        assert_eq!((p.held, p.changes.disable.len()), (None, 5));
+    }
+
+    #[test]
+    fn local_users_are_linked_and_name_clashes_are_skipped() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let mut local = stored(5, &dir_user(1, "uid=user1,ou=staff,dc=x"), &staff);
+        local.directory_id = None;
+        local.sync_item = None;
+        let p = plan(
+            &[local.clone()],
+            &[(dir_user(1, "uid=user1,ou=staff,dc=x"), &staff)],
+            &options(),
+        );
+        assert_eq!(p.changes.update.len(), 1);
+        assert_eq!(p.changes.update[0].1.directory_id, "id-1");
+        // Another entry renamed onto an existing user's name is skipped.
+        let other = stored(6, &dir_user(2, "uid=user2,ou=staff,dc=x"), &staff);
+        let mut renamed = dir_user(2, "uid=user2,ou=staff,dc=x");
+        renamed.username = "user1".into();
+        let linked = stored(5, &dir_user(1, "uid=user1,ou=staff,dc=x"), &staff);
+        let p = plan(
+            &[linked, other],
+            &[(dir_user(1, "x"), &staff), (renamed, &staff)],
+            &options(),
+        );
+        assert!(p.changes.update.is_empty(), "{p:?}");
+        assert_eq!(p.skipped.len(), 1, "{p:?}");
+    }
+
+    #[test]
+    fn dns_are_normalised_for_comparison() {
+        assert_eq!(
+            normalise_dn("CN=Alice Smith , OU = Staff,DC=Example"),
+            "cn=alice smith,ou=staff,dc=example"
+        );
+    }
+}

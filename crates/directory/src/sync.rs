@@ -1,0 +1,164 @@
+//! One import or sync run: read the directory, resolve the sync items, plan with the
+//! core's rules, apply through the store, and record the outcome in the sync state.
+
+use crate::client::LdapDirectory;
+use crate::Error;
+use mfad_core::directory::sync::{item_for, Held, Scope};
+use mfad_core::directory::{plan, DirectoryUser, RemovedUsers, SyncItem, SyncOptions};
+use mfad_core::store::Store;
+use std::fmt;
+
+/// What a run did (or, with `--dry-run`, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub read: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub disabled: usize,
+    pub removed: usize,
+    /// Entries the filter found that are in no sync item.
+    pub out_of_scope: usize,
+    /// Disables or removals held back by the mass-change safeguard.
+    pub held: Option<Held>,
+    /// Entries that could not be imported, with the reason.
+    pub skipped: Vec<String>,
+    pub dry_run: bool,
+}
+
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}added {}, updated {}, unchanged {}, disabled {}, removed {} ({} entries read, {} in no sync item, {} skipped)",
+            if self.dry_run { "dry run, nothing changed: " } else { "" },
+            self.added,
+            self.updated,
+            self.unchanged,
+            self.disabled,
+            self.removed,
+            self.read,
+            self.out_of_scope,
+            self.skipped.len()
+        )?;
+        if let Some(held) = &self.held {
+            write!(f, "; {}", held_reason(held))?;
+        }
+        Ok(())
+    }
+}
+
+fn held_reason(held: &Held) -> String {
+    let action = match held.action {
+        RemovedUsers::Disable => "disable",
+        RemovedUsers::Remove => "remove",
+    };
+    format!(
+        "held back: this sync would {action} {} users, more than directory.mass_change_threshold; \
+         check the directory, then run 'mfad directory approve'",
+        held.count
+    )
+}
+
+/// The configured sync items, with group memberships read from the directory. No items:
+/// everything under the base DN, as one item named after it.
+async fn items(dir: &LdapDirectory) -> Result<Vec<SyncItem>, Error> {
+    let config = dir.config();
+    if config.sync_items.is_empty() {
+        return Ok(vec![SyncItem {
+            name: config.base_dn.clone(),
+            scope: Scope::Container(config.base_dn.clone()),
+            method: String::new(),
+            language: String::new(),
+        }]);
+    }
+    let mut items = Vec::with_capacity(config.sync_items.len());
+    for item in &config.sync_items {
+        let (scope, dn) = if item.group.is_empty() {
+            (Scope::Container(item.container.clone()), &item.container)
+        } else {
+            (
+                Scope::Group(dir.group_members(&item.group).await?),
+                &item.group,
+            )
+        };
+        items.push(SyncItem {
+            name: if item.name.is_empty() {
+                dn.clone()
+            } else {
+                item.name.clone()
+            },
+            scope,
+            method: item.method.clone(),
+            language: item.language.clone(),
+        });
+    }
+    Ok(items)
+}
+
+/// Runs one import or sync. With `dry_run` nothing is written, not even the sync state.
+pub async fn run_sync(
+    dir: &LdapDirectory,
+    store: &dyn Store,
+    now: i64,
+    dry_run: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<SyncReport, Error> {
+    let entries = dir.entries(progress).await?;
+    let items = items(dir).await?;
+    let map = dir.attribute_map();
+    let mut report = SyncReport {
+        read: entries.len(),
+        dry_run,
+        ..SyncReport::default()
+    };
+    let mut incoming: Vec<(DirectoryUser, &SyncItem)> = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        match map.map(entry) {
+            Ok(user) => match item_for(&items, &user.dn) {
+                Some(item) => incoming.push((user, item)),
+                None => report.out_of_scope += 1,
+            },
+            Err(why) => report.skipped.push(why),
+        }
+    }
+    let mut state = store.sync_state().await?;
+    let existing = store.list_users().await?;
+    let config = dir.config();
+    let options = SyncOptions {
+        removed: config.removed_users,
+        threshold: config.mass_change_threshold,
+        approved: state.approved_count,
+    };
+    let planned = plan(&existing, &incoming, &options);
+    report.added = planned.changes.add.len();
+    report.updated = planned.changes.update.len();
+    report.unchanged = planned.unchanged;
+    report.disabled = planned.changes.disable.len();
+    report.removed = planned.changes.remove.len();
+    report.held = planned.held.clone();
+    report.skipped.extend(planned.skipped.iter().cloned());
+    if dry_run {
+        return Ok(report);
+    }
+    if !planned.is_empty() {
+        store.apply_directory_sync(&planned.changes, now).await?;
+    }
+    state.last_run = Some(now);
+    state.last_summary = report.to_string();
+    match &planned.held {
+        Some(held) => {
+            state.pending_count = held.count;
+            state.pending_reason = held_reason(held);
+            tracing::warn!("directory sync {}", state.pending_reason);
+        }
+        None => {
+            // What was approved has been applied (or is no longer needed).
+            state.pending_count = 0;
+            state.pending_reason.clear();
+            state.approved_count = None;
+        }
+    }
+    store.put_sync_state(&state).await?;
+    Ok(report)
+}

@@ -1,0 +1,163 @@
+//! `mfad directory ...`: test the connection, import and sync users, approve held changes.
+
+use super::Ctx;
+use crate::cli::{DirectoryCommand, OutputFormat};
+use anyhow::{bail, Context};
+use mfad_directory::LdapDirectory;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+/// How long a manual sync may hold the sync lock before another node may take it.
+const LOCK_SECONDS: i64 = 3600;
+/// Skipped entries listed after a sync; the rest are counted.
+const SKIPPED_SHOWN: usize = 20;
+
+pub async fn run(ctx: &Ctx, cmd: DirectoryCommand) -> anyhow::Result<()> {
+    match cmd {
+        DirectoryCommand::Test => test(ctx).await,
+        DirectoryCommand::Import { dry_run } | DirectoryCommand::Sync { dry_run } => {
+            sync(ctx, dry_run).await
+        }
+        DirectoryCommand::Approve => approve(ctx).await,
+        DirectoryCommand::Status { format } => status(ctx, format.format).await,
+    }
+}
+
+fn directory(ctx: &Ctx) -> anyhow::Result<&Arc<LdapDirectory>> {
+    ctx.directory.as_ref().context(
+        "the config has no [directory] section; add one with servers, base_dn and bind_dn (see mfad.example.toml)",
+    )
+}
+
+async fn test(ctx: &Ctx) -> anyhow::Result<()> {
+    let dir = directory(ctx)?;
+    let checks = dir.test().await;
+    let mut servers_ok = 0;
+    for server in &dir.config().servers {
+        let mine: Vec<_> = checks.iter().filter(|c| &c.server == server).collect();
+        for c in &mine {
+            println!(
+                "{server}  {:<6} {}  {}",
+                c.step,
+                if c.ok { "ok    " } else { "FAILED" },
+                c.detail
+            );
+        }
+        if mine.len() == 4 && mine.iter().all(|c| c.ok) {
+            servers_ok += 1;
+        }
+    }
+    let total = dir.config().servers.len();
+    if servers_ok == 0 {
+        bail!("no directory server passed every check; fix what FAILED above");
+    }
+    if servers_ok < total {
+        println!(
+            "{servers_ok} of {total} servers passed; mfad fails over to the next server in order"
+        );
+    } else {
+        println!("all {total} servers passed");
+    }
+    Ok(())
+}
+
+async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
+    let dir = directory(ctx)?;
+    let holder = format!("cli:{}:{}", ctx.config.node_name(), std::process::id());
+    let now = ctx.now();
+    if !dry_run
+        && !ctx
+            .store
+            .acquire_sync_lock(&holder, now, now + LOCK_SECONDS)
+            .await?
+    {
+        bail!("another node is syncing with the directory right now; try again in a few minutes");
+    }
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} entries read ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    let progress = |n: usize| {
+        if let Some(bar) = &bar {
+            if n.is_multiple_of(100) {
+                bar.set_position(n as u64);
+            }
+        }
+    };
+    let result = mfad_directory::run_sync(dir, &*ctx.store, now, dry_run, &progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if !dry_run {
+        ctx.store.release_sync_lock(&holder).await?;
+    }
+    let report = result.context("while syncing with the directory")?;
+    for why in report.skipped.iter().take(SKIPPED_SHOWN) {
+        eprintln!("skipped {why}");
+    }
+    if report.skipped.len() > SKIPPED_SHOWN {
+        eprintln!(
+            "... and {} more skipped",
+            report.skipped.len() - SKIPPED_SHOWN
+        );
+    }
+    println!("{report}");
+    Ok(())
+}
+
+async fn approve(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut state = ctx.store.sync_state().await?;
+    if state.pending_count == 0 {
+        bail!("nothing is waiting for approval; 'mfad directory status' shows the last sync");
+    }
+    state.approved_count = Some(state.pending_count);
+    ctx.store.put_sync_state(&state).await?;
+    println!(
+        "approved: the next sync may disable or remove up to {} users; run 'mfad directory sync' to apply it now",
+        state.pending_count
+    );
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct Status {
+    last_run: Option<i64>,
+    last_summary: String,
+    pending_count: u32,
+    pending_reason: String,
+    approved_count: Option<u32>,
+}
+
+async fn status(ctx: &Ctx, format: OutputFormat) -> anyhow::Result<()> {
+    let s = ctx.store.sync_state().await?;
+    let status = Status {
+        last_run: s.last_run,
+        last_summary: s.last_summary,
+        pending_count: s.pending_count,
+        pending_reason: s.pending_reason,
+        approved_count: s.approved_count,
+    };
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    match status.last_run {
+        None => println!("last sync: never"),
+        Some(t) => println!(
+            "last sync: {} ({})",
+            crate::output::time(Some(t)),
+            status.last_summary
+        ),
+    }
+    if status.pending_count > 0 {
+        println!("waiting for approval: {}", status.pending_reason);
+    }
+    if let Some(n) = status.approved_count {
+        println!("approved: the next sync may disable or remove up to {n} users");
+    }
+    Ok(())
+}

@@ -1,0 +1,626 @@
+//! End to end with a real OpenLDAP `slapd`: import and sync, the mass-change safeguard,
+//! group items, StartTLS, `mfad directory test`, and the directory password as first
+//! factor through `radclient`, including a directory that stops and comes back.
+
+// Tests report failures by panicking.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use mfad_testkit::{
+    base_ldif, oathtool_hotp, ou_ldif, person_ldif, Mfad, RadReply, Radclient, Running, Slapd,
+    ADMIN_DN, BASE_DN,
+};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "a-shared-secret-of-28-bytes!";
+/// RFC 4226 Appendix D's key in base32.
+const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+fn staff() -> String {
+    format!("ou=staff,ou=people,{BASE_DN}")
+}
+
+/// The base tree, `ou=staff` and `ou=guests`, and `n` staff users `user0..` plus alice.
+fn seed(n: usize) -> String {
+    let people = format!("ou=people,{BASE_DN}");
+    let mut ldif = base_ldif();
+    ldif.push_str(&ou_ldif("staff", &people));
+    ldif.push_str(&ou_ldif("guests", &people));
+    ldif.push_str(&person_ldif(
+        "alice",
+        &staff(),
+        "Alice",
+        "Liddell",
+        "pw-alice",
+    ));
+    for i in 0..n {
+        ldif.push_str(&person_ldif(
+            &format!("user{i}"),
+            &staff(),
+            "User",
+            &format!("Number{i}"),
+            "pw",
+        ));
+    }
+    ldif
+}
+
+/// The `[directory]` section for `slapd`, with `extra` lines appended to it.
+fn directory_config(slapd: &Slapd, extra: &str) -> String {
+    format!(
+        "reject_delay_ms = 0\n\n[directory]\nservers = [\"{}\"]\npreset = \"openldap\"\n\
+         ca_file = \"{}\"\nbind_dn = \"{ADMIN_DN}\"\nbind_password_file = \"{}\"\n\
+         base_dn = \"{BASE_DN}\"\nconnect_timeout_ms = 2000\ntimeout_ms = 2000\n{extra}",
+        slapd.url(),
+        slapd.ca_file().display(),
+        slapd.admin_password_file().display()
+    )
+}
+
+fn staff_item() -> String {
+    format!(
+        "\n[[directory.sync_items]]\nname = \"staff\"\ncontainer = \"{}\"\nmethod = \"oath\"\nlanguage = \"en\"\n",
+        staff()
+    )
+}
+
+fn mfad(config: &str) -> Mfad {
+    Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad"))).with_config(config)
+}
+
+fn user_json(node: &Mfad, name: &str) -> serde_json::Value {
+    let out = node.cli_ok(["user", "show", name, "--format", "json"]);
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["user"].clone()
+}
+
+#[test]
+fn import_adds_users_and_a_second_import_changes_nothing() {
+    let slapd = Slapd::start(&seed(3));
+    let node = mfad(&directory_config(&slapd, &staff_item()));
+
+    let dry = node.cli_ok(["directory", "import", "--dry-run"]);
+    assert!(dry.contains("dry run") && dry.contains("added 4,"), "{dry}");
+    assert!(
+        node.cli_ok(["user", "list", "--format", "json"]).trim() == "[]",
+        "a dry run changes nothing"
+    );
+
+    let first = node.cli_ok(["directory", "import"]);
+    assert!(
+        first.contains("added 4, updated 0, unchanged 0, disabled 0, removed 0"),
+        "{first}"
+    );
+    let alice = user_json(&node, "alice");
+    assert_eq!(alice["given_name"], "Alice");
+    assert_eq!(alice["surname"], "Liddell");
+    assert_eq!(alice["email"], "alice@example.org");
+    assert_eq!(alice["sync_item"], "staff");
+    assert_eq!(alice["language"], "en", "the item's default language");
+    assert_eq!(alice["method"], "oath");
+    let id = alice["directory_id"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "entryUUID: {id}");
+
+    let second = node.cli_ok(["directory", "sync"]);
+    assert!(
+        second.contains("added 0, updated 0, unchanged 4, disabled 0, removed 0"),
+        "{second}"
+    );
+    let status = node.cli_ok(["directory", "status"]);
+    assert!(status.contains("unchanged 4"), "{status}");
+}
+
+#[test]
+fn renames_moves_and_attribute_changes_update_the_same_user() {
+    let slapd = Slapd::start(&seed(1));
+    let node = mfad(&directory_config(&slapd, &staff_item()));
+    node.cli_ok(["directory", "import"]);
+    let before = user_json(&node, "user0");
+
+    slapd.modify(&format!(
+        "{}dn: uid=user0,{staff}\nchangetype: modrdn\nnewrdn: uid=robert\ndeleteoldrdn: 1\n\
+         newsuperior: ou=admins,{staff}\n\n\
+         dn: uid=robert,ou=admins,{staff}\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n\
+         -\nreplace: telephoneNumber\ntelephoneNumber: +15550000042\n-\nadd: mobile\nmobile: +15550000043\n\n",
+        ou_ldif("admins", &staff()),
+        staff = staff()
+    ));
+    let out = node.cli_ok(["directory", "sync"]);
+    assert!(out.contains("added 0, updated 1, unchanged 1"), "{out}");
+    let after = user_json(&node, "robert");
+    assert_eq!(after["id"], before["id"], "the same mfad user");
+    assert_eq!(after["directory_id"], before["directory_id"]);
+    assert_eq!(after["email"], "robert@example.org");
+    assert_eq!(after["phone"], "+15550000042");
+    assert_eq!(after["mobile"], "+15550000043");
+    node.cli_err(["user", "show", "user0"]);
+    let again = node.cli_ok(["directory", "sync"]);
+    assert!(again.contains("added 0, updated 0, unchanged 2"), "{again}");
+}
+
+#[test]
+fn leavers_are_disabled_and_a_mass_change_waits_for_approval() {
+    let slapd = Slapd::start(&seed(8));
+    let node = mfad(&directory_config(&slapd, &staff_item()));
+    node.cli_ok(["directory", "import"]);
+    let move_out = |uid: &str| {
+        format!(
+            "dn: uid={uid},{}\nchangetype: modrdn\nnewrdn: uid={uid}\ndeleteoldrdn: 1\nnewsuperior: ou=guests,ou=people,{BASE_DN}\n\n",
+            staff()
+        )
+    };
+    // One leaver: under the threshold (5), disabled at once.
+    slapd.modify(&move_out("user0"));
+    let out = node.cli_ok(["directory", "sync"]);
+    assert!(out.contains("disabled 1"), "{out}");
+    let user0 = user_json(&node, "user0");
+    assert_eq!(user0["enabled"], false);
+    assert_eq!(user0["sync_item"], serde_json::Value::Null);
+
+    // Six more: held back, nothing of that kind applied.
+    let six: String = (1..7).map(|i| move_out(&format!("user{i}"))).collect();
+    slapd.modify(&six);
+    let held = node.cli_ok(["directory", "sync"]);
+    assert!(
+        held.contains("disabled 0")
+            && held.contains("held back")
+            && held.contains("disable 6 users"),
+        "{held}"
+    );
+    assert_eq!(user_json(&node, "user1")["enabled"], true);
+    let status = node.cli_ok(["directory", "status"]);
+    assert!(status.contains("waiting for approval"), "{status}");
+    let again = node.cli_ok(["directory", "sync"]);
+    assert!(
+        again.contains("held back"),
+        "still held without approval: {again}"
+    );
+
+    node.cli_ok(["directory", "approve"]);
+    let applied = node.cli_ok(["directory", "sync"]);
+    assert!(applied.contains("disabled 6"), "{applied}");
+    assert_eq!(user_json(&node, "user1")["enabled"], false);
+    assert!(!node.cli_ok(["directory", "status"]).contains("waiting"));
+    let err = node.cli_err(["directory", "approve"]);
+    assert!(err.contains("nothing is waiting for approval"), "{err}");
+
+    // Coming back re-enables the same user.
+    slapd.modify(&format!(
+        "dn: uid=user0,ou=guests,ou=people,{BASE_DN}\nchangetype: modrdn\nnewrdn: uid=user0\ndeleteoldrdn: 1\nnewsuperior: {}\n\n",
+        staff()
+    ));
+    let back = node.cli_ok(["directory", "sync"]);
+    assert!(back.contains("updated 1"), "{back}");
+    assert_eq!(user_json(&node, "user0")["enabled"], true);
+}
+
+#[test]
+fn removed_users_setting_deletes_leavers() {
+    let slapd = Slapd::start(&seed(2));
+    let node = mfad(&directory_config(
+        &slapd,
+        &format!("removed_users = \"remove\"\n{}", staff_item()),
+    ));
+    node.cli_ok(["directory", "import"]);
+    slapd.modify(&format!(
+        "dn: uid=user1,{}\nchangetype: delete\n\n",
+        staff()
+    ));
+    let out = node.cli_ok(["directory", "sync"]);
+    assert!(out.contains("removed 1"), "{out}");
+    node.cli_err(["user", "show", "user1"]);
+}
+
+#[test]
+fn group_items_match_first_in_order_with_their_method_and_language() {
+    let mut ldif = seed(2);
+    ldif.push_str(&format!(
+        "dn: cn=vpn,ou=groups,{BASE_DN}\nobjectClass: groupOfNames\ncn: vpn\nmember: uid=user1,{}\n\n",
+        staff()
+    ));
+    let slapd = Slapd::start(&ldif);
+    let items = format!(
+        "\n[[directory.sync_items]]\nname = \"vpn-users\"\ngroup = \"cn=vpn,ou=groups,{BASE_DN}\"\n\
+         method = \"sms\"\nlanguage = \"de\"\n{}",
+        staff_item()
+    );
+    let node = mfad(&directory_config(&slapd, &items));
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(out.contains("added 3"), "{out}");
+    let user1 = user_json(&node, "user1");
+    assert_eq!(
+        (
+            user1["sync_item"].as_str(),
+            user1["method"].as_str(),
+            user1["language"].as_str()
+        ),
+        (Some("vpn-users"), Some("sms"), Some("de"))
+    );
+    assert_eq!(user_json(&node, "user0")["sync_item"], "staff");
+    // Leaving the group moves the user to the next item that holds them.
+    slapd.modify(&format!(
+        "dn: cn=vpn,ou=groups,{BASE_DN}\nchangetype: modify\nreplace: member\nmember: uid=alice,{}\n\n",
+        staff()
+    ));
+    let out = node.cli_ok(["directory", "sync"]);
+    assert!(out.contains("updated 2"), "{out}");
+    assert_eq!(user_json(&node, "user1")["sync_item"], "staff");
+    assert_eq!(user_json(&node, "alice")["sync_item"], "vpn-users");
+}
+
+#[test]
+fn directory_test_reports_each_step_and_says_what_failed() {
+    let slapd = Slapd::start(&seed(0));
+    let node = mfad(&directory_config(&slapd, ""));
+    let ok = node.cli_ok(["directory", "test"]);
+    for step in [
+        "tcp    ok",
+        "tls    ok",
+        "StartTLS",
+        "bind   ok",
+        "search ok",
+        "all 1 servers passed",
+    ] {
+        assert!(ok.contains(step), "{step} in:\n{ok}");
+    }
+
+    let wrong_password = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(wrong_password.path(), "not-the-password\n").unwrap();
+    let node = mfad(&directory_config(&slapd, "").replace(
+        &slapd.admin_password_file().display().to_string(),
+        &wrong_password.path().display().to_string(),
+    ));
+    let out = node.cli(["directory", "test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("bind   FAILED") && stdout.contains("invalid credentials"),
+        "{stdout}"
+    );
+
+    // A CA that did not sign the server's certificate: TLS fails, named as such.
+    let other = Slapd::start(&seed(0));
+    let node = mfad(&directory_config(&slapd, "").replace(
+        &slapd.ca_file().display().to_string(),
+        &other.ca_file().display().to_string(),
+    ));
+    let stdout = String::from_utf8_lossy(&node.cli(["directory", "test"]).stdout).into_owned();
+    assert!(stdout.contains("tls    FAILED"), "{stdout}");
+
+    // Nothing listening: TCP fails; a second, working server still passes.
+    let closed = format!("ldap://127.0.0.1:{}", mfad_testkit::free_tcp_port());
+    let node = mfad(&directory_config(&slapd, "").replace(
+        &format!("servers = [\"{}\"]", slapd.url()),
+        &format!("servers = [\"{closed}\", \"{}\"]", slapd.url()),
+    ));
+    let stdout = node.cli_ok(["directory", "test"]);
+    assert!(
+        stdout.contains("tcp    FAILED") && stdout.contains("1 of 2 servers passed"),
+        "{stdout}"
+    );
+}
+
+/// A node whose client checks the directory password, with alice imported and holding
+/// an HOTP token.
+fn first_factor_node(slapd: &Slapd, client_flags: &[&str], extra: &str) -> Mfad {
+    let node = mfad(&directory_config(
+        slapd,
+        &format!("{}{extra}", staff_item()),
+    ));
+    node.cli_ok(["directory", "import"]);
+    let mut args = vec![
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        SECRET,
+        "--first-factor",
+        "directory",
+    ];
+    args.extend_from_slice(client_flags);
+    node.cli_ok(args);
+    node.cli_ok([
+        "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
+    ]);
+    node
+}
+
+fn login(server: &Running, password: &str, state: Option<&str>) -> RadReply {
+    let mut attrs = vec![("User-Name", "alice"), ("User-Password", password)];
+    if let Some(state) = state {
+        attrs.push(("State", state));
+    }
+    Radclient::new(server.radius_addr(), SECRET).send("auth", &attrs)
+}
+
+fn last_reason(node: &Mfad) -> String {
+    let log = node.cli_ok(["log", "--user", "alice", "--limit", "1", "--format", "json"]);
+    let records: serde_json::Value = serde_json::from_str(&log).unwrap();
+    records[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn directory_password_then_a_challenge_for_the_code() {
+    let slapd = Slapd::start(&seed(0));
+    let node = first_factor_node(&slapd, &["--prompt", "challenge"], "");
+    let server = node.start();
+
+    let challenge = login(&server, "pw-alice", None);
+    assert!(challenge.is("Access-Challenge"), "{}", challenge.output);
+    let state = challenge.get("State").unwrap().to_string();
+    let accept = login(&server, &oathtool_hotp(SEED, 0, 6), Some(&state));
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+
+    let wrong = login(&server, "not-her-password", None);
+    assert!(wrong.is("Access-Reject"), "{}", wrong.output);
+    server.stop();
+    assert_eq!(last_reason(&node), "wrong_password");
+}
+
+#[test]
+fn password_and_code_in_one_field_by_length_or_separator() {
+    let slapd = Slapd::start(&seed(0));
+    let node = first_factor_node(&slapd, &["--prompt", "inline"], "");
+    let server = node.start();
+    let ok = login(
+        &server,
+        &format!("pw-alice{}", oathtool_hotp(SEED, 0, 6)),
+        None,
+    );
+    assert!(ok.is("Access-Accept"), "{}", ok.output);
+    let wrong_code = login(&server, "pw-alice000000", None);
+    assert!(wrong_code.is("Access-Reject"), "{}", wrong_code.output);
+    server.stop();
+
+    let node = first_factor_node(&slapd, &["--code-separator", ","], "");
+    let server = node.start();
+    let ok = login(
+        &server,
+        &format!("pw-alice,{}", oathtool_hotp(SEED, 0, 6)),
+        None,
+    );
+    assert!(ok.is("Access-Accept"), "{}", ok.output);
+    let wrong_password = login(
+        &server,
+        &format!("pw-bob,{}", oathtool_hotp(SEED, 1, 6)),
+        None,
+    );
+    assert!(
+        wrong_password.is("Access-Reject"),
+        "{}",
+        wrong_password.output
+    );
+    // Without the separator (auto prompt) the field is the password, and the code is asked for.
+    let challenge = login(&server, "pw-alice", None);
+    assert!(challenge.is("Access-Challenge"), "{}", challenge.output);
+    server.stop();
+}
+
+#[test]
+fn wrong_passwords_lock_the_user_and_a_locked_user_is_rejected_without_a_bind() {
+    let mut slapd = Slapd::start(&seed(0));
+    let node = first_factor_node(
+        &slapd,
+        &["--prompt", "challenge"],
+        "\n[policy]\nmax_failures = 3\n",
+    );
+    let server = node.start();
+    for _ in 0..3 {
+        assert!(login(&server, "guess", None).is("Access-Reject"));
+    }
+    assert_eq!(
+        user_json(&node, "alice")["failures"],
+        0,
+        "reset by the lock"
+    );
+    assert!(user_json(&node, "alice")["locked_until"].is_i64(), "locked");
+    // With the directory gone, a locked user's reason is still "locked": no bind was tried.
+    slapd.stop();
+    let locked = login(&server, "pw-alice", None);
+    assert!(locked.is("Access-Reject"), "{}", locked.output);
+    server.stop();
+    assert_eq!(last_reason(&node), "locked");
+}
+
+#[test]
+fn a_stopped_directory_rejects_within_the_timeout_and_recovery_follows() {
+    let mut slapd = Slapd::start(&seed(0));
+    let node = first_factor_node(&slapd, &["--prompt", "challenge"], "");
+    let server = node.start();
+    assert!(login(&server, "pw-alice", None).is("Access-Challenge"));
+
+    slapd.stop();
+    let started = Instant::now();
+    let down = login(&server, "pw-alice", None);
+    assert!(
+        down.is("Access-Reject"),
+        "never Accept or Challenge: {}",
+        down.output
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    slapd.restart();
+    // The first request after the restart may still meet the dead connection; the
+    // reconnect makes it succeed, so poll with a deadline rather than sleeping.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = login(&server, "pw-alice", None);
+        if reply.is("Access-Challenge") {
+            break;
+        }
+        assert!(reply.is("Access-Reject"), "{}", reply.output);
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after the directory came back"
+        );
+    }
+    server.stop();
+    let log = node.cli_ok(["log", "--user", "alice", "--format", "json"]);
+    assert!(log.contains("directory_unavailable"), "{log}");
+}
+
+#[test]
+fn scheduled_sync_runs_on_one_node_of_a_cluster() {
+    let slapd = Slapd::start(&seed(2));
+    let config = directory_config(&slapd, &format!("sync_interval = \"1h\"\n{}", staff_item()));
+    let a = mfad(&config);
+    let server_a = a.start();
+    assert!(
+        server_a.wait_for_log("directory sync: added 3", Duration::from_secs(30)),
+        "{}",
+        server_a.logs()
+    );
+    let b = mfad(&config).sharing_store_with(&a);
+    let server_b = b.start();
+    assert!(
+        server_b.wait_for_log("directory sync skipped", Duration::from_secs(30)),
+        "{}",
+        server_b.logs()
+    );
+    assert!(!server_b.logs().contains("directory sync: added"));
+    server_b.stop();
+    server_a.stop();
+    assert!(a.cli_ok(["user", "list"]).contains("user1"));
+}
+
+#[test]
+fn a_missing_or_broken_directory_section_is_a_one_line_error() {
+    let node = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")));
+    let err = node.cli_err(["directory", "import"]);
+    assert!(err.contains("no [directory] section"), "{err}");
+    let bad = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")))
+        .with_config("[directory]\nservers = [\"https://dc1\"]\nbase_dn = \"dc=x\"\n");
+    let err = bad.cli_err(["user", "list"]);
+    assert!(
+        err.contains("https://dc1") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+/// A TCP server that accepts connections and never answers: a hung directory.
+struct Stalled {
+    addr: std::net::SocketAddr,
+    _accepting: std::thread::JoinHandle<()>,
+}
+
+impl Stalled {
+    fn start() -> Stalled {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Ends when the test process exits; the sockets are only held open.
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Stalled {
+            addr,
+            _accepting: accepting,
+        }
+    }
+}
+
+#[test]
+fn a_hung_server_is_skipped_for_the_next_and_alone_it_rejects_within_the_timeout() {
+    let slapd = Slapd::start(&seed(0));
+    let stalled = Stalled::start();
+    let hung = format!("ldap://{}", stalled.addr);
+    let node = first_factor_node(&slapd, &["--prompt", "challenge"], "");
+    let config = std::fs::read_to_string(node.config_path()).unwrap();
+    let failover = config.replace(
+        &format!("servers = [\"{}\"]", slapd.url()),
+        &format!("servers = [\"{hung}\", \"{}\"]", slapd.url()),
+    );
+    std::fs::write(node.config_path(), &failover).unwrap();
+    let server = node.start();
+    let slow_login = |password: &str| {
+        Radclient::new(server.radius_addr(), SECRET)
+            .with_timeout(Duration::from_secs(15))
+            .send(
+                "auth",
+                &[("User-Name", "alice"), ("User-Password", password)],
+            )
+    };
+    let reply = slow_login("pw-alice");
+    assert!(
+        reply.is("Access-Challenge"),
+        "the backup answered: {}",
+        reply.output
+    );
+    // Later connections start at the server that answered: no timeout on the hung one.
+    let started = Instant::now();
+    let reply = slow_login("pw-alice");
+    assert!(reply.is("Access-Challenge"), "{}", reply.output);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    server.stop();
+
+    let alone = failover.replace(&format!(", \"{}\"]", slapd.url()), "]");
+    std::fs::write(node.config_path(), alone).unwrap();
+    let server = node.start();
+    let started = Instant::now();
+    let reply = Radclient::new(server.radius_addr(), SECRET)
+        .with_timeout(Duration::from_secs(15))
+        .send(
+            "auth",
+            &[("User-Name", "alice"), ("User-Password", "pw-alice")],
+        );
+    let took = started.elapsed();
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    // 2 × (connect_timeout_ms + timeout_ms) = 8 s bounds it.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    server.stop();
+    assert_eq!(last_reason(&node), "directory_unavailable");
+}
+
+#[test]
+fn users_mfad_does_not_know_pass_on_their_directory_password_and_names_are_escaped() {
+    let mut ldif = seed(0);
+    // In no sync item: known to the directory, not to mfad.
+    ldif.push_str(&person_ldif(
+        "guest1",
+        &format!("ou=guests,ou=people,{BASE_DN}"),
+        "Guest",
+        "One",
+        "pw-guest",
+    ));
+    let slapd = Slapd::start(&ldif);
+    let node = first_factor_node(&slapd, &["--require-user-match", "false"], "");
+    let server = node.start();
+    let send = |user: &str, password: &str| {
+        Radclient::new(server.radius_addr(), SECRET)
+            .send("auth", &[("User-Name", user), ("User-Password", password)])
+    };
+    assert!(
+        send("guest1", "pw-guest").is("Access-Accept"),
+        "first factor only"
+    );
+    assert!(send("guest1", "wrong").is("Access-Reject"));
+    assert!(
+        send("guest1", "").is("Access-Reject"),
+        "an empty password is never a bind"
+    );
+    // RFC 4515: unescaped, (uid=gues*) would find guest1 and the bind would succeed.
+    let wildcard = send("gues*", "pw-guest");
+    assert!(wildcard.is("Access-Reject"), "{}", wildcard.output);
+    let injected = send("x)(uid=guest1", "pw-guest");
+    assert!(injected.is("Access-Reject"), "{}", injected.output);
+    server.stop();
+}

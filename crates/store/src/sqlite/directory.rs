@@ -1,0 +1,130 @@
+//! Directory sync: applying a sync plan, the sync bookkeeping and the scheduled-sync lock.
+
+use super::map::{db_err, is_unique_violation};
+use super::users::{self, normalise};
+use mfad_core::model::NewUser;
+use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
+use rusqlite::{params, Connection};
+
+/// Runs inside one writer savepoint: any error rolls the whole plan back.
+pub(super) fn apply(conn: &Connection, changes: &DirectorySync, now: i64) -> StoreResult<()> {
+    for (id, record) in &changes.update {
+        update(conn, *id, record)?;
+    }
+    for user in &changes.add {
+        let user = NewUser {
+            username: normalise(&user.username),
+            ..user.clone()
+        };
+        users::insert_user(conn, &user, now)?;
+    }
+    for id in &changes.disable {
+        conn.prepare_cached("UPDATE users SET enabled = 0, sync_item = NULL WHERE id = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .map_err(db_err)?;
+    }
+    for id in &changes.remove {
+        users::delete(conn, *id)?;
+    }
+    Ok(())
+}
+
+fn update(conn: &Connection, id: i64, r: &DirectoryRecord) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET directory_id = ?2, username = ?3, given_name = ?4, surname = ?5,
+                 email = ?6, phone = ?7, mobile = ?8, extension = ?9, language = ?10,
+                 sync_item = ?11, enabled = ?12
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                r.directory_id,
+                normalise(&r.username),
+                r.given_name,
+                r.surname,
+                r.email,
+                r.phone,
+                r.mobile,
+                r.extension,
+                r.language,
+                r.sync_item,
+                r.enabled
+            ])
+        });
+    match changed {
+        Ok(0) => Err(users::not_found(id)),
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
+            "user '{}' or directory ID {}",
+            r.username, r.directory_id
+        ))),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+pub(super) fn state(conn: &Connection) -> StoreResult<SyncState> {
+    conn.prepare_cached(
+        "SELECT last_run, last_summary, pending_count, pending_reason, approved_count
+         FROM directory_sync WHERE id = 1",
+    )
+    .and_then(|mut s| {
+        s.query_row([], |r| {
+            Ok(SyncState {
+                last_run: r.get(0)?,
+                last_summary: r.get(1)?,
+                pending_count: r.get(2)?,
+                pending_reason: r.get(3)?,
+                approved_count: r.get(4)?,
+            })
+        })
+    })
+    .map_err(db_err)
+}
+
+pub(super) fn put_state(conn: &Connection, s: &SyncState) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE directory_sync SET last_run = ?1, last_summary = ?2, pending_count = ?3,
+             pending_reason = ?4, approved_count = ?5
+         WHERE id = 1",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            s.last_run,
+            s.last_summary,
+            s.pending_count,
+            s.pending_reason,
+            s.approved_count
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// One conditional update decides: free, expired, or ours.
+pub(super) fn acquire_lock(
+    conn: &Connection,
+    holder: &str,
+    now: i64,
+    until: i64,
+) -> StoreResult<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE directory_sync SET lock_holder = ?1, lock_until = ?3
+             WHERE id = 1 AND (lock_holder IS NULL OR lock_until <= ?2 OR lock_holder = ?1)",
+        )
+        .and_then(|mut s| s.execute(params![holder, now, until]))
+        .map_err(db_err)?;
+    Ok(changed == 1)
+}
+
+pub(super) fn release_lock(conn: &Connection, holder: &str) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE directory_sync SET lock_holder = NULL, lock_until = NULL
+         WHERE id = 1 AND lock_holder = ?1",
+    )
+    .and_then(|mut s| s.execute([holder]))
+    .map_err(db_err)?;
+    Ok(())
+}
