@@ -56,7 +56,7 @@ impl Slapd {
     /// Starts slapd with `ldif` loaded (by `slapadd`, before the start, which is fast
     /// enough for 100,000 entries). `ldif` should begin with [`base_ldif`].
     pub fn start(ldif: &str) -> Slapd {
-        let slapd = require_tool("slapd");
+        require_tool("slapd");
         let slapadd = require_tool("slapadd");
         require_tool("ldapmodify");
         let dir = tempfile::Builder::new()
@@ -82,26 +82,23 @@ impl Slapd {
             "slapadd failed ({status:?})\nstdout:\n{out}\nstderr:\n{err}"
         );
         let _ = std::fs::remove_file(&ldif_path);
-        let _ = slapd;
         let mut slapd = Slapd {
             dir,
             port: 0,
             process: None,
         };
-        for attempt in 1..=PORT_ATTEMPTS {
+        let mut last_log = String::new();
+        for _ in 0..PORT_ATTEMPTS {
             slapd.port = free_tcp_port();
             match slapd.launch() {
                 Ok(()) => return slapd,
-                Err(log) if attempt == PORT_ATTEMPTS => {
-                    panic!(
-                        "slapd did not start on 127.0.0.1:{}\nlog:\n{log}",
-                        slapd.port
-                    )
-                }
-                Err(_) => {}
+                Err(log) => last_log = log,
             }
         }
-        unreachable!("the loop returns or panics")
+        panic!(
+            "slapd did not start on 127.0.0.1:{} after {PORT_ATTEMPTS} attempts\nlog:\n{last_log}",
+            slapd.port
+        )
     }
 
     fn launch(&mut self) -> Result<(), String> {
