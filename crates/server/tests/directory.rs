@@ -268,6 +268,16 @@ fn directory_test_reports_each_step_and_says_what_failed() {
         assert!(ok.contains(step), "{step} in:\n{ok}");
     }
 
+    // ldaps://: TLS from the first byte, same checks.
+    let node = mfad(&directory_config(&slapd, "").replace(&slapd.url(), &slapd.ldaps_url()));
+    let ok = node.cli_ok(["directory", "test"]);
+    assert!(
+        ok.contains("TLS (ldaps)") && ok.contains("search ok"),
+        "{ok}"
+    );
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(out.contains("added 1,"), "{out}");
+
     let wrong_password = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(wrong_password.path(), "not-the-password\n").unwrap();
     let node = mfad(&directory_config(&slapd, "").replace(
