@@ -222,6 +222,7 @@ fn config(dir: &Path) -> String {
          include /etc/ldap/schema/cosine.schema\n\
          include /etc/ldap/schema/inetorgperson.schema\n\
          include /etc/ldap/schema/nis.schema\n\
+         include /etc/ldap/schema/msuser.schema\n\
          pidfile {d}/slapd.pid\n\
          modulepath /usr/lib/ldap\n\
          moduleload back_mdb\n\
