@@ -147,6 +147,8 @@ pub trait Store: Send + Sync + 'static {
     // --- directory sync --------------------------------------------------------
     /// Applies a sync plan in one transaction: all of it or, on any error (e.g. a
     /// `directory_id` or username that is already taken: `Duplicate`), none of it.
+    /// Updates go before additions, so a rename frees its old name for a new entry in
+    /// the same call. Usernames are stored lower-case, as by [`Store::create_user`].
     async fn apply_directory_sync(&self, changes: &DirectorySync, now: i64) -> StoreResult<()>;
     /// The sync bookkeeping; the default (nothing run yet) when never written.
     async fn sync_state(&self) -> StoreResult<SyncState>;

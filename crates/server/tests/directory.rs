@@ -1,6 +1,8 @@
 //! End to end with a real OpenLDAP `slapd`: import and sync, the mass-change safeguard,
 //! group items, StartTLS, `mfad directory test`, and the directory password as first
-//! factor through `radclient`, including a directory that stops and comes back.
+//! factor through `radclient`, including a directory that stops and comes back. Active
+//! Directory is stood in for by slapd with the `msuser` schema Debian ships (objectGUID,
+//! userPrincipalName, userAccountControl).
 
 // Tests report failures by panicking.
 #![allow(
@@ -267,6 +269,16 @@ fn directory_test_reports_each_step_and_says_what_failed() {
     ] {
         assert!(ok.contains(step), "{step} in:\n{ok}");
     }
+
+    // ldaps://: TLS from the first byte, same checks.
+    let node = mfad(&directory_config(&slapd, "").replace(&slapd.url(), &slapd.ldaps_url()));
+    let ok = node.cli_ok(["directory", "test"]);
+    assert!(
+        ok.contains("TLS (ldaps)") && ok.contains("search ok"),
+        "{ok}"
+    );
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(out.contains("added 1,"), "{out}");
 
     let wrong_password = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(wrong_password.path(), "not-the-password\n").unwrap();
@@ -623,4 +635,77 @@ fn users_mfad_does_not_know_pass_on_their_directory_password_and_names_are_escap
     let injected = send("x)(uid=guest1", "pw-guest");
     assert!(injected.is("Access-Reject"), "{}", injected.output);
     server.stop();
+}
+
+/// An AD-style user entry (`msuser` schema); `extensibleObject` admits sAMAccountName,
+/// which that schema has in no class.
+fn ad_user(cn: &str, upn: Option<&str>, sam: &str, uac: u32, guid_base64: &str) -> String {
+    let upn = upn
+        .map(|u| format!("userPrincipalName: {u}\n"))
+        .unwrap_or_default();
+    format!(
+        "dn: cn={cn},ou=people,{BASE_DN}\nobjectClass: user\nobjectClass: extensibleObject\n\
+         cn: {cn}\nsn: {cn}\ngivenName: {cn}\n{upn}sAMAccountName: {sam}\nuserAccountControl: {uac}\n\
+         instanceType: 4\nnTSecurityDescriptor:: AQAEgA==\n\
+         objectCategory: CN=Person,CN=Schema,CN=Configuration,{BASE_DN}\n\
+         objectGUID:: {guid_base64}\nuserPassword: pw-{sam}\n\n"
+    )
+}
+
+#[test]
+fn active_directory_preset_maps_object_guid_upn_fallback_and_the_disabled_bit() {
+    let mut ldif = base_ldif();
+    // objectGUID bytes 67 45 23 01 ab 89 ef cd 01 23 45 67 89 ab cd ef, i.e. the GUID
+    // {01234567-89ab-cdef-0123-456789abcdef} ([MS-DTYP] §2.3.4 byte order).
+    ldif.push_str(&ad_user(
+        "Alice",
+        Some("Alice@Example.org"),
+        "alice",
+        512,
+        "Z0UjAauJ780BI0VniavN7w==",
+    ));
+    ldif.push_str(&ad_user(
+        "Bob",
+        None,
+        "bob",
+        512,
+        "AQIDBAUGBwgJCgsMDQ4PEA==",
+    ));
+    ldif.push_str(&ad_user(
+        "Carol",
+        Some("carol@example.org"),
+        "carol",
+        514,
+        "EBEREhMUFRYXGBkaGxwdHg==",
+    ));
+    let slapd = Slapd::start(&ldif);
+    // slapd has no objectCategory=person shorthand (AD expands it to the category's DN).
+    let config = directory_config(&slapd, "user_filter = \"(objectClass=user)\"\n")
+        .replace("preset = \"openldap\"", "preset = \"active-directory\"");
+    let node = mfad(&config);
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(
+        out.contains("added 2, updated 0, unchanged 1"),
+        "a disabled account is not added: {out}"
+    );
+    let alice = user_json(&node, "alice@example.org");
+    assert_eq!(
+        alice["directory_id"],
+        "01234567-89ab-cdef-0123-456789abcdef"
+    );
+    assert_eq!(alice["given_name"], "Alice");
+    let bob = user_json(&node, "bob");
+    assert_eq!(
+        bob["directory_id"], "04030201-0605-0807-090a-0b0c0d0e0f10",
+        "sAMAccountName fallback"
+    );
+    node.cli_err(["user", "show", "carol@example.org"]);
+
+    // Disabling the account in AD (ACCOUNTDISABLE, 0x2) disables the mfad user.
+    slapd.modify(&format!(
+        "dn: cn=Alice,ou=people,{BASE_DN}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n\n"
+    ));
+    let out = node.cli_ok(["directory", "sync"]);
+    assert!(out.contains("updated 1"), "{out}");
+    assert_eq!(user_json(&node, "alice@example.org")["enabled"], false);
 }

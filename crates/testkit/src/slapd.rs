@@ -1,5 +1,6 @@
 //! OpenLDAP `slapd` as a real directory: a generated `slapd.conf` (mdb backend) and a
-//! self-signed CA with a server certificate for StartTLS, all in a temp dir, on a free port.
+//! self-signed CA with a server certificate for StartTLS and ldaps, all in a temp dir,
+//! on free ports.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -25,6 +26,7 @@ const PORT_ATTEMPTS: u32 = 5;
 pub struct Slapd {
     dir: TempDir,
     port: u16,
+    ldaps_port: u16,
     process: Option<Process>,
 }
 
@@ -56,7 +58,7 @@ impl Slapd {
     /// Starts slapd with `ldif` loaded (by `slapadd`, before the start, which is fast
     /// enough for 100,000 entries). `ldif` should begin with [`base_ldif`].
     pub fn start(ldif: &str) -> Slapd {
-        let slapd = require_tool("slapd");
+        require_tool("slapd");
         let slapadd = require_tool("slapadd");
         require_tool("ldapmodify");
         let dir = tempfile::Builder::new()
@@ -82,26 +84,25 @@ impl Slapd {
             "slapadd failed ({status:?})\nstdout:\n{out}\nstderr:\n{err}"
         );
         let _ = std::fs::remove_file(&ldif_path);
-        let _ = slapd;
         let mut slapd = Slapd {
             dir,
             port: 0,
+            ldaps_port: 0,
             process: None,
         };
-        for attempt in 1..=PORT_ATTEMPTS {
+        let mut last_log = String::new();
+        for _ in 0..PORT_ATTEMPTS {
             slapd.port = free_tcp_port();
+            slapd.ldaps_port = free_tcp_port();
             match slapd.launch() {
                 Ok(()) => return slapd,
-                Err(log) if attempt == PORT_ATTEMPTS => {
-                    panic!(
-                        "slapd did not start on 127.0.0.1:{}\nlog:\n{log}",
-                        slapd.port
-                    )
-                }
-                Err(_) => {}
+                Err(log) => last_log = log,
             }
         }
-        unreachable!("the loop returns or panics")
+        panic!(
+            "slapd did not start on 127.0.0.1:{} after {PORT_ATTEMPTS} attempts\nlog:\n{last_log}",
+            slapd.port
+        )
     }
 
     fn launch(&mut self) -> Result<(), String> {
@@ -111,14 +112,16 @@ impl Slapd {
             .args(["-d", "0", "-f"])
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(self.url());
+            .arg(format!("{}/ {}/", self.url(), self.ldaps_url()));
         let mut process = Process::spawn("slapd", command);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if process.try_status().is_some() {
                 return Err(process.output().text());
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.ldaps_port)).is_ok()
+            {
                 self.process = Some(process);
                 return Ok(());
             }
@@ -138,6 +141,11 @@ impl Slapd {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `ldaps://127.0.0.1:PORT`: TLS from the first byte.
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.ldaps_port)
     }
 
     /// The PEM CA certificate the server's certificate (for 127.0.0.1) chains to.
@@ -214,6 +222,7 @@ fn config(dir: &Path) -> String {
          include /etc/ldap/schema/cosine.schema\n\
          include /etc/ldap/schema/inetorgperson.schema\n\
          include /etc/ldap/schema/nis.schema\n\
+         include /etc/ldap/schema/msuser.schema\n\
          pidfile {d}/slapd.pid\n\
          modulepath /usr/lib/ldap\n\
          moduleload back_mdb\n\
