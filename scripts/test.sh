@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs the system packages the end-to-end tests
-# drive (FreeRADIUS, radclient, oathtool, pam_radius_auth, pamtester), then runs
-# formatting, lints and every test of the workspace. Runnable from any directory.
+# drive (FreeRADIUS, radclient, oathtool, pam_radius_auth, pamtester, aiosmtpd,
+# openssl), then runs formatting, lints and every test of the workspace. Runnable from any directory.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,10 +22,12 @@ pam_radius_module() {
 
 test_deps_present() {
     local tool module
-    for tool in radclient freeradius oathtool pamtester; do
+    for tool in radclient freeradius oathtool pamtester openssl; do
         # freeradius lives in /usr/sbin, which is not on every user's PATH.
         command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || return 1
     done
+    # aiosmtpd is packaged for Debian's interpreter, not for another python3 on PATH.
+    /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || return 1
     module="$(pam_radius_module)"
     [ -n "$module" ] && [ -f "$module" ]
 }
@@ -42,11 +44,12 @@ stop_packaged_freeradius() {
 
 step "test dependencies"
 if test_deps_present; then
-    echo "radclient, freeradius, oathtool, pamtester and pam_radius_auth.so are installed"
+    echo "radclient, freeradius, oathtool, pamtester, openssl, aiosmtpd and pam_radius_auth.so are installed"
 else
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        freeradius freeradius-utils oathtool libpam-radius-auth pamtester
+        freeradius freeradius-utils oathtool libpam-radius-auth pamtester \
+        python3-aiosmtpd openssl
     stop_packaged_freeradius
     test_deps_present || { echo "test dependencies still missing after apt-get install" >&2; exit 1; }
 fi

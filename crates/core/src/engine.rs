@@ -533,6 +533,7 @@ impl Engine {
                     }
                 }
             }
+            ChallengeKind::SmsCode { .. } => Ok(Outcome::Reject(Reason::Unsupported)),
             ChallengeKind::ConfirmPin { pin_hash } => {
                 if self.pin_matches(&pin_hash, answer).await {
                     self.store

@@ -11,6 +11,8 @@ pub mod import;
 pub mod model;
 pub mod otp;
 pub mod otpauth;
+pub mod outbox;
+pub mod phone;
 pub mod pin;
 pub mod policy;
 pub mod store;

@@ -42,6 +42,64 @@ impl FromStr for PinMode {
     }
 }
 
+/// How the user proves the second factor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// An authenticator app (TOTP).
+    #[default]
+    App,
+    /// A hardware OATH token.
+    Token,
+    /// A one-time code sent by SMS.
+    Sms,
+    /// A phone call answered with # (or PIN #).
+    Call,
+    /// A push notification to the mobile app.
+    Push,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [Self::App, Self::Token, Self::Sms, Self::Call, Self::Push];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Token => "token",
+            Self::Sms => "sms",
+            Self::Call => "call",
+            Self::Push => "push",
+        }
+    }
+
+    /// Methods verified against the user's OATH tokens.
+    pub fn uses_tokens(self) -> bool {
+        matches!(self, Self::App | Self::Token)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "app" | "totp" => Ok(Self::App),
+            "token" | "hardware" | "hotp" => Ok(Self::Token),
+            "sms" | "text" => Ok(Self::Sms),
+            "call" | "phone" | "voice" => Ok(Self::Call),
+            "push" => Ok(Self::Push),
+            other => Err(format!(
+                "unknown method '{other}'; use app, token, sms, call or push"
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewUser {
     pub username: String,
@@ -50,6 +108,7 @@ pub struct NewUser {
     pub email: String,
     pub phone: String,
     pub pin_mode: PinMode,
+    pub method: Method,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -69,6 +128,7 @@ pub struct User {
     /// Consecutive failures since the last success or lock.
     pub failures: u32,
     pub pin_mode: PinMode,
+    pub method: Method,
     #[serde(skip)]
     pub pin_hash: Option<String>,
     pub pin_change_required: bool,
@@ -256,6 +316,15 @@ pub enum ChallengeKind {
     NewPin,
     /// The new PIN again; holds the argon2 hash of the first entry.
     ConfirmPin { pin_hash: String },
+    /// The code sent by SMS. Only its hash is kept (SHA-256 over the challenge state and
+    /// the code), so reading the store does not reveal a live code.
+    SmsCode {
+        code_hash: String,
+        /// Wrong answers so far; kept across a resend, so resending does not buy guesses.
+        attempts: u32,
+        /// Codes sent for this login so far (the first one included).
+        sends: u32,
+    },
 }
 
 /// A single-use challenge bound to a user and a client.

@@ -33,6 +33,8 @@ pub struct Policy {
     pub pin: PinRules,
     /// How long `mfad user block` blocks by default.
     pub block_days: i64,
+    /// Country code given to phone numbers written without one (digits, e.g. "1", "44").
+    pub default_country_code: String,
 }
 
 impl Default for Policy {
@@ -48,6 +50,7 @@ impl Default for Policy {
             cache_seconds: 0,
             pin: PinRules::default(),
             block_days: 90,
+            default_country_code: "1".into(),
         }
     }
 }

@@ -38,6 +38,22 @@ pub enum Command {
     },
     /// Show the audit log, newest first.
     Log(LogArgs),
+    /// Enrollment e-mails and their delivery.
+    #[command(subcommand)]
+    Email(EmailCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EmailCommand {
+    /// Send the user the welcome e-mail for their method (again).
+    Send { user: String },
+    /// Show queued, sent and failed e-mails, newest first.
+    Status {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
@@ -68,6 +84,9 @@ pub struct UserFields {
     /// `standard` (code only) or `pin` (PIN followed by the code).
     #[arg(long)]
     pub pin_mode: Option<String>,
+    /// The second factor: app, token, sms, call or push.
+    #[arg(long)]
+    pub method: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +95,10 @@ pub enum UserCommand {
         user: String,
         #[command(flatten)]
         fields: UserFields,
+        /// Give the user a random initial PIN (sent in the welcome e-mail when
+        /// email.send_to_users is on, else printed); they must change it at first login.
+        #[arg(long)]
+        generate_pin: bool,
     },
     List {
         #[command(flatten)]
@@ -124,7 +147,9 @@ pub enum UserCommand {
             required_unless_present = "generate"
         )]
         pin: Option<String>,
-        /// Generate a random PIN that follows the rules and print it.
+        /// Generate a random PIN that follows the rules and ask for a new one at the next
+        /// login; it goes into a welcome e-mail when email.send_to_users is on, else it is
+        /// printed.
         #[arg(long)]
         generate: bool,
         /// Ask for a new PIN at the next successful login.

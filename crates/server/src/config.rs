@@ -3,7 +3,9 @@
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use mfad_core::outbox::RetryPolicy;
 use mfad_core::policy::Policy;
+use mfad_notify::SmtpConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,9 @@ pub struct Config {
     pub radius: RadiusConfig,
     pub policy: Policy,
     pub audit: AuditConfig,
+    pub smtp: SmtpConfig,
+    pub email: EmailConfig,
+    pub portal: PortalConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,6 +98,44 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[email]`: what mfad mails to users, and how failed deliveries are retried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// Users created by the CLI (or a directory import) get the welcome mail for their
+    /// method once; a generated initial PIN goes into it.
+    pub send_to_users: bool,
+    /// Mail users when their phone or method changes.
+    pub send_updates: bool,
+    /// Language of the templates to use (`en` is shipped; others come from `templates_dir`).
+    pub language: String,
+    /// Operator templates that replace or add to the shipped ones; empty: shipped only.
+    pub templates_dir: PathBuf,
+    /// How often `mfad serve` looks for mails due.
+    pub poll_seconds: u64,
+    pub retry: RetryPolicy,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            send_to_users: false,
+            send_updates: false,
+            language: "en".into(),
+            templates_dir: PathBuf::new(),
+            poll_seconds: 10,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// `[portal]`: the user portal the mails link to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    pub url: String,
+}
+
 /// Loads the configuration: `explicit` (from `--config` or `$MFAD_CONFIG`), else
 /// `./mfad.toml` when present, else defaults; the environment overlay applies in every case.
 pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
@@ -150,6 +193,18 @@ impl Config {
                 "invalid configuration: store.synchronous is '{}'; use 'full' or 'normal'",
                 self.store.synchronous
             );
+        }
+        if (self.email.send_to_users || self.email.send_updates) && !self.smtp.enabled() {
+            bail!(
+                "invalid configuration: email.send_to_users or email.send_updates is on but smtp.host is empty; configure [smtp] or turn them off"
+            );
+        }
+        if self.smtp.enabled() {
+            mfad_notify::Mailer::new(&self.smtp)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        }
+        if self.email.poll_seconds == 0 {
+            bail!("invalid configuration: email.poll_seconds must be at least 1");
         }
         if self.policy.max_failures == 0 || self.policy.max_failures > 100 {
             // NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.

@@ -31,6 +31,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await;
         });
     }
+    if ctx.config.smtp.enabled() {
+        // Broken templates stop the start here, naming the template and line, instead of
+        // failing the first mail.
+        mfad_notify::Templates::load(crate::cmd::email_templates_dir(&ctx.config))
+            .context("while loading the e-mail templates")?;
+        let mailer = mfad_notify::Mailer::new(&ctx.config.smtp)?;
+        let outbox = mfad_notify::Outbox::new(
+            ctx.store.clone(),
+            mailer,
+            ctx.clock.clone(),
+            ctx.config.email.retry.clone(),
+        );
+        let poll = Duration::from_secs(ctx.config.email.poll_seconds);
+        tasks.spawn(outbox.run(poll, stop_rx.clone()));
+        tracing::info!(host = %ctx.config.smtp.host, "e-mail delivery on");
+    }
     tasks.spawn(purge_audit(
         ctx.store.clone(),
         ctx.clock.clone(),

@@ -9,6 +9,8 @@
 //!   as the reference server for benchmarks.
 //! - [`pam_login`] logs in through the real `pam_radius_auth` module with `pamtester`.
 //! - [`oathtool_totp`] / [`oathtool_hotp`] are the independent OTP oracle.
+//! - [`SmtpServer`] is Debian's aiosmtpd (plain, STARTTLS or TLS, with AUTH when asked),
+//!   with certificates from a [`TestCa`].
 //! - [`UdpTap`] relays UDP and records the datagrams a client sent, to inspect them on the wire.
 //!
 //! Rules every part keeps: servers bind port 0 (or a port just found free) and report the
@@ -30,6 +32,7 @@ mod oath;
 mod pam;
 mod process;
 mod radclient;
+mod smtp;
 mod tap;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +42,7 @@ pub use mfad::{Mfad, Running};
 pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};
 pub use radclient::{RadReply, Radclient};
+pub use smtp::{free_tcp_port, ReceivedMail, SmtpMode, SmtpServer, TestCa};
 pub use tap::{attribute_types, UdpTap};
 
 /// Directories searched after `PATH`: `freeradius` lives in `/usr/sbin`, which is not on

@@ -1,6 +1,7 @@
 //! Command dispatch and what every command shares: the config, the store, the engine.
 
 mod client;
+mod email;
 mod log;
 mod token;
 mod user;
@@ -75,6 +76,11 @@ impl Ctx {
     }
 }
 
+/// The operator's template directory, if configured.
+pub fn email_templates_dir(config: &Config) -> Option<&std::path::Path> {
+    email::dir_option(&config.email.templates_dir)
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config::load(cli.config.as_deref())?;
     if let Command::Serve = cli.command {
@@ -88,6 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(&ctx, cmd).await,
         Command::Bypass { user, seconds } => user::bypass(&ctx, &user, seconds).await,
         Command::Log(args) => log::run(&ctx, args).await,
+        Command::Email(cmd) => email::run(&ctx, cmd).await,
     };
     ctx.store.flush().await?;
     result

@@ -15,19 +15,21 @@
 
 mod at_rest;
 mod audit;
+mod outbox;
 mod sessions;
 mod tokens;
 mod users;
 
 pub use at_rest::*;
 pub use audit::*;
+pub use outbox::*;
 pub use sessions::*;
 pub use tokens::*;
 pub use users::*;
 
 use async_trait::async_trait;
 use mfad_core::audit::{AuditRecord, AuditResult};
-use mfad_core::model::{NewClient, NewToken, NewUser, PinMode, Secret, UserId};
+use mfad_core::model::{Method, NewClient, NewToken, NewUser, PinMode, Secret, UserId};
 use mfad_core::otp::{Algorithm, OtpKind};
 use mfad_core::store::{Store, StoreError};
 use std::fmt;
@@ -151,6 +153,11 @@ macro_rules! ensure_err {
 
 pub(crate) use {ensure, ensure_eq, ensure_err};
 
+/// Whether `needle` occurs in `haystack`.
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The time every case runs at, in Unix seconds.
 pub const NOW: i64 = 1_700_000_000;
 
@@ -163,6 +170,7 @@ pub fn new_user(username: &str) -> NewUser {
         email: format!("{}@example.org", username.to_lowercase()),
         phone: "+15555550100".to_owned(),
         pin_mode: PinMode::Standard,
+        method: Method::App,
     }
 }
 
@@ -295,10 +303,19 @@ macro_rules! conformance_tests {
             audit_query_filters_by_user_time_and_limit,
             purge_removes_only_older_records,
             purge_of_many_records_removes_them_all,
+            // e-mail outbox and methods
+            queued_email_is_claimed_once_and_erased_when_sent,
+            once_key_queues_a_mail_only_once,
+            failed_attempts_wait_for_their_retry_time,
+            lapsed_claims_are_claimed_again,
+            concurrent_claims_hand_out_each_mail_once,
+            emails_are_listed_newest_first,
+            user_method_is_stored_and_updated,
         );
         $crate::conformance_tests!(@backend $fresh;
             secrets_are_not_stored_in_plaintext,
             data_survives_reopening,
+            email_bodies_are_not_stored_in_plaintext,
         );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(

@@ -26,6 +26,7 @@ const USER_FIELDS: &[&str] = &[
     "pin_history",
     "bypass_until",
     "created_at",
+    "method",
 ];
 
 const TOKEN_FIELDS: &[&str] = &[
@@ -78,6 +79,11 @@ pub(super) fn token_aad(serial: &str) -> Vec<u8> {
     [b"mfad token secret\0".as_slice(), serial.as_bytes()].concat()
 }
 
+/// Associated data that binds an e-mail body to its row.
+pub(super) fn email_aad(id: i64) -> Vec<u8> {
+    [b"mfad email body\0".as_slice(), id.to_string().as_bytes()].concat()
+}
+
 /// Associated data that binds a RADIUS shared secret to its client.
 pub(super) fn client_aad(name: &str) -> Vec<u8> {
     [b"mfad client secret\0".as_slice(), name.as_bytes()].concat()
@@ -111,6 +117,7 @@ pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         pin_history,
         bypass_until: row.get(15).map_err(db_err)?,
         created_at: row.get(16).map_err(db_err)?,
+        method: parsed(row, 17, "method")?,
     })
 }
 

@@ -9,6 +9,7 @@
 mod audit;
 mod clients;
 mod map;
+mod outbox;
 mod reader;
 mod schema;
 mod sessions;
@@ -22,6 +23,7 @@ use mfad_core::audit::{AuditQuery, AuditRecord};
 use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
 };
+use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::store::{FailureState, Store, StoreError, StoreResult, UserUpdate};
 use reader::Readers;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -495,5 +497,32 @@ impl Store for SqliteStore {
         let (reply, done) = oneshot::channel();
         self.send(Command::Flush(reply)).await?;
         done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>> {
+        let email = email.clone();
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| outbox::queue(c, &cipher, &email, now))
+            .await
+    }
+
+    async fn claim_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Email>> {
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| outbox::claim(c, &cipher, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        self.write(move |c| outbox::finish(c, id, &attempt)).await
+    }
+
+    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
+        self.read(move |c, _| outbox::list(c, limit)).await
     }
 }

@@ -106,6 +106,31 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_time ON audit(time_ms);
     CREATE INDEX audit_user_time ON audit(username, time_ms);
     ",
+    // 2: the user's second-factor method, and the e-mail outbox.
+    r"
+    ALTER TABLE users ADD COLUMN method TEXT NOT NULL DEFAULT 'app';
+
+    CREATE TABLE emails (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id         INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        recipient       TEXT    NOT NULL,
+        kind            TEXT    NOT NULL,
+        subject         TEXT    NOT NULL,
+        -- v1:<key id>:<base64> sealed with the id as associated data (it may hold an
+        -- initial PIN); '' once the mail was sent.
+        body            TEXT    NOT NULL,
+        -- Set for mails sent once per key (a user's welcome mail).
+        once_key        TEXT    UNIQUE,
+        status          TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    ) STRICT;
+    CREATE INDEX emails_due ON emails(status, next_attempt_at);
+    CREATE INDEX emails_user ON emails(user_id);
+    ",
 ];
 
 /// Brings the database to the newest schema. Runs under `BEGIN IMMEDIATE`, so two

@@ -17,8 +17,9 @@ use std::sync::LazyLock;
 
 static INSERT_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO users (username, given_name, surname, email, phone, pin_mode, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {}",
+        "INSERT INTO users (username, given_name, surname, email, phone, pin_mode, created_at,
+             method)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING {}",
         *USER_COLUMNS
     )
 });
@@ -32,7 +33,8 @@ static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE users SET given_name = coalesce(?2, given_name), surname = coalesce(?3, surname),
              email = coalesce(?4, email), phone = coalesce(?5, phone),
-             pin_mode = coalesce(?6, pin_mode), enabled = coalesce(?7, enabled)
+             pin_mode = coalesce(?6, pin_mode), enabled = coalesce(?7, enabled),
+             method = coalesce(?8, method)
          WHERE id = ?1 RETURNING {}",
         *USER_COLUMNS
     )
@@ -67,7 +69,8 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreR
             user.email,
             user.phone,
             user.pin_mode.to_string(),
-            now
+            now,
+            user.method.as_str()
         ])
         .map_err(db_err)?;
     match rows.next() {
@@ -112,7 +115,8 @@ pub(super) fn update(conn: &Connection, id: UserId, u: &UserUpdate) -> StoreResu
             u.email,
             u.phone,
             u.pin_mode.map(|m| m.to_string()),
-            u.enabled
+            u.enabled,
+            u.method.map(|m| m.as_str())
         ])
         .map_err(db_err)?;
     match rows.next().map_err(db_err)? {
