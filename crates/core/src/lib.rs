@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod delivery;
 pub mod engine;
 pub mod import;
 pub mod model;

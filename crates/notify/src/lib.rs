@@ -13,6 +13,7 @@ pub mod templates;
 
 pub use compose::compose;
 pub use outbox::Outbox;
+pub use sms::{GatewayKind, SmsConfig, SmsGateway};
 pub use smtp::{Mailer, Security, SmtpConfig};
 pub use templates::{MailContext, Rendered, Templates};
 

@@ -70,7 +70,8 @@ impl SmtpConfig {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+/// `localhost`, 127.0.0.0/8 or ::1 (bracketed or not).
+pub(crate) fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

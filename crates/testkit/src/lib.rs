@@ -11,6 +11,8 @@
 //! - [`oathtool_totp`] / [`oathtool_hotp`] are the independent OTP oracle.
 //! - [`SmtpServer`] is Debian's aiosmtpd (plain, STARTTLS or TLS, with AUTH when asked),
 //!   with certificates from a [`TestCa`].
+//! - [`FakeTwilio`] is the one simulated peer: a local HTTP server shaped like Twilio's
+//!   Messages API, which hands every SMS to the test.
 //! - [`UdpTap`] relays UDP and records the datagrams a client sent, to inspect them on the wire.
 //!
 //! Rules every part keeps: servers bind port 0 (or a port just found free) and report the
@@ -34,6 +36,7 @@ mod process;
 mod radclient;
 mod smtp;
 mod tap;
+mod twilio;
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +47,7 @@ pub use pam::{pam_login, PamResult};
 pub use radclient::{RadReply, Radclient};
 pub use smtp::{free_tcp_port, ReceivedMail, SmtpMode, SmtpServer, TestCa};
 pub use tap::{attribute_types, UdpTap};
+pub use twilio::{FakeTwilio, GenericRequest, Sms};
 
 /// Directories searched after `PATH`: `freeradius` lives in `/usr/sbin`, which is not on
 /// every user's `PATH`.
