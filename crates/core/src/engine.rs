@@ -2,17 +2,20 @@
 
 use crate::audit::{AuditRecord, AuditResult};
 use crate::clock::{random_array, Clock, Random};
+use crate::delivery::SmsSender;
 use crate::model::Challenge;
-use crate::model::{ChallengeKind, FirstFactor, PinMode, Prompt, Token, User};
+use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, Policy};
-use crate::store::{Store, StoreError};
+use crate::store::{FailureState, Store, StoreError};
 use crate::username;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use zeroize::Zeroizing;
+
+mod sms;
 
 /// The client a request came through, as the engine needs it.
 #[derive(Clone, Debug)]
@@ -55,6 +58,10 @@ pub enum Reason {
     PinMismatch,
     StoreUnavailable,
     Unsupported,
+    NoPhone,
+    NoGateway,
+    DeliveryFailed,
+    ResendLimit,
 }
 
 impl Reason {
@@ -74,6 +81,10 @@ impl Reason {
             Self::PinMismatch => "pin_mismatch",
             Self::StoreUnavailable => "store_unavailable",
             Self::Unsupported => "unsupported",
+            Self::NoPhone => "no_phone",
+            Self::NoGateway => "no_gateway",
+            Self::DeliveryFailed => "delivery_failed",
+            Self::ResendLimit => "resend_limit",
         }
     }
 }
@@ -122,6 +133,7 @@ pub struct Engine {
     rng: Arc<dyn Random>,
     policy: Policy,
     server: ServerInfo,
+    sms: Option<Arc<dyn SmsSender>>,
 }
 
 impl Engine {
@@ -138,7 +150,14 @@ impl Engine {
             rng,
             policy,
             server,
+            sms: None,
         }
+    }
+
+    /// Sends SMS codes through `sender`; without one, SMS users are rejected.
+    pub fn with_sms(mut self, sender: Arc<dyn SmsSender>) -> Self {
+        self.sms = Some(sender);
+        self
     }
 
     pub fn policy(&self) -> &Policy {
@@ -220,6 +239,12 @@ impl Engine {
                 return Ok(Outcome::Accept);
             }
         }
+        match user.method {
+            Method::App | Method::Token => {}
+            Method::Sms => return self.start_sms(&user, req, answer, now, audit).await,
+            // Not in this build: never let such a user in on the first factor alone.
+            Method::Call | Method::Push => return Ok(Outcome::Reject(Reason::Unsupported)),
+        }
         if tokens.is_empty() {
             return Ok(Outcome::Reject(Reason::NoToken));
         }
@@ -289,39 +314,57 @@ impl Engine {
     ) -> Result<Outcome, StoreError> {
         match self.verify(user, tokens, answer, now, audit).await? {
             Verdict::Reject(reason) => {
-                let state = self
-                    .store
-                    .record_failure(
-                        user.id,
-                        now,
-                        self.policy.max_failures,
-                        self.policy.lockout_seconds,
-                    )
-                    .await?;
-                if let Some(until) = state.locked_until {
-                    tracing::warn!(user = %user.username, until, "user locked after too many failures");
-                }
+                self.count_failure(user, now).await?;
                 Ok(Outcome::Reject(reason))
             }
             Verdict::Accept { token } => {
                 audit.method = token.kind.to_string();
                 audit.device = token.serial.clone();
-                if user.failures > 0 || user.locked_until.is_some() {
-                    self.store.clear_failures(user.id).await?;
-                }
-                if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
-                    let prompt = "Enter a new PIN".to_string();
-                    return self
-                        .challenge(user, req, ChallengeKind::NewPin, prompt)
-                        .await;
-                }
-                if let Some(key) = cache_key {
-                    let until = now.saturating_add(self.policy.cache_seconds);
-                    self.store.put_cached_auth(&key, until).await?;
-                }
-                Ok(Outcome::Accept)
+                self.accepted(user, req, now, cache_key).await
             }
         }
+    }
+
+    /// The second factor was proven: clear the failure count, ask for a new PIN when one
+    /// is due, remember the success for the cache.
+    async fn accepted(
+        &self,
+        user: &User,
+        req: &Request,
+        now: i64,
+        cache_key: Option<String>,
+    ) -> Result<Outcome, StoreError> {
+        if user.failures > 0 || user.locked_until.is_some() {
+            self.store.clear_failures(user.id).await?;
+        }
+        if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
+            let prompt = "Enter a new PIN".to_string();
+            return self
+                .challenge(user, req, ChallengeKind::NewPin, prompt)
+                .await;
+        }
+        if let Some(key) = cache_key {
+            let until = now.saturating_add(self.policy.cache_seconds);
+            self.store.put_cached_auth(&key, until).await?;
+        }
+        Ok(Outcome::Accept)
+    }
+
+    /// Counts a failure towards the lockout shared by every channel.
+    async fn count_failure(&self, user: &User, now: i64) -> Result<FailureState, StoreError> {
+        let state = self
+            .store
+            .record_failure(
+                user.id,
+                now,
+                self.policy.max_failures,
+                self.policy.lockout_seconds,
+            )
+            .await?;
+        if let Some(until) = state.locked_until {
+            tracing::warn!(user = %user.username, until, "user locked after too many failures");
+        }
+        Ok(state)
     }
 
     /// Checks `[PIN]code` against the user's tokens and consumes the code.
@@ -459,16 +502,30 @@ impl Engine {
         kind: ChallengeKind,
         prompt: String,
     ) -> Result<Outcome, StoreError> {
+        let expires_at = self
+            .clock
+            .now()
+            .saturating_add(self.policy.challenge_seconds);
+        self.challenge_until(user, req, kind, prompt, expires_at)
+            .await
+    }
+
+    /// A new single-use state for `kind`, answerable until `expires_at`.
+    async fn challenge_until(
+        &self,
+        user: &User,
+        req: &Request,
+        kind: ChallengeKind,
+        prompt: String,
+        expires_at: i64,
+    ) -> Result<Outcome, StoreError> {
         let state = random_array::<16>(&*self.rng).to_vec();
         let challenge = Challenge {
             state: state.clone(),
             user_id: user.id,
             client: req.client.name.clone(),
             kind,
-            expires_at: self
-                .clock
-                .now()
-                .saturating_add(self.policy.challenge_seconds),
+            expires_at,
         };
         self.store.put_challenge(&challenge).await?;
         Ok(Outcome::Challenge { state, prompt })
@@ -533,7 +590,21 @@ impl Engine {
                     }
                 }
             }
-            ChallengeKind::SmsCode { .. } => Ok(Outcome::Reject(Reason::Unsupported)),
+            ChallengeKind::SmsCode {
+                salt,
+                code_hash,
+                attempts,
+                sends,
+            } => {
+                let sent = sms::SentCode {
+                    salt,
+                    code_hash,
+                    attempts,
+                    sends,
+                    expires_at: challenge.expires_at,
+                };
+                self.answer_sms(&user, req, answer, sent, now, audit).await
+            }
             ChallengeKind::ConfirmPin { pin_hash } => {
                 if self.pin_matches(&pin_hash, answer).await {
                     self.store
@@ -665,6 +736,11 @@ fn describe(audit: &mut AuditRecord, user: &User) {
     audit.email = user.email.clone();
     audit.phone = user.phone.clone();
     audit.mode = user.pin_mode.to_string();
+}
+
+/// The phone as the audit log shows it for SMS and calls.
+fn describe_phone(audit: &mut AuditRecord, user: &User) {
+    audit.device = user.phone.clone();
 }
 
 fn hex(bytes: &[u8]) -> String {

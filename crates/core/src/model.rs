@@ -316,9 +316,12 @@ pub enum ChallengeKind {
     NewPin,
     /// The new PIN again; holds the argon2 hash of the first entry.
     ConfirmPin { pin_hash: String },
-    /// The code sent by SMS. Only its hash is kept (SHA-256 over the challenge state and
-    /// the code), so reading the store does not reveal a live code.
+    /// The code sent by SMS. Only a salted hash is kept, so reading the store does not
+    /// reveal a live code.
     SmsCode {
+        /// Random hex salt of `code_hash`, so equal codes do not hash alike.
+        salt: String,
+        /// Hex SHA-256 of the salt and the code.
         code_hash: String,
         /// Wrong answers so far; kept across a resend, so resending does not buy guesses.
         attempts: u32,

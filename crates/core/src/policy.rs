@@ -35,6 +35,36 @@ pub struct Policy {
     pub block_days: i64,
     /// Country code given to phone numbers written without one (digits, e.g. "1", "44").
     pub default_country_code: String,
+    pub sms: SmsPolicy,
+}
+
+/// One-time codes sent by SMS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsPolicy {
+    /// Digits of a code.
+    pub code_digits: usize,
+    /// How long a code may be entered after it was sent.
+    pub code_seconds: i64,
+    /// Wrong codes within one login before it is rejected (each also counts towards the
+    /// lockout, like any failure).
+    pub max_attempts: u32,
+    /// Codes one login may send (the first and the resends).
+    pub max_sends: u32,
+    /// What the user types instead of a code to get a new one.
+    pub resend_keyword: String,
+}
+
+impl Default for SmsPolicy {
+    fn default() -> Self {
+        Self {
+            code_digits: 6,
+            code_seconds: 300,
+            max_attempts: 3,
+            max_sends: 3,
+            resend_keyword: "resend".into(),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -51,6 +81,7 @@ impl Default for Policy {
             pin: PinRules::default(),
             block_days: 90,
             default_country_code: "1".into(),
+            sms: SmsPolicy::default(),
         }
     }
 }

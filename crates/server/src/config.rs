@@ -5,7 +5,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use mfad_core::outbox::RetryPolicy;
 use mfad_core::policy::Policy;
-use mfad_notify::SmtpConfig;
+use mfad_notify::{SmsConfig, SmtpConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub email: EmailConfig,
     pub portal: PortalConfig,
+    pub sms: SmsConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,6 +203,23 @@ impl Config {
         if self.smtp.enabled() {
             mfad_notify::Mailer::new(&self.smtp)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        }
+        mfad_notify::SmsGateway::new(&self.sms)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        mfad_core::phone::normalise("+14255550100", &self.policy.default_country_code)
+            .and_then(|_| {
+                mfad_core::phone::normalise("4255550100", &self.policy.default_country_code)
+            })
+            .map_err(|e| {
+                anyhow::anyhow!("invalid configuration: policy.default_country_code: {e}")
+            })?;
+        let sms = &self.policy.sms;
+        if !(4..=10).contains(&sms.code_digits)
+            || sms.code_seconds <= 0
+            || sms.max_attempts == 0
+            || sms.max_sends == 0
+        {
+            bail!("invalid configuration: policy.sms needs code_digits 4 to 10 and positive code_seconds, max_attempts and max_sends");
         }
         if self.email.poll_seconds == 0 {
             bail!("invalid configuration: email.poll_seconds must be at least 1");

@@ -46,13 +46,17 @@ impl Ctx {
             name: config.node_name(),
             ip: server_ip,
         };
-        let engine = Arc::new(Engine::new(
+        let mut engine = Engine::new(
             store.clone(),
             clock.clone(),
             Arc::new(OsRandom),
             config.policy.clone(),
             server,
-        ));
+        );
+        if let Some(gateway) = mfad_notify::SmsGateway::new(&config.sms)? {
+            engine = engine.with_sms(Arc::new(gateway));
+        }
+        let engine = Arc::new(engine);
         Ok(Self {
             config,
             store,
