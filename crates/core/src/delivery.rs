@@ -14,3 +14,38 @@ pub trait SmsSender: Send + Sync + 'static {
     /// message, or with an error after the gateway's timeout.
     async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError>;
 }
+
+/// A verification call to place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRequest {
+    /// E.164.
+    pub to: String,
+    /// Dialled after the call is answered.
+    pub extension: Option<String>,
+    /// Ask for the PIN followed by # instead of # alone.
+    pub ask_pin: bool,
+}
+
+/// How a call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallResult {
+    /// Answered; the keys pressed before # (empty for # alone).
+    Digits(zeroize::Zeroizing<String>),
+    /// Answered, then hung up without pressing #.
+    HungUp,
+    NoAnswer,
+    Busy,
+    /// The provider refused the number.
+    InvalidNumber,
+    /// The provider failed; one line, no secrets.
+    Failed(String),
+    /// No outcome within the configured time.
+    TimedOut,
+}
+
+/// Places verification calls (Twilio Voice, or another provider implementing it).
+#[async_trait]
+pub trait VoiceCaller: Send + Sync + 'static {
+    /// Places the call and waits until it ends or the caller's own timeout passes.
+    async fn call(&self, call: &CallRequest) -> CallResult;
+}

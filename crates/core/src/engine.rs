@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditRecord, AuditResult};
 use crate::clock::{random_array, Clock, Random};
-use crate::delivery::SmsSender;
+use crate::delivery::{SmsSender, VoiceCaller};
 use crate::model::Challenge;
 use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod call;
 mod sms;
 
 /// The client a request came through, as the engine needs it.
@@ -62,6 +63,12 @@ pub enum Reason {
     NoGateway,
     DeliveryFailed,
     ResendLimit,
+    FraudReported,
+    NoPinEntered,
+    CallHungUp,
+    CallNoAnswer,
+    InvalidNumber,
+    CallTimeout,
 }
 
 impl Reason {
@@ -85,6 +92,12 @@ impl Reason {
             Self::NoGateway => "no_gateway",
             Self::DeliveryFailed => "delivery_failed",
             Self::ResendLimit => "resend_limit",
+            Self::FraudReported => "fraud_reported",
+            Self::NoPinEntered => "answered_without_pin",
+            Self::CallHungUp => "call_hung_up",
+            Self::CallNoAnswer => "call_no_answer",
+            Self::InvalidNumber => "invalid_number",
+            Self::CallTimeout => "call_timeout",
         }
     }
 }
@@ -134,6 +147,7 @@ pub struct Engine {
     policy: Policy,
     server: ServerInfo,
     sms: Option<Arc<dyn SmsSender>>,
+    voice: Option<Arc<dyn VoiceCaller>>,
 }
 
 impl Engine {
@@ -151,7 +165,14 @@ impl Engine {
             policy,
             server,
             sms: None,
+            voice: None,
         }
+    }
+
+    /// Places verification calls through `caller`; without one, call users are rejected.
+    pub fn with_voice(mut self, caller: Arc<dyn VoiceCaller>) -> Self {
+        self.voice = Some(caller);
+        self
     }
 
     /// Sends SMS codes through `sender`; without one, SMS users are rejected.
@@ -242,8 +263,9 @@ impl Engine {
         match user.method {
             Method::App | Method::Token => {}
             Method::Sms => return self.start_sms(&user, req, answer, now, audit).await,
+            Method::Call => return self.phone_call(&user, req, now, audit).await,
             // Not in this build: never let such a user in on the first factor alone.
-            Method::Call | Method::Push => return Ok(Outcome::Reject(Reason::Unsupported)),
+            Method::Push => return Ok(Outcome::Reject(Reason::Unsupported)),
         }
         if tokens.is_empty() {
             return Ok(Outcome::Reject(Reason::NoToken));

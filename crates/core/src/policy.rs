@@ -36,6 +36,29 @@ pub struct Policy {
     /// Country code given to phone numbers written without one (digits, e.g. "1", "44").
     pub default_country_code: String,
     pub sms: SmsPolicy,
+    pub fraud: FraudPolicy,
+}
+
+/// Fraud reports: a user who gets a call they did not start presses the fraud code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FraudPolicy {
+    /// Whether the fraud code counts as a report (else it is just a wrong answer).
+    pub allow_reports: bool,
+    /// Keys pressed before # that report fraud ("0" means "0#").
+    pub code: String,
+    /// Block the user on a report, for `block_days` or until `mfad user unblock`.
+    pub block_user: bool,
+}
+
+impl Default for FraudPolicy {
+    fn default() -> Self {
+        Self {
+            allow_reports: true,
+            code: "0".into(),
+            block_user: true,
+        }
+    }
 }
 
 /// One-time codes sent by SMS.
@@ -82,6 +105,7 @@ impl Default for Policy {
             block_days: 90,
             default_country_code: "1".into(),
             sms: SmsPolicy::default(),
+            fraud: FraudPolicy::default(),
         }
     }
 }

@@ -10,12 +10,14 @@ pub mod outbox;
 pub mod sms;
 pub mod smtp;
 pub mod templates;
+pub mod voice;
 
 pub use compose::compose;
 pub use outbox::Outbox;
 pub use sms::{GatewayKind, SmsConfig, SmsGateway};
 pub use smtp::{Mailer, Security, SmtpConfig};
 pub use templates::{MailContext, Rendered, Templates};
+pub use voice::{TwilioVoice, VoiceConfig, VoiceKind};
 
 /// Why a message could not be prepared or delivered. Messages are one line and never
 /// hold a password, token or code.

@@ -139,7 +139,7 @@ impl std::fmt::Debug for SmsGateway {
     }
 }
 
-fn read_secret(key: &str, path: &Path) -> Result<Zeroizing<String>, NotifyError> {
+pub(crate) fn read_secret(key: &str, path: &Path) -> Result<Zeroizing<String>, NotifyError> {
     if path.as_os_str().is_empty() {
         return Err(NotifyError::Config(format!(
             "{key} is not set; name a file holding the credential"
@@ -153,7 +153,7 @@ fn read_secret(key: &str, path: &Path) -> Result<Zeroizing<String>, NotifyError>
 }
 
 /// HTTPS, or plain HTTP to a loopback address (a local relay or a test double).
-fn check_url(key: &str, url: &str) -> Result<(), NotifyError> {
+pub(crate) fn check_url(key: &str, url: &str) -> Result<(), NotifyError> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| NotifyError::Config(format!("{key} '{url}' is not a URL: {e}")))?;
     let loopback = parsed.host_str().is_some_and(crate::smtp::is_loopback);

@@ -262,6 +262,9 @@ pub struct LogArgs {
     pub since: Option<String>,
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+    /// Only fraud reports (the fraud code pressed in a verification call).
+    #[arg(long)]
+    pub fraud: bool,
     #[command(flatten)]
     pub format: FormatArg,
 }

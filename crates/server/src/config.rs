@@ -5,7 +5,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use mfad_core::outbox::RetryPolicy;
 use mfad_core::policy::Policy;
-use mfad_notify::{SmsConfig, SmtpConfig};
+use mfad_notify::{SmsConfig, SmtpConfig, VoiceConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,7 @@ pub struct Config {
     pub email: EmailConfig,
     pub portal: PortalConfig,
     pub sms: SmsConfig,
+    pub voice: VoiceConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,6 +204,13 @@ impl Config {
         if self.smtp.enabled() {
             mfad_notify::Mailer::new(&self.smtp)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        }
+        mfad_notify::TwilioVoice::new(&self.voice)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if self.voice.gateway != mfad_notify::VoiceKind::None {
+            self.voice.listen.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("invalid configuration: voice.listen '{}' is not an address such as \"127.0.0.1:8088\"", self.voice.listen)
+            })?;
         }
         mfad_notify::SmsGateway::new(&self.sms)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

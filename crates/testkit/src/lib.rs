@@ -47,7 +47,7 @@ pub use pam::{pam_login, PamResult};
 pub use radclient::{RadReply, Radclient};
 pub use smtp::{free_tcp_port, ReceivedMail, SmtpMode, SmtpServer, TestCa};
 pub use tap::{attribute_types, UdpTap};
-pub use twilio::{FakeTwilio, GenericRequest, Sms};
+pub use twilio::{Call, CallScript, FakeTwilio, GenericRequest, Sms};
 
 /// Directories searched after `PATH`: `freeradius` lives in `/usr/sbin`, which is not on
 /// every user's `PATH`.

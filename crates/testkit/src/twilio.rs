@@ -1,5 +1,7 @@
 //! The only simulated part of the tests: a local HTTP server that speaks the shape of
-//! Twilio's Messages API (and a generic SMS endpoint), recording every message sent.
+//! Twilio's Messages and Voice APIs (and a generic SMS endpoint), recording every message
+//! and playing every call as the test scripted it: it fetches the call's TwiML, presses
+//! keys at the `<Gather>` action, and posts status callbacks, all signed like Twilio's.
 //!
 //! Request and response shapes follow Twilio's REST API reference for the Message
 //! resource: form-encoded `To`, `From`, `Body`, HTTP basic auth with the account SID and
@@ -42,10 +44,41 @@ pub struct GenericRequest {
     pub body: String,
 }
 
+/// One call as the provider was asked to place it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub to: String,
+    pub from: String,
+    /// The TwiML URL fetched when the call is answered.
+    pub url: String,
+    pub status_callback: String,
+    pub send_digits: String,
+}
+
+/// What the person called does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallScript {
+    /// Answers and presses these keys, e.g. "#", "2580#", "0#".
+    Press(String),
+    /// Answers and hangs up without pressing anything.
+    HangUp,
+    /// Lets it ring out.
+    NoAnswer,
+    Busy,
+    /// The provider refuses the number (error 21217).
+    InvalidNumber,
+    /// Nothing ever comes back (the provider lost the call).
+    Ignore,
+}
+
 #[derive(Default)]
 struct Recorded {
     sms: Vec<Sms>,
     generic: Vec<GenericRequest>,
+    calls: Vec<Call>,
+    scripts: std::collections::VecDeque<CallScript>,
+    /// How long a call rings before the script plays.
+    ring: Duration,
 }
 
 struct Shared {
@@ -94,6 +127,7 @@ impl FakeTwilio {
                 "/2010-04-01/Accounts/{sid}/Messages.json",
                 post(create_message),
             )
+            .route("/2010-04-01/Accounts/{sid}/Calls.json", post(create_call))
             .route("/generic/send", post(generic_send))
             .with_state(Arc::clone(&shared));
         let thread = std::thread::spawn(move || {
@@ -128,8 +162,35 @@ impl FakeTwilio {
         self.shared.fail_next.store(n, Ordering::SeqCst);
     }
 
+    /// What the next calls do, in order; calls beyond the list are [`CallScript::Ignore`]d.
+    pub fn script_calls(&self, scripts: impl IntoIterator<Item = CallScript>) {
+        self.lock().scripts.extend(scripts);
+    }
+
+    /// How long each call rings before its script plays.
+    pub fn set_ring(&self, ring: Duration) {
+        self.lock().ring = ring;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
     pub fn messages(&self) -> Vec<Sms> {
         self.lock().sms.clone()
+    }
+
+    /// Waits until `count` calls were placed.
+    pub fn wait_for_calls(&self, count: usize, timeout: Duration) -> Vec<Call> {
+        self.wait(timeout, |r| {
+            (r.calls.len() >= count).then(|| r.calls.clone())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "expected {count} calls within {timeout:?}, got {:?}",
+                self.calls()
+            )
+        })
     }
 
     pub fn generic_requests(&self) -> Vec<GenericRequest> {
@@ -309,4 +370,155 @@ async fn generic_send(
         .collect();
     shared.record(|r| r.generic.push(GenericRequest { headers, body }));
     (StatusCode::OK, r#"{"result":"accepted"}"#).into_response()
+}
+
+/// Twilio's webhook signature: base64(HMAC-SHA1(token, url + sorted name+value pairs)).
+fn signature(
+    token: &str,
+    url: &str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> String {
+    use hmac::Mac;
+    let mut data = url.to_owned();
+    for (k, v) in params {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("any key");
+    mac.update(data.as_bytes());
+    data_encoding::BASE64.encode(&mac.finalize().into_bytes())
+}
+
+/// POSTs a signed webhook and returns the body of the answer.
+async fn webhook(
+    client: &reqwest::Client,
+    token: &str,
+    url: &str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    let response = client
+        .post(url)
+        .header("X-Twilio-Signature", signature(token, url, params))
+        .form(params)
+        .send()
+        .await
+        .ok()?;
+    response.text().await.ok()
+}
+
+/// The `action` of the first `<Gather>` in TwiML, unescaped.
+fn gather_action(twiml: &str) -> Option<String> {
+    let gather = &twiml[twiml.find("<Gather")?..];
+    let start = gather.find("action=\"")? + "action=\"".len();
+    let end = gather[start..].find('"')? + start;
+    Some(gather[start..end].replace("&amp;", "&"))
+}
+
+async fn play(
+    shared: Arc<Shared>,
+    call: Call,
+    call_sid: String,
+    script: CallScript,
+    ring: Duration,
+) {
+    tokio::time::sleep(ring).await;
+    let client = reqwest::Client::new();
+    let token = shared.auth_token.clone();
+    let base: std::collections::BTreeMap<String, String> = [
+        ("AccountSid", shared.account_sid.as_str()),
+        ("CallSid", call_sid.as_str()),
+        ("From", call.from.as_str()),
+        ("To", call.to.as_str()),
+        ("Direction", "outbound-api"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let with = |extra: &[(&str, &str)]| {
+        let mut params = base.clone();
+        for (k, v) in extra {
+            params.insert((*k).to_owned(), (*v).to_owned());
+        }
+        params
+    };
+    let status = |s: &'static str| with(&[("CallStatus", s)]);
+    match script {
+        CallScript::Ignore | CallScript::InvalidNumber => {}
+        CallScript::NoAnswer => {
+            webhook(&client, &token, &call.status_callback, &status("no-answer")).await;
+        }
+        CallScript::Busy => {
+            webhook(&client, &token, &call.status_callback, &status("busy")).await;
+        }
+        CallScript::HangUp => {
+            webhook(&client, &token, &call.url, &status("in-progress")).await;
+            webhook(&client, &token, &call.status_callback, &status("completed")).await;
+        }
+        CallScript::Press(keys) => {
+            let twiml = webhook(&client, &token, &call.url, &status("in-progress")).await;
+            if let Some(action) = twiml.as_deref().and_then(gather_action) {
+                // finishOnKey="#": the # ends the input and is not part of Digits.
+                let digits = keys.split('#').next().unwrap_or_default().to_owned();
+                let params = with(&[("CallStatus", "in-progress"), ("Digits", &digits)]);
+                webhook(&client, &token, &action, &params).await;
+            }
+            webhook(&client, &token, &call.status_callback, &status("completed")).await;
+        }
+    }
+}
+
+async fn create_call(
+    State(shared): State<Arc<Shared>>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> axum::response::Response {
+    if sid != shared.account_sid || !authorised(&shared, &headers) {
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let call = Call {
+        to: field("To"),
+        from: field("From"),
+        url: field("Url"),
+        status_callback: field("StatusCallback"),
+        send_digits: field("SendDigits"),
+    };
+    let mut script = CallScript::Ignore;
+    let mut ring = Duration::ZERO;
+    let mut n = 0;
+    shared.record(|r| {
+        r.calls.push(call.clone());
+        n = r.calls.len();
+        script = r.scripts.pop_front().unwrap_or(CallScript::Ignore);
+        ring = r.ring;
+    });
+    if script == CallScript::InvalidNumber {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21217,
+            "Phone number does not appear to be valid",
+        );
+    }
+    let call_sid = format!("CA{n:032x}");
+    tokio::spawn(play(
+        Arc::clone(&shared),
+        call.clone(),
+        call_sid.clone(),
+        script,
+        ring,
+    ));
+    let body = serde_json::json!({
+        "sid": call_sid,
+        "account_sid": shared.account_sid,
+        "to": call.to,
+        "from": call.from,
+        "status": "queued",
+    });
+    (
+        StatusCode::CREATED,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
     pub clock: Arc<dyn Clock>,
+    /// The voice gateway, whose webhooks `mfad serve` serves.
+    pub voice: Option<Arc<mfad_notify::TwilioVoice>>,
 }
 
 impl Ctx {
@@ -56,12 +58,17 @@ impl Ctx {
         if let Some(gateway) = mfad_notify::SmsGateway::new(&config.sms)? {
             engine = engine.with_sms(Arc::new(gateway));
         }
+        let voice = mfad_notify::TwilioVoice::new(&config.voice)?;
+        if let Some(voice) = &voice {
+            engine = engine.with_voice(voice.clone());
+        }
         let engine = Arc::new(engine);
         Ok(Self {
             config,
             store,
             engine,
             clock,
+            voice,
         })
     }
 
