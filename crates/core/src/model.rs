@@ -109,6 +109,8 @@ pub struct NewUser {
     pub phone: String,
     pub pin_mode: PinMode,
     pub method: Method,
+    /// Called when the phone does not answer; E.164, empty for none.
+    pub backup_phone: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -129,6 +131,8 @@ pub struct User {
     pub failures: u32,
     pub pin_mode: PinMode,
     pub method: Method,
+    /// Called when `phone` does not answer.
+    pub backup_phone: String,
     #[serde(skip)]
     pub pin_hash: Option<String>,
     pub pin_change_required: bool,

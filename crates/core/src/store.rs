@@ -38,6 +38,7 @@ pub struct UserUpdate {
     pub phone: Option<String>,
     pub pin_mode: Option<PinMode>,
     pub method: Option<Method>,
+    pub backup_phone: Option<String>,
     pub enabled: Option<bool>,
 }
 

@@ -58,6 +58,7 @@ fn user(method: Method) -> User {
         failures: 0,
         pin_mode: Default::default(),
         method,
+        backup_phone: String::new(),
         pin_hash: None,
         pin_change_required: false,
         pin_history: Vec::new(),

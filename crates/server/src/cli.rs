@@ -87,6 +87,9 @@ pub struct UserFields {
     /// The second factor: app, token, sms, call or push.
     #[arg(long)]
     pub method: Option<String>,
+    /// Called when the phone does not answer (method call).
+    #[arg(long)]
+    pub backup_phone: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

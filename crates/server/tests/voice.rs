@@ -141,6 +141,31 @@ fn hang_up_no_answer_and_invalid_number_reject_with_their_reason() {
 }
 
 #[test]
+fn the_backup_phone_is_called_when_the_phone_does_not_answer() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, "", "standard");
+    node.cli_ok(["user", "update", "vic", "--backup-phone", "020 7946 0018"]);
+    let server = node.start();
+    fake.script_calls([CallScript::NoAnswer, CallScript::Press("#".into())]);
+    let reply = login(&server);
+    assert!(reply.is("Access-Accept"), "{}", reply.output);
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].to, "+14255550199");
+    assert_eq!(
+        calls[1].to, "+12079460018",
+        "the backup phone, E.164 with the default country"
+    );
+    let log = node.cli_ok(["log", "--user", "vic", "--limit", "1", "--format", "json"]);
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert_eq!(
+        log[0]["device"], "+12079460018",
+        "the audit log names the phone that answered"
+    );
+    server.stop();
+}
+
+#[test]
 fn the_fraud_code_rejects_blocks_the_user_and_is_in_the_fraud_log() {
     let fake = FakeTwilio::start(SID, TOKEN);
     let node = node(&fake, "", "standard");

@@ -28,19 +28,33 @@ impl Engine {
         if user.phone.trim().is_empty() {
             return Ok(Outcome::Reject(Reason::NoPhone));
         }
-        let Ok(number) = phone::normalise(&user.phone, &self.policy.default_country_code) else {
-            return Ok(Outcome::Reject(Reason::InvalidNumber));
-        };
         let pin_hash = match (user.pin_mode, &user.pin_hash) {
             (PinMode::Pin, Some(hash)) => Some(hash.clone()),
             _ => None,
         };
-        let call = CallRequest {
-            to: number.e164,
-            extension: number.extension,
-            ask_pin: pin_hash.is_some(),
+        let country = &self.policy.default_country_code;
+        let call_to = |stored: &str| {
+            phone::normalise(stored, country).map(|number| CallRequest {
+                to: number.e164,
+                extension: number.extension,
+                ask_pin: pin_hash.is_some(),
+            })
         };
-        let digits = match voice.call(&call).await {
+        let Ok(call) = call_to(&user.phone) else {
+            return Ok(Outcome::Reject(Reason::InvalidNumber));
+        };
+        let mut result = voice.call(&call).await;
+        // The backup phone is called when the primary one does not answer.
+        if matches!(result, CallResult::NoAnswer | CallResult::Busy)
+            && !user.backup_phone.trim().is_empty()
+        {
+            if let Ok(backup) = call_to(&user.backup_phone) {
+                tracing::info!(user = %user.username, "primary phone did not answer; calling the backup phone");
+                audit.device = user.backup_phone.clone();
+                result = voice.call(&backup).await;
+            }
+        }
+        let digits = match result {
             CallResult::Digits(digits) => digits,
             CallResult::HungUp => return Ok(Outcome::Reject(Reason::CallHungUp)),
             CallResult::NoAnswer | CallResult::Busy => {

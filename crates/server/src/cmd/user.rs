@@ -115,6 +115,7 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields, generate_pin: bool) -> a
         phone,
         pin_mode,
         method,
+        backup_phone: normalise_phone(ctx, fields.backup_phone.as_deref())?.unwrap_or_default(),
     };
     match ctx.store.create_user(&new, ctx.now()).await {
         Ok(user) => {
@@ -172,6 +173,7 @@ fn update_of(ctx: &Ctx, fields: UserFields) -> anyhow::Result<UserUpdate> {
         pin_mode: parse_pin_mode(fields.pin_mode.as_deref())?,
         method: parse_method(fields.method.as_deref())?,
         phone: normalise_phone(ctx, fields.phone.as_deref())?,
+        backup_phone: normalise_phone(ctx, fields.backup_phone.as_deref())?,
         given_name: fields.given_name,
         surname: fields.surname,
         email: fields.email,
@@ -252,6 +254,7 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
         ("surname", user.surname.clone()),
         ("e-mail", user.email.clone()),
         ("phone", user.phone.clone()),
+        ("backup phone", user.backup_phone.clone()),
         ("state", state(&user, now).into()),
         ("method", user.method.to_string()),
         ("pin mode", user.pin_mode.to_string()),

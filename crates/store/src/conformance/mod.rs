@@ -171,6 +171,7 @@ pub fn new_user(username: &str) -> NewUser {
         phone: "+15555550100".to_owned(),
         pin_mode: PinMode::Standard,
         method: Method::App,
+        backup_phone: String::new(),
     }
 }
 

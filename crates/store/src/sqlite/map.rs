@@ -27,6 +27,7 @@ const USER_FIELDS: &[&str] = &[
     "bypass_until",
     "created_at",
     "method",
+    "backup_phone",
 ];
 
 const TOKEN_FIELDS: &[&str] = &[
@@ -118,6 +119,7 @@ pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         bypass_until: row.get(15).map_err(db_err)?,
         created_at: row.get(16).map_err(db_err)?,
         method: parsed(row, 17, "method")?,
+        backup_phone: row.get(18).map_err(db_err)?,
     })
 }
 

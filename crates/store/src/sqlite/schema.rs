@@ -106,9 +106,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_time ON audit(time_ms);
     CREATE INDEX audit_user_time ON audit(username, time_ms);
     ",
-    // 2: the user's second-factor method, and the e-mail outbox.
+    // 2: the user's second-factor method and backup phone, and the e-mail outbox.
     r"
     ALTER TABLE users ADD COLUMN method TEXT NOT NULL DEFAULT 'app';
+    ALTER TABLE users ADD COLUMN backup_phone TEXT NOT NULL DEFAULT '';
 
     CREATE TABLE emails (
         id              INTEGER PRIMARY KEY AUTOINCREMENT,

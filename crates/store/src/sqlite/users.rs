@@ -18,8 +18,8 @@ use std::sync::LazyLock;
 static INSERT_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO users (username, given_name, surname, email, phone, pin_mode, created_at,
-             method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING {}",
+             method, backup_phone)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {}",
         *USER_COLUMNS
     )
 });
@@ -34,7 +34,7 @@ static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
         "UPDATE users SET given_name = coalesce(?2, given_name), surname = coalesce(?3, surname),
              email = coalesce(?4, email), phone = coalesce(?5, phone),
              pin_mode = coalesce(?6, pin_mode), enabled = coalesce(?7, enabled),
-             method = coalesce(?8, method)
+             method = coalesce(?8, method), backup_phone = coalesce(?9, backup_phone)
          WHERE id = ?1 RETURNING {}",
         *USER_COLUMNS
     )
@@ -70,7 +70,8 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreR
             user.phone,
             user.pin_mode.to_string(),
             now,
-            user.method.as_str()
+            user.method.as_str(),
+            user.backup_phone
         ])
         .map_err(db_err)?;
     match rows.next() {
@@ -116,7 +117,8 @@ pub(super) fn update(conn: &Connection, id: UserId, u: &UserUpdate) -> StoreResu
             u.phone,
             u.pin_mode.map(|m| m.to_string()),
             u.enabled,
-            u.method.map(|m| m.as_str())
+            u.method.map(|m| m.as_str()),
+            u.backup_phone
         ])
         .map_err(db_err)?;
     match rows.next().map_err(db_err)? {
