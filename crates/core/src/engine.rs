@@ -69,6 +69,7 @@ pub enum Reason {
     CallNoAnswer,
     InvalidNumber,
     CallTimeout,
+    RateLimited,
 }
 
 impl Reason {
@@ -98,6 +99,7 @@ impl Reason {
             Self::CallNoAnswer => "call_no_answer",
             Self::InvalidNumber => "invalid_number",
             Self::CallTimeout => "call_timeout",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -370,6 +372,32 @@ impl Engine {
             self.store.put_cached_auth(&key, until).await?;
         }
         Ok(Outcome::Accept)
+    }
+
+    /// Whether `user` may get one more SMS (`channel` "sms") or call ("call") within the
+    /// per-user and per-gateway limits; counts the use when so.
+    async fn within_limits(
+        &self,
+        user: &User,
+        channel: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let limits = &self.policy.limits;
+        let (per_user, per_gateway) = match channel {
+            "sms" => (limits.sms_per_user, limits.sms_per_gateway),
+            _ => (limits.calls_per_user, limits.calls_per_gateway),
+        };
+        let window = limits.window_seconds.max(1);
+        for (key, limit) in [
+            (format!("{channel}:user:{}", user.id), per_user),
+            (format!("{channel}:gateway"), per_gateway),
+        ] {
+            if limit > 0 && !self.store.take_rate(&key, now, window, limit).await? {
+                tracing::warn!(user = %user.username, key, limit, window, "{channel} limit reached; not sending");
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Counts a failure towards the lockout shared by every channel.

@@ -37,6 +37,31 @@ pub struct Policy {
     pub default_country_code: String,
     pub sms: SmsPolicy,
     pub fraud: FraudPolicy,
+    pub limits: Limits,
+}
+
+/// Caps on SMS and calls, so a stolen password cannot run up a phone bill or flood a
+/// phone (toll fraud). Each holds per window across all nodes; 0 means no cap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub window_seconds: i64,
+    pub sms_per_user: u32,
+    pub calls_per_user: u32,
+    pub sms_per_gateway: u32,
+    pub calls_per_gateway: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            window_seconds: 3600,
+            sms_per_user: 10,
+            calls_per_user: 10,
+            sms_per_gateway: 1000,
+            calls_per_gateway: 1000,
+        }
+    }
 }
 
 /// Fraud reports: a user who gets a call they did not start presses the fraud code.
@@ -106,6 +131,7 @@ impl Default for Policy {
             default_country_code: "1".into(),
             sms: SmsPolicy::default(),
             fraud: FraudPolicy::default(),
+            limits: Limits::default(),
         }
     }
 }

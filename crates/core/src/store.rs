@@ -169,4 +169,16 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()>;
     /// The newest `limit` mails, newest first, bodies left empty.
     async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>>;
+
+    // --- abuse limits ----------------------------------------------------------
+    /// Counts one use of `key` (e.g. `sms:user:7`) and says whether it is within `limit`
+    /// uses per window. A window starts at the first use after the previous one ended
+    /// and lasts `window_seconds`. A refused use does not count. Atomic across nodes.
+    async fn take_rate(
+        &self,
+        key: &str,
+        now: i64,
+        window_seconds: i64,
+        limit: u32,
+    ) -> StoreResult<bool>;
 }

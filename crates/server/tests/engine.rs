@@ -513,3 +513,38 @@ async fn a_gateway_failure_rejects_and_never_accepts() {
         Outcome::Reject(Reason::NoGateway)
     );
 }
+
+#[tokio::test]
+async fn sms_per_user_limit_stops_sending_until_the_window_ends() {
+    let mut policy = Policy::default();
+    policy.limits.sms_per_user = 2;
+    policy.limits.window_seconds = 600;
+    let s = sms_world(policy, Default::default()).await;
+    sms_challenge(&s, "").await;
+    sms_challenge(&s, "").await;
+    assert_eq!(
+        s.engine.authenticate(request("")).await,
+        Outcome::Reject(Reason::RateLimited)
+    );
+    assert_eq!(s.texts.count(), 2, "nothing sent beyond the limit");
+    s.w.clock.advance(600);
+    sms_challenge(&s, "").await;
+    assert_eq!(s.texts.count(), 3);
+}
+
+#[tokio::test]
+async fn sms_per_gateway_limit_holds_across_users_and_resends_count() {
+    let mut policy = Policy::default();
+    policy.limits.sms_per_gateway = 2;
+    let s = sms_world(policy, Default::default()).await;
+    let (state, _) = sms_challenge(&s, "").await;
+    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, "resend")).await
+    else {
+        panic!("the resend is the second SMS")
+    };
+    assert_eq!(
+        s.engine.authenticate(answer(&state, "resend")).await,
+        Outcome::Reject(Reason::RateLimited)
+    );
+    assert_eq!(s.texts.count(), 2);
+}

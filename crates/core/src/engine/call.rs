@@ -43,12 +43,18 @@ impl Engine {
         let Ok(call) = call_to(&user.phone) else {
             return Ok(Outcome::Reject(Reason::InvalidNumber));
         };
+        if !self.within_limits(user, "call", now).await? {
+            return Ok(Outcome::Reject(Reason::RateLimited));
+        }
         let mut result = voice.call(&call).await;
         // The backup phone is called when the primary one does not answer.
         if matches!(result, CallResult::NoAnswer | CallResult::Busy)
             && !user.backup_phone.trim().is_empty()
         {
-            if let Ok(backup) = call_to(&user.backup_phone) {
+            if let (Ok(backup), true) = (
+                call_to(&user.backup_phone),
+                self.within_limits(user, "call", now).await?,
+            ) {
                 tracing::info!(user = %user.username, "primary phone did not answer; calling the backup phone");
                 audit.device = user.backup_phone.clone();
                 result = voice.call(&backup).await;

@@ -73,6 +73,9 @@ impl Engine {
         let Some(to) = e164(&user.phone, &self.policy.default_country_code) else {
             return Ok(Outcome::Reject(Reason::NoPhone));
         };
+        if !self.within_limits(user, "sms", now).await? {
+            return Ok(Outcome::Reject(Reason::RateLimited));
+        }
         let rules = &self.policy.sms;
         let code = zeroize::Zeroizing::new(random_digits(&*self.rng, rules.code_digits.max(4)));
         let salt = hex(&random_array::<16>(&*self.rng));

@@ -297,6 +297,8 @@ macro_rules! conformance_tests {
             expired_challenge_is_not_returned_and_is_removed,
             challenges_keep_their_kind_and_binding,
             cached_auth_holds_until_its_time,
+            rate_limit_allows_the_limit_per_window_then_refuses,
+            concurrent_uses_never_exceed_the_rate_limit,
             clients_are_created_listed_and_deleted,
             duplicate_client_name_is_rejected,
             // audit

@@ -525,4 +525,16 @@ impl Store for SqliteStore {
     async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
         self.read(move |c, _| outbox::list(c, limit)).await
     }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        now: i64,
+        window_seconds: i64,
+        limit: u32,
+    ) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.write(move |c| sessions::take_rate(c, &key, now, window_seconds, limit))
+            .await
+    }
 }

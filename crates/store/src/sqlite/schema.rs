@@ -130,6 +130,13 @@ const MIGRATIONS: &[&str] = &[
         sent_at         INTEGER
     ) STRICT;
     CREATE INDEX emails_due ON emails(status, next_attempt_at);
+
+    -- Abuse limits: uses of a key (SMS or calls per user or gateway) in its window.
+    CREATE TABLE rate_limits (
+        key          TEXT    PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        count        INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX emails_user ON emails(user_id);
     ",
 ];
