@@ -1,5 +1,6 @@
 //! The outbound channels the engine uses during a login, as traits the notify crate implements.
 
+use crate::model::User;
 use async_trait::async_trait;
 
 /// Why a message did not go out; one line, never holding the code.
@@ -48,4 +49,12 @@ pub enum CallResult {
 pub trait VoiceCaller: Send + Sync + 'static {
     /// Places the call and waits until it ends or the caller's own timeout passes.
     async fn call(&self, call: &CallRequest) -> CallResult;
+}
+
+/// Tells the operators about fraud reports (e-mail through the outbox). Never fails the
+/// login: problems are logged by the implementation.
+#[async_trait]
+pub trait FraudAlerts: Send + Sync + 'static {
+    /// `user` reported the sign-in at `at` (Unix seconds) as not theirs, by `method`.
+    async fn fraud_reported(&self, user: &User, method: &str, at: i64);
 }

@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditRecord, AuditResult};
 use crate::clock::{random_array, Clock, Random};
-use crate::delivery::{SmsSender, VoiceCaller};
+use crate::delivery::{FraudAlerts, SmsSender, VoiceCaller};
 use crate::model::Challenge;
 use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
@@ -150,6 +150,7 @@ pub struct Engine {
     server: ServerInfo,
     sms: Option<Arc<dyn SmsSender>>,
     voice: Option<Arc<dyn VoiceCaller>>,
+    alerts: Option<Arc<dyn FraudAlerts>>,
 }
 
 impl Engine {
@@ -168,7 +169,14 @@ impl Engine {
             server,
             sms: None,
             voice: None,
+            alerts: None,
         }
+    }
+
+    /// Tells the operators about fraud reports through `alerts`.
+    pub fn with_alerts(mut self, alerts: Arc<dyn FraudAlerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// Places verification calls through `caller`; without one, call users are rejected.

@@ -19,6 +19,8 @@ pub enum EmailKind {
     Welcome,
     /// The user's phone or method changed.
     Update,
+    /// To the operators: a user reported a sign-in as fraud.
+    FraudAlert,
 }
 
 impl EmailKind {
@@ -26,6 +28,7 @@ impl EmailKind {
         match self {
             Self::Welcome => "welcome",
             Self::Update => "update",
+            Self::FraudAlert => "fraud_alert",
         }
     }
 }
@@ -42,6 +45,7 @@ impl std::str::FromStr for EmailKind {
         match s {
             "welcome" => Ok(Self::Welcome),
             "update" => Ok(Self::Update),
+            "fraud_alert" => Ok(Self::FraudAlert),
             other => Err(format!("unknown e-mail kind '{other}'")),
         }
     }

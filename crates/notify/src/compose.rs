@@ -39,6 +39,7 @@ pub fn compose(
         method: user.method.as_str().into(),
         method_name: method_name(user.method).into(),
         portal_url: settings.portal_url.clone(),
+        ..MailContext::default()
     };
     let rendered = templates.render(kind, user.method, &settings.language, &context)?;
     Ok(NewEmail {

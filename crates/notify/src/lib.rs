@@ -5,6 +5,7 @@
 //! an SMS send, which has its own timeout: a slow or dead gateway costs one request,
 //! never the server.
 
+pub mod alerts;
 pub mod compose;
 pub mod outbox;
 pub mod sms;

@@ -55,6 +55,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         "update-push.en.txt",
         include_str!("../templates/update-push.en.txt"),
     ),
+    (
+        "fraud-alert.en.txt",
+        include_str!("../templates/fraud-alert.en.txt"),
+    ),
 ];
 
 /// The language every shipped template exists in, used when a user's is missing.
@@ -78,6 +82,10 @@ pub struct MailContext {
     pub method_name: String,
     /// The user portal, from `[portal] url`.
     pub portal_url: String,
+    /// Fraud alerts: when the report was made (RFC 3339, UTC).
+    pub time: String,
+    /// Fraud alerts: whether the user was blocked.
+    pub blocked: bool,
 }
 
 impl MailContext {
@@ -92,6 +100,8 @@ impl MailContext {
             method: "app".into(),
             method_name: method_name(Method::App).into(),
             portal_url: "https://mfa.example.org/portal".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            blocked: true,
         }
     }
 }
@@ -128,7 +138,10 @@ impl std::fmt::Debug for Templates {
 }
 
 fn file_name(kind: EmailKind, method: Method, language: &str) -> String {
-    format!("{kind}-{method}.{language}.txt")
+    match kind {
+        EmailKind::FraudAlert => format!("fraud-alert.{language}.txt"),
+        _ => format!("{kind}-{method}.{language}.txt"),
+    }
 }
 
 /// Whether `name` is `<welcome|update>-<method>.<language>.txt`.
@@ -143,11 +156,12 @@ fn valid_name(name: &str) -> bool {
         && language
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let kind_ok = ["welcome", "update"].iter().any(|kind| {
-        Method::ALL
-            .iter()
-            .any(|m| kind_method == format!("{kind}-{}", m.as_str()))
-    });
+    let kind_ok = kind_method == "fraud-alert"
+        || ["welcome", "update"].iter().any(|kind| {
+            Method::ALL
+                .iter()
+                .any(|m| kind_method == format!("{kind}-{}", m.as_str()))
+        });
     language_ok && kind_ok
 }
 
@@ -183,7 +197,7 @@ impl Templates {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !valid_name(&name) {
                     return Err(NotifyError::Config(format!(
-                        "template file {} has an unknown name; use <welcome|update>-<app|token|sms|call|push>.<language>.txt, e.g. welcome-sms.en.txt",
+                        "template file {} has an unknown name; use <welcome|update>-<app|token|sms|call|push>.<language>.txt or fraud-alert.<language>.txt, e.g. welcome-sms.en.txt",
                         path.display()
                     )));
                 }
@@ -317,6 +331,7 @@ mod tests {
             method: method.as_str().into(),
             method_name: method_name(method).into(),
             portal_url: "https://mfa.example.org/portal".into(),
+            ..MailContext::default()
         }
     }
 
@@ -338,6 +353,25 @@ mod tests {
                 assert!(!mail.body.contains("{{"), "{kind}-{method}: {}", mail.body);
             }
         }
+    }
+
+    #[test]
+    fn the_fraud_alert_names_the_user_and_the_block() {
+        let templates = Templates::shipped().unwrap();
+        let mut ctx = context(Method::Call);
+        ctx.time = "2026-11-25T14:00:00Z".into();
+        ctx.blocked = true;
+        let mail = templates
+            .render(EmailKind::FraudAlert, Method::Call, "en", &ctx)
+            .unwrap();
+        assert_eq!(mail.subject, "Fraud reported by alice");
+        assert!(mail.body.contains("phone call"), "{}", mail.body);
+        assert!(mail.body.contains("2026-11-25T14:00:00Z"), "{}", mail.body);
+        assert!(
+            mail.body.contains("mfad user unblock alice"),
+            "{}",
+            mail.body
+        );
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct EmailConfig {
     pub templates_dir: PathBuf,
     /// How often `mfad serve` looks for mails due.
     pub poll_seconds: u64,
+    /// Operators mailed about every fraud report.
+    pub fraud_alerts_to: Vec<String>,
     pub retry: RetryPolicy,
 }
 
@@ -126,6 +128,7 @@ impl Default for EmailConfig {
             language: "en".into(),
             templates_dir: PathBuf::new(),
             poll_seconds: 10,
+            fraud_alerts_to: Vec::new(),
             retry: RetryPolicy::default(),
         }
     }
@@ -199,6 +202,11 @@ impl Config {
         if (self.email.send_to_users || self.email.send_updates) && !self.smtp.enabled() {
             bail!(
                 "invalid configuration: email.send_to_users or email.send_updates is on but smtp.host is empty; configure [smtp] or turn them off"
+            );
+        }
+        if !self.email.fraud_alerts_to.is_empty() && !self.smtp.enabled() {
+            bail!(
+                "invalid configuration: email.fraud_alerts_to is set but smtp.host is empty; configure [smtp] or empty the list"
             );
         }
         if self.smtp.enabled() {

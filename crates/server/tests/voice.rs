@@ -10,7 +10,9 @@
 )]
 
 use mfad_radius_proto::{attr, encode_request, encrypt_user_password, Code, Packet};
-use mfad_testkit::{CallScript, FakeTwilio, Mfad, RadReply, Radclient, Running};
+use mfad_testkit::{
+    CallScript, FakeTwilio, Mfad, RadReply, Radclient, Running, SmtpMode, SmtpServer,
+};
 use std::io::{Read, Write};
 use std::net::UdpSocket;
 use std::path::Path;
@@ -168,7 +170,13 @@ fn the_backup_phone_is_called_when_the_phone_does_not_answer() {
 #[test]
 fn the_fraud_code_rejects_blocks_the_user_and_is_in_the_fraud_log() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "", "standard");
+    let smtp = SmtpServer::start(SmtpMode::Plain, None, None);
+    let node = node(&fake, "", "standard").with_config(&format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
+         from = \"MFA <mfa@example.org>\"\n\n\
+         [email]\npoll_seconds = 1\nfraud_alerts_to = [\"security@example.org\"]\n",
+        smtp.port()
+    ));
     let server = node.start();
     fake.script_calls([
         CallScript::Press("0#".into()),
@@ -193,6 +201,18 @@ fn the_fraud_code_rejects_blocks_the_user_and_is_in_the_fraud_log() {
     assert_eq!(fraud.as_array().unwrap().len(), 1, "{fraud}");
     assert_eq!(fraud[0]["reason"], "fraud_reported");
     assert_eq!(fraud[0]["method"], "call");
+    // The operators hear of it by e-mail.
+    let alert = smtp.wait_for_messages(1, WAIT).remove(0);
+    assert_eq!(alert.to, ["security@example.org"]);
+    assert_eq!(
+        alert.header("Subject").as_deref(),
+        Some("Fraud reported by vic")
+    );
+    assert!(
+        alert.body().contains("mfad user unblock vic"),
+        "{}",
+        alert.body()
+    );
 
     node.cli_ok(["user", "unblock", "vic"]);
     assert!(

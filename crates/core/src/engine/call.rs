@@ -113,6 +113,9 @@ impl Engine {
                 .set_block(user.id, Some(until), Some("fraud reported by the user"))
                 .await?;
         }
+        if let Some(alerts) = &self.alerts {
+            alerts.fraud_reported(user, "call", now).await;
+        }
         Ok(Outcome::Reject(Reason::FraudReported))
     }
 }

@@ -58,6 +58,17 @@ impl Ctx {
         if let Some(gateway) = mfad_notify::SmsGateway::new(&config.sms)? {
             engine = engine.with_sms(Arc::new(gateway));
         }
+        if config.smtp.enabled() && !config.email.fraud_alerts_to.is_empty() {
+            let templates = mfad_notify::Templates::load(email_templates_dir(&config))
+                .context("while loading the e-mail templates")?;
+            engine = engine.with_alerts(Arc::new(mfad_notify::alerts::MailAlerts::new(
+                store.clone(),
+                templates,
+                config.email.language.clone(),
+                config.email.fraud_alerts_to.clone(),
+                config.policy.fraud.block_user,
+            )));
+        }
         let voice = mfad_notify::TwilioVoice::new(&config.voice)?;
         if let Some(voice) = &voice {
             engine = engine.with_voice(voice.clone());
