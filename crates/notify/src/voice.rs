@@ -335,6 +335,12 @@ impl VoiceCaller for TwilioVoice {
                 answered: false,
             },
         );
+        // Forgets the call however this future ends, cancelled requests included, so
+        // late webhooks find nothing to decide.
+        let _forget = Forget {
+            voice: self,
+            txn: &txn,
+        };
         let mut form = vec![
             ("To", call.to.clone()),
             ("From", self.from.clone()),
@@ -376,15 +382,23 @@ impl VoiceCaller for TwilioVoice {
             ))),
         };
         if let Some(result) = failed {
-            self.waiting().remove(&txn);
             return result;
         }
-        let result = match tokio::time::timeout(self.timeout, outcome).await {
+        match tokio::time::timeout(self.timeout, outcome).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) | Err(_) => CallResult::TimedOut,
-        };
-        self.waiting().remove(&txn);
-        result
+        }
+    }
+}
+
+struct Forget<'a> {
+    voice: &'a TwilioVoice,
+    txn: &'a str,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.voice.waiting().remove(self.txn);
     }
 }
 

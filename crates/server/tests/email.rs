@@ -117,6 +117,47 @@ fn a_new_user_gets_the_welcome_mail_for_their_method_with_a_generated_pin() {
 }
 
 #[test]
+fn a_changed_phone_or_method_sends_an_update_mail_when_asked_to() {
+    let ca = TestCa::new();
+    let server = SmtpServer::start(
+        SmtpMode::Starttls,
+        Some(&ca),
+        Some(("mfa-sender", PASSWORD)),
+    );
+    let node = mfad();
+    let config = mail_config(&node, server.port(), &ca, "send_updates = true");
+    let node = node.with_config(&config);
+    node.cli_ok(["user", "add", "gus", "--email", "gus@example.org"]);
+    server.wait_for_messages(1, WAIT);
+    node.cli_ok(["user", "update", "gus", "--given-name", "Gus"]);
+    node.cli_ok([
+        "user",
+        "update",
+        "gus",
+        "--method",
+        "sms",
+        "--phone",
+        "+44 20 7946 0018",
+    ]);
+    let mails = server.wait_for_messages(2, WAIT);
+    let update = &mails[1];
+    assert_eq!(
+        update.header("Subject").as_deref(),
+        Some("Your sign-in settings have changed")
+    );
+    let body = update.body();
+    assert!(body.contains("Method: text message (SMS)"), "{body}");
+    assert!(body.contains("Phone: +442079460018"), "{body}");
+    let status = node.cli_ok(["email", "status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status.as_array().unwrap().len(),
+        2,
+        "a change of name alone sends nothing: {status}"
+    );
+}
+
+#[test]
 fn set_pin_generate_mails_the_pin_and_requires_a_change() {
     let ca = TestCa::new();
     let server = SmtpServer::start(
