@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command: installs the system packages the end-to-end tests
 # drive (FreeRADIUS, radclient, oathtool, pam_radius_auth, pamtester; OpenLDAP's slapd
-# and ldap-utils with the openssl CLI for the directory tests), then runs formatting,
-# lints and every test of the workspace. Runnable from any directory.
+# and ldap-utils with the openssl CLI for the directory tests; Debian's aiosmtpd for the
+# mail tests), then runs formatting, lints and every test of the workspace. Runnable
+# from any directory.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +28,8 @@ test_deps_present() {
         # freeradius lives in /usr/sbin, which is not on every user's PATH.
         command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || return 1
     done
+    # aiosmtpd is packaged for Debian's interpreter, not for another python3 on PATH.
+    /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || return 1
     module="$(pam_radius_module)"
     [ -n "$module" ] && [ -f "$module" ]
 }
@@ -47,12 +50,12 @@ stop_packaged_servers() {
 
 step "test dependencies"
 if test_deps_present; then
-    echo "radclient, freeradius, oathtool, pamtester, pam_radius_auth.so, slapd, ldap-utils and openssl are installed"
+    echo "radclient, freeradius, oathtool, pamtester, pam_radius_auth.so, slapd, ldap-utils, openssl and aiosmtpd are installed"
 else
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         freeradius freeradius-utils oathtool libpam-radius-auth pamtester \
-        slapd ldap-utils openssl
+        slapd ldap-utils openssl python3-aiosmtpd
     stop_packaged_servers
     test_deps_present || { echo "test dependencies still missing after apt-get install" >&2; exit 1; }
 fi

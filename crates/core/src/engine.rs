@@ -4,16 +4,20 @@ use crate::audit::{AuditRecord, AuditResult};
 use crate::clock::{random_array, Clock, Random};
 use crate::directory::Directory;
 use crate::first_factor;
+use crate::delivery::{FraudAlerts, SmsSender, VoiceCaller};
 use crate::model::Challenge;
-use crate::model::{ChallengeKind, FirstFactor, PinMode, Prompt, Token, User};
+use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, Policy};
-use crate::store::{Store, StoreError};
+use crate::store::{FailureState, Store, StoreError};
 use crate::username;
 use std::net::IpAddr;
 use std::sync::Arc;
 use zeroize::Zeroizing;
+
+mod call;
+mod sms;
 
 /// The client a request came through, as the engine needs it.
 #[derive(Clone, Debug)]
@@ -60,6 +64,17 @@ pub enum Reason {
     Unsupported,
     WrongPassword,
     DirectoryUnavailable,
+    NoPhone,
+    NoGateway,
+    DeliveryFailed,
+    ResendLimit,
+    FraudReported,
+    NoPinEntered,
+    CallHungUp,
+    CallNoAnswer,
+    InvalidNumber,
+    CallTimeout,
+    RateLimited,
 }
 
 impl Reason {
@@ -81,6 +96,17 @@ impl Reason {
             Self::Unsupported => "unsupported",
             Self::WrongPassword => "wrong_password",
             Self::DirectoryUnavailable => "directory_unavailable",
+            Self::NoPhone => "no_phone",
+            Self::NoGateway => "no_gateway",
+            Self::DeliveryFailed => "delivery_failed",
+            Self::ResendLimit => "resend_limit",
+            Self::FraudReported => "fraud_reported",
+            Self::NoPinEntered => "answered_without_pin",
+            Self::CallHungUp => "call_hung_up",
+            Self::CallNoAnswer => "call_no_answer",
+            Self::InvalidNumber => "invalid_number",
+            Self::CallTimeout => "call_timeout",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -130,6 +156,9 @@ pub struct Engine {
     policy: Policy,
     server: ServerInfo,
     directory: Option<Arc<dyn Directory>>,
+    sms: Option<Arc<dyn SmsSender>>,
+    voice: Option<Arc<dyn VoiceCaller>>,
+    alerts: Option<Arc<dyn FraudAlerts>>,
 }
 
 impl Engine {
@@ -147,6 +176,9 @@ impl Engine {
             policy,
             server,
             directory: None,
+            sms: None,
+            voice: None,
+            alerts: None,
         }
     }
 
@@ -154,6 +186,24 @@ impl Engine {
     #[must_use]
     pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
         self.directory = Some(directory);
+        self
+    }
+
+    /// Tells the operators about fraud reports through `alerts`.
+    pub fn with_alerts(mut self, alerts: Arc<dyn FraudAlerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    /// Places verification calls through `caller`; without one, call users are rejected.
+    pub fn with_voice(mut self, caller: Arc<dyn VoiceCaller>) -> Self {
+        self.voice = Some(caller);
+        self
+    }
+
+    /// Sends SMS codes through `sender`; without one, SMS users are rejected.
+    pub fn with_sms(mut self, sender: Arc<dyn SmsSender>) -> Self {
+        self.sms = Some(sender);
         self
     }
 
@@ -266,6 +316,13 @@ impl Engine {
                 return Ok(Outcome::Accept);
             }
         }
+        match user.method {
+            Method::App | Method::Token => {}
+            Method::Sms => return self.start_sms(&user, req, answer, now, audit).await,
+            Method::Call => return self.phone_call(&user, req, now, audit).await,
+            // Not in this build: never let such a user in on the first factor alone.
+            Method::Push => return Ok(Outcome::Reject(Reason::Unsupported)),
+        }
         if tokens.is_empty() {
             return Ok(Outcome::Reject(Reason::NoToken));
         }
@@ -345,26 +402,64 @@ impl Engine {
             Verdict::Accept { token } => {
                 audit.method = token.kind.to_string();
                 audit.device = token.serial.clone();
-                if user.failures > 0 || user.locked_until.is_some() {
-                    self.store.clear_failures(user.id).await?;
-                }
-                if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
-                    let prompt = "Enter a new PIN".to_string();
-                    return self
-                        .challenge(user, req, ChallengeKind::NewPin, prompt)
-                        .await;
-                }
-                if let Some(key) = cache_key {
-                    let until = now.saturating_add(self.policy.cache_seconds);
-                    self.store.put_cached_auth(&key, until).await?;
-                }
-                Ok(Outcome::Accept)
+                self.accepted(user, req, now, cache_key).await
             }
         }
     }
 
-    /// Counts a failure toward lockout (wrong code, PIN or directory password).
-    async fn count_failure(&self, user: &User, now: i64) -> Result<(), StoreError> {
+    /// The second factor was proven: clear the failure count, ask for a new PIN when one
+    /// is due, remember the success for the cache.
+    async fn accepted(
+        &self,
+        user: &User,
+        req: &Request,
+        now: i64,
+        cache_key: Option<String>,
+    ) -> Result<Outcome, StoreError> {
+        if user.failures > 0 || user.locked_until.is_some() {
+            self.store.clear_failures(user.id).await?;
+        }
+        if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
+            let prompt = "Enter a new PIN".to_string();
+            return self
+                .challenge(user, req, ChallengeKind::NewPin, prompt)
+                .await;
+        }
+        if let Some(key) = cache_key {
+            let until = now.saturating_add(self.policy.cache_seconds);
+            self.store.put_cached_auth(&key, until).await?;
+        }
+        Ok(Outcome::Accept)
+    }
+
+    /// Whether `user` may get one more SMS (`channel` "sms") or call ("call") within the
+    /// per-user and per-gateway limits; counts the use when so.
+    async fn within_limits(
+        &self,
+        user: &User,
+        channel: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let limits = &self.policy.limits;
+        let (per_user, per_gateway) = match channel {
+            "sms" => (limits.sms_per_user, limits.sms_per_gateway),
+            _ => (limits.calls_per_user, limits.calls_per_gateway),
+        };
+        let window = limits.window_seconds.max(1);
+        for (key, limit) in [
+            (format!("{channel}:user:{}", user.id), per_user),
+            (format!("{channel}:gateway"), per_gateway),
+        ] {
+            if limit > 0 && !self.store.take_rate(&key, now, window, limit).await? {
+                tracing::warn!(user = %user.username, key, limit, window, "{channel} limit reached; not sending");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Counts a failure towards the lockout shared by every channel.
+    async fn count_failure(&self, user: &User, now: i64) -> Result<FailureState, StoreError> {
         let state = self
             .store
             .record_failure(
@@ -377,7 +472,7 @@ impl Engine {
         if let Some(until) = state.locked_until {
             tracing::warn!(user = %user.username, until, "user locked after too many failures");
         }
-        Ok(())
+        Ok(state)
     }
 
     /// The first factor of a `directory` client: `None` when the password is right.
@@ -520,16 +615,30 @@ impl Engine {
         kind: ChallengeKind,
         prompt: String,
     ) -> Result<Outcome, StoreError> {
+        let expires_at = self
+            .clock
+            .now()
+            .saturating_add(self.policy.challenge_seconds);
+        self.challenge_until(user, req, kind, prompt, expires_at)
+            .await
+    }
+
+    /// A new single-use state for `kind`, answerable until `expires_at`.
+    async fn challenge_until(
+        &self,
+        user: &User,
+        req: &Request,
+        kind: ChallengeKind,
+        prompt: String,
+        expires_at: i64,
+    ) -> Result<Outcome, StoreError> {
         let state = random_array::<16>(&*self.rng).to_vec();
         let challenge = Challenge {
             state: state.clone(),
             user_id: user.id,
             client: req.client.name.clone(),
             kind,
-            expires_at: self
-                .clock
-                .now()
-                .saturating_add(self.policy.challenge_seconds),
+            expires_at,
         };
         self.store.put_challenge(&challenge).await?;
         Ok(Outcome::Challenge { state, prompt })
@@ -593,6 +702,21 @@ impl Engine {
                             .await
                     }
                 }
+            }
+            ChallengeKind::SmsCode {
+                salt,
+                code_hash,
+                attempts,
+                sends,
+            } => {
+                let sent = sms::SentCode {
+                    salt,
+                    code_hash,
+                    attempts,
+                    sends,
+                    expires_at: challenge.expires_at,
+                };
+                self.answer_sms(&user, req, answer, sent, now, audit).await
             }
             ChallengeKind::ConfirmPin { pin_hash } => {
                 if self.pin_matches(&pin_hash, answer).await {
@@ -725,6 +849,11 @@ fn describe(audit: &mut AuditRecord, user: &User) {
     audit.email = user.email.clone();
     audit.phone = user.phone.clone();
     audit.mode = user.pin_mode.to_string();
+}
+
+/// The phone as the audit log shows it for SMS and calls.
+fn describe_phone(audit: &mut AuditRecord, user: &User) {
+    audit.device = user.phone.clone();
 }
 
 /// Lower-case hex, without the formatting machinery: it runs for every attempt's audit ID.

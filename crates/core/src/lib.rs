@@ -7,12 +7,15 @@
 pub mod audit;
 pub mod clock;
 pub mod directory;
+pub mod delivery;
 pub mod engine;
 pub mod first_factor;
 pub mod import;
 pub mod model;
 pub mod otp;
 pub mod otpauth;
+pub mod outbox;
+pub mod phone;
 pub mod pin;
 pub mod policy;
 pub mod store;

@@ -42,6 +42,64 @@ impl FromStr for PinMode {
     }
 }
 
+/// How the user proves the second factor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// An authenticator app (TOTP).
+    #[default]
+    App,
+    /// A hardware OATH token.
+    Token,
+    /// A one-time code sent by SMS.
+    Sms,
+    /// A phone call answered with # (or PIN #).
+    Call,
+    /// A push notification to the mobile app.
+    Push,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [Self::App, Self::Token, Self::Sms, Self::Call, Self::Push];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Token => "token",
+            Self::Sms => "sms",
+            Self::Call => "call",
+            Self::Push => "push",
+        }
+    }
+
+    /// Methods verified against the user's OATH tokens.
+    pub fn uses_tokens(self) -> bool {
+        matches!(self, Self::App | Self::Token)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "app" | "totp" | "oath" => Ok(Self::App),
+            "token" | "hardware" | "hotp" => Ok(Self::Token),
+            "sms" | "text" => Ok(Self::Sms),
+            "call" | "phone" | "voice" => Ok(Self::Call),
+            "push" => Ok(Self::Push),
+            other => Err(format!(
+                "unknown method '{other}'; use app, token, sms, call or push"
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewUser {
     pub username: String,
@@ -54,12 +112,13 @@ pub struct NewUser {
     pub extension: String,
     /// Language of prompts and messages (e.g. `en`, `de-CH`); empty for the default.
     pub language: String,
-    /// The user's default second-factor method (e.g. `oath`); empty for the default.
-    pub method: String,
     /// The directory's unique ID (objectGUID, entryUUID) for users that came from it.
     pub directory_id: Option<String>,
     /// The sync item (OU or group) the user was imported through.
     pub sync_item: Option<String>,
+    pub method: Method,
+    /// Called when the phone does not answer; E.164, empty for none.
+    pub backup_phone: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -79,6 +138,9 @@ pub struct User {
     /// Consecutive failures since the last success or lock.
     pub failures: u32,
     pub pin_mode: PinMode,
+    pub method: Method,
+    /// Called when `phone` does not answer.
+    pub backup_phone: String,
     #[serde(skip)]
     pub pin_hash: Option<String>,
     pub pin_change_required: bool,
@@ -91,7 +153,6 @@ pub struct User {
     pub mobile: String,
     pub extension: String,
     pub language: String,
-    pub method: String,
     /// The directory's unique ID; unique among users when set. Renames and moves in the
     /// directory keep it, so a sync finds the same user again.
     pub directory_id: Option<String>,
@@ -290,6 +351,18 @@ pub enum ChallengeKind {
     NewPin,
     /// The new PIN again; holds the argon2 hash of the first entry.
     ConfirmPin { pin_hash: String },
+    /// The code sent by SMS. Only a salted hash is kept, so reading the store does not
+    /// reveal a live code.
+    SmsCode {
+        /// Random hex salt of `code_hash`, so equal codes do not hash alike.
+        salt: String,
+        /// Hex SHA-256 of the salt and the code.
+        code_hash: String,
+        /// Wrong answers so far; kept across a resend, so resending does not buy guesses.
+        attempts: u32,
+        /// Codes sent for this login so far (the first one included).
+        sends: u32,
+    },
 }
 
 /// A single-use challenge bound to a user and a client.

@@ -33,6 +33,86 @@ pub struct Policy {
     pub pin: PinRules,
     /// How long `mfad user block` blocks by default.
     pub block_days: i64,
+    /// Country code given to phone numbers written without one (digits, e.g. "1", "44").
+    pub default_country_code: String,
+    pub sms: SmsPolicy,
+    pub fraud: FraudPolicy,
+    pub limits: Limits,
+}
+
+/// Caps on SMS and calls, so a stolen password cannot run up a phone bill or flood a
+/// phone (toll fraud). Each holds per window across all nodes; 0 means no cap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub window_seconds: i64,
+    pub sms_per_user: u32,
+    pub calls_per_user: u32,
+    pub sms_per_gateway: u32,
+    pub calls_per_gateway: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            window_seconds: 3600,
+            sms_per_user: 10,
+            calls_per_user: 10,
+            sms_per_gateway: 1000,
+            calls_per_gateway: 1000,
+        }
+    }
+}
+
+/// Fraud reports: a user who gets a call they did not start presses the fraud code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FraudPolicy {
+    /// Whether the fraud code counts as a report (else it is just a wrong answer).
+    pub allow_reports: bool,
+    /// Keys pressed before # that report fraud ("0" means "0#").
+    pub code: String,
+    /// Block the user on a report, for `block_days` or until `mfad user unblock`.
+    pub block_user: bool,
+}
+
+impl Default for FraudPolicy {
+    fn default() -> Self {
+        Self {
+            allow_reports: true,
+            code: "0".into(),
+            block_user: true,
+        }
+    }
+}
+
+/// One-time codes sent by SMS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsPolicy {
+    /// Digits of a code.
+    pub code_digits: usize,
+    /// How long a code may be entered after it was sent.
+    pub code_seconds: i64,
+    /// Wrong codes within one login before it is rejected (each also counts towards the
+    /// lockout, like any failure).
+    pub max_attempts: u32,
+    /// Codes one login may send (the first and the resends).
+    pub max_sends: u32,
+    /// What the user types instead of a code to get a new one.
+    pub resend_keyword: String,
+}
+
+impl Default for SmsPolicy {
+    fn default() -> Self {
+        Self {
+            code_digits: 6,
+            code_seconds: 300,
+            max_attempts: 3,
+            max_sends: 3,
+            resend_keyword: "resend".into(),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -48,6 +128,10 @@ impl Default for Policy {
             cache_seconds: 0,
             pin: PinRules::default(),
             block_days: 90,
+            default_country_code: "1".into(),
+            sms: SmsPolicy::default(),
+            fraud: FraudPolicy::default(),
+            limits: Limits::default(),
         }
     }
 }

@@ -6,8 +6,9 @@
 
 use crate::audit::{AuditQuery, AuditRecord};
 use crate::model::{
-    Challenge, Client, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
+    Challenge, Client, Method, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
 };
+use crate::outbox::{Attempt, Email, EmailId, NewEmail};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub struct UserUpdate {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub pin_mode: Option<PinMode>,
+    pub method: Option<Method>,
+    pub backup_phone: Option<String>,
     pub enabled: Option<bool>,
 }
 
@@ -206,4 +209,36 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64>;
     /// Waits until every queued write is durable.
     async fn flush(&self) -> StoreResult<()>;
+
+    // --- e-mail outbox ---------------------------------------------------------
+    /// Queues a mail for delivery at `now`. Returns `None`, queuing nothing, when
+    /// `once_key` is set and a mail with that key was queued before (whatever became of it).
+    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>>;
+    /// Claims up to `limit` queued mails due at `now` (oldest first) for one sender:
+    /// atomically counts the attempt and moves their next attempt to `lease_until`, so no
+    /// other node or process sends them meanwhile. A sender that dies leaves them to be
+    /// claimed again once the lease lapses.
+    async fn claim_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Email>>;
+    /// Records how a claimed attempt ended. `Sent` also erases the body (it may hold
+    /// an initial PIN). Fails with `NotFound` for an unknown id.
+    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()>;
+    /// The newest `limit` mails, newest first, bodies left empty.
+    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>>;
+
+    // --- abuse limits ----------------------------------------------------------
+    /// Counts one use of `key` (e.g. `sms:user:7`) and says whether it is within `limit`
+    /// uses per window. A window starts at the first use after the previous one ended
+    /// and lasts `window_seconds`. A refused use does not count. Atomic across nodes.
+    async fn take_rate(
+        &self,
+        key: &str,
+        now: i64,
+        window_seconds: i64,
+        limit: u32,
+    ) -> StoreResult<bool>;
 }

@@ -64,10 +64,20 @@ pub struct SyncItemConfig {
     pub container: String,
     /// ...or the members of this group DN (exactly one of the two).
     pub group: String,
-    /// Default method for users added through this item.
+    /// Default method for users added through this item (`app` when empty).
     pub method: String,
     /// Language for users whose entry has none.
     pub language: String,
+}
+
+impl SyncItemConfig {
+    /// The item's default method.
+    pub fn method(&self) -> Result<mfad_core::model::Method, String> {
+        if self.method.is_empty() {
+            return Ok(mfad_core::model::Method::default());
+        }
+        self.method.parse()
+    }
 }
 
 impl Default for DirectoryConfig {
@@ -128,6 +138,9 @@ impl DirectoryConfig {
                     item.name
                 )));
             }
+            item.method().map_err(|e| {
+                Error::Config(format!("directory.sync_items[{n}] ('{}'): {e}", item.name))
+            })?;
         }
         Ok(())
     }

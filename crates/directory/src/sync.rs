@@ -5,6 +5,7 @@ use crate::client::LdapDirectory;
 use crate::Error;
 use mfad_core::directory::sync::{item_for, Held, Scope};
 use mfad_core::directory::{plan, DirectoryUser, RemovedUsers, SyncItem, SyncOptions};
+use mfad_core::model::Method;
 use mfad_core::store::Store;
 use std::fmt;
 
@@ -68,7 +69,7 @@ async fn items(dir: &LdapDirectory) -> Result<Vec<SyncItem>, Error> {
         return Ok(vec![SyncItem {
             name: config.base_dn.clone(),
             scope: Scope::Container(config.base_dn.clone()),
-            method: String::new(),
+            method: Method::default(),
             language: String::new(),
         }]);
     }
@@ -89,7 +90,7 @@ async fn items(dir: &LdapDirectory) -> Result<Vec<SyncItem>, Error> {
                 item.name.clone()
             },
             scope,
-            method: item.method.clone(),
+            method: item.method().map_err(Error::Config)?,
             language: item.language.clone(),
         });
     }

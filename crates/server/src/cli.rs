@@ -41,6 +41,9 @@ pub enum Command {
     /// Import and sync users from Active Directory / LDAP ([directory] in the config).
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Enrollment e-mails and their delivery.
+    #[command(subcommand)]
+    Email(EmailCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,6 +66,19 @@ pub enum DirectoryCommand {
     Approve,
     /// Show the last sync and what waits for approval.
     Status {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EmailCommand {
+    /// Send the user the welcome e-mail for their method (again).
+    Send { user: String },
+    /// Show queued, sent and failed e-mails, newest first.
+    Status {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -96,6 +112,12 @@ pub struct UserFields {
     /// `standard` (code only) or `pin` (PIN followed by the code).
     #[arg(long)]
     pub pin_mode: Option<String>,
+    /// The second factor: app, token, sms, call or push.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Called when the phone does not answer (method call).
+    #[arg(long)]
+    pub backup_phone: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +126,10 @@ pub enum UserCommand {
         user: String,
         #[command(flatten)]
         fields: UserFields,
+        /// Give the user a random initial PIN (sent in the welcome e-mail when
+        /// email.send_to_users is on, else printed); they must change it at first login.
+        #[arg(long)]
+        generate_pin: bool,
     },
     List {
         #[command(flatten)]
@@ -152,7 +178,9 @@ pub enum UserCommand {
             required_unless_present = "generate"
         )]
         pin: Option<String>,
-        /// Generate a random PIN that follows the rules and print it.
+        /// Generate a random PIN that follows the rules and ask for a new one at the next
+        /// login; it goes into a welcome e-mail when email.send_to_users is on, else it is
+        /// printed.
         #[arg(long)]
         generate: bool,
         /// Ask for a new PIN at the next successful login.
@@ -271,6 +299,9 @@ pub struct LogArgs {
     pub since: Option<String>,
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+    /// Only fraud reports (the fraud code pressed in a verification call).
+    #[arg(long)]
+    pub fraud: bool,
     #[command(flatten)]
     pub format: FormatArg,
 }

@@ -3,8 +3,10 @@
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use mfad_core::outbox::RetryPolicy;
 use mfad_core::policy::Policy;
 use mfad_directory::DirectoryConfig;
+use mfad_notify::{SmsConfig, SmtpConfig, VoiceConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,11 @@ pub struct Config {
     /// Active Directory / LDAP: import, sync and first-factor binds. Off when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory: Option<DirectoryConfig>,
+    pub smtp: SmtpConfig,
+    pub email: EmailConfig,
+    pub portal: PortalConfig,
+    pub sms: SmsConfig,
+    pub voice: VoiceConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,6 +104,47 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[email]`: what mfad mails to users, and how failed deliveries are retried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// Users created by the CLI (or a directory import) get the welcome mail for their
+    /// method once; a generated initial PIN goes into it.
+    pub send_to_users: bool,
+    /// Mail users when their phone or method changes.
+    pub send_updates: bool,
+    /// Language of the templates to use (`en` is shipped; others come from `templates_dir`).
+    pub language: String,
+    /// Operator templates that replace or add to the shipped ones; empty: shipped only.
+    pub templates_dir: PathBuf,
+    /// How often `mfad serve` looks for mails due.
+    pub poll_seconds: u64,
+    /// Operators mailed about every fraud report.
+    pub fraud_alerts_to: Vec<String>,
+    pub retry: RetryPolicy,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            send_to_users: false,
+            send_updates: false,
+            language: "en".into(),
+            templates_dir: PathBuf::new(),
+            poll_seconds: 10,
+            fraud_alerts_to: Vec::new(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// `[portal]`: the user portal the mails link to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    pub url: String,
+}
+
 /// Loads the configuration: `explicit` (from `--config` or `$MFAD_CONFIG`), else
 /// `./mfad.toml` when present, else defaults; the environment overlay applies in every case.
 pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
@@ -154,6 +202,47 @@ impl Config {
                 "invalid configuration: store.synchronous is '{}'; use 'full' or 'normal'",
                 self.store.synchronous
             );
+        }
+        if (self.email.send_to_users || self.email.send_updates) && !self.smtp.enabled() {
+            bail!(
+                "invalid configuration: email.send_to_users or email.send_updates is on but smtp.host is empty; configure [smtp] or turn them off"
+            );
+        }
+        if !self.email.fraud_alerts_to.is_empty() && !self.smtp.enabled() {
+            bail!(
+                "invalid configuration: email.fraud_alerts_to is set but smtp.host is empty; configure [smtp] or empty the list"
+            );
+        }
+        if self.smtp.enabled() {
+            mfad_notify::Mailer::new(&self.smtp)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        }
+        mfad_notify::TwilioVoice::new(&self.voice)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if self.voice.gateway != mfad_notify::VoiceKind::None {
+            self.voice.listen.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("invalid configuration: voice.listen '{}' is not an address such as \"127.0.0.1:8088\"", self.voice.listen)
+            })?;
+        }
+        mfad_notify::SmsGateway::new(&self.sms)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        mfad_core::phone::normalise("+14255550100", &self.policy.default_country_code)
+            .and_then(|_| {
+                mfad_core::phone::normalise("4255550100", &self.policy.default_country_code)
+            })
+            .map_err(|e| {
+                anyhow::anyhow!("invalid configuration: policy.default_country_code: {e}")
+            })?;
+        let sms = &self.policy.sms;
+        if !(4..=10).contains(&sms.code_digits)
+            || sms.code_seconds <= 0
+            || sms.max_attempts == 0
+            || sms.max_sends == 0
+        {
+            bail!("invalid configuration: policy.sms needs code_digits 4 to 10 and positive code_seconds, max_attempts and max_sends");
+        }
+        if self.email.poll_seconds == 0 {
+            bail!("invalid configuration: email.poll_seconds must be at least 1");
         }
         if self.policy.max_failures == 0 || self.policy.max_failures > 100 {
             // NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.

@@ -58,6 +58,46 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ));
         }
     }
+    if let Some(voice) = &ctx.voice {
+        let addr: SocketAddr = ctx.config.voice.listen.parse()?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for voice webhooks on {addr}; is another server using it?")
+        })?;
+        let bound = listener.local_addr()?;
+        if !bound.ip().is_loopback() {
+            tracing::warn!("voice webhooks are served over plain HTTP on {bound}; put a TLS proxy in front and set voice.public_url");
+        }
+        voice.listening_on(bound);
+        tracing::info!("voice webhook listening on {bound}");
+        let router = voice.clone().router();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::error!("voice webhook listener failed: {err}");
+            }
+        });
+    }
+    if ctx.config.smtp.enabled() {
+        // Broken templates stop the start here, naming the template and line, instead of
+        // failing the first mail.
+        mfad_notify::Templates::load(crate::cmd::email_templates_dir(&ctx.config))
+            .context("while loading the e-mail templates")?;
+        let mailer = mfad_notify::Mailer::new(&ctx.config.smtp)?;
+        let outbox = mfad_notify::Outbox::new(
+            ctx.store.clone(),
+            mailer,
+            ctx.clock.clone(),
+            ctx.config.email.retry.clone(),
+        );
+        let poll = Duration::from_secs(ctx.config.email.poll_seconds);
+        tasks.spawn(outbox.run(poll, stop_rx.clone()));
+        tracing::info!(host = %ctx.config.smtp.host, "e-mail delivery on");
+    }
     tasks.spawn(purge_audit(
         ctx.store.clone(),
         ctx.clock.clone(),

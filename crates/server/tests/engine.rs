@@ -260,3 +260,292 @@ async fn a_state_answered_from_another_client_is_rejected() {
     );
     let _ = &w.store;
 }
+
+/// The SMS provider for engine tests: keeps what would have been sent, or fails.
+#[derive(Default)]
+struct Texts {
+    sent: std::sync::Mutex<Vec<(String, String)>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl mfad_core::delivery::SmsSender for Texts {
+    async fn send_code(
+        &self,
+        to: &str,
+        code: &str,
+    ) -> Result<(), mfad_core::delivery::DeliveryError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(mfad_core::delivery::DeliveryError("gateway down".into()));
+        }
+        self.sent.lock().unwrap().push((to.into(), code.into()));
+        Ok(())
+    }
+}
+
+impl Texts {
+    fn last(&self) -> (String, String) {
+        self.sent
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("an SMS was sent")
+    }
+    fn count(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+}
+
+struct SmsWorld {
+    w: World,
+    texts: Arc<Texts>,
+    engine: Engine,
+}
+
+async fn sms_world(policy: Policy, pin_mode: mfad_core::model::PinMode) -> SmsWorld {
+    let w = world(policy.clone(), OtpKind::Totp).await;
+    let user = w.store.user_by_name("alice").await.unwrap().unwrap();
+    let update = mfad_core::store::UserUpdate {
+        method: Some(mfad_core::model::Method::Sms),
+        pin_mode: Some(pin_mode),
+        phone: Some("+14255550100".into()),
+        ..Default::default()
+    };
+    w.store.update_user(user.id, &update).await.unwrap();
+    let texts = Arc::new(Texts::default());
+    let engine = Engine::new(
+        w.store.clone(),
+        w.clock.clone(),
+        Arc::new(OsRandom),
+        policy,
+        ServerInfo::default(),
+    )
+    .with_sms(texts.clone());
+    SmsWorld { w, texts, engine }
+}
+
+fn answer(state: &[u8], text: &str) -> Request {
+    let mut req = request(text);
+    req.state = Some(state.to_vec());
+    req
+}
+
+async fn sms_challenge(s: &SmsWorld, password: &str) -> (Vec<u8>, String) {
+    match s.engine.authenticate(request(password)).await {
+        Outcome::Challenge { state, prompt } => (state, prompt),
+        other => panic!("challenge expected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sms_code_is_accepted_once_and_only_at_the_number_on_file() {
+    let s = sms_world(Policy::default(), Default::default()).await;
+    let (state, prompt) = sms_challenge(&s, "first-factor-password").await;
+    assert_eq!(prompt, "Enter the code sent to your phone");
+    let (to, code) = s.texts.last();
+    assert_eq!(to, "+14255550100");
+    assert_eq!(code.len(), 6);
+    assert_eq!(
+        s.engine.authenticate(answer(&state, &code)).await,
+        Outcome::Accept
+    );
+    assert_eq!(
+        s.engine.authenticate(answer(&state, &code)).await,
+        Outcome::Reject(Reason::ChallengeExpired),
+        "a state and its code are single-use"
+    );
+}
+
+#[tokio::test]
+async fn sms_code_expires_at_its_time() {
+    let s = sms_world(Policy::default(), Default::default()).await;
+    let (state, _) = sms_challenge(&s, "").await;
+    let (_, code) = s.texts.last();
+    s.w.clock.advance(300);
+    assert_eq!(
+        s.engine.authenticate(answer(&state, &code)).await,
+        Outcome::Reject(Reason::ChallengeExpired)
+    );
+    let (state, _) = sms_challenge(&s, "").await;
+    let (_, code) = s.texts.last();
+    s.w.clock.advance(299);
+    assert_eq!(
+        s.engine.authenticate(answer(&state, &code)).await,
+        Outcome::Accept,
+        "valid until the last second"
+    );
+}
+
+#[tokio::test]
+async fn wrong_sms_codes_rechallenge_until_the_attempts_run_out() {
+    let s = sms_world(Policy::default(), Default::default()).await;
+    let (state, _) = sms_challenge(&s, "").await;
+    let (_, code) = s.texts.last();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let Outcome::Challenge {
+        state: second,
+        prompt,
+    } = s.engine.authenticate(answer(&state, wrong)).await
+    else {
+        panic!("a wrong code gets another try")
+    };
+    assert!(prompt.starts_with("Wrong code."), "{prompt}");
+    // The right code still works under the new state after one wrong try.
+    assert_eq!(
+        s.engine.authenticate(answer(&second, &code)).await,
+        Outcome::Accept
+    );
+
+    let (state, _) = sms_challenge(&s, "").await;
+    let (_, code) = s.texts.last();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    else {
+        panic!("second try")
+    };
+    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    else {
+        panic!("third try")
+    };
+    assert_eq!(
+        s.engine.authenticate(answer(&state, wrong)).await,
+        Outcome::Reject(Reason::WrongCode),
+        "the third wrong code ends the login"
+    );
+    let user = s.w.store.user_by_name("alice").await.unwrap().unwrap();
+    assert_eq!(user.failures, 3, "wrong codes count towards the lockout");
+}
+
+#[tokio::test]
+async fn a_resend_invalidates_the_old_code_and_keeps_the_failure_count() {
+    let s = sms_world(Policy::default(), Default::default()).await;
+    let (state, _) = sms_challenge(&s, "").await;
+    let (_, old) = s.texts.last();
+    let wrong = if old == "000000" { "111111" } else { "000000" };
+    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    else {
+        panic!("one wrong try")
+    };
+    let Outcome::Challenge { state, prompt } =
+        s.engine.authenticate(answer(&state, "resend")).await
+    else {
+        panic!("resend challenges again")
+    };
+    assert!(prompt.starts_with("A new code was sent."), "{prompt}");
+    assert_eq!(s.texts.count(), 2);
+    let (_, new) = s.texts.last();
+    if new != old {
+        let Outcome::Challenge { state: after, .. } =
+            s.engine.authenticate(answer(&state, &old)).await
+        else {
+            panic!("the old code is just a wrong code now")
+        };
+        // Two wrong answers so far (one before the resend): the third ends it.
+        assert_eq!(
+            s.engine.authenticate(answer(&after, wrong)).await,
+            Outcome::Reject(Reason::WrongCode),
+            "the resend did not reset the attempts"
+        );
+    } else {
+        assert_eq!(
+            s.engine.authenticate(answer(&state, &new)).await,
+            Outcome::Accept
+        );
+    }
+}
+
+#[tokio::test]
+async fn resends_are_limited() {
+    let s = sms_world(Policy::default(), Default::default()).await;
+    let (mut state, _) = sms_challenge(&s, "").await;
+    for _ in 0..2 {
+        let Outcome::Challenge { state: next, .. } =
+            s.engine.authenticate(answer(&state, "RESEND")).await
+        else {
+            panic!("resend within the limit")
+        };
+        state = next;
+    }
+    assert_eq!(
+        s.engine.authenticate(answer(&state, "resend")).await,
+        Outcome::Reject(Reason::ResendLimit)
+    );
+    assert_eq!(s.texts.count(), 3);
+}
+
+#[tokio::test]
+async fn sms_pin_mode_checks_the_pin_before_sending_anything() {
+    let s = sms_world(Policy::default(), mfad_core::model::PinMode::Pin).await;
+    let user = s.w.store.user_by_name("alice").await.unwrap().unwrap();
+    s.engine.set_pin(&user, "2580", false).await.unwrap();
+    assert_eq!(
+        s.engine.authenticate(request("9999")).await,
+        Outcome::Reject(Reason::WrongPin)
+    );
+    assert_eq!(s.texts.count(), 0, "no SMS for a wrong PIN");
+    let (state, _) = sms_challenge(&s, "2580").await;
+    let (_, code) = s.texts.last();
+    assert_eq!(
+        s.engine.authenticate(answer(&state, &code)).await,
+        Outcome::Accept
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_failure_rejects_and_never_accepts() {
+    let s = sms_world(Policy::default(), Default::default()).await;
+    s.texts
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        s.engine.authenticate(request("")).await,
+        Outcome::Reject(Reason::DeliveryFailed)
+    );
+    let no_gateway = Engine::new(
+        s.w.store.clone(),
+        s.w.clock.clone(),
+        Arc::new(OsRandom),
+        Policy::default(),
+        ServerInfo::default(),
+    );
+    assert_eq!(
+        no_gateway.authenticate(request("")).await,
+        Outcome::Reject(Reason::NoGateway)
+    );
+}
+
+#[tokio::test]
+async fn sms_per_user_limit_stops_sending_until_the_window_ends() {
+    let mut policy = Policy::default();
+    policy.limits.sms_per_user = 2;
+    policy.limits.window_seconds = 600;
+    let s = sms_world(policy, Default::default()).await;
+    sms_challenge(&s, "").await;
+    sms_challenge(&s, "").await;
+    assert_eq!(
+        s.engine.authenticate(request("")).await,
+        Outcome::Reject(Reason::RateLimited)
+    );
+    assert_eq!(s.texts.count(), 2, "nothing sent beyond the limit");
+    s.w.clock.advance(600);
+    sms_challenge(&s, "").await;
+    assert_eq!(s.texts.count(), 3);
+}
+
+#[tokio::test]
+async fn sms_per_gateway_limit_holds_across_users_and_resends_count() {
+    let mut policy = Policy::default();
+    policy.limits.sms_per_gateway = 2;
+    let s = sms_world(policy, Default::default()).await;
+    let (state, _) = sms_challenge(&s, "").await;
+    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, "resend")).await
+    else {
+        panic!("the resend is the second SMS")
+    };
+    assert_eq!(
+        s.engine.authenticate(answer(&state, "resend")).await,
+        Outcome::Reject(Reason::RateLimited)
+    );
+    assert_eq!(s.texts.count(), 2);
+}

@@ -10,6 +10,10 @@
 //! - [`pam_login`] logs in through the real `pam_radius_auth` module with `pamtester`.
 //! - [`oathtool_totp`] / [`oathtool_hotp`] are the independent OTP oracle.
 //! - [`Slapd`] runs OpenLDAP's `slapd` with StartTLS on a free port, seeded from LDIF.
+//! - [`SmtpServer`] is Debian's aiosmtpd (plain, STARTTLS or TLS, with AUTH when asked),
+//!   with certificates from a [`TestCa`].
+//! - [`FakeTwilio`] is the one simulated peer: a local HTTP server shaped like Twilio's
+//!   Messages API, which hands every SMS to the test.
 //! - [`UdpTap`] relays UDP and records the datagrams a client sent, to inspect them on the wire.
 //!
 //! Rules every part keeps: servers bind port 0 (or a port just found free) and report the
@@ -32,7 +36,9 @@ mod pam;
 mod process;
 mod radclient;
 mod slapd;
+mod smtp;
 mod tap;
+mod twilio;
 
 use std::path::{Path, PathBuf};
 
@@ -41,8 +47,10 @@ pub use mfad::{Mfad, Running};
 pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};
 pub use radclient::{RadReply, Radclient};
-pub use slapd::{base_ldif, free_tcp_port, ou_ldif, person_ldif, Slapd, ADMIN_DN, BASE_DN};
+pub use slapd::{base_ldif, ou_ldif, person_ldif, Slapd, ADMIN_DN, BASE_DN};
+pub use smtp::{ReceivedMail, SmtpMode, SmtpServer, TestCa};
 pub use tap::{attribute_types, UdpTap};
+pub use twilio::{Call, CallScript, FakeTwilio, GenericRequest, Sms};
 
 /// Directories searched after `PATH`: `freeradius` lives in `/usr/sbin`, which is not on
 /// every user's `PATH`.
@@ -76,6 +84,16 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a server (slapd, aiosmtpd)
+/// that is started later on it; callers retry on a start failure.
+pub fn free_tcp_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .local_addr()
+        .expect("local_addr of a bound listener")
+        .port()
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago: bind port 0, read it, release it.

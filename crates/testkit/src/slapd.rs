@@ -92,8 +92,8 @@ impl Slapd {
         };
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            slapd.port = free_tcp_port();
-            slapd.ldaps_port = free_tcp_port();
+            slapd.port = crate::free_tcp_port();
+            slapd.ldaps_port = crate::free_tcp_port();
             match slapd.launch() {
                 Ok(()) => return slapd,
                 Err(log) => last_log = log,
@@ -209,11 +209,6 @@ impl Slapd {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_tcp_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
-}
 
 fn config(dir: &Path) -> String {
     let d = dir.display();

@@ -2,7 +2,7 @@
 //! mass-change safeguard. Pure functions over what the directory and the store hold.
 
 use super::DirectoryUser;
-use crate::model::{NewUser, User, UserId};
+use crate::model::{Method, NewUser, User, UserId};
 use crate::store::{DirectoryRecord, DirectorySync};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -33,7 +33,7 @@ pub struct SyncItem {
     pub name: String,
     pub scope: Scope,
     /// Default method for users added through this item.
-    pub method: String,
+    pub method: Method,
     /// Language for users whose entry has none.
     pub language: String,
 }
@@ -169,7 +169,7 @@ pub fn plan(
                 mobile: record.mobile.clone(),
                 extension: record.extension.clone(),
                 language: record.language.clone(),
-                method: item.method.clone(),
+                method: item.method,
                 directory_id: Some(record.directory_id.clone()),
                 sync_item: Some(item.name.clone()),
                 ..NewUser::default()
@@ -250,7 +250,7 @@ mod tests {
         SyncItem {
             name: name.into(),
             scope: Scope::Container(base.into()),
-            method: "oath".into(),
+            method: Method::App,
             language: "en".into(),
         }
     }
@@ -292,7 +292,8 @@ mod tests {
             mobile: r.mobile,
             extension: r.extension,
             language: r.language,
-            method: "oath".into(),
+            method: Method::App,
+            backup_phone: String::new(),
             directory_id: Some(r.directory_id),
             sync_item: Some(r.sync_item),
         }
@@ -341,7 +342,7 @@ mod tests {
         assert_eq!(first.changes.add.len(), 3);
         assert_eq!(first.changes.add[0].sync_item.as_deref(), Some("staff"));
         assert_eq!(first.changes.add[0].language, "en", "the item's default");
-        assert_eq!(first.changes.add[0].method, "oath");
+        assert_eq!(first.changes.add[0].method, Method::App);
         let existing: Vec<_> = users
             .iter()
             .enumerate()

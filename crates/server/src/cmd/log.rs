@@ -5,6 +5,10 @@ use crate::cli::{LogArgs, OutputFormat};
 use crate::output;
 use anyhow::Context;
 use mfad_core::audit::AuditQuery;
+use mfad_core::engine::Reason;
+
+/// How many recent records `--fraud` looks through.
+const FRAUD_SCAN: u32 = 100_000;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -14,12 +18,21 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| parse_since(s, ctx.clock.now_ms()))
         .transpose()?;
+    // Fraud reports are rare among all records: read a wide window and keep only them.
     let query = AuditQuery {
         username: args.user.map(|u| u.trim().to_lowercase()),
         since_ms,
-        limit: Some(args.limit),
+        limit: Some(if args.fraud {
+            FRAUD_SCAN.max(args.limit)
+        } else {
+            args.limit
+        }),
     };
-    let records = ctx.store.query_audit(&query).await?;
+    let mut records = ctx.store.query_audit(&query).await?;
+    if args.fraud {
+        records.retain(|r| r.reason == Reason::FraudReported.as_str());
+        records.truncate(usize::try_from(args.limit).unwrap_or(usize::MAX));
+    }
     match args.format.format {
         OutputFormat::Table => {
             let headers = [

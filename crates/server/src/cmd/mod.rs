@@ -2,6 +2,7 @@
 
 mod client;
 mod directory;
+mod email;
 mod log;
 mod token;
 mod user;
@@ -25,6 +26,8 @@ pub struct Ctx {
     pub engine: Arc<Engine>,
     pub clock: Arc<dyn Clock>,
     pub directory: Option<Arc<LdapDirectory>>,
+    /// The voice gateway, whose webhooks `mfad serve` serves.
+    pub voice: Option<Arc<mfad_notify::TwilioVoice>>,
 }
 
 impl Ctx {
@@ -62,12 +65,32 @@ impl Ctx {
         if let Some(directory) = &directory {
             engine = engine.with_directory(directory.clone());
         }
+        if let Some(gateway) = mfad_notify::SmsGateway::new(&config.sms)? {
+            engine = engine.with_sms(Arc::new(gateway));
+        }
+        if config.smtp.enabled() && !config.email.fraud_alerts_to.is_empty() {
+            let templates = mfad_notify::Templates::load(email_templates_dir(&config))
+                .context("while loading the e-mail templates")?;
+            engine = engine.with_alerts(Arc::new(mfad_notify::alerts::MailAlerts::new(
+                store.clone(),
+                templates,
+                config.email.language.clone(),
+                config.email.fraud_alerts_to.clone(),
+                config.policy.fraud.block_user,
+            )));
+        }
+        let voice = mfad_notify::TwilioVoice::new(&config.voice)?;
+        if let Some(voice) = &voice {
+            engine = engine.with_voice(voice.clone());
+        }
+        let engine = Arc::new(engine);
         Ok(Self {
             config,
             store,
-            engine: Arc::new(engine),
+            engine,
             clock,
             directory,
+            voice,
         })
     }
 
@@ -86,6 +109,11 @@ impl Ctx {
     }
 }
 
+/// The operator's template directory, if configured.
+pub fn email_templates_dir(config: &Config) -> Option<&std::path::Path> {
+    email::dir_option(&config.email.templates_dir)
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config::load(cli.config.as_deref())?;
     if let Command::Serve = cli.command {
@@ -100,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bypass { user, seconds } => user::bypass(&ctx, &user, seconds).await,
         Command::Log(args) => log::run(&ctx, args).await,
         Command::Directory(cmd) => directory::run(&ctx, cmd).await,
+        Command::Email(cmd) => email::run(&ctx, cmd).await,
     };
     ctx.store.flush().await?;
     result

@@ -1,21 +1,33 @@
 //! `mfad user ...` and `mfad bypass`.
 
-use super::Ctx;
+use super::{email, Ctx};
 use crate::cli::{OutputFormat, UserCommand, UserFields};
 use crate::output;
 use anyhow::{bail, Context};
-use mfad_core::model::{NewUser, PinMode, User};
+use mfad_core::model::{Method, NewUser, PinMode, User};
+use mfad_core::outbox::EmailKind;
+use mfad_core::phone;
 use mfad_core::store::{StoreError, UserUpdate};
+use zeroize::Zeroizing;
 
 pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { user, fields } => add(ctx, &user, fields).await,
+        UserCommand::Add {
+            user,
+            fields,
+            generate_pin,
+        } => add(ctx, &user, fields, generate_pin).await,
         UserCommand::List { format } => list(ctx, format.format).await,
         UserCommand::Show { user, format } => show(ctx, &user, format.format).await,
         UserCommand::Update { user, fields } => {
             let found = ctx.user(&user).await?;
-            ctx.store.update_user(found.id, &update_of(fields)?).await?;
+            let update = update_of(ctx, fields)?;
+            let updated = ctx.store.update_user(found.id, &update).await?;
             println!("updated user {}", found.username);
+            let changed = updated.phone != found.phone || updated.method != found.method;
+            if changed && ctx.config.email.send_updates && !updated.email.is_empty() {
+                email::send(ctx, &updated, EmailKind::Update, None, false).await?;
+            }
             Ok(())
         }
         UserCommand::Disable { user } => set_enabled(ctx, &user, false).await,
@@ -63,8 +75,13 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let found = ctx.user(&user).await?;
             if generate {
-                let pin = ctx.engine.generate_pin(&found, change_required).await?;
-                println!("{pin}");
+                // A PIN someone else chose is known to them: the user must replace it.
+                let pin = Zeroizing::new(ctx.engine.generate_pin(&found, true).await?);
+                if ctx.config.email.send_to_users && !found.email.is_empty() {
+                    email::send(ctx, &found, EmailKind::Welcome, Some(&pin), false).await?;
+                } else {
+                    println!("{}", *pin);
+                }
             } else {
                 let pin = pin.context("give --pin or --generate")?;
                 ctx.engine.set_pin(&found, &pin, change_required).await?;
@@ -75,7 +92,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn add(ctx: &Ctx, name: &str, fields: UserFields) -> anyhow::Result<()> {
+async fn add(ctx: &Ctx, name: &str, fields: UserFields, generate_pin: bool) -> anyhow::Result<()> {
     let username = name.trim().to_lowercase();
     if username.is_empty()
         || username
@@ -85,18 +102,37 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields) -> anyhow::Result<()> {
         bail!("'{name}' is not a valid username: it must be non-empty, without spaces");
     }
     let pin_mode = parse_pin_mode(fields.pin_mode.as_deref())?.unwrap_or_default();
+    let method = parse_method(fields.method.as_deref())?.unwrap_or_default();
+    let phone = normalise_phone(ctx, fields.phone.as_deref())?.unwrap_or_default();
+    if matches!(method, Method::Sms | Method::Call) && phone.is_empty() {
+        bail!("method {method} needs a phone number; add --phone NUMBER");
+    }
     let new = NewUser {
         username,
         given_name: fields.given_name.unwrap_or_default(),
         surname: fields.surname.unwrap_or_default(),
         email: fields.email.unwrap_or_default(),
-        phone: fields.phone.unwrap_or_default(),
+        phone,
         pin_mode,
+        method,
+        backup_phone: normalise_phone(ctx, fields.backup_phone.as_deref())?.unwrap_or_default(),
         ..NewUser::default()
     };
     match ctx.store.create_user(&new, ctx.now()).await {
         Ok(user) => {
             println!("created user {}", user.username);
+            let pin = if generate_pin {
+                Some(Zeroizing::new(ctx.engine.generate_pin(&user, true).await?))
+            } else {
+                None
+            };
+            let mailed = ctx.config.email.send_to_users && !user.email.is_empty();
+            if mailed {
+                let pin = pin.as_ref().map(|p| p.as_str());
+                email::send(ctx, &user, EmailKind::Welcome, pin, true).await?;
+            } else if let Some(pin) = &pin {
+                println!("initial PIN: {}", pin.as_str());
+            }
             Ok(())
         }
         Err(StoreError::Duplicate(_)) => {
@@ -115,13 +151,33 @@ fn parse_pin_mode(value: Option<&str>) -> anyhow::Result<Option<PinMode>> {
         .transpose()
 }
 
-fn update_of(fields: UserFields) -> anyhow::Result<UserUpdate> {
+fn parse_method(value: Option<&str>) -> anyhow::Result<Option<Method>> {
+    value
+        .map(|v| v.parse::<Method>().map_err(anyhow::Error::msg))
+        .transpose()
+}
+
+/// E.164 with the configured default country code; an empty value clears the phone.
+fn normalise_phone(ctx: &Ctx, value: Option<&str>) -> anyhow::Result<Option<String>> {
+    match value.map(str::trim) {
+        None => Ok(None),
+        Some("") => Ok(Some(String::new())),
+        Some(v) => {
+            let phone = phone::normalise(v, &ctx.config.policy.default_country_code)?;
+            Ok(Some(phone::stored(&phone)))
+        }
+    }
+}
+
+fn update_of(ctx: &Ctx, fields: UserFields) -> anyhow::Result<UserUpdate> {
     Ok(UserUpdate {
         pin_mode: parse_pin_mode(fields.pin_mode.as_deref())?,
+        method: parse_method(fields.method.as_deref())?,
+        phone: normalise_phone(ctx, fields.phone.as_deref())?,
+        backup_phone: normalise_phone(ctx, fields.backup_phone.as_deref())?,
         given_name: fields.given_name,
         surname: fields.surname,
         email: fields.email,
-        phone: fields.phone,
         enabled: None,
     })
 }
@@ -153,12 +209,13 @@ fn state(user: &User, now: i64) -> &'static str {
     }
 }
 
-const HEADERS: [&str; 7] = [
+const HEADERS: [&str; 8] = [
     "username",
     "given_name",
     "surname",
     "email",
     "phone",
+    "method",
     "pin_mode",
     "state",
 ];
@@ -170,6 +227,7 @@ fn row(user: &User, now: i64) -> Vec<String> {
         user.surname.clone(),
         user.email.clone(),
         user.phone.clone(),
+        user.method.to_string(),
         user.pin_mode.to_string(),
         state(user, now).into(),
     ]
@@ -200,13 +258,14 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
         ("mobile", user.mobile.clone()),
         ("extension", user.extension.clone()),
         ("language", user.language.clone()),
-        ("method", user.method.clone()),
         (
             "directory ID",
             user.directory_id.clone().unwrap_or_default(),
         ),
         ("sync item", user.sync_item.clone().unwrap_or_default()),
+        ("backup phone", user.backup_phone.clone()),
         ("state", state(&user, now).into()),
+        ("method", user.method.to_string()),
         ("pin mode", user.pin_mode.to_string()),
         ("pin set", if user.has_pin() { "yes" } else { "no" }.into()),
         (

@@ -2,7 +2,7 @@
 //! sync bookkeeping and the scheduled-sync lock.
 
 use super::{ensure, ensure_eq, ensure_err, given_token, given_user, new_user, CaseResult, NOW};
-use mfad_core::model::NewUser;
+use mfad_core::model::{Method, NewUser};
 use mfad_core::store::{DirectoryRecord, DirectorySync, Store, SyncState};
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ fn from_directory(username: &str, id: &str, item: &str) -> NewUser {
     NewUser {
         directory_id: Some(id.to_owned()),
         sync_item: Some(item.to_owned()),
+        method: Method::Token,
         ..new_user(username)
     }
 }
@@ -52,7 +53,7 @@ pub async fn directory_sync_adds_updates_disables_and_removes_together(
         (ann.mobile.as_str(), ann.extension.as_str()),
         ("+15555550101", "4711")
     );
-    ensure_eq!((ann.language.as_str(), ann.method.as_str()), ("de", "oath"));
+    ensure_eq!((ann.language.as_str(), ann.method), ("de", Method::Token));
     let ben = store.user_by_name("ben").await?.ok_or("ben missing")?;
     let cat = store.user_by_name("cat").await?.ok_or("cat missing")?;
     let dan = store.user_by_name("dan").await?.ok_or("dan missing")?;
@@ -82,7 +83,11 @@ pub async fn directory_sync_adds_updates_disables_and_removes_together(
         ("+15555550198", "12")
     );
     ensure_eq!(renamed.language, "fr");
-    ensure_eq!(renamed.method, "oath", "an update keeps the user's method");
+    ensure_eq!(
+        renamed.method,
+        Method::Token,
+        "an update keeps the user's method"
+    );
     let new_ann = store.user_by_name("ann").await?.ok_or("new ann missing")?;
     ensure_eq!(new_ann.directory_id.as_deref(), Some("guid-new-ann"));
     let cat = store.user_by_id(cat.id).await?.ok_or("cat's row missing")?;

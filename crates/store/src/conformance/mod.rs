@@ -16,6 +16,7 @@
 mod at_rest;
 mod audit;
 mod directory;
+mod outbox;
 mod sessions;
 mod tokens;
 mod users;
@@ -23,13 +24,14 @@ mod users;
 pub use at_rest::*;
 pub use audit::*;
 pub use directory::*;
+pub use outbox::*;
 pub use sessions::*;
 pub use tokens::*;
 pub use users::*;
 
 use async_trait::async_trait;
 use mfad_core::audit::{AuditRecord, AuditResult};
-use mfad_core::model::{NewClient, NewToken, NewUser, PinMode, Secret, UserId};
+use mfad_core::model::{Method, NewClient, NewToken, NewUser, PinMode, Secret, UserId};
 use mfad_core::otp::{Algorithm, OtpKind};
 use mfad_core::store::{Store, StoreError};
 use std::fmt;
@@ -160,6 +162,11 @@ macro_rules! ensure_err {
 
 pub(crate) use {ensure, ensure_eq, ensure_err};
 
+/// Whether `needle` occurs in `haystack`.
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The time every case runs at, in Unix seconds.
 pub const NOW: i64 = 1_700_000_000;
 
@@ -175,9 +182,10 @@ pub fn new_user(username: &str) -> NewUser {
         mobile: "+15555550101".to_owned(),
         extension: "4711".to_owned(),
         language: "de".to_owned(),
-        method: "oath".to_owned(),
         directory_id: None,
         sync_item: None,
+        method: Method::App,
+        backup_phone: String::new(),
     }
 }
 
@@ -304,6 +312,8 @@ macro_rules! conformance_tests {
             expired_challenge_is_not_returned_and_is_removed,
             challenges_keep_their_kind_and_binding,
             cached_auth_holds_until_its_time,
+            rate_limit_allows_the_limit_per_window_then_refuses,
+            concurrent_uses_never_exceed_the_rate_limit,
             clients_are_created_listed_and_deleted,
             duplicate_client_name_is_rejected,
             // audit
@@ -317,10 +327,19 @@ macro_rules! conformance_tests {
             local_users_keep_no_directory_id,
             sync_state_starts_empty_and_round_trips,
             sync_lock_has_one_holder_until_it_expires,
+            // e-mail outbox and methods
+            queued_email_is_claimed_once_and_erased_when_sent,
+            once_key_queues_a_mail_only_once,
+            failed_attempts_wait_for_their_retry_time,
+            lapsed_claims_are_claimed_again,
+            concurrent_claims_hand_out_each_mail_once,
+            emails_are_listed_newest_first,
+            user_method_is_stored_and_updated,
         );
         $crate::conformance_tests!(@backend $fresh;
             secrets_are_not_stored_in_plaintext,
             data_survives_reopening,
+            email_bodies_are_not_stored_in_plaintext,
         );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(

@@ -95,6 +95,63 @@ pub async fn challenges_keep_their_kind_and_binding(store: Arc<dyn Store>) -> Ca
     Ok(())
 }
 
+pub async fn rate_limit_allows_the_limit_per_window_then_refuses(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    for n in 1..=3 {
+        ensure!(
+            store.take_rate("sms:user:1", NOW, 60, 3).await?,
+            "use {n} of 3 is allowed"
+        );
+    }
+    ensure!(
+        !store.take_rate("sms:user:1", NOW + 30, 60, 3).await?,
+        "the fourth in the window is refused"
+    );
+    ensure!(
+        !store.take_rate("sms:user:1", NOW + 59, 60, 3).await?,
+        "refused uses do not extend or reset the window"
+    );
+    ensure!(
+        store.take_rate("sms:user:2", NOW + 30, 60, 3).await?,
+        "keys are independent"
+    );
+    ensure!(
+        store.take_rate("sms:user:1", NOW + 60, 60, 3).await?,
+        "a new window starts when the old one ends"
+    );
+    ensure!(
+        store.take_rate("sms:user:1", NOW + 61, 60, 3).await?,
+        "second use of the new window"
+    );
+    ensure!(
+        store.take_rate("sms:user:1", NOW + 62, 60, 3).await?,
+        "third use of the new window"
+    );
+    ensure!(
+        !store.take_rate("sms:user:1", NOW + 63, 60, 3).await?,
+        "the new window has the same limit"
+    );
+    Ok(())
+}
+
+pub async fn concurrent_uses_never_exceed_the_rate_limit(store: Arc<dyn Store>) -> CaseResult {
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_rate("call:gateway", NOW, 3600, 7).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        if task.await?? {
+            allowed += 1;
+        }
+    }
+    ensure_eq!(allowed, 7, "exactly the limit among 20 concurrent uses");
+    Ok(())
+}
+
 pub async fn cached_auth_holds_until_its_time(store: Arc<dyn Store>) -> CaseResult {
     store.put_cached_auth("zoe|vpn", NOW + 60).await?;
     ensure!(

@@ -29,9 +29,10 @@ const USER_FIELDS: &[&str] = &[
     "mobile",
     "extension",
     "language",
-    "method",
     "directory_id",
     "sync_item",
+    "method",
+    "backup_phone",
 ];
 
 const TOKEN_FIELDS: &[&str] = &[
@@ -85,6 +86,11 @@ pub(super) fn token_aad(serial: &str) -> Vec<u8> {
     [b"mfad token secret\0".as_slice(), serial.as_bytes()].concat()
 }
 
+/// Associated data that binds an e-mail body to its row.
+pub(super) fn email_aad(id: i64) -> Vec<u8> {
+    [b"mfad email body\0".as_slice(), id.to_string().as_bytes()].concat()
+}
+
 /// Associated data that binds a RADIUS shared secret to its client.
 pub(super) fn client_aad(name: &str) -> Vec<u8> {
     [b"mfad client secret\0".as_slice(), name.as_bytes()].concat()
@@ -121,9 +127,10 @@ pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         mobile: row.get(17).map_err(db_err)?,
         extension: row.get(18).map_err(db_err)?,
         language: row.get(19).map_err(db_err)?,
-        method: row.get(20).map_err(db_err)?,
-        directory_id: row.get(21).map_err(db_err)?,
-        sync_item: row.get(22).map_err(db_err)?,
+        directory_id: row.get(20).map_err(db_err)?,
+        sync_item: row.get(21).map_err(db_err)?,
+        method: parsed(row, 22, "method")?,
+        backup_phone: row.get(23).map_err(db_err)?,
     })
 }
 

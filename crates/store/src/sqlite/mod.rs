@@ -11,6 +11,7 @@ mod checkpoint;
 mod clients;
 mod directory;
 mod map;
+mod outbox;
 mod reader;
 mod schema;
 mod sessions;
@@ -24,6 +25,7 @@ use mfad_core::audit::{AuditQuery, AuditRecord};
 use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
 };
+use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::store::{
     DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
 };
@@ -574,5 +576,44 @@ impl Store for SqliteStore {
         let (reply, done) = oneshot::channel();
         self.send(Command::Flush(reply)).await?;
         done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>> {
+        let email = email.clone();
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| outbox::queue(c, &cipher, &email, now))
+            .await
+    }
+
+    async fn claim_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Email>> {
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| outbox::claim(c, &cipher, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        self.write(move |c| outbox::finish(c, id, &attempt)).await
+    }
+
+    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
+        self.read(move |c, _| outbox::list(c, limit)).await
+    }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        now: i64,
+        window_seconds: i64,
+        limit: u32,
+    ) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.write(move |c| sessions::take_rate(c, &key, now, window_seconds, limit))
+            .await
     }
 }

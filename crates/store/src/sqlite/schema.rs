@@ -113,7 +113,6 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN mobile TEXT NOT NULL DEFAULT '';
     ALTER TABLE users ADD COLUMN extension TEXT NOT NULL DEFAULT '';
     ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';
-    ALTER TABLE users ADD COLUMN method TEXT NOT NULL DEFAULT '';
     ALTER TABLE users ADD COLUMN directory_id TEXT;
     ALTER TABLE users ADD COLUMN sync_item TEXT;
     CREATE UNIQUE INDEX users_directory_id ON users(directory_id);
@@ -131,6 +130,39 @@ const MIGRATIONS: &[&str] = &[
         lock_until     INTEGER
     ) STRICT;
     INSERT INTO directory_sync (id) VALUES (1);
+    ",
+    // 3: the user's second-factor method and backup phone, and the e-mail outbox.
+    r"
+    ALTER TABLE users ADD COLUMN method TEXT NOT NULL DEFAULT 'app';
+    ALTER TABLE users ADD COLUMN backup_phone TEXT NOT NULL DEFAULT '';
+
+    CREATE TABLE emails (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id         INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        recipient       TEXT    NOT NULL,
+        kind            TEXT    NOT NULL,
+        subject         TEXT    NOT NULL,
+        -- v1:<key id>:<base64> sealed with the id as associated data (it may hold an
+        -- initial PIN); '' once the mail was sent.
+        body            TEXT    NOT NULL,
+        -- Set for mails sent once per key (a user's welcome mail).
+        once_key        TEXT    UNIQUE,
+        status          TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    ) STRICT;
+    CREATE INDEX emails_due ON emails(status, next_attempt_at);
+
+    -- Abuse limits: uses of a key (SMS or calls per user or gateway) in its window.
+    CREATE TABLE rate_limits (
+        key          TEXT    PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        count        INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX emails_user ON emails(user_id);
     ",
 ];
 

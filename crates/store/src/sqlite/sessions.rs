@@ -80,6 +80,30 @@ pub(super) fn take_challenge(
     }))
 }
 
+/// One statement, so concurrent uses from any process are counted exactly. The count
+/// stops at `limit + 1`: a refused use does not count, and the answer is whether the
+/// count after this use is within the limit.
+pub(super) fn take_rate(
+    conn: &Connection,
+    key: &str,
+    now: i64,
+    window: i64,
+    limit: u32,
+) -> StoreResult<bool> {
+    let count: i64 = conn
+        .prepare_cached(
+            "INSERT INTO rate_limits (key, window_start, count) VALUES (?1, ?2, 1)
+             ON CONFLICT (key) DO UPDATE SET
+                 window_start = CASE WHEN window_start + ?3 <= ?2 THEN ?2 ELSE window_start END,
+                 count = CASE WHEN window_start + ?3 <= ?2 THEN 1
+                              WHEN count <= ?4 THEN count + 1 ELSE count END
+             RETURNING count",
+        )
+        .and_then(|mut s| s.query_row(params![key, now, window, limit], |r| r.get(0)))
+        .map_err(db_err)?;
+    Ok(count <= i64::from(limit))
+}
+
 pub(super) fn put_cached_auth(conn: &Connection, key: &str, until: i64) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO cached_auth (key, until) VALUES (?1, ?2)

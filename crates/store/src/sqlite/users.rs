@@ -18,8 +18,8 @@ use std::sync::LazyLock;
 static INSERT_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO users (username, given_name, surname, email, phone, pin_mode, created_at,
-             mobile, extension, language, method, directory_id, sync_item)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING {}",
+             mobile, extension, language, directory_id, sync_item, method, backup_phone)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {}",
         *USER_COLUMNS
     )
 });
@@ -33,7 +33,8 @@ static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE users SET given_name = coalesce(?2, given_name), surname = coalesce(?3, surname),
              email = coalesce(?4, email), phone = coalesce(?5, phone),
-             pin_mode = coalesce(?6, pin_mode), enabled = coalesce(?7, enabled)
+             pin_mode = coalesce(?6, pin_mode), enabled = coalesce(?7, enabled),
+             method = coalesce(?8, method), backup_phone = coalesce(?9, backup_phone)
          WHERE id = ?1 RETURNING {}",
         *USER_COLUMNS
     )
@@ -72,9 +73,10 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreR
             user.mobile,
             user.extension,
             user.language,
-            user.method,
             user.directory_id,
-            user.sync_item
+            user.sync_item,
+            user.method.as_str(),
+            user.backup_phone
         ])
         .map_err(db_err)?;
     match rows.next() {
@@ -120,7 +122,9 @@ pub(super) fn update(conn: &Connection, id: UserId, u: &UserUpdate) -> StoreResu
             u.email,
             u.phone,
             u.pin_mode.map(|m| m.to_string()),
-            u.enabled
+            u.enabled,
+            u.method.map(|m| m.as_str()),
+            u.backup_phone
         ])
         .map_err(db_err)?;
     match rows.next().map_err(db_err)? {

@@ -1,0 +1,179 @@
+//! The SMS method: a random code sent to the user's phone, answered in an Access-Challenge.
+//!
+//! The code is single-use and expires (`policy.sms.code_seconds` after it was sent);
+//! wrong answers count towards the user's lockout and end the login after
+//! `policy.sms.max_attempts`; typing the resend keyword sends a new code, which makes the
+//! old one useless and keeps the count of wrong answers.
+
+use super::{describe_phone, hex, Engine, Outcome, Reason, Request};
+use crate::audit::AuditRecord;
+use crate::clock::{random_array, random_digits};
+use crate::model::{ChallengeKind, PinMode, User};
+use crate::phone;
+use crate::store::StoreError;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const PROMPT: &str = "Enter the code sent to your phone";
+
+/// A code that was sent, as its challenge remembers it.
+pub(super) struct SentCode {
+    pub salt: String,
+    pub code_hash: String,
+    pub attempts: u32,
+    pub sends: u32,
+    pub expires_at: i64,
+}
+
+fn code_hash(salt: &str, code: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(code.as_bytes());
+    hex(&hasher.finalize())
+}
+
+impl Engine {
+    /// First request of an SMS login: check the PIN (PIN mode), then send a code.
+    pub(super) async fn start_sms(
+        &self,
+        user: &User,
+        req: &Request,
+        answer: &str,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Result<Outcome, StoreError> {
+        audit.method = "sms".into();
+        audit.mode = user.pin_mode.to_string();
+        describe_phone(audit, user);
+        // The PIN is checked before anything is sent, so guessing usernames cannot be
+        // used to flood phones with messages.
+        if let (PinMode::Pin, Some(hash)) = (user.pin_mode, &user.pin_hash) {
+            if !self.pin_matches(hash, answer).await {
+                self.count_failure(user, now).await?;
+                return Ok(Outcome::Reject(Reason::WrongPin));
+            }
+        }
+        self.send_code(user, req, 0, 1, now).await
+    }
+
+    /// Sends a fresh code and issues the challenge that waits for it.
+    async fn send_code(
+        &self,
+        user: &User,
+        req: &Request,
+        attempts: u32,
+        sends: u32,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let Some(sender) = &self.sms else {
+            tracing::warn!(user = %user.username, "user has the SMS method but no SMS gateway is configured; set [sms] gateway");
+            return Ok(Outcome::Reject(Reason::NoGateway));
+        };
+        let Some(to) = e164(&user.phone, &self.policy.default_country_code) else {
+            return Ok(Outcome::Reject(Reason::NoPhone));
+        };
+        if !self.within_limits(user, "sms", now).await? {
+            return Ok(Outcome::Reject(Reason::RateLimited));
+        }
+        let rules = &self.policy.sms;
+        let code = zeroize::Zeroizing::new(random_digits(&*self.rng, rules.code_digits.max(4)));
+        let salt = hex(&random_array::<16>(&*self.rng));
+        if let Err(err) = sender.send_code(&to, &code).await {
+            tracing::warn!(user = %user.username, "SMS not sent: {err}");
+            return Ok(Outcome::Reject(Reason::DeliveryFailed));
+        }
+        let kind = ChallengeKind::SmsCode {
+            code_hash: code_hash(&salt, &code),
+            salt,
+            attempts,
+            sends,
+        };
+        let prompt = if sends > 1 {
+            format!("A new code was sent. {PROMPT}")
+        } else {
+            PROMPT.to_string()
+        };
+        let expires_at = now.saturating_add(rules.code_seconds);
+        self.challenge_until(user, req, kind, prompt, expires_at)
+            .await
+    }
+
+    /// An answer to the SMS challenge: the code, or the resend keyword.
+    pub(super) async fn answer_sms(
+        &self,
+        user: &User,
+        req: &Request,
+        answer: &str,
+        sent: SentCode,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Result<Outcome, StoreError> {
+        audit.method = "sms".into();
+        audit.mode = user.pin_mode.to_string();
+        describe_phone(audit, user);
+        let rules = &self.policy.sms;
+        let answer = answer.trim();
+        if !rules.resend_keyword.is_empty() && answer.eq_ignore_ascii_case(&rules.resend_keyword) {
+            if sent.sends >= rules.max_sends {
+                return Ok(Outcome::Reject(Reason::ResendLimit));
+            }
+            return self
+                .send_code(user, req, sent.attempts, sent.sends.saturating_add(1), now)
+                .await;
+        }
+        let given = code_hash(&sent.salt, answer);
+        if bool::from(given.as_bytes().ct_eq(sent.code_hash.as_bytes())) {
+            let cache_key = self.cache_key(user, req);
+            return self.accepted(user, req, now, cache_key).await;
+        }
+        let failure = self.count_failure(user, now).await?;
+        let attempts = sent.attempts.saturating_add(1);
+        if attempts >= rules.max_attempts || failure.locked_until.is_some() {
+            return Ok(Outcome::Reject(Reason::WrongCode));
+        }
+        audit.reason = Reason::WrongCode.as_str().into();
+        let kind = ChallengeKind::SmsCode {
+            salt: sent.salt,
+            code_hash: sent.code_hash,
+            attempts,
+            sends: sent.sends,
+        };
+        // The same code stays valid until its own expiry, under a new state.
+        let prompt = format!("Wrong code. {PROMPT}");
+        self.challenge_until(user, req, kind, prompt, sent.expires_at)
+            .await
+    }
+}
+
+/// The number to text: the stored phone without its extension.
+fn e164(stored: &str, default_country: &str) -> Option<String> {
+    if stored.trim().is_empty() {
+        return None;
+    }
+    phone::normalise(stored, default_country)
+        .ok()
+        .map(|p| p.e164)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_hashes_depend_on_salt_and_code() {
+        assert_eq!(code_hash("a", "123456"), code_hash("a", "123456"));
+        assert_ne!(code_hash("a", "123456"), code_hash("b", "123456"));
+        assert_ne!(code_hash("a", "123456"), code_hash("a", "123457"));
+        assert_eq!(code_hash("a", "1").len(), 64);
+    }
+
+    #[test]
+    fn the_number_texted_has_no_extension() {
+        assert_eq!(
+            e164("+14255550100x12", "1").as_deref(),
+            Some("+14255550100")
+        );
+        assert_eq!(e164("", "1"), None);
+    }
+}

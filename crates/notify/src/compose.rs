@@ -1,0 +1,53 @@
+//! From a user to a queued mail: the placeholders filled in, the template chosen.
+
+use crate::templates::{method_name, MailContext, Templates};
+use crate::NotifyError;
+use mfad_core::model::User;
+use mfad_core::outbox::{EmailKind, NewEmail};
+use zeroize::Zeroizing;
+
+/// What a mail needs besides the user.
+#[derive(Clone, Debug, Default)]
+pub struct MailSettings {
+    pub language: String,
+    pub portal_url: String,
+}
+
+/// Renders the `kind` mail for `user` (with `pin` as the initial PIN, if any). Automatic
+/// welcome mails carry the key `welcome:<user id>`, so each user gets one once.
+pub fn compose(
+    templates: &Templates,
+    settings: &MailSettings,
+    user: &User,
+    kind: EmailKind,
+    pin: Option<&str>,
+    once: bool,
+) -> Result<NewEmail, NotifyError> {
+    if user.email.is_empty() {
+        return Err(NotifyError::Config(format!(
+            "user '{}' has no e-mail address; set one with 'mfad user update {} --email ADDRESS'",
+            user.username, user.username
+        )));
+    }
+    let context = MailContext {
+        username: user.username.clone(),
+        given_name: user.given_name.clone(),
+        surname: user.surname.clone(),
+        email: user.email.clone(),
+        phone: user.phone.clone(),
+        pin: pin.unwrap_or_default().to_owned(),
+        method: user.method.as_str().into(),
+        method_name: method_name(user.method).into(),
+        portal_url: settings.portal_url.clone(),
+        ..MailContext::default()
+    };
+    let rendered = templates.render(kind, user.method, &settings.language, &context)?;
+    Ok(NewEmail {
+        user_id: Some(user.id),
+        recipient: user.email.clone(),
+        kind,
+        subject: rendered.subject,
+        body: Zeroizing::new(rendered.body),
+        once_key: once.then(|| format!("{kind}:{}", user.id)),
+    })
+}

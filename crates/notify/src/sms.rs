@@ -1,0 +1,442 @@
+//! SMS gateways: the Twilio Messages API and a generic HTTP gateway whose request and
+//! success condition the operator describes.
+
+use crate::{one_line, NotifyError};
+use async_trait::async_trait;
+use mfad_core::delivery::{DeliveryError, SmsSender};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Which gateway sends SMS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayKind {
+    /// No SMS: users with the SMS method are rejected.
+    #[default]
+    None,
+    Twilio,
+    Http,
+}
+
+/// `[sms]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub gateway: GatewayKind,
+    /// The text sent; `{{ code }}` is the one-time code.
+    pub message: String,
+    /// Limit for one request to the gateway.
+    pub timeout_seconds: u64,
+    pub twilio: TwilioConfig,
+    pub http: HttpSmsConfig,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            gateway: GatewayKind::None,
+            message: "Your sign-in code is {{ code }}".into(),
+            timeout_seconds: 10,
+            twilio: TwilioConfig::default(),
+            http: HttpSmsConfig::default(),
+        }
+    }
+}
+
+/// `[sms.twilio]`: the Messages API (POST /2010-04-01/Accounts/{AccountSid}/Messages.json).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioConfig {
+    pub api_url: String,
+    pub account_sid: String,
+    /// File holding the auth token (or an API key secret with `api_key_sid`).
+    pub auth_token_file: PathBuf,
+    /// Sign in with an API key instead of the account SID (recommended by Twilio).
+    pub api_key_sid: String,
+    /// The sending number (E.164) or alphanumeric sender id.
+    pub from: String,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token_file: PathBuf::new(),
+            api_key_sid: String::new(),
+            from: String::new(),
+        }
+    }
+}
+
+/// `[sms.http]`: any gateway reachable with one HTTP request. `url`, the header values and
+/// `body` are templates with `to`, `message` and `secret` (from `secret_file`); the
+/// filters `urlencode` and `tojson` escape values for forms and JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSmsConfig {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub content_type: String,
+    pub body: String,
+    pub secret_file: PathBuf,
+    /// Statuses that mean success; empty: any 2xx.
+    pub success_status: Vec<u16>,
+    /// Text the response body must contain; empty: not checked.
+    pub success_contains: String,
+}
+
+impl Default for HttpSmsConfig {
+    fn default() -> Self {
+        Self {
+            method: "POST".into(),
+            url: String::new(),
+            headers: BTreeMap::new(),
+            content_type: "application/x-www-form-urlencoded".into(),
+            body: "to={{ to|urlencode }}&text={{ message|urlencode }}".into(),
+            secret_file: PathBuf::new(),
+            success_status: Vec::new(),
+            success_contains: String::new(),
+        }
+    }
+}
+
+enum Backend {
+    Twilio {
+        endpoint: String,
+        user: String,
+        token: Zeroizing<String>,
+        from: String,
+    },
+    Http {
+        method: reqwest::Method,
+        config: HttpSmsConfig,
+        secret: Zeroizing<String>,
+    },
+}
+
+/// A configured SMS gateway.
+pub struct SmsGateway {
+    backend: Backend,
+    templates: Environment<'static>,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for SmsGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.backend {
+            Backend::Twilio { .. } => "twilio",
+            Backend::Http { .. } => "http",
+        };
+        f.debug_struct("SmsGateway")
+            .field("kind", &kind)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn read_secret(key: &str, path: &Path) -> Result<Zeroizing<String>, NotifyError> {
+    if path.as_os_str().is_empty() {
+        return Err(NotifyError::Config(format!(
+            "{key} is not set; name a file holding the credential"
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NotifyError::Config(format!("cannot read {key} {}: {e}", path.display())))?;
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+/// HTTPS, or plain HTTP to a loopback address (a local relay or a test double).
+pub(crate) fn check_url(key: &str, url: &str) -> Result<(), NotifyError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| NotifyError::Config(format!("{key} '{url}' is not a URL: {e}")))?;
+    let loopback = parsed.host_str().is_some_and(crate::smtp::is_loopback);
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(NotifyError::Config(format!(
+            "{key} '{url}' must use https (plain http only to a loopback address)"
+        ))),
+    }
+}
+
+impl SmsGateway {
+    /// The configured gateway, `None` when `gateway = "none"`. Reads credential files
+    /// and compiles the templates, so mistakes show at start-up.
+    pub fn new(config: &SmsConfig) -> Result<Option<Self>, NotifyError> {
+        let backend = match config.gateway {
+            GatewayKind::None => return Ok(None),
+            GatewayKind::Twilio => {
+                let t = &config.twilio;
+                if t.account_sid.is_empty() || t.from.is_empty() {
+                    return Err(NotifyError::Config(
+                        "sms.twilio.account_sid and sms.twilio.from must be set for the Twilio gateway".into(),
+                    ));
+                }
+                check_url("sms.twilio.api_url", &t.api_url)?;
+                let token = read_secret("sms.twilio.auth_token_file", &t.auth_token_file)?;
+                let user = if t.api_key_sid.is_empty() {
+                    t.account_sid.clone()
+                } else {
+                    t.api_key_sid.clone()
+                };
+                Backend::Twilio {
+                    endpoint: format!(
+                        "{}/2010-04-01/Accounts/{}/Messages.json",
+                        t.api_url.trim_end_matches('/'),
+                        t.account_sid
+                    ),
+                    user,
+                    token,
+                    from: t.from.clone(),
+                }
+            }
+            GatewayKind::Http => {
+                let h = &config.http;
+                if h.url.is_empty() {
+                    return Err(NotifyError::Config(
+                        "sms.http.url must be set for the HTTP gateway".into(),
+                    ));
+                }
+                let method = reqwest::Method::from_bytes(h.method.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| {
+                        NotifyError::Config(format!(
+                            "sms.http.method '{}' is not an HTTP method; use POST or GET",
+                            h.method
+                        ))
+                    })?;
+                let secret = if h.secret_file.as_os_str().is_empty() {
+                    Zeroizing::new(String::new())
+                } else {
+                    read_secret("sms.http.secret_file", &h.secret_file)?
+                };
+                Backend::Http {
+                    method,
+                    config: h.clone(),
+                    secret,
+                }
+            }
+        };
+        let mut templates = Environment::new();
+        templates.set_undefined_behavior(UndefinedBehavior::Strict);
+        templates.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        let mut add = |name: String, source: String| {
+            templates
+                .add_template_owned(name.clone(), source)
+                .map_err(|e| NotifyError::Template {
+                    line: e.line().unwrap_or(0),
+                    message: one_line(e.kind()),
+                    name,
+                })
+        };
+        add("sms.message".into(), config.message.clone())?;
+        if let Backend::Http { config: h, .. } = &backend {
+            add("sms.http.url".into(), h.url.clone())?;
+            add("sms.http.body".into(), h.body.clone())?;
+            for (name, value) in &h.headers {
+                add(format!("sms.http.headers.{name}"), value.clone())?;
+            }
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
+            .build()
+            .map_err(|e| NotifyError::Config(format!("cannot set up HTTPS: {}", one_line(e))))?;
+        let gateway = Self {
+            backend,
+            templates,
+            client,
+        };
+        // Render once with sample values: a misspelt placeholder fails now.
+        gateway.render("sms.message", "+15550100", "123456", "")?;
+        if let Backend::Http { config: h, .. } = &gateway.backend {
+            check_url(
+                "sms.http.url",
+                &gateway.render("sms.http.url", "+15550100", "x", "")?,
+            )?;
+            gateway.render("sms.http.body", "+15550100", "x", "")?;
+            for name in h.headers.keys() {
+                gateway.render(&format!("sms.http.headers.{name}"), "+15550100", "x", "")?;
+            }
+        }
+        Ok(Some(gateway))
+    }
+
+    fn render(
+        &self,
+        name: &str,
+        to: &str,
+        message: &str,
+        secret: &str,
+    ) -> Result<String, NotifyError> {
+        let template = self
+            .templates
+            .get_template(name)
+            .map_err(|e| NotifyError::Template {
+                name: name.into(),
+                line: 0,
+                message: one_line(e),
+            })?;
+        template
+            .render(minijinja::context! { to, message, code => message, secret })
+            .map_err(|e| NotifyError::Template {
+                name: name.into(),
+                line: e.line().unwrap_or(0),
+                message: one_line(e.kind()),
+            })
+    }
+
+    /// Sends `text` to `to` (E.164).
+    pub async fn send(&self, to: &str, text: &str) -> Result<(), NotifyError> {
+        match &self.backend {
+            Backend::Twilio {
+                endpoint,
+                user,
+                token,
+                from,
+            } => {
+                let response = self
+                    .client
+                    .post(endpoint)
+                    .basic_auth(user, Some(token.as_str()))
+                    .form(&[("To", to), ("From", from.as_str()), ("Body", text)])
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        NotifyError::Sms(format!("Twilio: {}", one_line(e.without_url())))
+                    })?;
+                let status = response.status();
+                if status.is_success() {
+                    return Ok(());
+                }
+                // Twilio's error body: {"code": 21211, "message": "...", "more_info": ...}.
+                let body = response.text().await.unwrap_or_default();
+                let detail = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .map(|v| {
+                        let code = v.get("code").map(ToString::to_string).unwrap_or_default();
+                        let message = v
+                            .get("message")
+                            .and_then(|m| m.as_str())
+                            .unwrap_or_default();
+                        format!("error {code} {message}")
+                    })
+                    .unwrap_or_default();
+                Err(NotifyError::Sms(
+                    format!("Twilio answered {status} {detail}")
+                        .trim()
+                        .to_owned(),
+                ))
+            }
+            Backend::Http {
+                method,
+                config,
+                secret,
+            } => {
+                let url = self.render("sms.http.url", to, text, secret)?;
+                let body = self.render("sms.http.body", to, text, secret)?;
+                let mut request = self
+                    .client
+                    .request(method.clone(), &url)
+                    .header(reqwest::header::CONTENT_TYPE, &config.content_type);
+                for name in config.headers.keys() {
+                    let value =
+                        self.render(&format!("sms.http.headers.{name}"), to, text, secret)?;
+                    request = request.header(name.as_str(), value);
+                }
+                if *method != reqwest::Method::GET {
+                    request = request.body(body);
+                }
+                let response = request.send().await.map_err(|e| {
+                    NotifyError::Sms(format!("HTTP gateway: {}", one_line(e.without_url())))
+                })?;
+                let status = response.status();
+                let ok_status = if config.success_status.is_empty() {
+                    status.is_success()
+                } else {
+                    config.success_status.contains(&status.as_u16())
+                };
+                let text = response.text().await.unwrap_or_default();
+                if !ok_status {
+                    return Err(NotifyError::Sms(format!("HTTP gateway answered {status}")));
+                }
+                if !config.success_contains.is_empty() && !text.contains(&config.success_contains) {
+                    return Err(NotifyError::Sms(format!(
+                        "HTTP gateway answered {status} without '{}' in the response",
+                        config.success_contains
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SmsSender for SmsGateway {
+    async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError> {
+        let text = self
+            .render("sms.message", to, code, "")
+            .map_err(|e| DeliveryError(e.to_string()))?;
+        self.send(to, &text)
+            .await
+            .map_err(|e| DeliveryError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_to_a_remote_gateway() {
+        let config = SmsConfig {
+            gateway: GatewayKind::Http,
+            http: HttpSmsConfig {
+                url: "http://sms.example.org/send".into(),
+                ..HttpSmsConfig::default()
+            },
+            ..SmsConfig::default()
+        };
+        let err = SmsGateway::new(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("sms.http.url") && err.contains("https"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn twilio_without_credentials_says_which_keys_to_set() {
+        let config = SmsConfig {
+            gateway: GatewayKind::Twilio,
+            ..SmsConfig::default()
+        };
+        let err = SmsGateway::new(&config).unwrap_err().to_string();
+        assert!(err.contains("sms.twilio.account_sid"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_placeholder_in_the_message_fails_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t").unwrap();
+        let config = SmsConfig {
+            gateway: GatewayKind::Twilio,
+            message: "Code: {{ cdoe }}".into(),
+            twilio: TwilioConfig {
+                account_sid: "AC1".into(),
+                from: "+15550100".into(),
+                auth_token_file: token,
+                ..TwilioConfig::default()
+            },
+            ..SmsConfig::default()
+        };
+        let err = SmsGateway::new(&config).unwrap_err().to_string();
+        assert!(err.contains("sms.message"), "{err}");
+    }
+}

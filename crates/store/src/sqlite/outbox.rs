@@ -1,0 +1,175 @@
+//! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
+
+use super::map::{db_err, email_aad, is_unique_violation};
+use crate::crypto::Cipher;
+use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
+use mfad_core::store::{StoreError, StoreResult};
+use rusqlite::{params, Connection, Row};
+use std::str::FromStr;
+use zeroize::Zeroizing;
+
+const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, attempts, \
+     next_attempt_at, last_error, created_at, sent_at";
+
+/// Inserts the mail, then seals its body with the new id as associated data, so a
+/// body cannot be moved to another row. `None` when `once_key` was used before.
+pub(super) fn queue(
+    conn: &Connection,
+    cipher: &Cipher,
+    email: &NewEmail,
+    now: i64,
+) -> StoreResult<Option<Email>> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO emails (user_id, recipient, kind, subject, body, once_key, status,
+                 attempts, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, '', ?5, 'queued', 0, ?6, ?6) RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    email.user_id,
+                    email.recipient,
+                    email.kind.as_str(),
+                    email.subject,
+                    email.once_key,
+                    now
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+        });
+    let id = match inserted {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => return Ok(None),
+        Err(e) if super::map::is_foreign_key_violation(&e) => {
+            return Err(StoreError::NotFound(format!(
+                "user with id {}",
+                email.user_id.unwrap_or_default()
+            )))
+        }
+        Err(e) => return Err(db_err(e)),
+    };
+    let sealed = cipher
+        .encrypt(email.body.as_bytes(), &email_aad(id))
+        .map_err(|e| StoreError::Unavailable(format!("cannot seal an e-mail body: {e}")))?;
+    conn.prepare_cached("UPDATE emails SET body = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id, sealed]))
+        .map_err(db_err)?;
+    Ok(Some(Email {
+        id,
+        user_id: email.user_id,
+        recipient: email.recipient.clone(),
+        kind: email.kind,
+        subject: email.subject.clone(),
+        body: email.body.clone(),
+        status: mfad_core::outbox::EmailStatus::Queued,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    }))
+}
+
+/// One `UPDATE ... RETURNING` both selects and leases the mails, so two senders never
+/// get the same one.
+pub(super) fn claim(
+    conn: &Connection,
+    cipher: &Cipher,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+) -> StoreResult<Vec<Email>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = format!(
+        "UPDATE emails SET attempts = attempts + 1, next_attempt_at = ?2
+         WHERE id IN (SELECT id FROM emails WHERE status = 'queued' AND next_attempt_at <= ?1
+                      ORDER BY next_attempt_at, id LIMIT ?3)
+         RETURNING {EMAIL_COLUMNS}"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = stmt
+        .query(params![now, lease_until, limit])
+        .map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(from_row(row, Some(cipher))?);
+    }
+    out.sort_by_key(|e| e.id);
+    Ok(out)
+}
+
+pub(super) fn finish(conn: &Connection, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
+    let changed = match attempt {
+        Attempt::Sent { at } => conn
+            .prepare_cached(
+                "UPDATE emails SET status = 'sent', sent_at = ?2, body = '', last_error = NULL
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, at])),
+        Attempt::Retry { at, error } => conn
+            .prepare_cached(
+                "UPDATE emails SET status = 'queued', next_attempt_at = ?2, last_error = ?3
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, at, error])),
+        Attempt::Failed { error } => conn
+            .prepare_cached("UPDATE emails SET status = 'failed', last_error = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, error])),
+    }
+    .map_err(db_err)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("e-mail with id {id}")));
+    }
+    Ok(())
+}
+
+pub(super) fn list(conn: &Connection, limit: usize) -> StoreResult<Vec<Email>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = format!("SELECT {EMAIL_COLUMNS} FROM emails ORDER BY id DESC LIMIT ?1");
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = stmt.query([limit]).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(from_row(row, None)?);
+    }
+    Ok(out)
+}
+
+fn text_enum<T: FromStr<Err = String>>(row: &Row, idx: usize) -> StoreResult<T> {
+    let text: String = row.get(idx).map_err(db_err)?;
+    text.parse()
+        .map_err(|e: String| StoreError::Corrupt(format!("e-mail: {e}")))
+}
+
+/// Reads a row; the body is opened only when `cipher` is given.
+fn from_row(row: &Row, cipher: Option<&Cipher>) -> StoreResult<Email> {
+    let id: i64 = row.get(0).map_err(db_err)?;
+    let sealed: String = row.get(5).map_err(db_err)?;
+    let body =
+        match cipher {
+            Some(cipher) if !sealed.is_empty() => {
+                let plain = cipher
+                    .decrypt(&sealed, &email_aad(id))
+                    .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
+                Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| {
+                    StoreError::Corrupt(format!("body of e-mail {id} is not UTF-8"))
+                })?)
+            }
+            _ => Zeroizing::new(String::new()),
+        };
+    Ok(Email {
+        id,
+        user_id: row.get(1).map_err(db_err)?,
+        recipient: row.get(2).map_err(db_err)?,
+        kind: text_enum(row, 3)?,
+        subject: row.get(4).map_err(db_err)?,
+        body,
+        status: text_enum(row, 6)?,
+        attempts: row.get(7).map_err(db_err)?,
+        next_attempt_at: row.get(8).map_err(db_err)?,
+        last_error: row.get(9).map_err(db_err)?,
+        created_at: row.get(10).map_err(db_err)?,
+        sent_at: row.get(11).map_err(db_err)?,
+    })
+}
