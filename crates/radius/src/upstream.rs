@@ -598,6 +598,51 @@ mod tests {
     }
 
     #[test]
+    fn the_forwarded_request_keeps_the_clients_attributes_but_not_the_hops() {
+        let secret = b"client-secret";
+        let auth = [7u8; 16];
+        let mut req = Packet::new(Code::AccessRequest, 9, auth);
+        req.add(attr::MESSAGE_AUTHENTICATOR, [0u8; 16]);
+        req.add(attr::USER_NAME, "alice");
+        let hidden = encrypt_user_password(b"pw,123456", secret, &auth).unwrap();
+        req.add(attr::USER_PASSWORD, hidden);
+        req.add(attr::STATE, "mfad's state");
+        req.add(attr::PROXY_STATE, "nas-proxy");
+        req.add(attr::CHAP_PASSWORD, [1u8; 17]);
+        let none = Targets {
+            targets: Vec::new(),
+            readers: Vec::new(),
+        };
+        let forward = Forward::new(&none, &[], &req, secret);
+
+        let (out, password) = forward.outgoing(None, Some(b"target state")).unwrap();
+        let types: Vec<u8> = out.attributes.iter().map(|a| a.typ).collect();
+        // User-Password is added per target, hidden with its secret; the
+        // Message-Authenticator is computed when the request is encoded.
+        assert_eq!(
+            types,
+            [
+                attr::USER_NAME,
+                attr::PROXY_STATE,
+                attr::CHAP_PASSWORD,
+                attr::CHAP_CHALLENGE,
+                attr::STATE
+            ]
+        );
+        assert_eq!(out.get(attr::STATE), Some(&b"target state"[..]));
+        // RFC 2865 §5.3: the client's Request Authenticator was the CHAP challenge.
+        assert_eq!(out.get(attr::CHAP_CHALLENGE), Some(&auth[..]));
+        assert_eq!(
+            password.as_deref().map(Vec::as_slice),
+            Some(&b"pw,123456"[..])
+        );
+
+        let (out, password) = forward.outgoing(Some("pw"), None).unwrap();
+        assert_eq!(out.get(attr::STATE), None, "mfad's State stays with mfad");
+        assert_eq!(password.as_deref().map(Vec::as_slice), Some(&b"pw"[..]));
+    }
+
+    #[test]
     fn a_relay_is_taken_once_and_not_after_it_expired() {
         let mut relays = Relays::default();
         let later = Instant::now() + Duration::from_secs(60);

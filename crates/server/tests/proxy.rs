@@ -113,7 +113,28 @@ fn pap_password_goes_to_the_target_and_the_code_stays_with_mfad() {
         server.logs()
     );
 
-    let wrong_password = pap(&server, &format!("pw-bob,{}", hotp(1)), None);
+    // RFC 2865 §5.33: the client's Proxy-State comes back once, unchanged; mfad's own
+    // toward the target is taken out.
+    let code = format!("pw-alice,{}", hotp(1));
+    let with_proxy_state = send(
+        &server,
+        &[
+            ("User-Name", "alice"),
+            ("User-Password", &code),
+            ("Proxy-State", "0x6e61732d70726f7879"),
+        ],
+    );
+    assert!(
+        with_proxy_state.is("Access-Accept"),
+        "{}",
+        with_proxy_state.output
+    );
+    assert_eq!(
+        with_proxy_state.get_all("Proxy-State"),
+        ["0x6e61732d70726f7879"]
+    );
+
+    let wrong_password = pap(&server, &format!("pw-bob,{}", hotp(2)), None);
     assert!(
         wrong_password.is("Access-Reject"),
         "{}",
@@ -129,7 +150,7 @@ fn pap_password_goes_to_the_target_and_the_code_stays_with_mfad() {
     let challenge = pap(&server, "pw-alice", None);
     assert!(challenge.is("Access-Challenge"), "{}", challenge.output);
     let state = challenge.get("State").unwrap().to_string();
-    let accept = pap(&server, &hotp(1), Some(&state));
+    let accept = pap(&server, &hotp(2), Some(&state));
     assert!(accept.is("Access-Accept"), "{}", accept.output);
     server.stop();
 }
