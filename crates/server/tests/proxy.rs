@@ -398,3 +398,27 @@ fn a_target_reply_without_message_authenticator_is_discarded_when_required() {
     );
     server.stop();
 }
+
+#[test]
+fn wrong_passwords_at_the_target_lock_the_user_out() {
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start();
+    let config = format!(
+        "{}\n[policy]\nmax_failures = 2\n",
+        target("freeradius", freeradius.addr(), 2000)
+    );
+    let node = node(&config, &["--code-separator", ","]);
+    let server = node.start();
+    for _ in 0..2 {
+        let reject = pap(&server, &format!("pw-bob,{}", hotp(0)), None);
+        assert!(reject.is("Access-Reject"), "{}", reject.output);
+        assert_eq!(last_reason(&node), "wrong_password");
+    }
+    // Locked: rejected before the target is asked, so the right password and code
+    // cannot be told apart from wrong ones.
+    let locked = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    assert!(locked.is("Access-Reject"), "{}", locked.output);
+    assert_eq!(last_reason(&node), "locked");
+    server.stop();
+}
