@@ -10,7 +10,10 @@
     clippy::indexing_slicing
 )]
 
-use mfad_testkit::{oathtool_hotp, FreeRadius, Mfad, MsChapV2, RadReply, Radclient, Running};
+use mfad_testkit::{
+    attribute_types, oathtool_hotp, FreeRadius, Mfad, MsChapV2, RadReply, Radclient, Running,
+    UdpTap,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -420,5 +423,43 @@ fn wrong_passwords_at_the_target_lock_the_user_out() {
     let locked = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
     assert!(locked.is("Access-Reject"), "{}", locked.output);
     assert_eq!(last_reason(&node), "locked");
+    server.stop();
+}
+
+#[test]
+fn a_lost_request_is_sent_again_unchanged_and_signed_on_the_wire() {
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start();
+    let tap = UdpTap::dropping(freeradius.addr(), 1);
+    let config = target("freeradius", tap.addr(), 500).replace("retries = 0", "retries = 1");
+    let node = node(&config, &["--code-separator", ","]);
+    let server = node.start();
+
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    let sent = tap.requests();
+    assert_eq!(sent.len(), 2, "the lost request and its retransmission");
+    // RFC 5080 §2.2.1: a retransmission keeps Identifier and Request Authenticator.
+    assert_eq!(sent[0], sent[1]);
+    let types = attribute_types(&sent[0]);
+    assert_eq!(
+        types.first(),
+        Some(&80),
+        "Message-Authenticator first: {types:?}"
+    );
+    assert_eq!(
+        types.last(),
+        Some(&33),
+        "mfad's Proxy-State last: {types:?}"
+    );
+    assert!(
+        !types.contains(&24),
+        "no State of mfad's goes to the target"
+    );
+    assert!(
+        !sent[0].windows(8).any(|w| w == b"pw-alice"),
+        "the password is hidden"
+    );
     server.stop();
 }
