@@ -33,6 +33,18 @@ impl MsChapV2 {
         }
     }
 
+    /// The MPPE keys the server derives from this login (RFC 3079 §3.4, 128-bit keys):
+    /// what it sends as MS-MPPE-Send-Key and MS-MPPE-Recv-Key, as radclient prints them.
+    pub fn server_keys(&self, password: &str) -> (String, String) {
+        let mut nt = [0u8; 24];
+        nt.copy_from_slice(&self.response[26..]);
+        let master = master_key(&Md4::digest(nt_password_hash(password)).into(), &nt);
+        (
+            hex(&start_key(&master, MAGIC3)),
+            hex(&start_key(&master, MAGIC2)),
+        )
+    }
+
     /// The two attributes as radclient input.
     pub fn attributes(&self) -> [(&'static str, String); 2] {
         [
@@ -101,6 +113,36 @@ fn nt_response(
     out
 }
 
+/// RFC 3079 §3.4 GetMasterKey's Magic1.
+const MAGIC1: &[u8] = b"This is the MPPE Master Key";
+/// RFC 3079 §3.4: the server's receive key.
+const MAGIC2: &[u8] =
+    b"On the client side, this is the send key; on the server side, it is the receive key.";
+/// RFC 3079 §3.4: the server's send key.
+const MAGIC3: &[u8] =
+    b"On the client side, this is the receive key; on the server side, it is the send key.";
+
+/// RFC 3079 §3.4 GetMasterKey: SHA-1 of the password hash hash, the NT-Response and Magic1.
+fn master_key(password_hash_hash: &[u8; 16], nt_response: &[u8; 24]) -> [u8; 16] {
+    let digest = Sha1::new()
+        .chain_update(password_hash_hash)
+        .chain_update(nt_response)
+        .chain_update(MAGIC1)
+        .finalize();
+    digest[..16].try_into().unwrap()
+}
+
+/// RFC 3079 §3.4 GetAsymmetricStartKey for a 16-octet key.
+fn start_key(master: &[u8; 16], magic: &[u8]) -> [u8; 16] {
+    let digest = Sha1::new()
+        .chain_update(master)
+        .chain_update([0u8; 40])
+        .chain_update(magic)
+        .chain_update([0xf2u8; 40])
+        .finalize();
+    digest[..16].try_into().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,9 +153,9 @@ mod tests {
             .collect()
     }
 
-    /// RFC 2759 §9.2 "Sample MS-CHAPv2 Values".
+    /// RFC 2759 §9.2 "Sample MS-CHAPv2 Values", and RFC 3079 §3.5.3 for the keys.
     #[test]
-    fn rfc_2759_section_9_2_sample_values() {
+    fn rfc_2759_section_9_2_and_rfc_3079_section_3_5_3_sample_values() {
         let authenticator: [u8; 16] = bytes("5B 5D 7C 7D 7B 3F 2F 3E 3C 2C 60 21 32 26 26 28")
             .try_into()
             .unwrap();
@@ -132,6 +174,23 @@ mod tests {
         assert_eq!(
             nt_response("User", "clientPass", &authenticator, &peer).to_vec(),
             want
+        );
+        // RFC 3079 §3.5.3 "Sample Key Derivations" continues with the same login.
+        let nt: [u8; 24] = want.clone().try_into().unwrap();
+        let hash_hash: [u8; 16] = Md4::digest(nt_password_hash("clientPass")).into();
+        assert_eq!(
+            hash_hash.to_vec(),
+            bytes("41 C0 0C 58 4B D2 D9 1C 40 17 A2 A1 2F A5 9F 3F")
+        );
+        let master = master_key(&hash_hash, &nt);
+        assert_eq!(
+            master.to_vec(),
+            bytes("FD EC E3 71 7A 8C 83 8C B3 88 E5 27 AE 3C DD 31")
+        );
+        assert_eq!(
+            start_key(&master, MAGIC2).to_vec(),
+            bytes("D5 F0 E9 52 1E 3E A9 58 96 45 E8 60 51 C8 22 26"),
+            "SendStartKey128, the client's send key"
         );
         let attrs = MsChapV2::new("User", "clientPass", authenticator, peer);
         assert_eq!(attrs.response[26..].to_vec(), want);
