@@ -6,8 +6,9 @@
 
 use crate::clients::RadiusClient;
 use crate::dedup::{DedupCache, RequestKey, Seen};
+use crate::relay::Relays;
 use crate::stats::{Counter, Stats};
-use crate::upstream::{Forward, Relays, Targets};
+use crate::upstream::{Forward, Targets};
 use mfad_core::engine::{Engine, Outcome, Request};
 use mfad_core::model::FirstFactor;
 use mfad_core::upstream::UpstreamHandle;

@@ -18,6 +18,7 @@
 mod clients;
 mod dedup;
 mod handler;
+mod relay;
 mod server;
 mod stats;
 mod upstream;

@@ -3,8 +3,9 @@
 use crate::clients::{LiveClients, RadiusClient};
 use crate::dedup::DedupCache;
 use crate::handler::Handler;
+use crate::relay::Relays;
 use crate::stats::{Counter, Stats};
-use crate::upstream::{Relays, Targets};
+use crate::upstream::Targets;
 use mfad_core::engine::Engine;
 use mfad_core::store::Store;
 use mfad_radius_proto::MAX_PACKET_LEN;
