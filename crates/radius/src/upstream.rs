@@ -336,6 +336,11 @@ impl Forward {
     /// that belong to the hop (Message-Authenticator, recomputed) or to mfad (its State),
     /// and the password to hide for each target in place of User-Password.
     fn outgoing(&self, password: Option<&str>, state: Option<&[u8]>) -> Result<Outgoing, String> {
+        // The relay carries a prompt and a State, not the EAP-Message of a target's
+        // challenge (RFC 3579 §3.1), so an EAP conversation could not complete.
+        if self.request.get(attr::EAP_MESSAGE).is_some() {
+            return Err("the client sent EAP, which is not forwarded to targets; configure it for PAP or MS-CHAPv2".into());
+        }
         let authenticator = random::<16>()?;
         let mut out = Packet::new(Code::AccessRequest, 0, authenticator);
         for a in &self.request.attributes {
@@ -518,5 +523,10 @@ mod tests {
         let (out, password) = forward.outgoing(Some("pw"), None).unwrap();
         assert_eq!(out.get(attr::STATE), None, "mfad's State stays with mfad");
         assert_eq!(password.as_deref().map(Vec::as_slice), Some(&b"pw"[..]));
+
+        req.add(attr::EAP_MESSAGE, [2, 0, 0, 5, 1]);
+        let eap = Forward::new(&none, &[], &req, secret);
+        let err = eap.outgoing(None, None).unwrap_err();
+        assert!(err.contains("EAP"), "{err}");
     }
 }
