@@ -467,3 +467,31 @@ fn a_lost_request_is_sent_again_unchanged_and_signed_on_the_wire() {
     );
     server.stop();
 }
+
+#[test]
+fn users_mfad_does_not_know_pass_on_the_targets_answer_alone_when_the_client_allows_it() {
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .user("bob", "pw-bob")
+        .start();
+    let node = node(
+        &target("freeradius", freeradius.addr(), 2000),
+        &["--require-user-match", "false"],
+    );
+    let server = node.start();
+    let bob = |password: &str| {
+        send(
+            &server,
+            &[("User-Name", "bob"), ("User-Password", password)],
+        )
+    };
+
+    let accept = bob("pw-bob");
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    let reject = bob("pw-alice");
+    assert!(reject.is("Access-Reject"), "{}", reject.output);
+    // A user mfad knows still needs the code.
+    let challenge = pap(&server, "pw-alice", None);
+    assert!(challenge.is("Access-Challenge"), "{}", challenge.output);
+    server.stop();
+}
