@@ -495,3 +495,51 @@ fn users_mfad_does_not_know_pass_on_the_targets_answer_alone_when_the_client_all
     assert!(challenge.is("Access-Challenge"), "{}", challenge.output);
     server.stop();
 }
+
+#[test]
+fn concurrent_logins_through_one_target_each_get_their_own_answer() {
+    let freeradius = (0..16)
+        .fold(FreeRadius::builder(TARGET_SECRET), |b, i| {
+            b.user(&format!("user{i}"), &format!("pw-{i}"))
+        })
+        .start();
+    let node = node(
+        &target("freeradius", freeradius.addr(), 2000),
+        &["--require-user-match", "false"],
+    );
+    let server = node.start();
+    // Even users send their own password, odd ones a wrong one: each reply must match
+    // its own request, whatever Identifiers the concurrent requests to the target got.
+    let replies: Vec<(usize, RadReply)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let server = &server;
+                scope.spawn(move || {
+                    let password = if i % 2 == 0 {
+                        format!("pw-{i}")
+                    } else {
+                        "wrong".to_string()
+                    };
+                    let name = format!("user{i}");
+                    (
+                        i,
+                        send(
+                            server,
+                            &[("User-Name", &name), ("User-Password", &password)],
+                        ),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, reply) in replies {
+        let want = if i % 2 == 0 {
+            "Access-Accept"
+        } else {
+            "Access-Reject"
+        };
+        assert!(reply.is(want), "user{i}: {}", reply.output);
+    }
+    server.stop();
+}
