@@ -265,7 +265,12 @@ impl Engine {
                     answer,
                 )
             });
-            let password = split.as_ref().map(|s| s.password);
+            // Only a password with a code split off is sent in place of the received
+            // one; otherwise the target gets the User-Password octets as they came.
+            let password = split
+                .as_ref()
+                .filter(|s| s.code.is_some())
+                .map(|s| s.password);
             match self.upstream(req, password, None).await {
                 Ok(UpstreamAnswer::Accept) => {}
                 Ok(UpstreamAnswer::Reject) => {
