@@ -1,6 +1,7 @@
 //! mfad-core: the verification engine and every rule of multi-factor authentication.
 //!
-//! The core talks to the world only through traits ([`store::Store`], [`directory::Directory`], [`clock::Clock`],
+//! The core talks to the world only through traits ([`store::Store`], [`directory::Directory`],
+//! [`upstream::Upstream`], [`clock::Clock`],
 //! [`clock::Random`]) and returns plain [`engine::Outcome`]s that front-ends turn into
 //! protocol replies.
 
@@ -16,4 +17,5 @@ pub mod otpauth;
 pub mod pin;
 pub mod policy;
 pub mod store;
+pub mod upstream;
 pub mod username;

@@ -132,6 +132,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO directory_sync (id) VALUES (1);
     ",
+    // 3: the target servers a `first_factor = radius` client forwards to, as
+    // comma-separated target names in order; empty means every configured target.
+    r"
+    ALTER TABLE clients ADD COLUMN targets TEXT NOT NULL DEFAULT '';
+    ",
 ];
 
 /// Brings the database to the newest schema. Runs under `BEGIN IMMEDIATE`, so two
