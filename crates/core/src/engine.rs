@@ -2,15 +2,16 @@
 
 use crate::audit::{AuditRecord, AuditResult};
 use crate::clock::{random_array, Clock, Random};
+use crate::delivery::{FraudAlerts, SmsSender, VoiceCaller};
 use crate::directory::Directory;
 use crate::first_factor;
-use crate::delivery::{FraudAlerts, SmsSender, VoiceCaller};
 use crate::model::Challenge;
 use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, Policy};
 use crate::store::{FailureState, Store, StoreError};
+use crate::upstream::{Resume, UpstreamAnswer, UpstreamHandle};
 use crate::username;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,6 +44,9 @@ pub struct Request {
     /// `radius`, `api`, ...
     pub channel: &'static str,
     pub calling_station: Option<String>,
+    /// How to reach the target servers of a `first_factor = radius` client, set by the
+    /// front-end that received the request.
+    pub upstream: Option<UpstreamHandle>,
 }
 
 /// Why a request was rejected: a stable word for the audit log. Never sent to the client.
@@ -75,6 +79,7 @@ pub enum Reason {
     InvalidNumber,
     CallTimeout,
     RateLimited,
+    UpstreamUnavailable,
 }
 
 impl Reason {
@@ -107,6 +112,7 @@ impl Reason {
             Self::InvalidNumber => "invalid_number",
             Self::CallTimeout => "call_timeout",
             Self::RateLimited => "rate_limited",
+            Self::UpstreamUnavailable => "upstream_unavailable",
         }
     }
 }
@@ -261,10 +267,29 @@ impl Engine {
             if req.client.require_user_match {
                 return Ok(Outcome::Reject(Reason::UnknownUser));
             }
-            if req.client.first_factor == FirstFactor::Directory {
-                if let Some(reason) = self.directory_password(&req.username, answer).await {
-                    return Ok(Outcome::Reject(reason));
+            match req.client.first_factor {
+                FirstFactor::None => {}
+                FirstFactor::Directory => {
+                    if let Some(reason) = self.directory_password(&req.username, answer).await {
+                        return Ok(Outcome::Reject(reason));
+                    }
                 }
+                // The credentials go to the target as they came: there is no code to split off.
+                FirstFactor::Radius => match self.upstream(req, None, None).await {
+                    Ok(UpstreamAnswer::Accept) => {}
+                    Ok(UpstreamAnswer::Reject) => {
+                        return Ok(Outcome::Reject(Reason::WrongPassword));
+                    }
+                    Ok(UpstreamAnswer::Challenge { .. }) => {
+                        // A challenge is bound to a user mfad knows; this one has none.
+                        tracing::warn!(
+                            user = %req.username,
+                            "rejecting: the target challenged a user mfad does not know; add the user or set require_user_match"
+                        );
+                        return Ok(Outcome::Reject(Reason::Unsupported));
+                    }
+                    Err(reason) => return Ok(Outcome::Reject(reason)),
+                },
             }
             // The client accepts users mfad does not know on their first factor alone.
             audit.reason = "unknown_user_first_factor_only".into();
@@ -277,6 +302,45 @@ impl Engine {
         }
         let mut answer = answer;
         let mut code_follows = false;
+        if req.client.first_factor == FirstFactor::Radius {
+            // A PAP password may hold the code; MS-CHAP and CHAP carry no password mfad
+            // can read, so the code follows in a challenge.
+            let code_len = tokens.first().map_or(6, |t| t.digits as usize);
+            let split = req.password.as_ref().map(|_| {
+                first_factor::split(
+                    req.client.prompt,
+                    &req.client.code_separator,
+                    code_len,
+                    answer,
+                )
+            });
+            // Only a password with a code split off is sent in place of the received
+            // one; otherwise the target gets the User-Password octets as they came.
+            let password = split
+                .as_ref()
+                .filter(|s| s.code.is_some())
+                .map(|s| s.password);
+            match self.upstream(req, password, None).await {
+                Ok(UpstreamAnswer::Accept) => {}
+                Ok(UpstreamAnswer::Reject) => {
+                    self.count_failure(&user, now).await?;
+                    return Ok(Outcome::Reject(Reason::WrongPassword));
+                }
+                Ok(UpstreamAnswer::Challenge {
+                    target,
+                    state,
+                    prompt,
+                }) => {
+                    let kind = ChallengeKind::Upstream { target, state };
+                    return self.challenge(&user, req, kind, prompt).await;
+                }
+                Err(reason) => return Ok(Outcome::Reject(reason)),
+            }
+            match split.and_then(|s| s.code) {
+                Some(code) => answer = code,
+                None => code_follows = true,
+            }
+        }
         if req.client.first_factor == FirstFactor::Directory {
             let code_len = tokens.first().map_or(6, |t| t.digits as usize);
             let split = first_factor::split(
@@ -299,6 +363,23 @@ impl Engine {
                 None => code_follows = true,
             }
         }
+        self.after_first_factor(&user, &tokens, answer, code_follows, req, now, audit)
+            .await
+    }
+
+    /// Bypass, cache and the second factor, once any first factor has passed.
+    /// `code_follows`: the request held no code, so one is asked for with a challenge.
+    #[allow(clippy::too_many_arguments)] // the request's parts the check needs
+    async fn after_first_factor(
+        &self,
+        user: &User,
+        tokens: &[Token],
+        answer: &str,
+        code_follows: bool,
+        req: &Request,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Result<Outcome, StoreError> {
         // The bypass is checked on the record in hand first: most users have none, and
         // using one is a write.
         if user.bypass_until.is_some_and(|t| t > now)
@@ -308,7 +389,7 @@ impl Engine {
             audit.reason = "bypass".into();
             return Ok(Outcome::Accept);
         }
-        let cache_key = self.cache_key(&user, req);
+        let cache_key = self.cache_key(user, req);
         if let Some(key) = &cache_key {
             if self.store.cached_auth(key, now).await? {
                 audit.method = "cache".into();
@@ -318,8 +399,8 @@ impl Engine {
         }
         match user.method {
             Method::App | Method::Token => {}
-            Method::Sms => return self.start_sms(&user, req, answer, now, audit).await,
-            Method::Call => return self.phone_call(&user, req, now, audit).await,
+            Method::Sms => return self.start_sms(user, req, answer, now, audit).await,
+            Method::Call => return self.phone_call(user, req, now, audit).await,
             // Not in this build: never let such a user in on the first factor alone.
             Method::Push => return Ok(Outcome::Reject(Reason::Unsupported)),
         }
@@ -329,19 +410,40 @@ impl Engine {
         let inline = !code_follows
             && match req.client.prompt {
                 Prompt::Inline => true,
-                Prompt::Challenge => req.client.first_factor == FirstFactor::Directory,
+                Prompt::Challenge => req.client.first_factor != FirstFactor::None,
                 Prompt::Auto => {
-                    req.client.first_factor == FirstFactor::Directory
-                        || holds_code(&user, &tokens, answer)
+                    req.client.first_factor != FirstFactor::None || holds_code(user, tokens, answer)
                 }
             };
         if !inline {
             return self
-                .challenge(&user, req, ChallengeKind::Otp, code_prompt(&user))
+                .challenge(user, req, ChallengeKind::Otp, code_prompt(user))
                 .await;
         }
-        self.second_factor(&user, &tokens, answer, req, now, cache_key, audit)
+        self.second_factor(user, tokens, answer, req, now, cache_key, audit)
             .await
+    }
+
+    /// Asks the target servers of a `first_factor = radius` client. Any trouble rejects
+    /// (fail closed).
+    async fn upstream(
+        &self,
+        req: &Request,
+        password: Option<&str>,
+        resume: Option<&Resume>,
+    ) -> Result<UpstreamAnswer, Reason> {
+        let Some(upstream) = &req.upstream else {
+            tracing::warn!(
+                user = %req.username,
+                client = %req.client.name,
+                "rejecting: the client forwards to target RADIUS servers, but the request came where there are none"
+            );
+            return Err(Reason::UpstreamUnavailable);
+        };
+        upstream.0.check(password, resume).await.map_err(|err| {
+            tracing::warn!(user = %req.username, client = %req.client.name, "rejecting: {err}");
+            Reason::UpstreamUnavailable
+        })
     }
 
     /// The user for a typed name, with their enabled tokens.
@@ -668,6 +770,30 @@ impl Engine {
             return Ok(Outcome::Reject(reason));
         }
         match challenge.kind {
+            ChallengeKind::Upstream { target, state } => {
+                let resume = Resume { target, state };
+                match self.upstream(req, None, Some(&resume)).await {
+                    Ok(UpstreamAnswer::Accept) => {
+                        let tokens = self.store.tokens_for_user(user.id).await?;
+                        let tokens: Vec<Token> = tokens.into_iter().filter(|t| t.enabled).collect();
+                        self.after_first_factor(&user, &tokens, "", true, req, now, audit)
+                            .await
+                    }
+                    Ok(UpstreamAnswer::Reject) => {
+                        self.count_failure(&user, now).await?;
+                        Ok(Outcome::Reject(Reason::WrongPassword))
+                    }
+                    Ok(UpstreamAnswer::Challenge {
+                        target,
+                        state,
+                        prompt,
+                    }) => {
+                        let kind = ChallengeKind::Upstream { target, state };
+                        self.challenge(&user, req, kind, prompt).await
+                    }
+                    Err(reason) => Ok(Outcome::Reject(reason)),
+                }
+            }
             ChallengeKind::Otp => {
                 let tokens = self.store.tokens_for_user(user.id).await?;
                 let tokens: Vec<Token> = tokens.into_iter().filter(|t| t.enabled).collect();

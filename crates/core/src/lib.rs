@@ -1,13 +1,14 @@
 //! mfad-core: the verification engine and every rule of multi-factor authentication.
 //!
-//! The core talks to the world only through traits ([`store::Store`], [`directory::Directory`], [`clock::Clock`],
+//! The core talks to the world only through traits ([`store::Store`], [`directory::Directory`],
+//! [`upstream::Upstream`], [`clock::Clock`],
 //! [`clock::Random`]) and returns plain [`engine::Outcome`]s that front-ends turn into
 //! protocol replies.
 
 pub mod audit;
 pub mod clock;
-pub mod directory;
 pub mod delivery;
+pub mod directory;
 pub mod engine;
 pub mod first_factor;
 pub mod import;
@@ -19,4 +20,5 @@ pub mod phone;
 pub mod pin;
 pub mod policy;
 pub mod store;
+pub mod upstream;
 pub mod username;

@@ -237,6 +237,8 @@ pub enum FirstFactor {
     None,
     /// mfad checks the password with an LDAP bind as the user (`[directory]` config).
     Directory,
+    /// mfad forwards the request to target RADIUS servers (`[[radius.targets]]` config).
+    Radius,
 }
 
 impl FromStr for FirstFactor {
@@ -245,12 +247,9 @@ impl FromStr for FirstFactor {
         match s {
             "none" => Ok(Self::None),
             "directory" => Ok(Self::Directory),
-            "radius" => Err(
-                "first factor 'radius' (forwarding to an upstream RADIUS server) is not in this build; use 'none' or 'directory'"
-                    .to_string(),
-            ),
+            "radius" => Ok(Self::Radius),
             other => Err(format!(
-                "unknown first factor '{other}'; use 'none' or 'directory'"
+                "unknown first factor '{other}'; use 'none', 'directory' or 'radius'"
             )),
         }
     }
@@ -261,6 +260,7 @@ impl fmt::Display for FirstFactor {
         f.write_str(match self {
             Self::None => "none",
             Self::Directory => "directory",
+            Self::Radius => "radius",
         })
     }
 }
@@ -314,6 +314,9 @@ pub struct NewClient {
     /// With a first factor and one field for both: what separates the password from
     /// the code (`password,123456`); empty means the code is the last digits.
     pub code_separator: String,
+    /// With `first_factor = radius`: the names of the target servers to try, in order;
+    /// empty means every configured target in the configured order.
+    pub targets: Vec<String>,
 }
 
 /// A RADIUS client (NAS): a VPN, gateway or PAM host.
@@ -329,6 +332,7 @@ pub struct Client {
     pub require_message_authenticator: bool,
     pub require_user_match: bool,
     pub code_separator: String,
+    pub targets: Vec<String>,
     pub created_at: i64,
 }
 
@@ -363,6 +367,9 @@ pub enum ChallengeKind {
         /// Codes sent for this login so far (the first one included).
         sends: u32,
     },
+    /// The answer to a challenge of an upstream RADIUS server (`first_factor = radius`):
+    /// forwarded to that `target` with its `state`.
+    Upstream { target: String, state: Vec<u8> },
 }
 
 /// A single-use challenge bound to a user and a client.

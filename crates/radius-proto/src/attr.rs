@@ -48,3 +48,34 @@ pub const EAP_MESSAGE: u8 = 79;
 pub const MESSAGE_AUTHENTICATOR: u8 = 80;
 /// RFC 3162 §2.1.
 pub const NAS_IPV6_ADDRESS: u8 = 95;
+/// RFC 2865 §5.34.
+pub const CHAP_CHALLENGE: u8 = 60;
+/// RFC 2868 §3.5; salt-encrypted like the MPPE keys.
+pub const TUNNEL_PASSWORD: u8 = 69;
+
+/// Microsoft vendor-specific attributes (RFC 2548), carried in Vendor-Specific
+/// ([`VENDOR_SPECIFIC`]) with [`ms::VENDOR_ID`].
+pub mod ms {
+    /// RFC 2548 §2: Microsoft's SMI Network Management Private Enterprise Code.
+    pub const VENDOR_ID: u32 = 311;
+    /// RFC 2548 §2.1.3.
+    pub const CHAP_RESPONSE: u8 = 1;
+    /// RFC 2548 §2.1.5.
+    pub const CHAP_ERROR: u8 = 2;
+    /// RFC 2548 §2.2.3.
+    pub const MPPE_ENCRYPTION_POLICY: u8 = 7;
+    /// RFC 2548 §2.2.4.
+    pub const MPPE_ENCRYPTION_TYPES: u8 = 8;
+    /// RFC 2548 §2.1.2.
+    pub const CHAP_CHALLENGE: u8 = 11;
+    /// RFC 2548 §2.4.1; MS-CHAP v1 keys, hidden like User-Password.
+    pub const CHAP_MPPE_KEYS: u8 = 12;
+    /// RFC 2548 §2.4.2; see [`crate::encrypt_mppe_key`].
+    pub const MPPE_SEND_KEY: u8 = 16;
+    /// RFC 2548 §2.4.3; see [`crate::encrypt_mppe_key`].
+    pub const MPPE_RECV_KEY: u8 = 17;
+    /// RFC 2548 §2.3.2.
+    pub const CHAP2_RESPONSE: u8 = 25;
+    /// RFC 2548 §2.3.3.
+    pub const CHAP2_SUCCESS: u8 = 26;
+}

@@ -2,7 +2,8 @@
 //!
 //! Covers RFC 2865 (packet format, User-Password, Response Authenticator),
 //! RFC 2866 (accounting authenticators), RFC 2869 §5.14 / RFC 3579 §3.2
-//! (Message-Authenticator), RFC 5997 (Status-Server) and the BlastRADIUS
+//! (Message-Authenticator), RFC 5997 (Status-Server), RFC 2548 (Microsoft
+//! attributes and MPPE keys, for proxying MS-CHAPv2) and the BlastRADIUS
 //! mitigation (CVE-2024-3596: Message-Authenticator first).
 //!
 //! Every function is total: malformed input yields an error or `false`, never a
@@ -22,16 +23,24 @@ pub mod attr;
 mod authenticator;
 mod code;
 mod exchange;
+mod mppe;
 mod packet;
 mod password;
+mod proxy;
+mod vendor;
 
 pub use authenticator::{
     check_message_authenticator, verify_accounting_request, MessageAuthenticator,
 };
 pub use code::Code;
 pub use exchange::{encode_request, encode_response, verify_response};
+pub use mppe::{
+    add_mppe_key, decrypt_mppe_key, encrypt_mppe_key, take_mppe_keys, MppeError, MppeKey,
+};
 pub use packet::{
     Attribute, DecodeError, EncodeError, Packet, HEADER_LEN, MAX_ATTRIBUTE_VALUE_LEN,
     MAX_PACKET_LEN,
 };
 pub use password::{decrypt_user_password, encrypt_user_password, PasswordError, MAX_PASSWORD_LEN};
+pub use proxy::{add_proxy_state, take_proxy_state};
+pub use vendor::{vendor_attributes, VendorAttribute};

@@ -18,6 +18,8 @@ pub struct RadiusClient {
     pub network: IpNet,
     pub secret: Zeroizing<Vec<u8>>,
     pub require_message_authenticator: bool,
+    /// With `first_factor = radius`: the target names to forward to, in order; empty: all.
+    pub targets: Vec<String>,
     /// What the engine is told about the client on every request.
     pub info: ClientInfo,
 }
@@ -52,6 +54,7 @@ impl ClientTable {
                     network: c.address.trunc(),
                     secret: Zeroizing::new(c.secret.as_bytes().to_vec()),
                     require_message_authenticator: c.require_message_authenticator,
+                    targets: c.targets,
                     info: ClientInfo {
                         name: c.name,
                         first_factor: c.first_factor,
@@ -175,6 +178,7 @@ mod tests {
             require_message_authenticator: true,
             require_user_match: true,
             code_separator: String::new(),
+            targets: Vec::new(),
             created_at: 0,
         }
     }

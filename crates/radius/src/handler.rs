@@ -6,8 +6,12 @@
 
 use crate::clients::RadiusClient;
 use crate::dedup::{DedupCache, RequestKey, Seen};
+use crate::relay::Relays;
 use crate::stats::{Counter, Stats};
+use crate::upstream::{Forward, Targets};
 use mfad_core::engine::{Engine, Outcome, Request};
+use mfad_core::model::FirstFactor;
+use mfad_core::upstream::UpstreamHandle;
 use mfad_radius_proto::{
     attr, check_message_authenticator, decrypt_user_password, encode_response,
     verify_accounting_request, Code, MessageAuthenticator, Packet,
@@ -60,12 +64,19 @@ fn lock(cache: &Mutex<DedupCache>) -> std::sync::MutexGuard<'_, DedupCache> {
     cache.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn lock_relays(relays: &Mutex<Relays>) -> std::sync::MutexGuard<'_, Relays> {
+    relays.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// What every request handler needs.
 pub(crate) struct Handler {
     pub engine: Arc<Engine>,
     pub stats: Arc<Stats>,
     pub dedup: Arc<Mutex<DedupCache>>,
     pub reject_delay: Duration,
+    /// The target servers of `first_factor = radius` clients; `None` when none are configured.
+    pub targets: Option<Arc<Targets>>,
+    pub relays: Mutex<Relays>,
 }
 
 impl Handler {
@@ -152,20 +163,39 @@ impl Handler {
                 });
             }
         };
-        let request = match engine_request(packet, client, source.ip()) {
+        let mut request = match engine_request(packet, client, source.ip()) {
             Ok(request) => request,
             Err(why) => {
                 self.drop_malformed(client, source, why);
                 return None;
             }
         };
+        let forward = match (&self.targets, client.info.first_factor) {
+            (Some(targets), FirstFactor::Radius) => Some(Arc::new(Forward::new(
+                targets,
+                &client.targets,
+                packet,
+                &client.secret,
+            ))),
+            _ => None,
+        };
+        request.upstream = forward
+            .clone()
+            .map(|f| UpstreamHandle(f as Arc<dyn mfad_core::upstream::Upstream>));
         let outcome = self.engine.authenticate(request).await;
         let (counter, delay) = match outcome {
             Outcome::Accept => (Counter::Accepted, Duration::ZERO),
             Outcome::Reject(_) => (Counter::Rejected, self.reject_delay),
             Outcome::Challenge { .. } => (Counter::Challenged, Duration::ZERO),
         };
-        let bytes = self.encode(&reply_for(packet, &outcome), packet, client)?;
+        let mut reply = reply_for(packet, &outcome);
+        if let Some(forward) = &forward {
+            let keep_for = Duration::from_secs(
+                u64::try_from(self.engine.policy().challenge_seconds).unwrap_or(0),
+            );
+            lock_relays(&self.relays).settle(forward, &outcome, &mut reply, keep_for);
+        }
+        let bytes = self.encode(&reply, packet, client)?;
         self.stats.bump(counter);
         Some(Outgoing {
             bytes,
@@ -299,6 +329,7 @@ pub(crate) fn engine_request(
         calling_station: packet
             .get(attr::CALLING_STATION_ID)
             .map(|v| String::from_utf8_lossy(v).into_owned()),
+        upstream: None,
     })
 }
 
@@ -345,6 +376,7 @@ mod tests {
             network: "127.0.0.1/32".parse().unwrap(),
             secret: Zeroizing::new(secret.as_bytes().to_vec()),
             require_message_authenticator: true,
+            targets: Vec::new(),
             info: ClientInfo {
                 name: "vpn".into(),
                 first_factor: FirstFactor::None,

@@ -12,15 +12,20 @@
 //! - Status-Server (RFC 5997) is answered; Accounting-Request (RFC 2866) is
 //!   acknowledged and otherwise ignored.
 //! - Clients come from the store and are reloaded every few seconds.
+//! - Clients with `first_factor = radius` are forwarded to target servers
+//!   ([`Targets`]) before mfad asks for the second factor.
 
 mod clients;
 mod dedup;
 mod handler;
+mod relay;
 mod server;
 mod stats;
+mod upstream;
 
 pub use clients::{ClientTable, LiveClients, RadiusClient, MIN_SECRET_LEN};
 pub use dedup::{DedupCache, RequestKey, Seen};
 pub use handler::CHANNEL;
 pub use server::{RadiusOptions, RadiusServer};
 pub use stats::{Stats, StatsSnapshot};
+pub use upstream::{TargetConfig, Targets};

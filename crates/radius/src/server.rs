@@ -3,7 +3,9 @@
 use crate::clients::{LiveClients, RadiusClient};
 use crate::dedup::DedupCache;
 use crate::handler::Handler;
+use crate::relay::Relays;
 use crate::stats::{Counter, Stats};
+use crate::upstream::Targets;
 use mfad_core::engine::Engine;
 use mfad_core::store::Store;
 use mfad_radius_proto::MAX_PACKET_LEN;
@@ -148,6 +150,17 @@ impl RadiusServer {
         store: Arc<dyn Store>,
         options: RadiusOptions,
     ) -> io::Result<Self> {
+        Self::bind_with_targets(addr, engine, store, options, None).await
+    }
+
+    /// As [`RadiusServer::bind`], forwarding `first_factor = radius` clients to `targets`.
+    pub async fn bind_with_targets(
+        addr: SocketAddr,
+        engine: Arc<Engine>,
+        store: Arc<dyn Store>,
+        options: RadiusOptions,
+        targets: Option<Arc<Targets>>,
+    ) -> io::Result<Self> {
         let socket = UdpSocket::bind(addr).await?;
         let local_addr = socket.local_addr()?;
         let handler = Handler {
@@ -158,6 +171,8 @@ impl RadiusServer {
                 options.duplicate_capacity,
             ))),
             reject_delay: options.reject_delay,
+            targets,
+            relays: Mutex::new(Relays::default()),
         };
         let server = RadiusServer {
             socket: Arc::new(socket),

@@ -47,6 +47,7 @@ fn new_client(name: &str, address: &str, prompt: Prompt, require_ma: bool) -> Ne
         require_message_authenticator: require_ma,
         require_user_match: true,
         code_separator: String::new(),
+        targets: Vec::new(),
     }
 }
 

@@ -264,9 +264,14 @@ pub enum ClientCommand {
         secret: Option<String>,
         #[arg(long)]
         secret_file: Option<PathBuf>,
-        /// none (the client checked the password) or directory (mfad binds as the user).
+        /// none (the client checked the password), directory (mfad binds as the user) or
+        /// radius (mfad forwards the request to the [[radius.targets]] servers).
         #[arg(long, default_value = "none")]
         first_factor: String,
+        /// With --first-factor radius: target names from [[radius.targets]], tried in this
+        /// order, e.g. nps-1,nps-2. Default: every target, in the config's order.
+        #[arg(long, value_delimiter = ',')]
+        targets: Vec<String>,
         /// auto, inline or challenge. With a first factor: challenge and auto ask for the
         /// code after the password; inline expects password and code in one field.
         #[arg(long, default_value = "auto")]

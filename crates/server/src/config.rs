@@ -79,6 +79,9 @@ pub struct RadiusConfig {
     /// How long an Access-Reject is held back, to slow down guessing (FreeRADIUS'
     /// `reject_delay`); 0 sends it at once.
     pub reject_delay_ms: u64,
+    /// The servers `first_factor = "radius"` clients are forwarded to, in failover order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetConfig>,
 }
 
 impl Default for RadiusConfig {
@@ -87,7 +90,103 @@ impl Default for RadiusConfig {
             enabled: true,
             listen: "0.0.0.0:1812".into(),
             reject_delay_ms: 1000,
+            targets: Vec::new(),
         }
+    }
+}
+
+/// One target RADIUS server (`[[radius.targets]]`), e.g. NPS checking AD passwords.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// What clients name it by (`mfad client add ... --targets NAME`) and the log shows.
+    pub name: String,
+    /// `host:port`, e.g. `"10.0.0.5:1812"` or `"nps1.example.org:1812"`.
+    pub address: String,
+    /// The shared secret with the target; prefer `secret_file`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    /// A file holding the shared secret (a trailing newline is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    /// How long to wait for a reply before retransmitting, then failing over.
+    #[serde(default = "TargetConfig::default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retransmissions to this target before the next one is tried.
+    #[serde(default = "TargetConfig::default_retries")]
+    pub retries: u32,
+    /// Discard replies without Message-Authenticator (BlastRADIUS, CVE-2024-3596).
+    #[serde(default = "TargetConfig::default_require_message_authenticator")]
+    pub require_message_authenticator: bool,
+}
+
+impl std::fmt::Debug for TargetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetConfig")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("secret_file", &self.secret_file)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TargetConfig {
+    fn default_timeout_ms() -> u64 {
+        1000
+    }
+    fn default_retries() -> u32 {
+        1
+    }
+    fn default_require_message_authenticator() -> bool {
+        true
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let name = &self.name;
+        if name.is_empty() || name.contains(',') || name.contains(char::is_whitespace) {
+            bail!("invalid configuration: radius.targets name '{name}' must be non-empty, without commas or spaces");
+        }
+        let port_ok = self.address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if !port_ok {
+            bail!("invalid configuration: radius.targets '{name}' address '{}' is not host:port such as \"10.0.0.5:1812\"", self.address);
+        }
+        match (self.secret.is_empty(), &self.secret_file) {
+            (true, None) => bail!("invalid configuration: radius.targets '{name}' has no secret; set secret_file (or secret)"),
+            (false, Some(_)) => bail!("invalid configuration: radius.targets '{name}' has both secret and secret_file; keep one"),
+            _ => {}
+        }
+        if !(50..=60_000).contains(&self.timeout_ms) {
+            bail!("invalid configuration: radius.targets '{name}' timeout_ms must be between 50 and 60000");
+        }
+        if self.retries > 10 {
+            bail!("invalid configuration: radius.targets '{name}' retries must be at most 10");
+        }
+        Ok(())
+    }
+
+    /// The shared secret, from `secret` or `secret_file`.
+    pub fn read_secret(&self) -> anyhow::Result<String> {
+        let secret = match &self.secret_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!(
+                        "cannot read the secret_file of radius target '{}' ({})",
+                        self.name,
+                        path.display()
+                    )
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+            None => self.secret.clone(),
+        };
+        if secret.is_empty() {
+            bail!("the shared secret of radius target '{}' is empty; put a random secret of at least 16 characters in its secret_file", self.name);
+        }
+        Ok(secret)
     }
 }
 
@@ -251,6 +350,13 @@ impl Config {
         if let Some(directory) = &self.directory {
             directory.validate()?;
         }
+        let mut names = std::collections::HashSet::new();
+        for target in &self.radius.targets {
+            target.validate()?;
+            if !names.insert(target.name.as_str()) {
+                bail!("invalid configuration: two radius.targets are named '{}'; give each a distinct name", target.name);
+            }
+        }
         Ok(())
     }
 
@@ -337,6 +443,78 @@ mod tests {
                 "directory.{key} is missing from the example"
             );
         }
+    }
+
+    #[test]
+    fn the_example_radius_targets_parse_when_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mfad.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let start = text
+            .find("# [[radius.targets]]")
+            .expect("a commented [[radius.targets]] example");
+        let section: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .filter(|l| l.starts_with("[[") || l.contains(" = "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let radius = toml::from_str::<Config>(&section).unwrap().radius;
+        assert_eq!(radius.targets.len(), 2);
+        for target in &radius.targets {
+            target.validate().unwrap();
+        }
+        for key in [
+            "name",
+            "address",
+            "secret",
+            "secret_file",
+            "timeout_ms",
+            "retries",
+            "require_message_authenticator",
+        ] {
+            assert!(
+                section.contains(&format!("{key} =")),
+                "radius.targets.{key} is missing from the example"
+            );
+        }
+    }
+
+    #[test]
+    fn a_target_without_a_secret_or_with_a_bad_address_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfad.toml");
+        let cases = [
+            ("name = \"a\"\naddress = \"10.0.0.5:1812\"\n", "no secret"),
+            (
+                "name = \"a\"\naddress = \"10.0.0.5\"\nsecret = \"s\"\n",
+                "host:port",
+            ),
+            (
+                "name = \"a,b\"\naddress = \"10.0.0.5:1812\"\nsecret = \"s\"\n",
+                "without commas",
+            ),
+            (
+                "name = \"a\"\naddress = \"h:1\"\nsecret = \"s\"\ntimout_ms = 5\n",
+                "timout_ms",
+            ),
+        ];
+        for (target, want) in cases {
+            std::fs::write(
+                &path,
+                format!("[radius]\nlisten = \"127.0.0.1:0\"\n[[radius.targets]]\n{target}"),
+            )
+            .unwrap();
+            let err = load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        std::fs::write(
+            &path,
+            "[[radius.targets]]\nname = \"a\"\naddress = \"h:1\"\nsecret = \"s\"\n[[radius.targets]]\nname = \"a\"\naddress = \"h:2\"\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        let err = load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("two radius.targets are named 'a'"), "{err}");
     }
 
     #[test]

@@ -19,12 +19,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if ctx.config.radius.enabled {
         let delay = Duration::from_millis(ctx.config.radius.reject_delay_ms);
         let options = mfad_radius::RadiusOptions::default().with_reject_delay(delay);
-        let server =
-            mfad_radius::RadiusServer::bind(listen, ctx.engine.clone(), ctx.store.clone(), options)
-                .await
-                .with_context(|| {
-                    format!("cannot listen for RADIUS on {listen}; is another server using it?")
-                })?;
+        let targets = targets(&ctx.config.radius.targets).await?;
+        let server = mfad_radius::RadiusServer::bind_with_targets(
+            listen,
+            ctx.engine.clone(),
+            ctx.store.clone(),
+            options,
+            targets,
+        )
+        .await
+        .with_context(|| {
+            format!("cannot listen for RADIUS on {listen}; is another server using it?")
+        })?;
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             server
@@ -112,6 +118,53 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ctx.store.flush().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves and binds the `[[radius.targets]]`; `None` when there are none.
+async fn targets(
+    configs: &[crate::config::TargetConfig],
+) -> anyhow::Result<Option<std::sync::Arc<mfad_radius::Targets>>> {
+    if configs.is_empty() {
+        return Ok(None);
+    }
+    let mut targets = Vec::with_capacity(configs.len());
+    for config in configs {
+        let secret = config.read_secret()?;
+        if secret.len() < mfad_radius::MIN_SECRET_LEN {
+            tracing::warn!(
+                "radius target {} has a shared secret of {} bytes; use at least 16 (BlastRADIUS guidance)",
+                config.name,
+                secret.len()
+            );
+        }
+        let address = tokio::net::lookup_host(&config.address)
+            .await
+            .ok()
+            .and_then(|mut found| found.next())
+            .with_context(|| {
+                format!(
+                    "cannot resolve the address '{}' of radius target '{}'; check the host name",
+                    config.address, config.name
+                )
+            })?;
+        targets.push(mfad_radius::TargetConfig {
+            name: config.name.clone(),
+            address,
+            secret: zeroize::Zeroizing::new(secret.into_bytes()),
+            timeout: Duration::from_millis(config.timeout_ms),
+            retries: config.retries,
+            require_message_authenticator: config.require_message_authenticator,
+        });
+    }
+    let names: Vec<String> = targets
+        .iter()
+        .map(|t| format!("{} ({})", t.name, t.address))
+        .collect();
+    let bound = mfad_radius::Targets::bind(targets)
+        .await
+        .context("cannot open a UDP socket for the radius targets")?;
+    tracing::info!("radius targets: {}", names.join(", "));
+    Ok(Some(bound))
 }
 
 /// The address audit records name for this node: the listen address, or when that is a

@@ -81,6 +81,7 @@ fn request(password: &str) -> Request {
         source_ip: "127.0.0.1".parse().unwrap(),
         channel: "test",
         calling_station: Some("203.0.113.9".into()),
+        upstream: None,
     }
 }
 

@@ -1,13 +1,15 @@
-//! Debian's FreeRADIUS 3.2 with a minimal generated config: PAP users, one listener.
+//! Debian's FreeRADIUS 3.2 with a minimal generated config: PAP and MS-CHAP users, one listener.
 //!
-//! The config (see `radiusd_conf` below) loads only `files`, `pap` and one `always` instance:
+//! The config (see `radiusd_conf` below) loads only `files`, `pap`, `mschap` and one `always` instance:
 //! no EAP, no SQL, no detail files. It logs at the normal level to stdout (`-f -l stdout`,
 //! never `-X`) and does not log passwords (`auth_badpass`/`auth_goodpass = no`), so it is fast
 //! enough to be the reference server of benchmarks. The client `127.0.0.0/8` has
 //! `require_message_authenticator = no`: Debian bookworm's FreeRADIUS 3.2.1 takes only a
 //! boolean there (it rejects `auto`), and `no` accepts requests with and without
 //! Message-Authenticator, verifying it when present. Status-Server is enabled and answered
-//! with Access-Accept.
+//! with Access-Accept. Every user can also log in with MS-CHAPv2: FreeRADIUS computes it
+//! from the `Cleartext-Password` of the users file and returns MS-CHAP2-Success and the
+//! MPPE keys (RFC 2548 §2.4.2) in its Access-Accept.
 //!
 //! A challenge user ([`FreeRadiusBuilder::challenge_user`]) gets Access-Challenge with a
 //! Reply-Message prompt and a State after the right password, and Access-Accept for the
@@ -247,6 +249,11 @@ modules {{
 	pap {{
 		normalise = yes
 	}}
+	mschap {{
+		use_mppe = yes
+		require_encryption = no
+		require_strong = no
+	}}
 	always handled {{
 		rcode = handled
 	}}
@@ -260,6 +267,7 @@ server default {{
 	}}
 	authorize {{
 		files
+		mschap
 		pap
 	}}
 	authenticate {{
@@ -272,6 +280,9 @@ server default {{
 				}}
 				handled
 			}}
+		}}
+		Auth-Type MS-CHAP {{
+			mschap
 		}}
 	}}
 	post-auth {{

@@ -7,6 +7,7 @@
 //! - [`Radclient`] sends RADIUS packets with FreeRADIUS' `radclient` and parses the reply.
 //! - [`FreeRadius`] runs a minimal FreeRADIUS 3.2 with PAP users, as an upstream target and
 //!   as the reference server for benchmarks.
+//! - [`MsChapV2`] computes the MS-CHAPv2 attributes a VPN sends (RFC 2759), for radclient.
 //! - [`pam_login`] logs in through the real `pam_radius_auth` module with `pamtester`.
 //! - [`oathtool_totp`] / [`oathtool_hotp`] are the independent OTP oracle.
 //! - [`Slapd`] runs OpenLDAP's `slapd` with StartTLS on a free port, seeded from LDIF.
@@ -31,6 +32,7 @@
 
 mod freeradius;
 mod mfad;
+mod mschap;
 mod oath;
 mod pam;
 mod process;
@@ -44,6 +46,7 @@ use std::path::{Path, PathBuf};
 
 pub use freeradius::{FreeRadius, FreeRadiusBuilder};
 pub use mfad::{Mfad, Running};
+pub use mschap::MsChapV2;
 pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};
 pub use radclient::{RadReply, Radclient};

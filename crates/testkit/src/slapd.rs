@@ -209,7 +209,6 @@ impl Slapd {
     }
 }
 
-
 fn config(dir: &Path) -> String {
     let d = dir.display();
     format!(

@@ -25,13 +25,19 @@ struct Log {
 
 impl UdpTap {
     pub fn start(upstream: SocketAddr) -> UdpTap {
+        UdpTap::dropping(upstream, 0)
+    }
+
+    /// Like [`UdpTap::start`], but the first `lost` requests are recorded and not
+    /// forwarded, as if the network lost them.
+    pub fn dropping(upstream: SocketAddr, lost: usize) -> UdpTap {
         let front = UdpSocket::bind("127.0.0.1:0").expect("bind the tap on 127.0.0.1:0");
         let addr = front.local_addr().expect("local_addr of a bound socket");
         let log = Arc::new(Mutex::new(Log::default()));
         let stopping = Arc::new(AtomicBool::new(false));
         let thread = {
             let (log, stopping) = (Arc::clone(&log), Arc::clone(&stopping));
-            std::thread::spawn(move || relay(&front, upstream, &log, &stopping))
+            std::thread::spawn(move || relay(&front, upstream, &log, &stopping, lost))
         };
         UdpTap {
             addr,
@@ -74,7 +80,13 @@ fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
     log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn relay(front: &UdpSocket, upstream: SocketAddr, log: &Arc<Mutex<Log>>, stopping: &AtomicBool) {
+fn relay(
+    front: &UdpSocket,
+    upstream: SocketAddr,
+    log: &Arc<Mutex<Log>>,
+    stopping: &AtomicBool,
+    lost: usize,
+) {
     let mut buf = [0u8; 65535];
     loop {
         let Ok((len, client)) = front.recv_from(&mut buf) else {
@@ -84,7 +96,14 @@ fn relay(front: &UdpSocket, upstream: SocketAddr, log: &Arc<Mutex<Log>>, stoppin
             return;
         }
         let request = buf.get(..len).unwrap_or_default().to_vec();
-        lock(log).requests.push(request.clone());
+        let seen = {
+            let mut log = lock(log);
+            log.requests.push(request.clone());
+            log.requests.len()
+        };
+        if seen <= lost {
+            continue;
+        }
         let (Ok(front), log) = (front.try_clone(), Arc::clone(log)) else {
             return;
         };

@@ -22,6 +22,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
             require_message_authenticator,
             require_user_match,
             code_separator,
+            targets,
         } => {
             let address: IpNet = address
                 .parse()
@@ -50,7 +51,9 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 require_message_authenticator,
                 require_user_match,
                 code_separator,
+                targets,
             };
+            check_targets(ctx, &new)?;
             if new.first_factor == FirstFactor::Directory && ctx.config.directory.is_none() {
                 eprintln!(
                     "warning: client {name} checks passwords against the directory, but the config has no [directory] section; its users are rejected until one is added"
@@ -78,6 +81,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                         c.require_message_authenticator.to_string(),
                         c.require_user_match.to_string(),
                         c.code_separator.clone(),
+                        c.targets.join(","),
                     ]
                 })
                 .collect();
@@ -89,6 +93,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 "require_message_authenticator",
                 "require_user_match",
                 "code_separator",
+                "targets",
             ];
             output::print(format.format, &clients, &headers, rows)
         }
@@ -103,4 +108,27 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A `radius` client names configured targets; other clients name none.
+fn check_targets(ctx: &Ctx, client: &NewClient) -> anyhow::Result<()> {
+    let configured = &ctx.config.radius.targets;
+    if client.first_factor != FirstFactor::Radius {
+        if !client.targets.is_empty() {
+            bail!("--targets applies only with --first-factor radius; drop it or add --first-factor radius");
+        }
+        return Ok(());
+    }
+    for name in &client.targets {
+        if !configured.iter().any(|t| t.name == *name) {
+            bail!("target '{name}' is not configured; add a [[radius.targets]] entry with name = \"{name}\" or check the spelling");
+        }
+    }
+    if configured.is_empty() {
+        eprintln!(
+            "warning: client {} forwards to target RADIUS servers, but the config has no [[radius.targets]]; its users are rejected until one is added",
+            client.name
+        );
+    }
+    Ok(())
 }

@@ -215,6 +215,7 @@ pub fn new_client(name: &str, address: &str) -> Result<NewClient, Failure> {
         require_message_authenticator: true,
         require_user_match: false,
         code_separator: ",".to_owned(),
+        targets: Vec::new(),
     })
 }
 

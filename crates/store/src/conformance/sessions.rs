@@ -1,7 +1,7 @@
 //! Conformance cases for challenges, cached successes and RADIUS clients.
 
 use super::{ensure, ensure_eq, ensure_err, given_user, new_client, CaseResult, NOW};
-use mfad_core::model::{Challenge, ChallengeKind, Prompt};
+use mfad_core::model::{Challenge, ChallengeKind, FirstFactor, Prompt};
 use mfad_core::store::Store;
 use std::sync::Arc;
 
@@ -77,6 +77,10 @@ pub async fn challenges_keep_their_kind_and_binding(store: Arc<dyn Store>) -> Ca
         ChallengeKind::NewPin,
         ChallengeKind::ConfirmPin {
             pin_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        },
+        ChallengeKind::Upstream {
+            target: "nps-1".into(),
+            state: vec![0, 0xff, b'x'],
         },
     ];
     for (n, kind) in kinds.into_iter().enumerate() {
@@ -186,6 +190,8 @@ pub async fn clients_are_created_listed_and_deleted(store: Arc<dyn Store>) -> Ca
     let mut vpn = new_client("vpn", "10.0.0.0/24")?;
     vpn.prompt = Prompt::Challenge;
     vpn.require_user_match = true;
+    vpn.first_factor = FirstFactor::Radius;
+    vpn.targets = vec!["nps-1".into(), "nps-2".into()];
     let rdg = new_client("rdg", "2001:db8::/64")?;
     let created = store.create_client(&vpn, NOW).await?;
     ensure_eq!(created.name, "vpn");
@@ -203,6 +209,7 @@ pub async fn clients_are_created_listed_and_deleted(store: Arc<dyn Store>) -> Ca
         (true, true)
     );
     ensure_eq!(created.created_at, NOW);
+    ensure_eq!(created.targets, vpn.targets, "targets keep their order");
     store.create_client(&rdg, NOW).await?;
 
     let listed = store.list_clients().await?;

@@ -10,8 +10,9 @@ use std::sync::LazyLock;
 static INSERT_CLIENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO clients (name, address, secret, first_factor, prompt,
-             require_message_authenticator, require_user_match, created_at, code_separator)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {}",
+             require_message_authenticator, require_user_match, created_at, code_separator,
+             targets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING {}",
         *CLIENT_COLUMNS
     )
 });
@@ -36,7 +37,8 @@ pub(super) fn create(
             client.require_message_authenticator,
             client.require_user_match,
             now,
-            client.code_separator
+            client.code_separator,
+            client.targets.join(",")
         ])
         .map_err(db_err)?;
     match rows.next() {

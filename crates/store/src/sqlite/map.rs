@@ -61,6 +61,7 @@ const CLIENT_FIELDS: &[&str] = &[
     "require_user_match",
     "created_at",
     "code_separator",
+    "targets",
 ];
 
 fn columns(prefix: &str, fields: &[&str]) -> String {
@@ -178,6 +179,14 @@ pub(super) fn client_from_row(row: &Row, cipher: &Cipher) -> Result<Client, Stor
         require_user_match: row.get(7).map_err(db_err)?,
         created_at: row.get(8).map_err(db_err)?,
         code_separator: row.get(9).map_err(db_err)?,
+        targets: {
+            let joined: String = row.get(10).map_err(db_err)?;
+            joined
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        },
         name,
     })
 }

@@ -131,7 +131,12 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO directory_sync (id) VALUES (1);
     ",
-    // 3: the user's second-factor method and backup phone, and the e-mail outbox.
+    // 3: the target servers a `first_factor = radius` client forwards to, as
+    // comma-separated target names in order; empty means every configured target.
+    r"
+    ALTER TABLE clients ADD COLUMN targets TEXT NOT NULL DEFAULT '';
+    ",
+    // 4: the user's second-factor method and backup phone, and the e-mail outbox.
     r"
     ALTER TABLE users ADD COLUMN method TEXT NOT NULL DEFAULT 'app';
     ALTER TABLE users ADD COLUMN backup_phone TEXT NOT NULL DEFAULT '';

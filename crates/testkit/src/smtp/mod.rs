@@ -335,4 +335,3 @@ fn check_aiosmtpd() {
         crate::missing("python3-aiosmtpd")
     );
 }
-
