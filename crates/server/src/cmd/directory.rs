@@ -85,7 +85,7 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
     });
     let progress = |n: usize| {
         if let Some(bar) = &bar {
-            if n.is_multiple_of(100) {
+            if n % 100 == 0 {
                 bar.set_position(n as u64);
             }
         }
