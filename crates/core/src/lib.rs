@@ -13,5 +13,6 @@ pub mod otp;
 pub mod otpauth;
 pub mod pin;
 pub mod policy;
+pub mod snapshot;
 pub mod store;
 pub mod username;

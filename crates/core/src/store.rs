@@ -8,6 +8,7 @@ use crate::audit::{AuditQuery, AuditRecord};
 use crate::model::{
     Challenge, Client, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
 };
+use crate::snapshot::Snapshot;
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -146,4 +147,13 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64>;
     /// Waits until every queued write is durable.
     async fn flush(&self) -> StoreResult<()>;
+
+    // --- whole-store copy --------------------------------------------------------
+    /// Every row, read in one consistent view (queued audit records are flushed
+    /// first), secrets still sealed.
+    async fn export_snapshot(&self) -> StoreResult<Snapshot>;
+    /// Loads a snapshot into this store in one transaction, keeping ids, and moves the
+    /// id sequences past [`Snapshot::ids`]. Fails with `Duplicate` unless the store is
+    /// empty, so a copy never merges into or overwrites live data.
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.radius_listen()?;
     let ctx = Ctx::open(config, server_ip(listen).to_string()).await?;
-    tracing::info!(node = %ctx.config.node_name(), store = %ctx.config.store.url, "mfad starting");
+    tracing::info!(node = %ctx.config.node_name(), store = %mfad_store::redact(&ctx.config.store.url), "mfad starting");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

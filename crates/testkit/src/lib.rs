@@ -9,6 +9,8 @@
 //!   as the reference server for benchmarks.
 //! - [`pam_login`] logs in through the real `pam_radius_auth` module with `pamtester`.
 //! - [`oathtool_totp`] / [`oathtool_hotp`] are the independent OTP oracle.
+//! - [`PgDatabase`] is a fresh database on the machine's PostgreSQL; [`PgCluster`] is a
+//!   private server on a free port that a test can stop and start.
 //! - [`UdpTap`] relays UDP and records the datagrams a client sent, to inspect them on the wire.
 //!
 //! Rules every part keeps: servers bind port 0 (or a port just found free) and report the
@@ -28,6 +30,7 @@ mod freeradius;
 mod mfad;
 mod oath;
 mod pam;
+mod postgres;
 mod process;
 mod radclient;
 mod tap;
@@ -38,6 +41,7 @@ pub use freeradius::{FreeRadius, FreeRadiusBuilder};
 pub use mfad::{Mfad, Running};
 pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};
+pub use postgres::{PgCluster, PgDatabase};
 pub use radclient::{RadReply, Radclient};
 pub use tap::{attribute_types, UdpTap};
 

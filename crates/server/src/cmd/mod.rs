@@ -26,20 +26,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn open(config: Config, server_ip: String) -> anyhow::Result<Self> {
-        let synchronous = if config.store.synchronous == "normal" {
-            mfad_store::Synchronous::Normal
-        } else {
-            mfad_store::Synchronous::Full
-        };
-        let options = mfad_store::OpenOptions {
-            sqlite: mfad_store::SqliteOptions {
-                synchronous,
-                ..Default::default()
-            },
-        };
-        let store = mfad_store::open(&config.store.url, &config.store.key_file, options)
-            .await
-            .with_context(|| format!("while opening the store {}", config.store.url))?;
+        let store = open_store(&config, &config.store.url).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let server = ServerInfo {
             name: config.node_name(),
@@ -73,6 +60,28 @@ impl Ctx {
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
+}
+
+/// Opens the store `url` names with the config's key file and backend settings.
+pub async fn open_store(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let synchronous = if config.store.synchronous == "normal" {
+        mfad_store::Synchronous::Normal
+    } else {
+        mfad_store::Synchronous::Full
+    };
+    let options = mfad_store::OpenOptions {
+        sqlite: mfad_store::SqliteOptions {
+            synchronous,
+            ..Default::default()
+        },
+        postgres: mfad_store::PgOptions {
+            pool_size: config.store.pool_size,
+            timeout: std::time::Duration::from_millis(config.store.timeout_ms),
+        },
+    };
+    mfad_store::open(url, &config.store.key_file, options)
+        .await
+        .with_context(|| format!("while opening the store {}", mfad_store::redact(url)))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

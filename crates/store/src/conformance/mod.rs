@@ -16,12 +16,14 @@
 mod at_rest;
 mod audit;
 mod sessions;
+mod snapshot;
 mod tokens;
 mod users;
 
 pub use at_rest::*;
 pub use audit::*;
 pub use sessions::*;
+pub use snapshot::*;
 pub use tokens::*;
 pub use users::*;
 
@@ -45,6 +47,9 @@ pub trait Backend: Send {
     /// Everything the backend keeps at rest (files, or a dump of every table), to check
     /// that secrets do not appear in it.
     fn raw_bytes(&self) -> Result<Vec<u8>, Failure>;
+    /// A second, empty store of the same backend with the same key, kept (and cleaned
+    /// up) with this one: the target of a copy.
+    async fn another(&mut self) -> Result<Arc<dyn Store>, Failure>;
 }
 
 /// A case that did not hold: what was expected, and where in the suite.
@@ -299,6 +304,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@backend $fresh;
             secrets_are_not_stored_in_plaintext,
             data_survives_reopening,
+            snapshot_copies_every_row_into_an_empty_store,
+            snapshot_is_refused_by_a_store_that_holds_data,
         );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(

@@ -12,6 +12,7 @@ mod map;
 mod reader;
 mod schema;
 mod sessions;
+mod snapshot;
 mod tokens;
 mod users;
 mod writer;
@@ -22,6 +23,7 @@ use mfad_core::audit::{AuditQuery, AuditRecord};
 use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
 };
+use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{FailureState, Store, StoreError, StoreResult, UserUpdate};
 use reader::Readers;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -495,5 +497,15 @@ impl Store for SqliteStore {
         let (reply, done) = oneshot::channel();
         self.send(Command::Flush(reply)).await?;
         done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        self.flush().await?;
+        self.read(|c, _| snapshot::export(c)).await
+    }
+
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let snapshot = snapshot.clone();
+        self.write(move |c| snapshot::import(c, &snapshot)).await
     }
 }
