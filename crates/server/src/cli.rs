@@ -38,6 +38,30 @@ pub enum Command {
     },
     /// Show the audit log, newest first.
     Log(LogArgs),
+    /// Move a whole store between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Write a consistent snapshot of the configured store to FILE (JSON lines, secrets
+    /// kept sealed with the key file).
+    Backup { file: PathBuf },
+    /// Load a snapshot written by `mfad backup` into the configured store, which must be
+    /// empty (a new database).
+    Restore { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy every user, token, counter, client, challenge and audit record from one
+    /// store to another, empty one, and check the row counts. Both use the configured
+    /// key file; secrets are copied sealed.
+    Copy {
+        /// The source, e.g. sqlite://mfad-data/mfad.db.
+        #[arg(long)]
+        from: String,
+        /// The empty target, e.g. postgres://mfad@db/mfad.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]

@@ -357,3 +357,159 @@ fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
         "the rejects of the outage reached the audit log once the database was back"
     );
 }
+
+/// A SQLite node with a client and `alice`, who has used code 0.
+fn sqlite_node_after_one_login() -> Mfad {
+    let node = Mfad::new(bin()).with_config("reject_delay_ms = 0");
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.0/8",
+        "--secret",
+        SECRET,
+    ]);
+    node.cli_ok(["user", "add", "alice", "--given-name", "Alice"]);
+    node.cli_ok([
+        "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
+    ]);
+    let server = node.start();
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    server.stop();
+    node
+}
+
+/// Asserts the node serves the copied data: code 0 stays used, code 1 is accepted.
+fn serves_the_copy(node: &Mfad) {
+    let server = node.start();
+    assert!(
+        login(&server, "alice", &hotp(0)).is("Access-Reject"),
+        "a code used before the copy stays used"
+    );
+    assert!(login(&server, "alice", &hotp(1)).is("Access-Accept"));
+    server.stop();
+}
+
+#[test]
+fn store_copy_moves_everything_from_sqlite_to_postgres_and_back() {
+    let sqlite = sqlite_node_after_one_login();
+    let db = PgDatabase::create();
+    let out = sqlite.cli_ok([
+        "store",
+        "copy",
+        "--from",
+        sqlite.store_url(),
+        "--to",
+        &db.url(),
+    ]);
+    assert!(
+        out.contains("copied 1 users, 1 tokens, 1 clients, 0 challenges, 0 cached authentications, 1 audit records"),
+        "{out}"
+    );
+    // Secrets arrive sealed, as they were in SQLite.
+    let dump = String::from_utf8_lossy(&db.dump()).into_owned();
+    assert!(dump.contains("hw-1") && dump.contains("v1:"), "{dump}");
+    for secret in [SEED, "12345678901234567890", SECRET] {
+        assert!(!dump.contains(secret), "{secret} stored in plaintext");
+    }
+    let on_pg = Mfad::new(bin())
+        .sharing_store_with(&sqlite)
+        .with_store_url(&db.url())
+        .with_config("reject_delay_ms = 0");
+    serves_the_copy(&on_pg);
+    let log = audit_log(&on_pg);
+    assert_eq!(log.len(), 3, "the SQLite node's record came along: {log:?}");
+
+    // Into a store that holds data: refused, nothing merged.
+    let err = sqlite.cli_err([
+        "store",
+        "copy",
+        "--from",
+        sqlite.store_url(),
+        "--to",
+        &db.url(),
+    ]);
+    assert!(
+        err.contains("already holds") && err.contains("new, empty database"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // And back to a new SQLite file.
+    let back_dir = tempfile::tempdir().unwrap();
+    let back_url = format!("sqlite://{}", back_dir.path().join("back.db").display());
+    on_pg.cli_ok(["store", "copy", "--from", &db.url(), "--to", &back_url]);
+    let back = Mfad::new(bin())
+        .sharing_store_with(&sqlite)
+        .with_store_url(&back_url)
+        .with_config("reject_delay_ms = 0");
+    let server = back.start();
+    assert!(
+        login(&server, "alice", &hotp(1)).is("Access-Reject"),
+        "used on PostgreSQL"
+    );
+    assert!(login(&server, "alice", &hotp(2)).is("Access-Accept"));
+    server.stop();
+}
+
+#[test]
+fn backup_and_restore_make_a_consistent_snapshot_of_postgres() {
+    let sqlite = sqlite_node_after_one_login();
+    let db = PgDatabase::create();
+    sqlite.cli_ok([
+        "store",
+        "copy",
+        "--from",
+        sqlite.store_url(),
+        "--to",
+        &db.url(),
+    ]);
+    let node = Mfad::new(bin())
+        .sharing_store_with(&sqlite)
+        .with_store_url(&db.url())
+        .with_config("reject_delay_ms = 0");
+
+    let file = node.dir().join("mfad.backup");
+    let out = node.cli_ok(["backup".as_ref(), file.as_os_str()]);
+    assert!(
+        out.contains("backed up 1 users, 1 tokens, 1 clients"),
+        "{out}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "the backup holds PIN hashes and sealed secrets"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with("{\"kind\":\"header\",\"format\":\"mfad-snapshot\",\"version\":1"));
+    assert!(text.contains("\"serial\":\"hw-1\"") && !text.contains(SEED));
+    let err = node.cli_err(["backup".as_ref(), file.as_os_str()]);
+    assert!(err.contains("already exists"), "{err}");
+
+    let fresh = PgDatabase::create();
+    let restored = Mfad::new(bin())
+        .sharing_store_with(&sqlite)
+        .with_store_url(&fresh.url())
+        .with_config("reject_delay_ms = 0");
+    let out = restored.cli_ok(["restore".as_ref(), file.as_os_str()]);
+    assert!(
+        out.contains("restored 1 users, 1 tokens, 1 clients"),
+        "{out}"
+    );
+    serves_the_copy(&restored);
+
+    let err = restored.cli_err(["restore".as_ref(), file.as_os_str()]);
+    assert!(err.contains("already holds"), "{err}");
+    let cut = node.dir().join("cut.backup");
+    let first_lines: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&cut, first_lines).unwrap();
+    let empty = PgDatabase::create();
+    let target = Mfad::new(bin())
+        .sharing_store_with(&sqlite)
+        .with_store_url(&empty.url());
+    let err = target.cli_err(["restore".as_ref(), cut.as_os_str()]);
+    assert!(err.contains("incomplete"), "{err}");
+    assert_eq!(empty.psql("SELECT count(*) FROM users").trim(), "0");
+}

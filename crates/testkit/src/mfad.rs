@@ -116,6 +116,11 @@ impl Mfad {
         self.dir.path()
     }
 
+    /// The store URL the config names.
+    pub fn store_url(&self) -> &str {
+        &self.store_url
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("mfad.toml")
     }

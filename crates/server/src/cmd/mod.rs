@@ -2,6 +2,7 @@
 
 mod client;
 mod log;
+mod snapshot;
 mod token;
 mod user;
 
@@ -86,12 +87,18 @@ pub async fn open_store(config: &Config, url: &str) -> anyhow::Result<Arc<dyn St
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config::load(cli.config.as_deref())?;
-    if let Command::Serve = cli.command {
-        return crate::serve::run(config).await;
-    }
+    let cli = match cli.command {
+        Command::Serve => return crate::serve::run(config).await,
+        Command::Store(crate::cli::StoreCommand::Copy { from, to }) => {
+            return snapshot::copy(&config, &from, &to).await
+        }
+        _ => cli,
+    };
     let ctx = Ctx::open(config, String::new()).await?;
     let result = match cli.command {
-        Command::Serve => Ok(()),
+        Command::Serve | Command::Store(_) => Ok(()),
+        Command::Backup { file } => snapshot::backup(&ctx, &file).await,
+        Command::Restore { file } => snapshot::restore(&ctx, &file).await,
         Command::User(cmd) => user::run(&ctx, cmd).await,
         Command::Token(cmd) => token::run(&ctx, cmd).await,
         Command::Client(cmd) => client::run(&ctx, cmd).await,

@@ -97,6 +97,8 @@ impl PgStore {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("store URL {label} is not usable: {e}")))?
             .application_name("mfad")
+            // Notices ("relation already exists, skipping") are not worth a log line.
+            .options([("client_min_messages", "warning")])
             // Statements are logged by PostgreSQL if the operator wants them; at debug
             // level here they would flood the node's log.
             .disable_statement_logging();

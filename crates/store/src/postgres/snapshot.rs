@@ -200,7 +200,7 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
             .map_err(db_err)?;
         if found.is_some() {
             return Err(StoreError::Duplicate(format!(
-                "data in the target store (table {table} is not empty)"
+                "data (table {table} is not empty)"
             )));
         }
     }

@@ -189,7 +189,7 @@ fn ensure_empty(conn: &Connection) -> StoreResult<()> {
             .map_err(db_err)?;
         if found {
             return Err(StoreError::Duplicate(format!(
-                "data in the target store (table {table} is not empty)"
+                "data (table {table} is not empty)"
             )));
         }
     }
