@@ -112,8 +112,9 @@ async fn exchange(
     }
 }
 
+/// Worker `i` sends to `targets[i % targets.len()]`, so the load is spread evenly.
 pub async fn run(
-    target: SocketAddr,
+    targets: &[SocketAddr],
     site: &Site,
     mode: Mode,
     concurrency: usize,
@@ -128,6 +129,9 @@ pub async fn run(
     for worker in 0..concurrency {
         let report = report.clone();
         let users = site.users;
+        let Some(&target) = targets.get(worker % targets.len().max(1)) else {
+            anyhow::bail!("no target to send to");
+        };
         local.spawn_local(async move {
             if let Err(err) =
                 worker_loop(worker, concurrency, users, target, mode, stop, &report).await
