@@ -113,7 +113,13 @@ fn main() -> anyhow::Result<()> {
         None
     } else {
         let freeradius = setup::freeradius(args.users.min(100_000));
-        Some(runtime.block_on(load::run(&[freeradius.addr()], &site, Mode::Pap, c, duration))?)
+        Some(runtime.block_on(load::run(
+            &[freeradius.addr()],
+            &site,
+            Mode::Pap,
+            c,
+            duration,
+        ))?)
     };
 
     let store = match &args.store_url {
@@ -134,7 +140,10 @@ fn main() -> anyhow::Result<()> {
             valid.rate() / reference.rate().max(1e-9)
         );
     }
-    println!("mfad peak RSS (largest node): {:.1} MiB", rss_kb as f64 / 1024.0);
+    println!(
+        "mfad peak RSS (largest node): {:.1} MiB",
+        rss_kb as f64 / 1024.0
+    );
     println!(
         "after SIGKILL and restart: {} of {} previously accepted codes accepted again (must be 0)",
         replay.accepted, replay.sent
