@@ -7,6 +7,7 @@
 //! ([`PgOptions::timeout`]): with the database away, a request gets an error and the
 //! engine answers Reject, well inside a RADIUS client's timeout, never Accept.
 
+mod advance;
 mod audit;
 mod clients;
 mod map;
@@ -38,6 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Audit records that may wait for the writer task before `append_audit` has to wait.
 const AUDIT_QUEUE: usize = 16_384;
+/// Counter updates that may wait for the next batch.
+const ADVANCE_QUEUE: usize = 16_384;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PgOptions {
@@ -61,6 +64,7 @@ pub struct PgStore {
     pool: PgPool,
     cipher: Arc<Cipher>,
     audit: mpsc::Sender<audit::Command>,
+    advances: mpsc::Sender<advance::Request>,
     timeout: Duration,
     /// The URL with any password hidden, for messages.
     label: String,
@@ -122,10 +126,13 @@ impl PgStore {
 
         let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
         tokio::spawn(audit::run_writer(pool.clone(), rx));
+        let (advances, queue) = mpsc::channel(ADVANCE_QUEUE);
+        tokio::spawn(advance::run(pool.clone(), queue, options.timeout));
         Ok(Self {
             pool,
             cipher: Arc::new(cipher),
             audit: tx,
+            advances,
             timeout: options.timeout,
             label,
         })
@@ -329,7 +336,22 @@ impl Store for PgStore {
     }
 
     async fn advance_token(&self, token: TokenId, used: u64) -> StoreResult<bool> {
-        on_conn!(self, |c| tokens::advance(c, token, used))
+        let used = map::counter(used)?;
+        if used == i64::MAX {
+            return Err(StoreError::Corrupt(format!(
+                "counter {used} cannot be advanced"
+            )));
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = advance::Request { token, used, reply };
+        self.bounded(async {
+            self.advances
+                .send(request)
+                .await
+                .map_err(|_| advancer_gone())?;
+            answer.await.unwrap_or_else(|_| Err(advancer_gone()))
+        })
+        .await
     }
 
     async fn set_token_resync(&self, token: TokenId, resync: Option<u64>) -> StoreResult<()> {
@@ -424,6 +446,10 @@ impl Store for PgStore {
         let result = snapshot::import(&mut conn.0, snapshot).await;
         conn.done(result)
     }
+}
+
+fn advancer_gone() -> StoreError {
+    StoreError::Unavailable("the counter update task has stopped".into())
 }
 
 fn audit_gone() -> StoreError {

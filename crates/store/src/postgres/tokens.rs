@@ -1,5 +1,5 @@
-//! OATH tokens: creation with sealed secrets, assignment, and the replay-protecting
-//! counter update.
+//! OATH tokens: creation with sealed secrets, assignment and resync state. The
+//! replay-protecting counter update is batched in `advance.rs`.
 
 use super::map::{
     counter, db_err, is_foreign_key_violation, is_unique_violation, token_from_row, TOKEN_COLUMNS,
@@ -181,30 +181,6 @@ pub(super) async fn delete(conn: &mut PgConnection, token: TokenId) -> StoreResu
         return Err(not_found(token));
     }
     Ok(())
-}
-
-/// Replay protection (DESIGN.md): one conditional UPDATE, committed on its own before
-/// the answer. A second node's UPDATE of the same row waits for the first to commit and
-/// then re-checks `next <= used` on the new row (READ COMMITTED), so of two requests
-/// with the same code exactly one sees a changed row.
-pub(super) async fn advance(
-    conn: &mut PgConnection,
-    token: TokenId,
-    used: u64,
-) -> StoreResult<bool> {
-    let used = counter(used)?;
-    let next = used
-        .checked_add(1)
-        .ok_or_else(|| StoreError::Corrupt(format!("counter {used} cannot be advanced")))?;
-    let done =
-        sqlx::query("UPDATE tokens SET next = $3, resync = NULL WHERE id = $1 AND next <= $2")
-            .bind(token)
-            .bind(used)
-            .bind(next)
-            .execute(conn)
-            .await
-            .map_err(db_err)?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn set_resync(
