@@ -1,10 +1,11 @@
 //! Group commit for the replay-protecting counter update.
 //!
 //! Every accepted code costs one commit, and a commit waits for the WAL to reach the
-//! disk. One task per node gathers the `advance_token` calls that arrive while the
-//! previous batch commits and applies them as one conditional UPDATE in one
-//! transaction: the same rule (`next <= used`, then `next = used + 1`), one WAL flush
-//! for the batch, and every caller answered only after that commit.
+//! disk. A few tasks per node gather the `advance_token` calls that arrive while their
+//! previous batch commits and apply them as one conditional UPDATE in one transaction:
+//! the same rule (`next <= used`, then `next = used + 1`), one WAL flush for the batch,
+//! and every caller answered only after that commit. Several batches in flight keep the
+//! database busy while one waits for its flush.
 //!
 //! A batch holds each token at most once (a second request for the same token waits for
 //! the next batch, so the outcome is that of running them one after the other), and it
@@ -15,11 +16,14 @@ use mfad_core::model::TokenId;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::PgPool;
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most token updates in one statement.
 const MAX_BATCH: usize = 512;
+/// Batches of one node in flight at once.
+pub(super) const WORKERS: usize = 4;
 
 pub(super) struct Request {
     pub(super) token: TokenId,
@@ -63,20 +67,34 @@ async fn apply(pool: &PgPool, batch: &[Request]) -> StoreResult<HashSet<TokenId>
     }
 }
 
-/// The node's batching task; ends when the store is dropped.
-pub(super) async fn run(pool: PgPool, mut queue: mpsc::Receiver<Request>, timeout: Duration) {
+/// One of the node's batching tasks, sharing the queue with the others; ends when the
+/// store is dropped.
+pub(super) async fn run(
+    pool: PgPool,
+    queue: Arc<Mutex<mpsc::Receiver<Request>>>,
+    timeout: Duration,
+) {
     let mut waiting: VecDeque<Request> = VecDeque::new();
     loop {
-        if waiting.is_empty() {
+        // An idle task waits for work holding the queue; a task with requests left over
+        // from its last batch only takes more if no other task is waiting there, so
+        // leftovers never wait for new arrivals.
+        let guard = if waiting.is_empty() {
+            let mut queue = queue.lock().await;
             match queue.recv().await {
                 Some(request) => waiting.push_back(request),
                 None => return,
             }
-        }
-        while waiting.len() < 2 * MAX_BATCH {
-            match queue.try_recv() {
-                Ok(request) => waiting.push_back(request),
-                Err(_) => break,
+            Some(queue)
+        } else {
+            queue.try_lock().ok()
+        };
+        if let Some(mut queue) = guard {
+            while waiting.len() < 2 * MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(request) => waiting.push_back(request),
+                    Err(_) => break,
+                }
             }
         }
         let mut tokens = HashSet::new();

@@ -127,7 +127,14 @@ impl PgStore {
         let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
         tokio::spawn(audit::run_writer(pool.clone(), rx));
         let (advances, queue) = mpsc::channel(ADVANCE_QUEUE);
-        tokio::spawn(advance::run(pool.clone(), queue, options.timeout));
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..advance::WORKERS {
+            tokio::spawn(advance::run(
+                pool.clone(),
+                Arc::clone(&queue),
+                options.timeout,
+            ));
+        }
         Ok(Self {
             pool,
             cipher: Arc::new(cipher),
