@@ -513,3 +513,50 @@ fn backup_and_restore_make_a_consistent_snapshot_of_postgres() {
     assert!(err.contains("incomplete"), "{err}");
     assert_eq!(empty.psql("SELECT count(*) FROM users").trim(), "0");
 }
+
+#[test]
+fn when_a_node_dies_the_other_serves_its_challenges_and_keeps_its_codes_used() {
+    let db = PgDatabase::create();
+    let (a, b) = two_nodes(&db.url(), "", &["--prompt", "challenge"]);
+    let (node_a, node_b) = (a.start(), b.start());
+    // Node A accepts code 0 in a challenge round, and issues a second challenge.
+    let first = login(&node_a, "alice", "");
+    let state = first.get("State").unwrap().to_string();
+    let code = hotp(0);
+    let accepted = Radclient::new(node_a.radius_addr(), SECRET).send(
+        "auth",
+        &[
+            ("User-Name", "alice"),
+            ("User-Password", code.as_str()),
+            ("State", state.as_str()),
+        ],
+    );
+    assert!(accepted.is("Access-Accept"), "{}", accepted.output);
+    let pending = login(&node_a, "alice", "");
+    let state = pending.get("State").unwrap().to_string();
+    node_a.kill9();
+
+    // The client retries on node B: node A's challenge is answered there.
+    let answer = |state: &str, code: &str| {
+        Radclient::new(node_b.radius_addr(), SECRET).send(
+            "auth",
+            &[
+                ("User-Name", "alice"),
+                ("User-Password", code),
+                ("State", state),
+            ],
+        )
+    };
+    let reply = answer(&state, &hotp(1));
+    assert!(reply.is("Access-Accept"), "{}", reply.output);
+    // And the codes node A and B accepted stay used.
+    for used in [0, 1] {
+        let fresh = login(&node_b, "alice", "");
+        let state = fresh.get("State").unwrap().to_string();
+        assert!(
+            answer(&state, &hotp(used)).is("Access-Reject"),
+            "code {used} stays used after node A died"
+        );
+    }
+    node_b.stop();
+}
