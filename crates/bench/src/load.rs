@@ -32,7 +32,8 @@ pub struct Report {
     pub wrongly_accepted: u64,
     pub timeouts: u64,
     pub elapsed: Duration,
-    /// CPU time the server and this load generator spent during the run.
+    /// CPU time the servers (all nodes together) and this load generator spent during
+    /// the run.
     pub cpu: CpuUse,
     latencies_us: Vec<u32>,
 }
@@ -45,11 +46,14 @@ pub struct CpuUse {
 }
 
 impl CpuUse {
-    /// Starts measuring the process `server` and this process.
-    pub fn start(server: u32) -> impl FnOnce() -> CpuUse {
-        let before = (cpu_time(&server.to_string()), cpu_time("self"));
+    /// Starts measuring the `servers` processes (summed, so several nodes count as one
+    /// server) and this process.
+    pub fn start(servers: &[u32]) -> impl FnOnce() -> CpuUse {
+        let servers: Vec<String> = servers.iter().map(u32::to_string).collect();
+        let total = move || -> Duration { servers.iter().map(|pid| cpu_time(pid)).sum() };
+        let before = (total(), cpu_time("self"));
         move || CpuUse {
-            server: cpu_time(&server.to_string()).saturating_sub(before.0),
+            server: total().saturating_sub(before.0),
             generator: cpu_time("self").saturating_sub(before.1),
         }
     }
@@ -162,9 +166,10 @@ async fn exchange(
     }
 }
 
+/// Worker `i` sends to `targets[i % targets.len()]`, so the load is spread evenly.
 pub async fn run(
-    target: SocketAddr,
-    server_pid: u32,
+    targets: &[SocketAddr],
+    server_pids: &[u32],
     site: &Site,
     mode: Mode,
     concurrency: usize,
@@ -173,13 +178,16 @@ pub async fn run(
     COUNTERS.with(|c| c.borrow_mut().resize(site.users, 0));
     LAST_ACCEPTED.with(|c| c.borrow_mut().resize(site.users, None));
     let report = Rc::new(RefCell::new(Report::default()));
-    let cpu = CpuUse::start(server_pid);
+    let cpu = CpuUse::start(server_pids);
     let start = Instant::now();
     let stop = start + duration;
     let local = tokio::task::LocalSet::new();
     for worker in 0..concurrency {
         let report = report.clone();
         let users = site.users;
+        let Some(&target) = targets.get(worker % targets.len().max(1)) else {
+            anyhow::bail!("no target to send to");
+        };
         local.spawn_local(async move {
             if let Err(err) =
                 worker_loop(worker, concurrency, users, target, mode, stop, &report).await

@@ -32,6 +32,15 @@ struct Args {
     /// SQLite synchronous mode for mfad: full or normal.
     #[arg(long, default_value = "full")]
     synchronous: String,
+    /// The store instead of SQLite in a temp dir: `postgres://USER@HOST:PORT` (no
+    /// database name) creates a fresh database there for the run and drops it after; a
+    /// URL with a database name uses that database, which must be empty.
+    #[arg(long)]
+    store_url: Option<String>,
+    /// mfad nodes on the store, each on its own loopback address; the load is spread
+    /// evenly over them.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,12 +62,22 @@ fn main() -> anyhow::Result<()> {
     let c = args.concurrency;
 
     eprintln!("creating {} users with HOTP tokens ...", args.users);
-    let site = setup::Site::create(&mfad, args.users, &args.synchronous)?;
-    let server = site.start()?;
-    let pid = server.pid();
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let site = setup::Site::create(
+        &mfad,
+        args.users,
+        &args.synchronous,
+        args.store_url.as_deref(),
+        args.nodes,
+    )?;
+    let servers = site.start()?;
+    let targets: Vec<_> = servers.iter().map(|s| s.radius_addr()).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid()).collect();
     let valid = runtime.block_on(load::run(
-        server.radius_addr(),
-        pid,
+        &targets,
+        &pids,
         &site,
         Mode::Hotp {
             wrong_every_other: false,
@@ -67,8 +86,8 @@ fn main() -> anyhow::Result<()> {
         duration,
     ))?;
     let wrong = runtime.block_on(load::run(
-        server.radius_addr(),
-        pid,
+        &targets,
+        &pids,
         &site,
         Mode::Hotp {
             wrong_every_other: true,
@@ -76,11 +95,19 @@ fn main() -> anyhow::Result<()> {
         c,
         duration,
     ))?;
-    let rss_kb = setup::peak_rss_kb(pid).context("reading the server's peak RSS")?;
-    server.kill9();
+    let rss_kb = pids
+        .iter()
+        .map(|&pid| setup::peak_rss_kb(pid).context("reading the server's peak RSS"))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    for server in servers {
+        server.kill9();
+    }
 
     // Every code accepted before the SIGKILL must still be rejected after a restart.
-    let server = site.start()?;
+    let server = site.start_one()?;
     let replay = runtime.block_on(load::replay_last_accepted(server.radius_addr(), &site))?;
     server.stop();
 
@@ -89,8 +116,8 @@ fn main() -> anyhow::Result<()> {
     } else {
         let freeradius = setup::freeradius(args.users.min(100_000));
         Some(runtime.block_on(load::run(
-            freeradius.addr(),
-            freeradius.pid(),
+            &[freeradius.addr()],
+            &[freeradius.pid()],
             &site,
             Mode::Pap,
             c,
@@ -98,9 +125,13 @@ fn main() -> anyhow::Result<()> {
         ))?)
     };
 
+    let store = match &args.store_url {
+        Some(url) => format!("store={}", mfad_store::redact(url)),
+        None => format!("store=sqlite, synchronous={}", args.synchronous),
+    };
     println!(
-        "mfad-bench: {} users, concurrency {c}, {} s per run, synchronous={}",
-        args.users, args.duration, args.synchronous
+        "mfad-bench: {} users, concurrency {c}, {} s per run, {store}, {} node(s)",
+        args.users, args.duration, args.nodes
     );
     println!("{}", Report::header());
     println!("{}", valid.line("mfad PAP+HOTP, valid codes"));
@@ -112,7 +143,10 @@ fn main() -> anyhow::Result<()> {
             valid.rate() / reference.rate().max(1e-9)
         );
     }
-    println!("mfad peak RSS: {:.1} MiB", rss_kb as f64 / 1024.0);
+    println!(
+        "mfad peak RSS (largest node): {:.1} MiB",
+        rss_kb as f64 / 1024.0
+    );
     println!(
         "after SIGKILL and restart: {} of {} previously accepted codes accepted again (must be 0)",
         replay.accepted, replay.sent

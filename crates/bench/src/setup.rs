@@ -3,14 +3,32 @@
 
 use mfad_core::model::{NewToken, NewUser, Secret};
 use mfad_core::otp::{Algorithm, OtpKind};
-use mfad_testkit::{FreeRadius, Mfad, Running};
+use mfad_testkit::{FreeRadius, Mfad, PgDatabase, Running};
 use std::path::Path;
 
 pub const SECRET: &str = "benchmark-shared-secret-0123456789";
 
 pub struct Site {
-    mfad: Mfad,
+    /// One config per node; all name the same store and key.
+    nodes: Vec<Mfad>,
     pub users: usize,
+    /// A database created for this run (dropped with the site).
+    _database: Option<PgDatabase>,
+}
+
+/// A PostgreSQL URL without a database name (`postgres://user@host:port` or with a
+/// trailing `/`): the benchmark creates a fresh database there and drops it after.
+fn names_no_database(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("postgres://")
+        .or_else(|| lower.strip_prefix("postgresql://"));
+    match rest {
+        Some(rest) => rest
+            .split_once('/')
+            .is_none_or(|(_, db)| db.split('?').next().unwrap_or_default().is_empty()),
+        None => false,
+    }
 }
 
 pub fn username(i: usize) -> String {
@@ -23,12 +41,31 @@ pub fn key(i: usize) -> Vec<u8> {
 }
 
 impl Site {
-    pub fn create(bin: &Path, users: usize, synchronous: &str) -> anyhow::Result<Site> {
+    /// `store_url`: `None` for SQLite in a temp dir, else the store every node uses.
+    pub fn create(
+        bin: &Path,
+        users: usize,
+        synchronous: &str,
+        store_url: Option<&str>,
+        nodes: usize,
+    ) -> anyhow::Result<Site> {
         // The server reads this through its environment overlay.
         std::env::set_var("MFAD__STORE__SYNCHRONOUS", synchronous);
         // Measure capacity, not the deliberate delay of rejects.
         std::env::set_var("MFAD__RADIUS__REJECT_DELAY_MS", "0");
-        let mfad = Mfad::new(bin).with_config("[policy]\nmax_failures = 100\n");
+        let mut mfad = Mfad::new(bin).with_config("[policy]\nmax_failures = 100\n");
+        let mut database = None;
+        if let Some(url) = store_url {
+            let url = if names_no_database(url) {
+                let db = PgDatabase::create_on(url.trim_end_matches('/'));
+                let fresh = db.url();
+                database = Some(db);
+                fresh
+            } else {
+                url.to_owned()
+            };
+            mfad = mfad.with_store_url(&url);
+        }
         mfad.cli_ok([
             "client",
             "add",
@@ -38,7 +75,7 @@ impl Site {
             "--secret",
             SECRET,
         ]);
-        let url = format!("sqlite://{}", mfad.dir().join("mfad.db").display());
+        let url = mfad.store_url().to_owned();
         let key_file = mfad.dir().join("mfad.key");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -73,11 +110,36 @@ impl Site {
             store.flush().await?;
             anyhow::Ok(())
         })?;
-        Ok(Site { mfad, users })
+        // Node k listens on 127.0.0.(k+1): its own address, as on its own machine.
+        let mut all = Vec::with_capacity(nodes.max(1));
+        for k in 1..nodes.max(1) {
+            all.push(
+                Mfad::new(bin)
+                    .sharing_store_with(&mfad)
+                    .with_name(&format!("bench-node-{}", k + 1))
+                    .with_listen(&format!("127.0.0.{}:0", k + 1))
+                    .with_config("[policy]\nmax_failures = 100\n"),
+            );
+        }
+        all.insert(0, mfad.with_name("bench-node-1"));
+        Ok(Site {
+            nodes: all,
+            users,
+            _database: database,
+        })
     }
 
-    pub fn start(&self) -> anyhow::Result<Running> {
-        Ok(self.mfad.start())
+    /// Starts every node.
+    pub fn start(&self) -> anyhow::Result<Vec<Running>> {
+        Ok(self.nodes.iter().map(Mfad::start).collect())
+    }
+
+    /// Starts the first node only.
+    pub fn start_one(&self) -> anyhow::Result<Running> {
+        self.nodes
+            .first()
+            .map(Mfad::start)
+            .ok_or_else(|| anyhow::anyhow!("no nodes"))
     }
 }
 

@@ -9,6 +9,7 @@ use crate::model::{
     Challenge, Client, Method, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
 };
 use crate::outbox::{Attempt, Email, EmailId, NewEmail};
+use crate::snapshot::Snapshot;
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -241,4 +242,13 @@ pub trait Store: Send + Sync + 'static {
         window_seconds: i64,
         limit: u32,
     ) -> StoreResult<bool>;
+
+    // --- whole-store copy --------------------------------------------------------
+    /// Every row, read in one consistent view (queued audit records are flushed
+    /// first), secrets still sealed.
+    async fn export_snapshot(&self) -> StoreResult<Snapshot>;
+    /// Loads a snapshot into this store in one transaction, keeping ids, and moves the
+    /// id sequences past [`Snapshot::ids`]. Fails with `Duplicate` unless the store is
+    /// empty, so a copy never merges into or overwrites live data.
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
 }

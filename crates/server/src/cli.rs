@@ -44,6 +44,15 @@ pub enum Command {
     /// Enrollment e-mails and their delivery.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Move a whole store between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Write a consistent snapshot of the configured store to FILE (JSON lines, secrets
+    /// kept sealed with the key file).
+    Backup { file: PathBuf },
+    /// Load a snapshot written by `mfad backup` into the configured store, which must be
+    /// empty (a new database).
+    Restore { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +90,22 @@ pub enum EmailCommand {
         limit: usize,
         #[command(flatten)]
         format: FormatArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy every user, token, counter, client, challenge, audit record, e-mail, rate
+    /// limit and the directory sync state from one store to another, empty one, and
+    /// check the row counts. Both use the configured
+    /// key file; secrets are copied sealed.
+    Copy {
+        /// The source, e.g. sqlite://mfad-data/mfad.db.
+        #[arg(long)]
+        from: String,
+        /// The empty target, e.g. postgres://mfad@db/mfad.
+        #[arg(long)]
+        to: String,
     },
 }
 

@@ -52,12 +52,16 @@ impl Default for ServerConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH`, or `postgres://USER@HOST/DATABASE` for several nodes.
     pub url: String,
     /// The AES-256-GCM key for secrets at rest; created (mode 0600) when missing.
     pub key_file: PathBuf,
     /// SQLite `synchronous`: `full` (every commit reaches the disk) or `normal`.
     pub synchronous: String,
+    /// PostgreSQL: most connections this node opens.
+    pub pool_size: u32,
+    /// PostgreSQL: deadline of one store call; past it the request is rejected.
+    pub timeout_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -66,6 +70,8 @@ impl Default for StoreConfig {
             url: format!("sqlite://{DEFAULT_DATA_DIR}/mfad.db"),
             key_file: Path::new(DEFAULT_DATA_DIR).join("mfad.key"),
             synchronous: "full".into(),
+            pool_size: 16,
+            timeout_ms: 2000,
         }
     }
 }
@@ -342,6 +348,12 @@ impl Config {
         }
         if self.email.poll_seconds == 0 {
             bail!("invalid configuration: email.poll_seconds must be at least 1");
+        }
+        if self.store.pool_size == 0 || self.store.pool_size > 1000 {
+            bail!("invalid configuration: store.pool_size must be between 1 and 1000");
+        }
+        if !(100..=60_000).contains(&self.store.timeout_ms) {
+            bail!("invalid configuration: store.timeout_ms must be between 100 and 60000");
         }
         if self.policy.max_failures == 0 || self.policy.max_failures > 100 {
             // NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.

@@ -12,7 +12,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let listen = config.radius_listen()?;
     let ctx = Ctx::open(config, server_ip(listen).to_string()).await?;
-    tracing::info!(node = %ctx.config.node_name(), store = %ctx.config.store.url, "mfad starting");
+    tracing::info!(node = %ctx.config.node_name(), store = %mfad_store::redact(&ctx.config.store.url), "mfad starting");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

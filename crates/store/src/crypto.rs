@@ -21,6 +21,22 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const FORMAT: &str = "v1";
 
+/// Associated data that binds a token secret to its serial. Every backend uses it, so a
+/// sealed secret moves between SQLite and PostgreSQL unchanged.
+pub fn token_aad(serial: &str) -> Vec<u8> {
+    [b"mfad token secret\0".as_slice(), serial.as_bytes()].concat()
+}
+
+/// Associated data that binds an e-mail body to its row (by id, which a snapshot keeps).
+pub fn email_aad(id: i64) -> Vec<u8> {
+    [b"mfad email body\0".as_slice(), id.to_string().as_bytes()].concat()
+}
+
+/// Associated data that binds a RADIUS shared secret to its client.
+pub fn client_aad(name: &str) -> Vec<u8> {
+    [b"mfad client secret\0".as_slice(), name.as_bytes()].concat()
+}
+
 /// Why the key file could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

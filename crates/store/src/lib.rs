@@ -1,13 +1,17 @@
 //! mfad-store: the [`Store`] implementations and the conformance suite they share.
 //!
 //! [`open`] turns the configured URL into a store: `sqlite://PATH` (the default,
-//! embedded) or, in a later build, `postgres://...` for several nodes on one database.
+//! embedded) or `postgres://...` for several nodes on one database. [`snapshot_file`]
+//! reads and writes the backup format both share.
 
 pub mod conformance;
 pub mod crypto;
+pub mod postgres;
+pub mod snapshot_file;
 pub mod sqlite;
 
 pub use crypto::Cipher;
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 use mfad_core::store::{Store, StoreError};
@@ -18,6 +22,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpenOptions {
     pub sqlite: SqliteOptions,
+    pub postgres: PgOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +35,6 @@ pub enum OpenError {
     UnsupportedUrl { url: String },
     #[error("store URL '{url}' names no database file; use sqlite://PATH, e.g. sqlite://mfad-data/mfad.db")]
     MissingPath { url: String },
-    #[error(
-        "store URL '{url}': PostgreSQL support is not in this build yet; \
-         use sqlite://PATH"
-    )]
-    PostgresNotBuilt { url: String },
     #[error(transparent)]
     Key(#[from] crypto::KeyError),
     #[error(transparent)]
@@ -48,9 +48,15 @@ enum Target {
     Postgres,
 }
 
+/// The stored form of a username in every backend: lower-case, so uniqueness is
+/// case-insensitive.
+pub(crate) fn normalise_username(username: &str) -> String {
+    username.to_lowercase()
+}
+
 /// Hides passwords (`scheme://user:password@host`, `?password=...`) before a URL goes
 /// into a message.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
@@ -110,6 +116,8 @@ fn parse_url(url: &str) -> Result<Target, OpenError> {
 ///
 /// `sqlite://PATH` takes a relative (`sqlite://mfad-data/mfad.db`) or absolute
 /// (`sqlite:///var/lib/mfad/mfad.db`) path; `sqlite:PATH` works too.
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]` (or `postgresql://`)
+/// opens a connection pool to PostgreSQL and migrates its schema.
 pub async fn open(
     url: &str,
     key_file: &Path,
@@ -131,7 +139,18 @@ pub async fn open(
                 )))
             })?
         }
-        Target::Postgres => Err(OpenError::PostgresNotBuilt { url: redact(url) }),
+        Target::Postgres => {
+            let key_file = key_file.to_owned();
+            let cipher = tokio::task::spawn_blocking(move || Cipher::load_or_create(&key_file))
+                .await
+                .map_err(|e| {
+                    OpenError::Store(StoreError::Unavailable(format!(
+                        "reading the key file failed: {e}"
+                    )))
+                })??;
+            let store = PgStore::open(url, cipher, options.postgres).await?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

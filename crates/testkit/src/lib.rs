@@ -15,6 +15,8 @@
 //!   with certificates from a [`TestCa`].
 //! - [`FakeTwilio`] is the one simulated peer: a local HTTP server shaped like Twilio's
 //!   Messages API, which hands every SMS to the test.
+//! - [`PgDatabase`] is a fresh database on the machine's PostgreSQL; [`PgCluster`] is a
+//!   private server on a free port that a test can stop and start.
 //! - [`UdpTap`] relays UDP and records the datagrams a client sent, to inspect them on the wire.
 //!
 //! Rules every part keeps: servers bind port 0 (or a port just found free) and report the
@@ -35,6 +37,7 @@ mod mfad;
 mod mschap;
 mod oath;
 mod pam;
+mod postgres;
 mod process;
 mod radclient;
 mod slapd;
@@ -49,6 +52,7 @@ pub use mfad::{Mfad, Running};
 pub use mschap::MsChapV2;
 pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};
+pub use postgres::{PgCluster, PgDatabase};
 pub use radclient::{RadReply, Radclient};
 pub use slapd::{base_ldif, ou_ldif, person_ldif, Slapd, ADMIN_DN, BASE_DN};
 pub use smtp::{ReceivedMail, SmtpMode, SmtpServer, TestCa};

@@ -39,6 +39,8 @@ pub struct Mfad {
     dir: Arc<TempDir>,
     store_url: String,
     key_file: PathBuf,
+    name: String,
+    listen: String,
     extra: String,
 }
 
@@ -57,6 +59,8 @@ impl Mfad {
             dir: Arc::new(dir),
             store_url,
             key_file,
+            name: "test-node".into(),
+            listen: "127.0.0.1:0".into(),
             extra: String::new(),
         };
         mfad.write_config();
@@ -83,6 +87,21 @@ impl Mfad {
         self
     }
 
+    /// This node's name in audit records (`[server] name`), `test-node` by default.
+    pub fn with_name(mut self, name: &str) -> Mfad {
+        name.clone_into(&mut self.name);
+        self.write_config();
+        self
+    }
+
+    /// The RADIUS listen address, `127.0.0.1:0` by default; e.g. `127.0.0.2:0` gives a
+    /// second node on one machine its own address.
+    pub fn with_listen(mut self, listen: &str) -> Mfad {
+        listen.clone_into(&mut self.listen);
+        self.write_config();
+        self
+    }
+
     /// Uses the same store and key as `other`: a second node of one cluster.
     pub fn sharing_store_with(mut self, other: &Mfad) -> Mfad {
         other.store_url.clone_into(&mut self.store_url);
@@ -97,6 +116,11 @@ impl Mfad {
         self.dir.path()
     }
 
+    /// The store URL the config names.
+    pub fn store_url(&self) -> &str {
+        &self.store_url
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("mfad.toml")
     }
@@ -104,11 +128,13 @@ impl Mfad {
     /// The config as written to [`Mfad::config_path`].
     pub fn config(&self) -> String {
         format!(
-            "[server]\nname = \"test-node\"\n\n\
+            "[server]\nname = {}\n\n\
              [store]\nurl = {}\nkey_file = {}\n\n\
-             [radius]\nlisten = \"127.0.0.1:0\"\n{}",
+             [radius]\nlisten = {}\n{}",
+            toml_string(&self.name),
             toml_string(&self.store_url),
             toml_string(&self.key_file.to_string_lossy()),
+            toml_string(&self.listen),
             self.extra
         )
     }

@@ -4,6 +4,7 @@ mod client;
 mod directory;
 mod email;
 mod log;
+mod snapshot;
 mod token;
 mod user;
 
@@ -32,20 +33,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn open(config: Config, server_ip: String) -> anyhow::Result<Self> {
-        let synchronous = if config.store.synchronous == "normal" {
-            mfad_store::Synchronous::Normal
-        } else {
-            mfad_store::Synchronous::Full
-        };
-        let options = mfad_store::OpenOptions {
-            sqlite: mfad_store::SqliteOptions {
-                synchronous,
-                ..Default::default()
-            },
-        };
-        let store = mfad_store::open(&config.store.url, &config.store.key_file, options)
-            .await
-            .with_context(|| format!("while opening the store {}", config.store.url))?;
+        let store = open_store(&config, &config.store.url).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let server = ServerInfo {
             name: config.node_name(),
@@ -114,14 +102,42 @@ pub fn email_templates_dir(config: &Config) -> Option<&std::path::Path> {
     email::dir_option(&config.email.templates_dir)
 }
 
+/// Opens the store `url` names with the config's key file and backend settings.
+pub async fn open_store(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let synchronous = if config.store.synchronous == "normal" {
+        mfad_store::Synchronous::Normal
+    } else {
+        mfad_store::Synchronous::Full
+    };
+    let options = mfad_store::OpenOptions {
+        sqlite: mfad_store::SqliteOptions {
+            synchronous,
+            ..Default::default()
+        },
+        postgres: mfad_store::PgOptions {
+            pool_size: config.store.pool_size,
+            timeout: std::time::Duration::from_millis(config.store.timeout_ms),
+        },
+    };
+    mfad_store::open(url, &config.store.key_file, options)
+        .await
+        .with_context(|| format!("while opening the store {}", mfad_store::redact(url)))
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config::load(cli.config.as_deref())?;
-    if let Command::Serve = cli.command {
-        return crate::serve::run(config).await;
-    }
+    let cli = match cli.command {
+        Command::Serve => return crate::serve::run(config).await,
+        Command::Store(crate::cli::StoreCommand::Copy { from, to }) => {
+            return snapshot::copy(&config, &from, &to).await
+        }
+        _ => cli,
+    };
     let ctx = Ctx::open(config, String::new()).await?;
     let result = match cli.command {
-        Command::Serve => Ok(()),
+        Command::Serve | Command::Store(_) => Ok(()),
+        Command::Backup { file } => snapshot::backup(&ctx, &file).await,
+        Command::Restore { file } => snapshot::restore(&ctx, &file).await,
         Command::User(cmd) => user::run(&ctx, cmd).await,
         Command::Token(cmd) => token::run(&ctx, cmd).await,
         Command::Client(cmd) => client::run(&ctx, cmd).await,

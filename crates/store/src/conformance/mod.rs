@@ -18,6 +18,7 @@ mod audit;
 mod directory;
 mod outbox;
 mod sessions;
+mod snapshot;
 mod tokens;
 mod users;
 
@@ -26,6 +27,7 @@ pub use audit::*;
 pub use directory::*;
 pub use outbox::*;
 pub use sessions::*;
+pub use snapshot::*;
 pub use tokens::*;
 pub use users::*;
 
@@ -49,6 +51,9 @@ pub trait Backend: Send {
     /// Everything the backend keeps at rest (files, or a dump of every table), to check
     /// that secrets do not appear in it.
     fn raw_bytes(&self) -> Result<Vec<u8>, Failure>;
+    /// A second, empty store of the same backend with the same key, kept (and cleaned
+    /// up) with this one: the target of a copy.
+    async fn another(&mut self) -> Result<Arc<dyn Store>, Failure>;
 }
 
 /// A case that did not hold: what was expected, and where in the suite.
@@ -341,6 +346,8 @@ macro_rules! conformance_tests {
             secrets_are_not_stored_in_plaintext,
             data_survives_reopening,
             email_bodies_are_not_stored_in_plaintext,
+            snapshot_copies_every_row_into_an_empty_store,
+            snapshot_is_refused_by_a_store_that_holds_data,
         );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(

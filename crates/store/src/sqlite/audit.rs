@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, Row};
 /// never holds the write lock long enough to stall authentications.
 pub(super) const PURGE_CHUNK: u64 = 5_000;
 
-const FIELDS: &str = "id, time_ms, username, given_name, surname, email, phone, device, method, \
+pub(super) const FIELDS: &str =
+    "id, time_ms, username, given_name, surname, email, phone, device, method, \
                       mode, result, reason, server_name, server_ip, client_name, client_ip, \
                       channel, calling_station";
 
@@ -46,7 +47,7 @@ pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()
     .map_err(db_err)
 }
 
-fn record_from_row(row: &Row) -> StoreResult<AuditRecord> {
+pub(super) fn record_from_row(row: &Row) -> StoreResult<AuditRecord> {
     let result: Option<String> = row.get(10).map_err(db_err)?;
     let result = match result {
         None => None,

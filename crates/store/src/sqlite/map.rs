@@ -82,20 +82,7 @@ pub(super) static CLIENT_COLUMNS: LazyLock<String> = LazyLock::new(|| columns(""
 /// Where a joined row's token columns start.
 pub(super) const TOKEN_OFFSET: usize = USER_FIELDS.len();
 
-/// Associated data that binds a token secret to its serial.
-pub(super) fn token_aad(serial: &str) -> Vec<u8> {
-    [b"mfad token secret\0".as_slice(), serial.as_bytes()].concat()
-}
-
-/// Associated data that binds an e-mail body to its row.
-pub(super) fn email_aad(id: i64) -> Vec<u8> {
-    [b"mfad email body\0".as_slice(), id.to_string().as_bytes()].concat()
-}
-
-/// Associated data that binds a RADIUS shared secret to its client.
-pub(super) fn client_aad(name: &str) -> Vec<u8> {
-    [b"mfad client secret\0".as_slice(), name.as_bytes()].concat()
-}
+pub(super) use crate::crypto::{client_aad, email_aad, token_aad};
 
 fn parsed<T: FromStr<Err = String>>(row: &Row, idx: usize, what: &str) -> Result<T, StoreError> {
     let text: String = row.get(idx).map_err(db_err)?;

@@ -15,6 +15,7 @@ mod outbox;
 mod reader;
 mod schema;
 mod sessions;
+mod snapshot;
 mod tokens;
 mod users;
 mod writer;
@@ -26,6 +27,7 @@ use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
 };
 use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
+use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{
     DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
 };
@@ -615,5 +617,15 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.write(move |c| sessions::take_rate(c, &key, now, window_seconds, limit))
             .await
+    }
+
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        self.flush().await?;
+        self.read(|c, _| snapshot::export(c)).await
+    }
+
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let snapshot = snapshot.clone();
+        self.write(move |c| snapshot::import(c, &snapshot)).await
     }
 }

@@ -51,7 +51,7 @@ static AUTH_SUBJECT: LazyLock<String> = LazyLock::new(|| {
 
 /// The stored form of a username: lower-case, so uniqueness is case-insensitive.
 pub(super) fn normalise(username: &str) -> String {
-    username.to_lowercase()
+    crate::normalise_username(username)
 }
 
 pub(super) fn not_found(id: UserId) -> StoreError {

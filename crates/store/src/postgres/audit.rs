@@ -1,0 +1,299 @@
+//! The audit log: records queued by every request and inserted in batches by one
+//! task per node, newest-first queries, chunked purge.
+//!
+//! A batch is one multi-row INSERT (arrays unnested server-side), so a node under load
+//! spends one round trip and one commit on hundreds of records.
+
+use super::map::{db_err, get};
+use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
+use mfad_core::store::{StoreError, StoreResult};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Arguments, PgConnection, PgPool};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Rows removed per statement by a purge, so a purge of months of records never holds
+/// locks long enough to stall the nodes.
+pub(super) const PURGE_CHUNK: i64 = 5_000;
+/// Most records in one INSERT.
+const MAX_BATCH: usize = 2_000;
+/// Records kept for a retry while the database is away before the oldest are dropped.
+const MAX_CARRIED: usize = 100_000;
+/// Wait between attempts while the database does not take a batch.
+const RETRY: Duration = Duration::from_millis(500);
+
+pub(super) const FIELDS: &str = "id, time_ms, username, given_name, surname, email, phone, \
+    device, method, mode, result, reason, server_name, server_ip, client_name, client_ip, \
+    channel, calling_station";
+
+pub(super) enum Command {
+    Record(Box<AuditRecord>),
+    /// Answered once everything queued before it is committed (or the attempt failed).
+    Flush(oneshot::Sender<StoreResult<()>>),
+}
+
+/// Column-wise arrays of a batch, bound as one parameter each.
+#[derive(Default)]
+struct Columns {
+    text: [Vec<String>; 16],
+    time_ms: Vec<i64>,
+    result: Vec<Option<String>>,
+}
+
+fn columns(records: &[AuditRecord]) -> Columns {
+    let mut c = Columns::default();
+    for r in records {
+        let texts = [
+            &r.id,
+            &r.username,
+            &r.given_name,
+            &r.surname,
+            &r.email,
+            &r.phone,
+            &r.device,
+            &r.method,
+            &r.mode,
+            &r.reason,
+            &r.server_name,
+            &r.server_ip,
+            &r.client_name,
+            &r.client_ip,
+            &r.channel,
+            &r.calling_station,
+        ];
+        for (column, value) in c.text.iter_mut().zip(texts) {
+            column.push(value.clone());
+        }
+        c.time_ms.push(r.time_ms);
+        c.result.push(r.result.map(|x| x.as_str().to_owned()));
+    }
+    c
+}
+
+/// Inserts the records in one statement (and so one transaction).
+pub(super) async fn insert_batch(
+    conn: &mut PgConnection,
+    records: &[AuditRecord],
+) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let Columns {
+        text,
+        time_ms,
+        result,
+    } = columns(records);
+    let [id, username, given_name, surname, email, phone, device, method, mode, reason, server_name, server_ip, client_name, client_ip, channel, calling_station] =
+        text;
+    let mut args = PgArguments::default();
+    let bind_err = |e| StoreError::Unavailable(format!("cannot bind audit records: {e}"));
+    args.add(id).map_err(bind_err)?;
+    args.add(time_ms).map_err(bind_err)?;
+    for column in [
+        username, given_name, surname, email, phone, device, method, mode,
+    ] {
+        args.add(column).map_err(bind_err)?;
+    }
+    args.add(result).map_err(bind_err)?;
+    for column in [
+        reason,
+        server_name,
+        server_ip,
+        client_name,
+        client_ip,
+        channel,
+        calling_station,
+    ] {
+        args.add(column).map_err(bind_err)?;
+    }
+    sqlx::query_with(
+        "INSERT INTO audit (id, time_ms, username, given_name, surname, email, phone, device,
+             method, mode, result, reason, server_name, server_ip, client_name, client_ip,
+             channel, calling_station)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+             $18::text[])",
+        args,
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(db_err)
+}
+
+/// The node's audit writer: drains the queue into batches until the store is dropped.
+/// While the database is away the records wait (up to [`MAX_CARRIED`]) and are written
+/// when it is back; flushes in between get the error.
+pub(super) async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Command>) {
+    let mut pending: Vec<AuditRecord> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<StoreResult<()>>> = Vec::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if pending.is_empty() && flushes.is_empty() {
+            match queue.recv().await {
+                Some(cmd) => take(cmd, &mut pending, &mut flushes),
+                None => break,
+            }
+        }
+        while pending.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(cmd) => take(cmd, &mut pending, &mut flushes),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if pending.is_empty() {
+            for flush in flushes.drain(..) {
+                let _ = flush.send(Ok(()));
+            }
+            continue;
+        }
+        let batch = pending.len().min(MAX_BATCH);
+        let written = match pool.acquire().await {
+            Ok(mut conn) => {
+                let done = insert_batch(&mut conn, pending.get(..batch).unwrap_or_default()).await;
+                if done.is_err() {
+                    conn.close_on_drop();
+                }
+                done
+            }
+            Err(e) => Err(db_err(e)),
+        };
+        match written {
+            Ok(()) => {
+                pending.drain(..batch);
+                if pending.is_empty() {
+                    for flush in flushes.drain(..) {
+                        let _ = flush.send(Ok(()));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    queued = pending.len(),
+                    "audit records wait for the database: {e}"
+                );
+                for flush in flushes.drain(..) {
+                    let _ = flush.send(Err(StoreError::Unavailable(format!(
+                        "audit records are not written yet: {e}"
+                    ))));
+                }
+                if pending.len() > MAX_CARRIED {
+                    let dropped = pending.len() - MAX_CARRIED;
+                    pending.drain(..dropped);
+                    tracing::error!("dropped {dropped} audit records: the database stayed away");
+                }
+                if !open {
+                    tracing::error!(
+                        "{} audit records were not written before shutdown: {e}",
+                        pending.len()
+                    );
+                    return;
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+    for flush in flushes {
+        let _ = flush.send(Ok(()));
+    }
+}
+
+fn take(
+    cmd: Command,
+    pending: &mut Vec<AuditRecord>,
+    flushes: &mut Vec<oneshot::Sender<StoreResult<()>>>,
+) {
+    match cmd {
+        Command::Record(record) => pending.push(*record),
+        Command::Flush(reply) => flushes.push(reply),
+    }
+}
+
+pub(super) fn record_from_row(row: &PgRow) -> StoreResult<AuditRecord> {
+    let result: Option<String> = get(row, 10)?;
+    let result = match result {
+        None => None,
+        Some(text) => Some(AuditResult::parse(&text).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "audit result '{text}' is not accept, reject or challenge"
+            ))
+        })?),
+    };
+    Ok(AuditRecord {
+        id: get(row, 0)?,
+        time_ms: get(row, 1)?,
+        username: get(row, 2)?,
+        given_name: get(row, 3)?,
+        surname: get(row, 4)?,
+        email: get(row, 5)?,
+        phone: get(row, 6)?,
+        device: get(row, 7)?,
+        method: get(row, 8)?,
+        mode: get(row, 9)?,
+        result,
+        reason: get(row, 11)?,
+        server_name: get(row, 12)?,
+        server_ip: get(row, 13)?,
+        client_name: get(row, 14)?,
+        client_ip: get(row, 15)?,
+        channel: get(row, 16)?,
+        calling_station: get(row, 17)?,
+    })
+}
+
+/// Newest first; each combination of filters is its own statement, planned with the
+/// matching index (`audit_user_time` or `audit_time`).
+pub(super) async fn query(
+    conn: &mut PgConnection,
+    q: &AuditQuery,
+) -> StoreResult<Vec<AuditRecord>> {
+    let mut sql = format!("SELECT {FIELDS} FROM audit");
+    let mut args = PgArguments::default();
+    let mut conditions = Vec::new();
+    let bind_err = |e| StoreError::Unavailable(format!("cannot bind an audit query: {e}"));
+    let mut n = 0;
+    if let Some(user) = &q.username {
+        args.add(user.clone()).map_err(bind_err)?;
+        n += 1;
+        conditions.push(format!("username = ${n}"));
+    }
+    if let Some(since) = q.since_ms {
+        args.add(since).map_err(bind_err)?;
+        n += 1;
+        conditions.push(format!("time_ms >= ${n}"));
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY time_ms DESC, seq DESC");
+    if let Some(limit) = q.limit {
+        args.add(i64::from(limit)).map_err(bind_err)?;
+        n += 1;
+        sql.push_str(&format!(" LIMIT ${n}"));
+    }
+    let rows = sqlx::query_with(&sql, args)
+        .fetch_all(conn)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(record_from_row).collect()
+}
+
+/// Deletes up to [`PURGE_CHUNK`] records older than `before_ms`; returns how many.
+pub(super) async fn purge_chunk(conn: &mut PgConnection, before_ms: i64) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM audit WHERE seq IN
+             (SELECT seq FROM audit WHERE time_ms < $1 ORDER BY time_ms LIMIT $2)",
+    )
+    .bind(before_ms)
+    .bind(PURGE_CHUNK)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}

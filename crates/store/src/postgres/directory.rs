@@ -1,0 +1,146 @@
+//! Directory sync: applying a sync plan, the sync bookkeeping and the scheduled-sync lock.
+
+use super::map::{db_err, get, is_unique_violation};
+use super::users;
+use mfad_core::model::NewUser;
+use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
+use sqlx::{Connection, PgConnection};
+
+/// One transaction: any error rolls the whole plan back. Updates go first, so a rename
+/// frees its old name for an entry added in the same plan.
+pub(super) async fn apply(
+    conn: &mut PgConnection,
+    changes: &DirectorySync,
+    now: i64,
+) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    for (id, record) in &changes.update {
+        update(&mut tx, *id, record).await?;
+    }
+    for user in &changes.add {
+        let user = NewUser {
+            username: crate::normalise_username(&user.username),
+            ..user.clone()
+        };
+        users::insert_user(&mut tx, &user, now).await?;
+    }
+    for id in &changes.disable {
+        sqlx::query("UPDATE users SET enabled = FALSE, sync_item = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    for id in &changes.remove {
+        users::delete(&mut tx, *id).await?;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+async fn update(conn: &mut PgConnection, id: i64, r: &DirectoryRecord) -> StoreResult<()> {
+    let changed = sqlx::query(
+        "UPDATE users SET directory_id = $2, username = $3, given_name = $4, surname = $5,
+             email = $6, phone = $7, mobile = $8, extension = $9, language = $10,
+             sync_item = $11, enabled = $12
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&r.directory_id)
+    .bind(crate::normalise_username(&r.username))
+    .bind(&r.given_name)
+    .bind(&r.surname)
+    .bind(&r.email)
+    .bind(&r.phone)
+    .bind(&r.mobile)
+    .bind(&r.extension)
+    .bind(&r.language)
+    .bind(&r.sync_item)
+    .bind(r.enabled)
+    .execute(conn)
+    .await;
+    match changed {
+        Ok(done) if done.rows_affected() == 0 => Err(users::not_found(id)),
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
+            "user '{}' or directory ID {}",
+            r.username, r.directory_id
+        ))),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+fn count(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} is out of range")))
+}
+
+pub(super) async fn state(conn: &mut PgConnection) -> StoreResult<SyncState> {
+    let row = sqlx::query(
+        "SELECT last_run, last_summary, pending_count, pending_reason, approved_count
+         FROM directory_sync WHERE id = 1",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)?;
+    let pending: i64 = get(&row, 2)?;
+    let approved: Option<i64> = get(&row, 4)?;
+    Ok(SyncState {
+        last_run: get(&row, 0)?,
+        last_summary: get(&row, 1)?,
+        pending_count: count(pending, "pending count")?,
+        pending_reason: get(&row, 3)?,
+        approved_count: approved
+            .map(|a| count(a, "approved count"))
+            .transpose()?,
+    })
+}
+
+pub(super) async fn put_state(conn: &mut PgConnection, s: &SyncState) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE directory_sync SET last_run = $1, last_summary = $2, pending_count = $3,
+             pending_reason = $4, approved_count = $5
+         WHERE id = 1",
+    )
+    .bind(s.last_run)
+    .bind(&s.last_summary)
+    .bind(i64::from(s.pending_count))
+    .bind(&s.pending_reason)
+    .bind(s.approved_count.map(i64::from))
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// One conditional update decides: free, expired, or ours. PostgreSQL re-checks the
+/// WHERE clause on the newest row after waiting for a concurrent writer, so of several
+/// nodes exactly one gets the lock.
+pub(super) async fn acquire_lock(
+    conn: &mut PgConnection,
+    holder: &str,
+    now: i64,
+    until: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE directory_sync SET lock_holder = $1, lock_until = $3
+         WHERE id = 1 AND (lock_holder IS NULL OR lock_until <= $2 OR lock_holder = $1)",
+    )
+    .bind(holder)
+    .bind(now)
+    .bind(until)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn release_lock(conn: &mut PgConnection, holder: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE directory_sync SET lock_holder = NULL, lock_until = NULL
+         WHERE id = 1 AND lock_holder = $1",
+    )
+    .bind(holder)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}

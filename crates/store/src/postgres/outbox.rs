@@ -1,0 +1,200 @@
+//! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
+
+use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
+use crate::crypto::{email_aad, Cipher};
+use mfad_core::outbox::{Attempt, Email, EmailId, EmailStatus, NewEmail};
+use mfad_core::store::{StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection};
+use std::str::FromStr;
+use zeroize::Zeroizing;
+
+const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, attempts, \
+     next_attempt_at, last_error, created_at, sent_at";
+
+/// Inserts the mail, then seals its body with the new id as associated data, so a body
+/// cannot be moved to another row; both in one transaction, so no node ever sees a
+/// queued mail without its body. `None` when `once_key` was used before.
+pub(super) async fn queue(
+    conn: &mut PgConnection,
+    cipher: &Cipher,
+    email: &NewEmail,
+    now: i64,
+) -> StoreResult<Option<Email>> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    let inserted = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO emails (user_id, recipient, kind, subject, body, once_key, status,
+             attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, '', $5, 'queued', 0, $6, $6)
+         ON CONFLICT (once_key) DO NOTHING
+         RETURNING id",
+    )
+    .bind(email.user_id)
+    .bind(&email.recipient)
+    .bind(email.kind.as_str())
+    .bind(&email.subject)
+    .bind(&email.once_key)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await;
+    let id = match inserted {
+        Ok(Some(id)) => id,
+        // The once-key was used before (ON CONFLICT DO NOTHING returns no row).
+        Ok(None) => return Ok(None),
+        Err(e) if is_unique_violation(&e) => return Ok(None),
+        Err(e) if is_foreign_key_violation(&e) => {
+            return Err(StoreError::NotFound(format!(
+                "user with id {}",
+                email.user_id.unwrap_or_default()
+            )))
+        }
+        Err(e) => return Err(db_err(e)),
+    };
+    let sealed = cipher
+        .encrypt(email.body.as_bytes(), &email_aad(id))
+        .map_err(|e| StoreError::Unavailable(format!("cannot seal an e-mail body: {e}")))?;
+    sqlx::query("UPDATE emails SET body = $2 WHERE id = $1")
+        .bind(id)
+        .bind(sealed)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(Email {
+        id,
+        user_id: email.user_id,
+        recipient: email.recipient.clone(),
+        kind: email.kind,
+        subject: email.subject.clone(),
+        body: email.body.clone(),
+        status: EmailStatus::Queued,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    }))
+}
+
+/// One `UPDATE ... RETURNING` both selects and leases the mails. `FOR UPDATE SKIP
+/// LOCKED` in the subquery makes a second node pass over rows the first is claiming
+/// instead of claiming them after it, so two nodes never get the same mail.
+pub(super) async fn claim(
+    conn: &mut PgConnection,
+    cipher: &Cipher,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+) -> StoreResult<Vec<Email>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = format!(
+        "UPDATE emails SET attempts = attempts + 1, next_attempt_at = $2
+         WHERE id IN (SELECT id FROM emails WHERE status = 'queued' AND next_attempt_at <= $1
+                      ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING {EMAIL_COLUMNS}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+        .map_err(db_err)?;
+    let mut out = rows
+        .iter()
+        .map(|row| from_row(row, Some(cipher)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    out.sort_by_key(|e| e.id);
+    Ok(out)
+}
+
+pub(super) async fn finish(
+    conn: &mut PgConnection,
+    id: EmailId,
+    attempt: &Attempt,
+) -> StoreResult<()> {
+    let done = match attempt {
+        Attempt::Sent { at } => sqlx::query(
+            "UPDATE emails SET status = 'sent', sent_at = $2, body = '', last_error = NULL
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await,
+        Attempt::Retry { at, error } => sqlx::query(
+            "UPDATE emails SET status = 'queued', next_attempt_at = $2, last_error = $3
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(error)
+        .execute(conn)
+        .await,
+        Attempt::Failed { error } => {
+            sqlx::query("UPDATE emails SET status = 'failed', last_error = $2 WHERE id = $1")
+                .bind(id)
+                .bind(error)
+                .execute(conn)
+                .await
+        }
+    }
+    .map_err(db_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("e-mail with id {id}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn list(conn: &mut PgConnection, limit: usize) -> StoreResult<Vec<Email>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = format!("SELECT {EMAIL_COLUMNS} FROM emails ORDER BY id DESC LIMIT $1");
+    let rows = sqlx::query(&sql)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(|row| from_row(row, None)).collect()
+}
+
+fn text_enum<T: FromStr<Err = String>>(row: &PgRow, idx: usize) -> StoreResult<T> {
+    let text: String = get(row, idx)?;
+    text.parse()
+        .map_err(|e: String| StoreError::Corrupt(format!("e-mail: {e}")))
+}
+
+/// Reads a row; the body is opened only when `cipher` is given.
+fn from_row(row: &PgRow, cipher: Option<&Cipher>) -> StoreResult<Email> {
+    let id: i64 = get(row, 0)?;
+    let sealed: String = get(row, 5)?;
+    let body = match cipher {
+        Some(cipher) if !sealed.is_empty() => {
+            let plain = cipher
+                .decrypt(&sealed, &email_aad(id))
+                .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
+            Zeroizing::new(
+                String::from_utf8(plain.to_vec()).map_err(|_| {
+                    StoreError::Corrupt(format!("body of e-mail {id} is not UTF-8"))
+                })?,
+            )
+        }
+        _ => Zeroizing::new(String::new()),
+    };
+    let attempts: i64 = get(row, 7)?;
+    Ok(Email {
+        id,
+        user_id: get(row, 1)?,
+        recipient: get(row, 2)?,
+        kind: text_enum(row, 3)?,
+        subject: get(row, 4)?,
+        body,
+        status: text_enum(row, 6)?,
+        attempts: u32::try_from(attempts).map_err(|_| {
+            StoreError::Corrupt(format!("attempts {attempts} of e-mail {id} is out of range"))
+        })?,
+        next_attempt_at: get(row, 8)?,
+        last_error: get(row, 9)?,
+        created_at: get(row, 10)?,
+        sent_at: get(row, 11)?,
+    })
+}

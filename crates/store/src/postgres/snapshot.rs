@@ -1,0 +1,469 @@
+//! Whole-store export and import for PostgreSQL: every table read in one REPEATABLE
+//! READ transaction (one consistent view while the nodes keep writing), loaded back
+//! with the same ids in one transaction.
+
+use super::audit::{insert_batch, record_from_row, FIELDS as AUDIT_FIELDS};
+use super::map::{db_err, get, CLIENT_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS};
+use super::sessions::{kind_from_json, kind_to_json};
+use mfad_core::model::{Method, PinMode};
+use mfad_core::snapshot::{
+    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater,
+    RateLimitRow, Snapshot, TokenRow, UserRow,
+};
+use mfad_core::store::{StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection};
+
+/// The tables that must be empty to take a snapshot. `directory_sync` always holds its
+/// one row, which the import overwrites.
+const TABLES: [&str; 8] = [
+    "users",
+    "tokens",
+    "clients",
+    "challenges",
+    "cached_auth",
+    "audit",
+    "emails",
+    "rate_limits",
+];
+/// The tables whose ids come from an identity sequence.
+const SEQUENCED: [&str; 4] = ["users", "tokens", "clients", "emails"];
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn unsigned(value: i32, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is negative")))
+}
+
+fn unsigned64(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is out of range")))
+}
+
+fn email_row(r: &PgRow) -> StoreResult<EmailRow> {
+    Ok(EmailRow {
+        id: get(r, 0)?,
+        user_id: get(r, 1)?,
+        recipient: get(r, 2)?,
+        kind: get(r, 3)?,
+        subject: get(r, 4)?,
+        body: get(r, 5)?,
+        once_key: get(r, 6)?,
+        status: get(r, 7)?,
+        attempts: unsigned64(get(r, 8)?, "e-mail attempts")?,
+        next_attempt_at: get(r, 9)?,
+        last_error: get(r, 10)?,
+        created_at: get(r, 11)?,
+        sent_at: get(r, 12)?,
+    })
+}
+
+fn directory_sync_row(r: &PgRow) -> StoreResult<DirectorySyncRow> {
+    let approved: Option<i64> = get(r, 4)?;
+    Ok(DirectorySyncRow {
+        last_run: get(r, 0)?,
+        last_summary: get(r, 1)?,
+        pending_count: unsigned64(get(r, 2)?, "pending count")?,
+        pending_reason: get(r, 3)?,
+        approved_count: approved
+            .map(|a| unsigned64(a, "approved count"))
+            .transpose()?,
+        lock_holder: get(r, 5)?,
+        lock_until: get(r, 6)?,
+    })
+}
+
+fn user_row(r: &PgRow) -> StoreResult<UserRow> {
+    let history: String = get(r, 14)?;
+    let mode: String = get(r, 11)?;
+    Ok(UserRow {
+        id: get(r, 0)?,
+        username: get(r, 1)?,
+        given_name: get(r, 2)?,
+        surname: get(r, 3)?,
+        email: get(r, 4)?,
+        phone: get(r, 5)?,
+        enabled: get(r, 6)?,
+        blocked_until: get(r, 7)?,
+        block_reason: get(r, 8)?,
+        locked_until: get(r, 9)?,
+        failures: unsigned(get(r, 10)?, "failure count")?,
+        pin_mode: mode
+            .parse::<PinMode>()
+            .map_err(|e| corrupt("PIN mode", e))?,
+        pin_hash: get(r, 12)?,
+        pin_change_required: get(r, 13)?,
+        pin_history: serde_json::from_str(&history).map_err(|e| corrupt("PIN history", e))?,
+        bypass_until: get(r, 15)?,
+        created_at: get(r, 16)?,
+        mobile: get(r, 17)?,
+        extension: get(r, 18)?,
+        language: get(r, 19)?,
+        directory_id: get(r, 20)?,
+        sync_item: get(r, 21)?,
+        method: {
+            let method: String = get(r, 22)?;
+            method
+                .parse::<Method>()
+                .map_err(|e| corrupt("method", e))?
+        },
+        backup_phone: get(r, 23)?,
+    })
+}
+
+fn token_row(r: &PgRow) -> StoreResult<TokenRow> {
+    Ok(TokenRow {
+        id: get(r, 0)?,
+        serial: get(r, 1)?,
+        user_id: get(r, 2)?,
+        kind: get(r, 3)?,
+        algorithm: get(r, 4)?,
+        digits: unsigned(get(r, 5)?, "digits")?,
+        period: get(r, 6)?,
+        secret: get(r, 7)?,
+        next: get(r, 8)?,
+        resync: get(r, 9)?,
+        enabled: get(r, 10)?,
+        created_at: get(r, 11)?,
+    })
+}
+
+fn client_row(r: &PgRow) -> StoreResult<ClientRow> {
+    Ok(ClientRow {
+        id: get(r, 0)?,
+        name: get(r, 1)?,
+        address: get(r, 2)?,
+        secret: get(r, 3)?,
+        first_factor: get(r, 4)?,
+        prompt: get(r, 5)?,
+        require_message_authenticator: get(r, 6)?,
+        require_user_match: get(r, 7)?,
+        created_at: get(r, 8)?,
+        code_separator: get(r, 9)?,
+        targets: get(r, 10)?,
+    })
+}
+
+fn challenge_row(r: &PgRow) -> StoreResult<ChallengeRow> {
+    let state: Vec<u8> = get(r, 0)?;
+    let kind: String = get(r, 3)?;
+    Ok(ChallengeRow {
+        state: data_encoding::HEXLOWER.encode(&state),
+        user_id: get(r, 1)?,
+        client: get(r, 2)?,
+        kind: kind_from_json(&kind)?,
+        expires_at: get(r, 4)?,
+    })
+}
+
+async fn rows<T>(
+    conn: &mut PgConnection,
+    sql: &str,
+    map: impl Fn(&PgRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let rows = sqlx::query(sql).fetch_all(conn).await.map_err(db_err)?;
+    rows.iter().map(map).collect()
+}
+
+pub(super) async fn export(conn: &mut PgConnection) -> StoreResult<Snapshot> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let mut high = [0i64; 4];
+    for (slot, table) in high.iter_mut().zip(SEQUENCED) {
+        let row = sqlx::query(
+            "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)",
+        )
+        .bind(table)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        *slot = get(&row, 0)?;
+    }
+    let [users, tokens, clients, emails] = high;
+    let snapshot = Snapshot {
+        ids: IdHighWater {
+            users,
+            tokens,
+            clients,
+            emails,
+        },
+        users: rows(
+            &mut tx,
+            &format!("SELECT {} FROM users ORDER BY id", *USER_COLUMNS),
+            user_row,
+        )
+        .await?,
+        tokens: rows(
+            &mut tx,
+            &format!("SELECT {} FROM tokens ORDER BY id", *TOKEN_COLUMNS),
+            token_row,
+        )
+        .await?,
+        clients: rows(
+            &mut tx,
+            &format!("SELECT {} FROM clients ORDER BY id", *CLIENT_COLUMNS),
+            client_row,
+        )
+        .await?,
+        challenges: rows(
+            &mut tx,
+            "SELECT state, user_id, client, kind, expires_at FROM challenges ORDER BY state",
+            challenge_row,
+        )
+        .await?,
+        cached_auth: rows(
+            &mut tx,
+            "SELECT key, until FROM cached_auth ORDER BY key COLLATE \"C\"",
+            |r| {
+                Ok(CachedAuthRow {
+                    key: get(r, 0)?,
+                    until: get(r, 1)?,
+                })
+            },
+        )
+        .await?,
+        audit: rows(
+            &mut tx,
+            &format!("SELECT {AUDIT_FIELDS} FROM audit ORDER BY time_ms, seq"),
+            record_from_row,
+        )
+        .await?,
+        emails: rows(
+            &mut tx,
+            &format!("SELECT {EMAIL_COLUMNS} FROM emails ORDER BY id"),
+            email_row,
+        )
+        .await?,
+        rate_limits: rows(
+            &mut tx,
+            "SELECT key, window_start, count FROM rate_limits ORDER BY key COLLATE \"C\"",
+            |r| {
+                Ok(RateLimitRow {
+                    key: get(r, 0)?,
+                    window_start: get(r, 1)?,
+                    count: get(r, 2)?,
+                })
+            },
+        )
+        .await?,
+        directory_sync: rows(
+            &mut tx,
+            &format!("SELECT {DIRECTORY_SYNC_COLUMNS} FROM directory_sync WHERE id = 1"),
+            directory_sync_row,
+        )
+        .await?
+        .pop()
+        .unwrap_or_default(),
+    };
+    tx.commit().await.map_err(db_err)?;
+    Ok(snapshot)
+}
+
+const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, once_key, status, \
+     attempts, next_attempt_at, last_error, created_at, sent_at";
+const DIRECTORY_SYNC_COLUMNS: &str = "last_run, last_summary, pending_count, pending_reason, \
+     approved_count, lock_holder, lock_until";
+
+/// Loads every row with its id in one transaction; the identity sequences move past the
+/// highest id the source ever handed out.
+pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    // Nodes may be running: lock the tables so none writes between the emptiness check
+    // and the load.
+    sqlx::query(
+        "LOCK TABLE users, tokens, clients, challenges, cached_auth, audit, emails, rate_limits,
+             directory_sync IN EXCLUSIVE MODE",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    for table in TABLES {
+        let sql = format!("SELECT 1 FROM {table} LIMIT 1");
+        let found = sqlx::query(&sql)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_some() {
+            return Err(StoreError::Duplicate(format!(
+                "data (table {table} is not empty)"
+            )));
+        }
+    }
+    for u in &s.users {
+        let history =
+            serde_json::to_string(&u.pin_history).map_err(|e| corrupt("PIN history", e))?;
+        sqlx::query(
+            "INSERT INTO users (id, username, given_name, surname, email, phone, enabled,
+                 blocked_until, block_reason, locked_until, failures, pin_mode, pin_hash,
+                 pin_change_required, pin_history, bypass_until, created_at, mobile, extension,
+                 language, directory_id, sync_item, method, backup_phone)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18, $19, $20, $21, $22, $23, $24)",
+        )
+        .bind(u.id)
+        .bind(u.username.clone())
+        .bind(u.given_name.clone())
+        .bind(u.surname.clone())
+        .bind(u.email.clone())
+        .bind(u.phone.clone())
+        .bind(u.enabled)
+        .bind(u.blocked_until)
+        .bind(u.block_reason.clone())
+        .bind(u.locked_until)
+        .bind(i32::try_from(u.failures).unwrap_or(i32::MAX))
+        .bind(u.pin_mode.to_string())
+        .bind(u.pin_hash.clone())
+        .bind(u.pin_change_required)
+        .bind(history)
+        .bind(u.bypass_until)
+        .bind(u.created_at)
+        .bind(u.mobile.clone())
+        .bind(u.extension.clone())
+        .bind(u.language.clone())
+        .bind(u.directory_id.clone())
+        .bind(u.sync_item.clone())
+        .bind(u.method.as_str())
+        .bind(u.backup_phone.clone())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    for t in &s.tokens {
+        sqlx::query(
+            "INSERT INTO tokens (id, serial, user_id, kind, algorithm, digits, period, secret,
+                 next, resync, enabled, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(t.id)
+        .bind(t.serial.clone())
+        .bind(t.user_id)
+        .bind(t.kind.clone())
+        .bind(t.algorithm.clone())
+        .bind(i32::try_from(t.digits).unwrap_or(i32::MAX))
+        .bind(t.period)
+        .bind(t.secret.clone())
+        .bind(t.next)
+        .bind(t.resync)
+        .bind(t.enabled)
+        .bind(t.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    for c in &s.clients {
+        sqlx::query(
+            "INSERT INTO clients (id, name, address, secret, first_factor, prompt,
+                 require_message_authenticator, require_user_match, created_at, code_separator,
+                 targets)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(c.id)
+        .bind(c.name.clone())
+        .bind(c.address.clone())
+        .bind(c.secret.clone())
+        .bind(c.first_factor.clone())
+        .bind(c.prompt.clone())
+        .bind(c.require_message_authenticator)
+        .bind(c.require_user_match)
+        .bind(c.created_at)
+        .bind(c.code_separator.clone())
+        .bind(c.targets.clone())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    for c in &s.challenges {
+        let state = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(c.state.as_bytes())
+            .map_err(|e| corrupt("challenge state", e))?;
+        sqlx::query(
+            "INSERT INTO challenges (state, user_id, client, kind, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(state)
+        .bind(c.user_id)
+        .bind(c.client.clone())
+        .bind(kind_to_json(&c.kind)?)
+        .bind(c.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    for c in &s.cached_auth {
+        sqlx::query("INSERT INTO cached_auth (key, until) VALUES ($1, $2)")
+            .bind(c.key.clone())
+            .bind(c.until)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    for chunk in s.audit.chunks(2_000) {
+        insert_batch(&mut tx, chunk).await?;
+    }
+    for e in &s.emails {
+        sqlx::query(&format!(
+            "INSERT INTO emails ({EMAIL_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(e.id)
+        .bind(e.user_id)
+        .bind(e.recipient.clone())
+        .bind(e.kind.clone())
+        .bind(e.subject.clone())
+        .bind(e.body.clone())
+        .bind(e.once_key.clone())
+        .bind(e.status.clone())
+        .bind(i64::from(e.attempts))
+        .bind(e.next_attempt_at)
+        .bind(e.last_error.clone())
+        .bind(e.created_at)
+        .bind(e.sent_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    for r in &s.rate_limits {
+        sqlx::query("INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, $3)")
+            .bind(r.key.clone())
+            .bind(r.window_start)
+            .bind(r.count)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    let d = &s.directory_sync;
+    sqlx::query(
+        "UPDATE directory_sync SET last_run = $1, last_summary = $2, pending_count = $3,
+             pending_reason = $4, approved_count = $5, lock_holder = $6, lock_until = $7
+         WHERE id = 1",
+    )
+    .bind(d.last_run)
+    .bind(d.last_summary.clone())
+    .bind(i64::from(d.pending_count))
+    .bind(d.pending_reason.clone())
+    .bind(d.approved_count.map(i64::from))
+    .bind(d.lock_holder.clone())
+    .bind(d.lock_until)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    for (table, high) in SEQUENCED
+        .into_iter()
+        .zip([s.ids.users, s.ids.tokens, s.ids.clients, s.ids.emails])
+    {
+        let sql = format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), greatest($1, max(id)))
+             FROM {table} HAVING greatest($1, max(id)) > 0"
+        );
+        sqlx::query(&sql)
+            .bind(high)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
+}

@@ -1,0 +1,332 @@
+//! Users: records, block, bypass, failure counter and PIN, plus the hot-path read.
+//!
+//! Each rule that must hold between nodes is one statement: PostgreSQL re-checks an
+//! UPDATE's WHERE clause on the newest row version after waiting for a concurrent
+//! writer (READ COMMITTED, "13.2.1" of the PostgreSQL docs), so counts add up and
+//! single-use grants are used once.
+
+use super::map::{
+    db_err, get, is_unique_violation, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET,
+    USER_COLUMNS, USER_COLUMNS_U,
+};
+use super::tokens::{insert_token, SealedToken};
+use crate::crypto::Cipher;
+use mfad_core::model::{NewUser, Token, User, UserId};
+use mfad_core::store::{FailureState, StoreError, StoreResult, UserUpdate};
+use sqlx::{Connection, PgConnection};
+use std::sync::LazyLock;
+
+static INSERT_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO users (username, given_name, surname, email, phone, pin_mode, created_at,
+             mobile, extension, language, directory_id, sync_item, method, backup_phone)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {}",
+        *USER_COLUMNS
+    )
+});
+static USER_BY_NAME: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM users WHERE username = $1", *USER_COLUMNS));
+static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM users WHERE id = $1", *USER_COLUMNS));
+static LIST_USERS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM users ORDER BY username", *USER_COLUMNS));
+static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE users SET given_name = coalesce($2, given_name), surname = coalesce($3, surname),
+             email = coalesce($4, email), phone = coalesce($5, phone),
+             pin_mode = coalesce($6, pin_mode), enabled = coalesce($7, enabled),
+             method = coalesce($8, method), backup_phone = coalesce($9, backup_phone)
+         WHERE id = $1 RETURNING {}",
+        *USER_COLUMNS
+    )
+});
+/// One indexed lookup of the user and, through `tokens_user`, their enabled tokens.
+static AUTH_SUBJECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, {} FROM users u
+         LEFT JOIN tokens t ON t.user_id = u.id AND t.enabled
+         WHERE u.username = $1 ORDER BY t.serial",
+        *USER_COLUMNS_U, *TOKEN_COLUMNS_T
+    )
+});
+
+pub(super) fn not_found(id: UserId) -> StoreError {
+    StoreError::NotFound(format!("user with id {id}"))
+}
+
+/// A new user with its username already normalised.
+pub(super) async fn insert_user(
+    conn: &mut PgConnection,
+    user: &NewUser,
+    now: i64,
+) -> StoreResult<User> {
+    let row = sqlx::query(&INSERT_USER)
+        .bind(&user.username)
+        .bind(&user.given_name)
+        .bind(&user.surname)
+        .bind(&user.email)
+        .bind(&user.phone)
+        .bind(user.pin_mode.to_string())
+        .bind(now)
+        .bind(&user.mobile)
+        .bind(&user.extension)
+        .bind(&user.language)
+        .bind(&user.directory_id)
+        .bind(&user.sync_item)
+        .bind(user.method.as_str())
+        .bind(&user.backup_phone)
+        .fetch_one(&mut *conn)
+        .await;
+    match row {
+        Ok(row) => user_from_row(&row),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(match &user.directory_id {
+            Some(id) => format!("user '{}' or directory ID {id}", user.username),
+            None => format!("user '{}'", user.username),
+        })),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+pub(super) async fn by_name(conn: &mut PgConnection, username: &str) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&USER_BY_NAME)
+        .bind(username)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub(super) async fn by_id(conn: &mut PgConnection, id: UserId) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&USER_BY_ID)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub(super) async fn list(conn: &mut PgConnection) -> StoreResult<Vec<User>> {
+    let rows = sqlx::query(&LIST_USERS)
+        .fetch_all(conn)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(user_from_row).collect()
+}
+
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    id: UserId,
+    u: &UserUpdate,
+) -> StoreResult<User> {
+    let row = sqlx::query(&UPDATE_USER)
+        .bind(id)
+        .bind(&u.given_name)
+        .bind(&u.surname)
+        .bind(&u.email)
+        .bind(&u.phone)
+        .bind(u.pin_mode.map(|m| m.to_string()))
+        .bind(u.enabled)
+        .bind(u.method.map(|m| m.as_str()))
+        .bind(&u.backup_phone)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    match row {
+        Some(row) => user_from_row(&row),
+        None => Err(not_found(id)),
+    }
+}
+
+/// Runs a change of one user row and turns "no row" into `NotFound`.
+async fn changed_one(
+    id: UserId,
+    done: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+) -> StoreResult<()> {
+    if done.map_err(db_err)?.rows_affected() == 0 {
+        return Err(not_found(id));
+    }
+    Ok(())
+}
+
+/// Tokens and challenges go with the user through `ON DELETE CASCADE`; the cached
+/// successes (keyed by the engine's `u:ID`, `uc:ID:CLIENT`, `uci:ID:CLIENT:STATION`) in
+/// the same transaction, matched as in the SQLite store.
+pub(super) async fn delete(conn: &mut PgConnection, id: UserId) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await;
+    changed_one(id, deleted).await?;
+    sqlx::query("DELETE FROM cached_auth WHERE ':' || key || ':' LIKE '%:' || $1 || ':%'")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)
+}
+
+pub(super) async fn set_block(
+    conn: &mut PgConnection,
+    id: UserId,
+    until: Option<i64>,
+    reason: Option<&str>,
+) -> StoreResult<()> {
+    let reason = until.and(reason);
+    let done = sqlx::query("UPDATE users SET blocked_until = $2, block_reason = $3 WHERE id = $1")
+        .bind(id)
+        .bind(until)
+        .bind(reason)
+        .execute(conn)
+        .await;
+    changed_one(id, done).await
+}
+
+pub(super) async fn set_bypass(
+    conn: &mut PgConnection,
+    id: UserId,
+    until: Option<i64>,
+) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE users SET bypass_until = $2 WHERE id = $1")
+        .bind(id)
+        .bind(until)
+        .execute(conn)
+        .await;
+    changed_one(id, done).await
+}
+
+/// Single use: only the statement that finds the bypass still valid clears it.
+pub(super) async fn consume_bypass(
+    conn: &mut PgConnection,
+    id: UserId,
+    now: i64,
+) -> StoreResult<bool> {
+    let done =
+        sqlx::query("UPDATE users SET bypass_until = NULL WHERE id = $1 AND bypass_until > $2")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map_err(db_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One statement: the right-hand sides see the row before the update, so the count and
+/// the lock are decided together; `failures = 0` in the result means this call locked.
+pub(super) async fn record_failure(
+    conn: &mut PgConnection,
+    id: UserId,
+    now: i64,
+    max_failures: u32,
+    lockout_seconds: i64,
+) -> StoreResult<FailureState> {
+    let row = sqlx::query(
+        "UPDATE users SET
+             failures = CASE WHEN failures + 1 >= $2 THEN 0 ELSE failures + 1 END,
+             locked_until = CASE WHEN failures + 1 >= $2 THEN $3 + $4 ELSE locked_until END
+         WHERE id = $1
+         RETURNING failures, CASE WHEN failures = 0 THEN locked_until END",
+    )
+    .bind(id)
+    .bind(i64::from(max_failures))
+    .bind(now)
+    .bind(lockout_seconds)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?;
+    let row = row.ok_or_else(|| not_found(id))?;
+    let failures: i32 = get(&row, 0)?;
+    Ok(FailureState {
+        failures: u32::try_from(failures).unwrap_or_default(),
+        locked_until: get(&row, 1)?,
+    })
+}
+
+pub(super) async fn clear_failures(conn: &mut PgConnection, id: UserId) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE users SET failures = 0, locked_until = NULL WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await;
+    changed_one(id, done).await
+}
+
+/// Read-modify-write of the history under `FOR UPDATE`, so two nodes setting PINs at
+/// once both land in it.
+pub(super) async fn set_pin(
+    conn: &mut PgConnection,
+    id: UserId,
+    pin_hash: Option<&str>,
+    change_required: bool,
+    history: usize,
+) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    let row = sqlx::query("SELECT pin_history FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let row = row.ok_or_else(|| not_found(id))?;
+    let stored: String = get(&row, 0)?;
+    let mut hashes: Vec<String> = serde_json::from_str(&stored)
+        .map_err(|e| StoreError::Corrupt(format!("PIN history of user with id {id}: {e}")))?;
+    if let Some(hash) = pin_hash {
+        hashes.insert(0, hash.to_owned());
+    }
+    hashes.truncate(history);
+    let hashes = serde_json::to_string(&hashes)
+        .map_err(|e| StoreError::Corrupt(format!("PIN history: {e}")))?;
+    sqlx::query(
+        "UPDATE users SET pin_hash = $2, pin_change_required = $3, pin_history = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(pin_hash)
+    .bind(change_required)
+    .bind(hashes)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)
+}
+
+/// Users and their tokens in one transaction: all or nothing.
+pub(super) async fn insert_users_with_tokens(
+    conn: &mut PgConnection,
+    batch: &[(NewUser, Vec<SealedToken>)],
+    now: i64,
+) -> StoreResult<usize> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    for (user, tokens) in batch {
+        let created = insert_user(&mut tx, user, now).await?;
+        for token in tokens {
+            insert_token(&mut tx, token, Some(created.id), now).await?;
+        }
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(batch.len())
+}
+
+/// The hot path: one prepared statement, one row per enabled token (or one with NULL
+/// token columns for a user without tokens).
+pub(super) async fn auth_subject(
+    conn: &mut PgConnection,
+    cipher: &Cipher,
+    username: &str,
+) -> StoreResult<Option<(User, Vec<Token>)>> {
+    let rows = sqlx::query(&AUTH_SUBJECT)
+        .bind(username)
+        .fetch_all(conn)
+        .await
+        .map_err(db_err)?;
+    let mut subject: Option<(User, Vec<Token>)> = None;
+    for row in &rows {
+        let (_, tokens) = match &mut subject {
+            Some(s) => s,
+            None => subject.insert((user_from_row(row)?, Vec::new())),
+        };
+        let token_id: Option<i64> = get(row, TOKEN_OFFSET)?;
+        if token_id.is_some() {
+            tokens.push(token_from_row(row, TOKEN_OFFSET, cipher)?);
+        }
+    }
+    Ok(subject)
+}
