@@ -18,8 +18,8 @@
 
 use mfad_core::audit::AuditRecord;
 use mfad_core::snapshot::{
-    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater,
-    RateLimitRow, RowCounts, Snapshot, TokenRow, UserRow,
+    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
+    RowCounts, Snapshot, TokenRow, UserRow,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Write};

@@ -98,7 +98,8 @@ async fn nodes_opening_a_new_database_together_migrate_it_once() {
     for open in opens.collect::<Vec<_>>() {
         open.await.unwrap().unwrap();
     }
-    assert_eq!(db.psql("SELECT version FROM mfad_schema").trim(), "1");
+    // Every migration ran once: the version is the number of migrations.
+    assert_eq!(db.psql("SELECT version FROM mfad_schema").trim(), "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -197,7 +198,10 @@ async fn snapshots_move_between_sqlite_and_postgres_unchanged() {
     let from_pg = pg.export_snapshot().await.unwrap();
     assert_eq!(from_pg.emails.len(), 1);
     assert_eq!(from_pg.rate_limits.len(), 1);
-    assert_eq!(from_pg.directory_sync.lock_holder.as_deref(), Some("node-a"));
+    assert_eq!(
+        from_pg.directory_sync.lock_holder.as_deref(),
+        Some("node-a")
+    );
 
     let sqlite = SqliteStore::open(
         &backend.dir.path().join("copy.db"),
@@ -208,12 +212,18 @@ async fn snapshots_move_between_sqlite_and_postgres_unchanged() {
     sqlite.import_snapshot(&from_pg).await.unwrap();
     let from_sqlite = sqlite.export_snapshot().await.unwrap();
     assert_eq!(from_sqlite, from_pg);
-    assert_eq!(sqlite.list_users().await.unwrap(), pg.list_users().await.unwrap());
+    assert_eq!(
+        sqlite.list_users().await.unwrap(),
+        pg.list_users().await.unwrap()
+    );
     assert_eq!(
         sqlite.list_clients().await.unwrap(),
         pg.list_clients().await.unwrap()
     );
-    assert_eq!(sqlite.sync_state().await.unwrap(), pg.sync_state().await.unwrap());
+    assert_eq!(
+        sqlite.sync_state().await.unwrap(),
+        pg.sync_state().await.unwrap()
+    );
     let claimed = sqlite
         .claim_emails(conformance::NOW, conformance::NOW + 60, 10)
         .await
@@ -225,10 +235,11 @@ async fn snapshots_move_between_sqlite_and_postgres_unchanged() {
     );
     let (_, tokens) = sqlite.auth_subject("mover").await.unwrap().unwrap();
     assert_eq!(tokens.first().unwrap().secret, token.secret);
-    assert_eq!(
-        sqlite.list_clients().await.unwrap().first().unwrap().secret,
-        "shared secret of vpn"
-    );
+    let clients = sqlite.list_clients().await.unwrap();
+    let vpn = clients.iter().find(|c| c.name == "vpn").unwrap();
+    assert_eq!(vpn.secret, "shared secret of vpn");
+    let proxy = clients.iter().find(|c| c.name == "proxy").unwrap();
+    assert_eq!(proxy.targets, ["primary", "backup"]);
 
     let back = PgDatabase::create();
     let pg_again = open_store(&backend.dir, &back).await.unwrap();

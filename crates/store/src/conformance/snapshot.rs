@@ -110,8 +110,14 @@ pub async fn snapshot_copies_every_row_into_an_empty_store(
     source
         .finish_email(sent.id, &Attempt::Sent { at: NOW + 1 })
         .await?;
-    ensure!(source.take_rate("sms:user:1", NOW, 3600, 2).await?, "first use");
-    ensure!(source.take_rate("sms:user:1", NOW, 3600, 2).await?, "second use");
+    ensure!(
+        source.take_rate("sms:user:1", NOW, 3600, 2).await?,
+        "first use"
+    );
+    ensure!(
+        source.take_rate("sms:user:1", NOW, 3600, 2).await?,
+        "second use"
+    );
 
     let snapshot = source.export_snapshot().await?;
     ensure_eq!(snapshot.users.len(), 2);
@@ -193,7 +199,10 @@ pub async fn snapshot_copies_every_row_into_an_empty_store(
         "the sealed body opens in the copy"
     );
     ensure!(
-        target.queue_email(&mail("welcome:sent"), NOW).await?.is_none(),
+        target
+            .queue_email(&mail("welcome:sent"), NOW)
+            .await?
+            .is_none(),
         "a once-key used before the copy stays used"
     );
     ensure!(

@@ -88,9 +88,7 @@ pub(super) async fn state(conn: &mut PgConnection) -> StoreResult<SyncState> {
         last_summary: get(&row, 1)?,
         pending_count: count(pending, "pending count")?,
         pending_reason: get(&row, 3)?,
-        approved_count: approved
-            .map(|a| count(a, "approved count"))
-            .transpose()?,
+        approved_count: approved.map(|a| count(a, "approved count")).transpose()?,
     })
 }
 

@@ -114,23 +114,27 @@ pub(super) async fn finish(
     attempt: &Attempt,
 ) -> StoreResult<()> {
     let done = match attempt {
-        Attempt::Sent { at } => sqlx::query(
-            "UPDATE emails SET status = 'sent', sent_at = $2, body = '', last_error = NULL
+        Attempt::Sent { at } => {
+            sqlx::query(
+                "UPDATE emails SET status = 'sent', sent_at = $2, body = '', last_error = NULL
              WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at)
-        .execute(conn)
-        .await,
-        Attempt::Retry { at, error } => sqlx::query(
-            "UPDATE emails SET status = 'queued', next_attempt_at = $2, last_error = $3
+            )
+            .bind(id)
+            .bind(at)
+            .execute(conn)
+            .await
+        }
+        Attempt::Retry { at, error } => {
+            sqlx::query(
+                "UPDATE emails SET status = 'queued', next_attempt_at = $2, last_error = $3
              WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at)
-        .bind(error)
-        .execute(conn)
-        .await,
+            )
+            .bind(id)
+            .bind(at)
+            .bind(error)
+            .execute(conn)
+            .await
+        }
         Attempt::Failed { error } => {
             sqlx::query("UPDATE emails SET status = 'failed', last_error = $2 WHERE id = $1")
                 .bind(id)
@@ -167,19 +171,18 @@ fn text_enum<T: FromStr<Err = String>>(row: &PgRow, idx: usize) -> StoreResult<T
 fn from_row(row: &PgRow, cipher: Option<&Cipher>) -> StoreResult<Email> {
     let id: i64 = get(row, 0)?;
     let sealed: String = get(row, 5)?;
-    let body = match cipher {
-        Some(cipher) if !sealed.is_empty() => {
-            let plain = cipher
-                .decrypt(&sealed, &email_aad(id))
-                .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
-            Zeroizing::new(
-                String::from_utf8(plain.to_vec()).map_err(|_| {
+    let body =
+        match cipher {
+            Some(cipher) if !sealed.is_empty() => {
+                let plain = cipher
+                    .decrypt(&sealed, &email_aad(id))
+                    .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
+                Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| {
                     StoreError::Corrupt(format!("body of e-mail {id} is not UTF-8"))
-                })?,
-            )
-        }
-        _ => Zeroizing::new(String::new()),
-    };
+                })?)
+            }
+            _ => Zeroizing::new(String::new()),
+        };
     let attempts: i64 = get(row, 7)?;
     Ok(Email {
         id,
@@ -190,7 +193,9 @@ fn from_row(row: &PgRow, cipher: Option<&Cipher>) -> StoreResult<Email> {
         body,
         status: text_enum(row, 6)?,
         attempts: u32::try_from(attempts).map_err(|_| {
-            StoreError::Corrupt(format!("attempts {attempts} of e-mail {id} is out of range"))
+            StoreError::Corrupt(format!(
+                "attempts {attempts} of e-mail {id} is out of range"
+            ))
         })?,
         next_attempt_at: get(row, 8)?,
         last_error: get(row, 9)?,

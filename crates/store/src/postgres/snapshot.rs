@@ -7,8 +7,8 @@ use super::map::{db_err, get, CLIENT_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS};
 use super::sessions::{kind_from_json, kind_to_json};
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
-    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater,
-    RateLimitRow, Snapshot, TokenRow, UserRow,
+    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
+    Snapshot, TokenRow, UserRow,
 };
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
@@ -104,9 +104,7 @@ fn user_row(r: &PgRow) -> StoreResult<UserRow> {
         sync_item: get(r, 21)?,
         method: {
             let method: String = get(r, 22)?;
-            method
-                .parse::<Method>()
-                .map_err(|e| corrupt("method", e))?
+            method.parse::<Method>().map_err(|e| corrupt("method", e))?
         },
         backup_phone: get(r, 23)?,
     })
@@ -451,9 +449,10 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    for (table, high) in SEQUENCED
-        .into_iter()
-        .zip([s.ids.users, s.ids.tokens, s.ids.clients, s.ids.emails])
+    for (table, high) in
+        SEQUENCED
+            .into_iter()
+            .zip([s.ids.users, s.ids.tokens, s.ids.clients, s.ids.emails])
     {
         let sql = format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'), greatest($1, max(id)))

@@ -5,8 +5,8 @@ use super::audit::{insert_audit, record_from_row, FIELDS as AUDIT_FIELDS};
 use super::map::db_err;
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
-    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater,
-    RateLimitRow, Snapshot, TokenRow, UserRow,
+    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
+    Snapshot, TokenRow, UserRow,
 };
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
@@ -59,9 +59,7 @@ fn user_row(r: &Row) -> StoreResult<UserRow> {
         sync_item: r.get(21).map_err(db_err)?,
         method: {
             let method: String = r.get(22).map_err(db_err)?;
-            method
-                .parse::<Method>()
-                .map_err(|e| corrupt("method", e))?
+            method.parse::<Method>().map_err(|e| corrupt("method", e))?
         },
         backup_phone: r.get(23).map_err(db_err)?,
     })
