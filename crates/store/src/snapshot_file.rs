@@ -43,9 +43,10 @@ pub enum SnapshotFileError {
     #[error("the backup is incomplete: it has no end line (was the file cut short?)")]
     Truncated,
     #[error("the backup's end line counts {expected:?} but the file holds {found:?}")]
+    // Boxed: two full sets of counts would make every result of this module large.
     CountMismatch {
-        expected: RowCounts,
-        found: RowCounts,
+        expected: Box<RowCounts>,
+        found: Box<RowCounts>,
     },
 }
 
@@ -213,7 +214,10 @@ pub fn read(input: impl BufRead) -> Result<Snapshot, SnapshotFileError> {
     let expected = end.ok_or(SnapshotFileError::Truncated)?;
     let found = snapshot.counts();
     if expected != found {
-        return Err(SnapshotFileError::CountMismatch { expected, found });
+        return Err(SnapshotFileError::CountMismatch {
+            expected: Box::new(expected),
+            found: Box::new(found),
+        });
     }
     Ok(snapshot)
 }
