@@ -66,7 +66,7 @@ fn directory_config(slapd: &Slapd, extra: &str) -> String {
 
 fn staff_item() -> String {
     format!(
-        "\n[[directory.sync_items]]\nname = \"staff\"\ncontainer = \"{}\"\nmethod = \"oath\"\nlanguage = \"en\"\n",
+        "\n[[directory.sync_items]]\nname = \"staff\"\ncontainer = \"{}\"\nmethod = \"token\"\nlanguage = \"en\"\n",
         staff()
     )
 }
@@ -103,7 +103,7 @@ fn import_adds_users_and_a_second_import_changes_nothing() {
     assert_eq!(alice["email"], "alice@example.org");
     assert_eq!(alice["sync_item"], "staff");
     assert_eq!(alice["language"], "en", "the item's default language");
-    assert_eq!(alice["method"], "oath");
+    assert_eq!(alice["method"], "token", "the item's default method");
     let id = alice["directory_id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "entryUUID: {id}");
 

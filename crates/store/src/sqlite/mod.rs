@@ -127,9 +127,6 @@ fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> StoreResult
     conn.pragma_update(None, "synchronous", options.synchronous.pragma())
         .map_err(fail)?;
     conn.set_prepared_statement_cache_capacity(64);
-    // Reads straight from the page cache instead of copying each page with pread.
-    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
-        .map_err(fail)?;
     if read_only {
         conn.pragma_update(None, "query_only", true).map_err(fail)?;
     }
