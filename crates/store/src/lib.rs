@@ -4,6 +4,7 @@
 //! embedded) or `postgres://...` for several nodes on one database. [`snapshot_file`]
 //! reads and writes the backup format both share.
 
+mod columns;
 pub mod conformance;
 pub mod crypto;
 pub mod postgres;

@@ -6,81 +6,10 @@ use mfad_core::store::StoreError;
 use rusqlite::ffi;
 use rusqlite::Row;
 use std::str::FromStr;
-use std::sync::LazyLock;
 
-const USER_FIELDS: &[&str] = &[
-    "id",
-    "username",
-    "given_name",
-    "surname",
-    "email",
-    "phone",
-    "enabled",
-    "blocked_until",
-    "block_reason",
-    "locked_until",
-    "failures",
-    "pin_mode",
-    "pin_hash",
-    "pin_change_required",
-    "pin_history",
-    "bypass_until",
-    "created_at",
-    "mobile",
-    "extension",
-    "language",
-    "directory_id",
-    "sync_item",
-    "method",
-    "backup_phone",
-];
-
-const TOKEN_FIELDS: &[&str] = &[
-    "id",
-    "serial",
-    "user_id",
-    "kind",
-    "algorithm",
-    "digits",
-    "period",
-    "secret",
-    "next",
-    "resync",
-    "enabled",
-    "created_at",
-];
-
-const CLIENT_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "address",
-    "secret",
-    "first_factor",
-    "prompt",
-    "require_message_authenticator",
-    "require_user_match",
-    "created_at",
-    "code_separator",
-    "targets",
-];
-
-fn columns(prefix: &str, fields: &[&str]) -> String {
-    fields
-        .iter()
-        .map(|f| format!("{prefix}{f}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `id, username, ...` in the order [`user_from_row`] reads them.
-pub(super) static USER_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", USER_FIELDS));
-/// The same, qualified with the alias `u.` for joins.
-pub(super) static USER_COLUMNS_U: LazyLock<String> = LazyLock::new(|| columns("u.", USER_FIELDS));
-pub(super) static TOKEN_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", TOKEN_FIELDS));
-pub(super) static TOKEN_COLUMNS_T: LazyLock<String> = LazyLock::new(|| columns("t.", TOKEN_FIELDS));
-pub(super) static CLIENT_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", CLIENT_FIELDS));
-/// Where a joined row's token columns start.
-pub(super) const TOKEN_OFFSET: usize = USER_FIELDS.len();
+pub(super) use crate::columns::{
+    CLIENT_COLUMNS, TOKEN_COLUMNS, TOKEN_COLUMNS_T, TOKEN_OFFSET, USER_COLUMNS, USER_COLUMNS_U,
+};
 
 pub(super) use crate::crypto::{client_aad, email_aad, token_aad};
 
