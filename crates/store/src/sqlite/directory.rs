@@ -1,7 +1,8 @@
 //! Directory sync: applying a sync plan, the sync bookkeeping and the scheduled-sync lock.
 
 use super::map::{db_err, is_unique_violation};
-use super::users::{self, normalise};
+use super::users;
+use crate::normalise_username as normalise;
 use mfad_core::model::NewUser;
 use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
 use rusqlite::{params, Connection};

@@ -329,14 +329,14 @@ impl Drop for SqliteStore {
 impl Store for SqliteStore {
     async fn create_user(&self, user: &NewUser, now: i64) -> StoreResult<User> {
         let user = NewUser {
-            username: users::normalise(&user.username),
+            username: crate::normalise_username(&user.username),
             ..user.clone()
         };
         self.write(move |c| users::insert_user(c, &user, now)).await
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let username = users::normalise(username);
+        let username = crate::normalise_username(username);
         self.read(move |c, _| users::by_name(c, &username)).await
     }
 
@@ -421,7 +421,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|(user, tokens)| {
                 let user = NewUser {
-                    username: users::normalise(&user.username),
+                    username: crate::normalise_username(&user.username),
                     ..user.clone()
                 };
                 Ok((user, self.seal_tokens(tokens)?))
@@ -499,7 +499,7 @@ impl Store for SqliteStore {
     }
 
     async fn auth_subject(&self, username: &str) -> StoreResult<Option<(User, Vec<Token>)>> {
-        let username = users::normalise(username);
+        let username = crate::normalise_username(username);
         self.read(move |c, cipher| users::auth_subject(c, cipher, &username))
             .await
     }

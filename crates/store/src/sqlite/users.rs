@@ -49,11 +49,6 @@ static AUTH_SUBJECT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The stored form of a username: lower-case, so uniqueness is case-insensitive.
-pub(super) fn normalise(username: &str) -> String {
-    crate::normalise_username(username)
-}
-
 pub(super) fn not_found(id: UserId) -> StoreError {
     StoreError::NotFound(format!("user with id {id}"))
 }
