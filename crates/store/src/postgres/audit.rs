@@ -246,8 +246,7 @@ pub(super) fn record_from_row(row: &PgRow) -> StoreResult<AuditRecord> {
     })
 }
 
-/// Newest first; each combination of filters is its own statement, planned with the
-/// matching index (`audit_user_time` or `audit_time`).
+/// Newest first, along the time index (a user filter is checked on the way).
 pub(super) async fn query(
     conn: &mut PgConnection,
     q: &AuditQuery,

@@ -19,7 +19,7 @@ mod snapshot;
 mod tokens;
 mod users;
 
-pub use schema::MIGRATION_LOCK;
+pub use schema::{MIGRATION_LOCK, SCHEMA_VERSION};
 
 use crate::crypto::{client_aad, Cipher};
 use async_trait::async_trait;

@@ -79,8 +79,8 @@ pub(super) fn record_from_row(row: &Row) -> StoreResult<AuditRecord> {
     })
 }
 
-/// Newest first. Each combination of filters is its own statement text, so SQLite
-/// plans it with the matching index (`audit_user_time` or `audit_time`) and caches it.
+/// Newest first, walking the time index backwards (a user filter is checked on the
+/// way, so a query by user with a limit stops at the user's newest records).
 pub(super) fn query(conn: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
     let mut sql = format!("SELECT {FIELDS} FROM audit");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();

@@ -169,6 +169,12 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX emails_user ON emails(user_id);
     ",
+    // 5: no per-user audit index. Every authentication inserted into it at a random
+    // place (usernames are not in time order), a page written per record; queries by
+    // user scan the time index instead.
+    r"
+    DROP INDEX audit_user_time;
+    ",
 ];
 
 /// Brings the database to the newest schema. Runs under `BEGIN IMMEDIATE`, so two
