@@ -9,9 +9,12 @@ use std::time::Duration;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Installed before anything is logged: a supervisor (or test) that sends SIGTERM as
     // soon as it sees a log line must get a graceful stop, not the default kill.
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let listen = config.radius_listen()?;
-    let ctx = Ctx::open(config, server_ip(listen).to_string()).await?;
+    let Some(ctx) = open_context(config, server_ip(listen).to_string(), &mut term).await? else {
+        tracing::info!("stopped before the database could be reached");
+        return Ok(());
+    };
     tracing::info!(node = %ctx.config.node_name(), store = %mfad_store::redact(&ctx.config.store.url), "mfad starting");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -111,7 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop_rx,
     ));
 
-    shutdown_signal(term).await;
+    shutdown_signal(&mut term).await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
@@ -270,10 +273,55 @@ async fn scheduled_sync(
     }
 }
 
-async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>) {
+/// Longest wait between attempts to reach a database that is down at start.
+const MAX_DATABASE_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens the store and everything built on it. A PostgreSQL database that cannot be
+/// reached yet is waited for, with a log line per attempt: until it answers the node
+/// listens on nothing, so RADIUS clients fail over to another node, and once it does
+/// the node starts without a restart. Any other error stops the start. `None`: a
+/// signal came while waiting.
+async fn open_context(
+    config: Config,
+    server_ip: String,
+    term: &mut Option<tokio::signal::unix::Signal>,
+) -> anyhow::Result<Option<Ctx>> {
+    let waits = mfad_store::names_postgres(&config.store.url);
+    if waits {
+        mfad_store::postgres::check_url(&config.store.url)?;
+    }
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match Ctx::open(config.clone(), server_ip.clone()).await {
+            Ok(ctx) => return Ok(Some(ctx)),
+            Err(err) if waits && database_unreachable(&err) => tracing::warn!(
+                "waiting for the database: {err:#}; retrying in {} s",
+                delay.as_secs()
+            ),
+            Err(err) => return Err(err),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown_signal(term) => return Ok(None),
+        }
+        delay = (delay * 2).min(MAX_DATABASE_WAIT);
+    }
+}
+
+fn database_unreachable(err: &anyhow::Error) -> bool {
+    use mfad_core::store::StoreError;
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<mfad_store::OpenError>(),
+            Some(mfad_store::OpenError::Store(StoreError::Unavailable(_)))
+        )
+    })
+}
+
+async fn shutdown_signal(term: &mut Option<tokio::signal::unix::Signal>) {
     let ctrl_c = tokio::signal::ctrl_c();
     match term {
-        Some(mut term) => {
+        Some(term) => {
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

@@ -358,6 +358,54 @@ fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
     );
 }
 
+#[test]
+fn a_node_started_while_the_database_is_down_waits_for_it_and_then_serves() {
+    let mut cluster = PgCluster::start();
+    let db = cluster.create_database();
+    let node = Mfad::new(bin()).with_store_url(&db.url());
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        SECRET,
+    ]);
+    node.cli_ok(["user", "add", "alice"]);
+    node.cli_ok([
+        "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
+    ]);
+
+    cluster.stop();
+    let starting = node.spawn();
+    assert!(
+        starting.wait_for_log("waiting for the database", Duration::from_secs(20)),
+        "the node says it waits for the database (and has not exited)"
+    );
+    assert!(
+        !starting.wait_for_log("radius listening on", Duration::ZERO),
+        "no RADIUS listener before the database answers"
+    );
+
+    cluster.start_again();
+    let server = starting.running();
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Reject"));
+    server.stop();
+}
+
+#[test]
+fn a_mistyped_database_url_stops_the_start_at_once() {
+    let node = Mfad::new(bin()).with_store_url("postgres://mfad@db:notaport/mfad");
+    let starting = node.spawn();
+    assert!(
+        starting.wait_for_log("is not usable", Duration::from_secs(20)),
+        "the error names the URL"
+    );
+    assert!(!starting.wait_for_log("waiting for the database", Duration::ZERO));
+}
+
 /// A SQLite node with a client and `alice`, who has used code 0.
 fn sqlite_node_after_one_login() -> Mfad {
     let node = Mfad::new(bin()).with_config("reject_delay_ms = 0");

@@ -90,6 +90,11 @@ pub fn redact(url: &str) -> String {
     out
 }
 
+/// Whether the URL names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn names_postgres(url: &str) -> bool {
+    matches!(parse_url(url), Ok(Target::Postgres))
+}
+
 fn parse_url(url: &str) -> Result<Target, OpenError> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {

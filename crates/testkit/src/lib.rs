@@ -48,7 +48,7 @@ mod twilio;
 use std::path::{Path, PathBuf};
 
 pub use freeradius::{FreeRadius, FreeRadiusBuilder};
-pub use mfad::{Mfad, Running};
+pub use mfad::{Mfad, Running, Starting};
 pub use mschap::MsChapV2;
 pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};

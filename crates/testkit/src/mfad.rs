@@ -219,9 +219,35 @@ impl Mfad {
 
     /// Starts `mfad serve` and waits until it logs the RADIUS address it bound.
     pub fn start(&self) -> Running {
+        self.spawn().running()
+    }
+
+    /// Starts `mfad serve` without waiting for it to listen.
+    pub fn spawn(&self) -> Starting {
         let mut command = self.command();
         command.arg("serve");
-        let mut process = Process::spawn("mfad serve", command);
+        Starting {
+            process: Process::spawn("mfad serve", command),
+            dir: Arc::clone(&self.dir),
+        }
+    }
+}
+
+/// An `mfad serve` that may not listen yet.
+pub struct Starting {
+    process: Process,
+    dir: Arc<TempDir>,
+}
+
+impl Starting {
+    /// Waits until a log line contains `needle`; `false` on timeout or if the server exited.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_for_log(&self.process, needle, timeout)
+    }
+
+    /// Waits until the server logs the RADIUS address it bound.
+    pub fn running(self) -> Running {
+        let Starting { mut process, dir } = self;
         let deadline = Instant::now() + START_TIMEOUT;
         let found = process.output().wait_for(deadline, |lines| {
             lines.iter().find_map(|l| listening_addr(l))
@@ -230,7 +256,7 @@ impl Mfad {
             Some(Ok(radius_addr)) => Running {
                 process,
                 radius_addr,
-                _dir: Arc::clone(&self.dir),
+                _dir: dir,
             },
             Some(Err(line)) => {
                 process.kill();
@@ -285,12 +311,7 @@ impl Running {
 
     /// Waits until a log line contains `needle`; `false` on timeout or if the server exited.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        self.process
-            .output()
-            .wait_for(Instant::now() + timeout, |lines| {
-                lines.iter().any(|l| l.contains(needle)).then_some(())
-            })
-            .is_some()
+        wait_for_log(&self.process, needle, timeout)
     }
 
     /// SIGTERM, then asserts a clean exit within 10 s: a graceful shutdown is part of the
@@ -326,6 +347,15 @@ impl Running {
 
 /// The address after `radius listening on `, or the line if it has none.
 /// Accepts `addr=127.0.0.1:1812` and quoted or comma-terminated tokens too.
+fn wait_for_log(process: &Process, needle: &str, timeout: Duration) -> bool {
+    process
+        .output()
+        .wait_for(Instant::now() + timeout, |lines| {
+            lines.iter().any(|l| l.contains(needle)).then_some(())
+        })
+        .is_some()
+}
+
 fn listening_addr(line: &str) -> Option<Result<SocketAddr, String>> {
     let (_, rest) = line.split_once(LISTENING)?;
     let token = rest.split_whitespace().next().unwrap_or_default();

@@ -103,8 +103,7 @@ impl PgStore {
     /// `sslmode` and the other libpq parameters) and brings its schema up to date.
     pub async fn open(url: &str, cipher: Cipher, options: PgOptions) -> StoreResult<Self> {
         let label = crate::redact(url);
-        let connect = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("store URL {label} is not usable: {e}")))?
+        let connect = parse_url(url)?
             .application_name("mfad")
             // Notices ("relation already exists, skipping") are not worth a log line.
             .options([("client_min_messages", "warning")])
@@ -525,6 +524,22 @@ impl Store for PgStore {
         let result = snapshot::import(&mut conn.0, snapshot).await;
         conn.done(result)
     }
+}
+
+/// The connection options a `postgres://` URL names; an error says what is wrong with it.
+fn parse_url(url: &str) -> StoreResult<PgConnectOptions> {
+    PgConnectOptions::from_str(url).map_err(|e| {
+        StoreError::Unavailable(format!(
+            "store URL {} is not usable: {e}",
+            crate::redact(url)
+        ))
+    })
+}
+
+/// Checks a `postgres://` URL without connecting, so a mistyped URL is reported at once
+/// rather than retried as if the database were down.
+pub fn check_url(url: &str) -> StoreResult<()> {
+    parse_url(url).map(drop)
 }
 
 fn advancer_gone() -> StoreError {
