@@ -1,13 +1,23 @@
 //! SMS gateways: the Twilio Messages API and a generic HTTP gateway whose request and
-//! success condition the operator describes.
+//! success condition the operator describes, and the inbound webhook that receives the
+//! replies of two-way SMS (Twilio's incoming-message webhook, signed with
+//! `X-Twilio-Signature`).
 
+use crate::webhook::{twilio_verified, PublicUrl};
 use crate::{one_line, NotifyError};
 use async_trait::async_trait;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Form, Router};
 use mfad_core::delivery::{DeliveryError, SmsSender};
+use mfad_core::engine::Engine;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -29,6 +39,14 @@ pub struct SmsConfig {
     pub gateway: GatewayKind,
     /// The text sent; `{{ code }}` is the one-time code.
     pub message: String,
+    /// Two-way mode: the text asking for a reply with `{{ code }}`, and the one for PIN
+    /// users, who reply with their PIN followed by the code.
+    pub two_way_message: String,
+    pub two_way_pin_message: String,
+    /// Two-way mode: where the inbound webhook listener binds (plain HTTP: put a TLS
+    /// proxy in front of it), and the URL Twilio reaches it at (empty: `http://<listen>`).
+    pub listen: String,
+    pub public_url: String,
     /// Limit for one request to the gateway.
     pub timeout_seconds: u64,
     pub twilio: TwilioConfig,
@@ -40,6 +58,11 @@ impl Default for SmsConfig {
         Self {
             gateway: GatewayKind::None,
             message: "Your sign-in code is {{ code }}".into(),
+            two_way_message: "To sign in, reply to this message with {{ code }}".into(),
+            two_way_pin_message:
+                "To sign in, reply to this message with your PIN followed by {{ code }}".into(),
+            listen: "127.0.0.1:8089".into(),
+            public_url: String::new(),
             timeout_seconds: 10,
             twilio: TwilioConfig::default(),
             http: HttpSmsConfig::default(),
@@ -125,6 +148,7 @@ pub struct SmsGateway {
     backend: Backend,
     templates: Environment<'static>,
     client: reqwest::Client,
+    public_url: PublicUrl,
 }
 
 impl std::fmt::Debug for SmsGateway {
@@ -236,6 +260,11 @@ impl SmsGateway {
                 })
         };
         add("sms.message".into(), config.message.clone())?;
+        add("sms.two_way_message".into(), config.two_way_message.clone())?;
+        add(
+            "sms.two_way_pin_message".into(),
+            config.two_way_pin_message.clone(),
+        )?;
         if let Backend::Http { config: h, .. } = &backend {
             add("sms.http.url".into(), h.url.clone())?;
             add("sms.http.body".into(), h.body.clone())?;
@@ -251,9 +280,12 @@ impl SmsGateway {
             backend,
             templates,
             client,
+            public_url: PublicUrl::new(&config.public_url),
         };
         // Render once with sample values: a misspelt placeholder fails now.
         gateway.render("sms.message", "+15550100", "123456", "")?;
+        gateway.render("sms.two_way_message", "+15550100", "123456", "")?;
+        gateway.render("sms.two_way_pin_message", "+15550100", "123456", "")?;
         if let Backend::Http { config: h, .. } = &gateway.backend {
             check_url(
                 "sms.http.url",
@@ -377,8 +409,85 @@ impl SmsGateway {
     }
 }
 
+impl SmsGateway {
+    /// Whether replies can be received: Twilio signs its inbound webhooks.
+    pub fn receives_replies(&self) -> bool {
+        matches!(self.backend, Backend::Twilio { .. })
+    }
+
+    /// Sets the public URL once the listener is bound, unless one was configured.
+    pub fn listening_on(&self, addr: std::net::SocketAddr) {
+        self.public_url.listening_on(addr);
+    }
+
+    /// The inbound webhook (`POST /sms/inbound`, Twilio's incoming-message webhook), to
+    /// be served on the `[sms] listen` address; replies go to `engine`.
+    pub fn inbound_router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
+        Router::new()
+            .route("/sms/inbound", post(inbound))
+            .with_state(Inbound {
+                gateway: self,
+                engine,
+            })
+    }
+}
+
+#[derive(Clone)]
+struct Inbound {
+    gateway: Arc<SmsGateway>,
+    engine: Arc<Engine>,
+}
+
+/// Twilio's incoming-message webhook: form fields `From`, `To`, `Body` (and more). The
+/// answer is empty TwiML: mfad texts nothing back.
+async fn inbound(
+    State(inbound): State<Inbound>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    let Backend::Twilio { token, .. } = &inbound.gateway.backend else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let url = inbound.gateway.public_url.get();
+    if !twilio_verified(token, &url, &uri, &headers, &form) {
+        tracing::warn!("inbound SMS webhook with a missing or wrong X-Twilio-Signature ignored");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let from = form.get("From").map_or("", String::as_str);
+    let body = Zeroizing::new(form.get("Body").cloned().unwrap_or_default());
+    if let Err(err) = inbound.engine.sms_reply(from, &body).await {
+        tracing::warn!("SMS reply not recorded, the store failed: {err}");
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "text/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+    )
+        .into_response()
+}
+
 #[async_trait]
 impl SmsSender for SmsGateway {
+    async fn send_reply_request(
+        &self,
+        to: &str,
+        code: &str,
+        with_pin: bool,
+    ) -> Result<(), DeliveryError> {
+        let template = if with_pin {
+            "sms.two_way_pin_message"
+        } else {
+            "sms.two_way_message"
+        };
+        let text = self
+            .render(template, to, code, "")
+            .map_err(|e| DeliveryError(e.to_string()))?;
+        self.send(to, &text)
+            .await
+            .map_err(|e| DeliveryError(e.to_string()))
+    }
+
     async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError> {
         let text = self
             .render("sms.message", to, code, "")
