@@ -25,7 +25,7 @@ fn node(fake: &FakeTwilio, policy_sms: &str) -> Mfad {
     std::fs::write(&token_file, TOKEN).unwrap();
     let node = node.with_config(&format!(
         "reject_delay_ms = 0\n\n[policy.sms]\n{policy_sms}\n\n\
-         [sms]\ngateway = \"twilio\"\nmessage = \"mfad code: {{{{ code }}}}\"\n\n\
+         [sms]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\nmessage = \"mfad code: {{{{ code }}}}\"\n\n\
          [sms.twilio]\napi_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token_file = {:?}\nfrom = \"+15005550006\"\n",
         fake.url(),
         token_file.display().to_string()
