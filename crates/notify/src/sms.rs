@@ -112,6 +112,10 @@ pub struct HttpSmsConfig {
     pub success_status: Vec<u16>,
     /// Text the response body must contain; empty: not checked.
     pub success_contains: String,
+    /// Two-way mode: the file holding the shared secret the gateway sends as
+    /// `Authorization: Bearer <secret>` when it posts a reply (form fields `from` and
+    /// `text`) to `/sms/inbound/http`; empty: replies are not received.
+    pub inbound_secret_file: PathBuf,
 }
 
 impl Default for HttpSmsConfig {
@@ -125,6 +129,7 @@ impl Default for HttpSmsConfig {
             secret_file: PathBuf::new(),
             success_status: Vec::new(),
             success_contains: String::new(),
+            inbound_secret_file: PathBuf::new(),
         }
     }
 }
@@ -140,6 +145,8 @@ enum Backend {
         method: reqwest::Method,
         config: HttpSmsConfig,
         secret: Zeroizing<String>,
+        /// Empty: no inbound webhook.
+        inbound_secret: Zeroizing<String>,
     },
 }
 
@@ -240,10 +247,23 @@ impl SmsGateway {
                 } else {
                     read_secret("sms.http.secret_file", &h.secret_file)?
                 };
+                let inbound_secret = if h.inbound_secret_file.as_os_str().is_empty() {
+                    Zeroizing::new(String::new())
+                } else {
+                    let secret =
+                        read_secret("sms.http.inbound_secret_file", &h.inbound_secret_file)?;
+                    if secret.len() < 16 {
+                        return Err(NotifyError::Config(
+                            "sms.http.inbound_secret_file holds fewer than 16 characters; use a long random secret".into(),
+                        ));
+                    }
+                    secret
+                };
                 Backend::Http {
                     method,
                     config: h.clone(),
                     secret,
+                    inbound_secret,
                 }
             }
         };
@@ -369,6 +389,7 @@ impl SmsGateway {
                 method,
                 config,
                 secret,
+                ..
             } => {
                 let url = self.render("sms.http.url", to, text, secret)?;
                 let body = self.render("sms.http.body", to, text, secret)?;
@@ -410,9 +431,13 @@ impl SmsGateway {
 }
 
 impl SmsGateway {
-    /// Whether replies can be received: Twilio signs its inbound webhooks.
+    /// Whether replies can be received: Twilio signs its inbound webhooks; an HTTP
+    /// gateway sends the configured shared secret.
     pub fn receives_replies(&self) -> bool {
-        matches!(self.backend, Backend::Twilio { .. })
+        match &self.backend {
+            Backend::Twilio { .. } => true,
+            Backend::Http { inbound_secret, .. } => !inbound_secret.is_empty(),
+        }
     }
 
     /// Sets the public URL once the listener is bound, unless one was configured.
@@ -420,11 +445,13 @@ impl SmsGateway {
         self.public_url.listening_on(addr);
     }
 
-    /// The inbound webhook (`POST /sms/inbound`, Twilio's incoming-message webhook), to
-    /// be served on the `[sms] listen` address; replies go to `engine`.
+    /// The inbound webhooks (`POST /sms/inbound`, Twilio's incoming-message webhook, and
+    /// `POST /sms/inbound/http` for the generic gateway), to be served on the
+    /// `[sms] listen` address; replies go to `engine`.
     pub fn inbound_router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
         Router::new()
             .route("/sms/inbound", post(inbound))
+            .route("/sms/inbound/http", post(inbound_http))
             .with_state(Inbound {
                 gateway: self,
                 engine,
@@ -465,6 +492,39 @@ async fn inbound(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
     )
         .into_response()
+}
+
+/// A reply through the generic HTTP gateway: form fields `from` and `text`, with
+/// `Authorization: Bearer <sms.http.inbound_secret_file>`.
+async fn inbound_http(
+    State(inbound): State<Inbound>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    let Backend::Http { inbound_secret, .. } = &inbound.gateway.backend else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if inbound_secret.is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        inbound_secret.as_bytes(),
+    )) {
+        tracing::warn!("inbound SMS webhook without the shared secret ignored");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let from = form.get("from").map_or("", String::as_str);
+    let text = Zeroizing::new(form.get("text").cloned().unwrap_or_default());
+    if let Err(err) = inbound.engine.sms_reply(from, &text).await {
+        tracing::warn!("SMS reply not recorded, the store failed: {err}");
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[async_trait]

@@ -357,10 +357,14 @@ impl Config {
         if sms.mode == mfad_core::policy::SmsMode::TwoWay
             && self.sms.gateway != mfad_notify::GatewayKind::None
         {
-            if self.sms.gateway != mfad_notify::GatewayKind::Twilio {
-                bail!("invalid configuration: policy.sms.mode = \"two-way\" needs sms.gateway = \"twilio\", whose inbound webhook brings the replies");
+            if self.sms.gateway == mfad_notify::GatewayKind::Http
+                && self.sms.http.inbound_secret_file.as_os_str().is_empty()
+            {
+                bail!("invalid configuration: policy.sms.mode = \"two-way\" with sms.gateway = \"http\" needs sms.http.inbound_secret_file, the secret the gateway sends with the replies it posts to /sms/inbound/http");
             }
-            if !self.sms.twilio.api_key_sid.is_empty() {
+            if self.sms.gateway == mfad_notify::GatewayKind::Twilio
+                && !self.sms.twilio.api_key_sid.is_empty()
+            {
                 bail!("invalid configuration: policy.sms.mode = \"two-way\" checks the signature of Twilio's inbound webhook with the account's auth token; leave sms.twilio.api_key_sid empty and set sms.twilio.auth_token_file");
             }
             self.sms.listen.parse::<std::net::SocketAddr>().with_context(|| {

@@ -414,3 +414,66 @@ fn two_way_retransmissions_during_a_pending_reply_send_one_sms() {
     assert_eq!(audit(&node).len(), 1, "one audit record for one request");
     server.stop();
 }
+
+#[test]
+fn two_way_replies_through_the_http_gateway_need_its_shared_secret() {
+    const INBOUND: &str = "inbound-secret-of-32-characters!";
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")));
+    let secret_file = node.dir().join("inbound-secret");
+    std::fs::write(&secret_file, INBOUND).unwrap();
+    let node = node.with_config(&format!(
+        "reject_delay_ms = 0\n\n[policy]\nout_of_band_timeout_seconds = 15\n\n\
+         [policy.sms]\nmode = \"two-way\"\n\n\
+         [sms]\ngateway = \"http\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [sms.http]\nurl = \"{}/generic/send\"\ninbound_secret_file = {:?}\n",
+        fake.url(),
+        secret_file.display().to_string()
+    ));
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        SECRET,
+    ]);
+    node.cli_ok([
+        "user",
+        "add",
+        "sam",
+        "--method",
+        "sms",
+        "--phone",
+        "425 555 0142",
+    ]);
+    let server = node.start();
+    let url = format!(
+        "http://{}/sms/inbound/http",
+        server.listener_addr("sms webhook")
+    );
+    let login = pending_login(&server);
+    let sent = fake.wait_for_generic(1, WAIT).remove(0);
+    // "to=...&text=To%20sign%20in%2C%20reply%20to%20this%20message%20with%20123456"
+    let code = sent.body[sent.body.len() - 6..].to_owned();
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{}", sent.body);
+    assert_eq!(
+        fake.reply_http_sms(&url, "not-the-secret", "+14255550142", &code),
+        403,
+        "a reply without the shared secret is refused"
+    );
+    assert_eq!(
+        fake.reply_http_sms(&url, INBOUND, "+14255550142", &code),
+        204
+    );
+    let reply = login.join().unwrap();
+    assert!(
+        reply.is("Access-Accept"),
+        "{}\n{}",
+        reply.output,
+        server.logs()
+    );
+    assert_eq!(fake.generic_requests().len(), 1);
+    server.stop();
+}

@@ -221,6 +221,35 @@ impl FakeTwilio {
         .expect("inbound webhook thread")
     }
 
+    /// The phone `from` replies `text` through the generic HTTP gateway: posts the form
+    /// (`from`, `text`) with `Authorization: Bearer <secret>` to `webhook_url` (mfad's
+    /// `/sms/inbound/http`) and returns the HTTP status mfad answered with.
+    pub fn reply_http_sms(&self, webhook_url: &str, secret: &str, from: &str, text: &str) -> u16 {
+        let (url, secret, from, text) = (
+            webhook_url.to_owned(),
+            secret.to_owned(),
+            from.to_owned(),
+            text.to_owned(),
+        );
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for an inbound webhook");
+            runtime.block_on(async move {
+                reqwest::Client::new()
+                    .post(&url)
+                    .bearer_auth(&secret)
+                    .form(&[("from", from.as_str()), ("text", text.as_str())])
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16())
+            })
+        })
+        .join()
+        .expect("inbound webhook thread")
+    }
+
     /// Waits until the keys of `count` calls were pressed and returns mfad's TwiML answers.
     pub fn wait_for_gather_answers(&self, count: usize, timeout: Duration) -> Vec<String> {
         self.wait(timeout, |r| {
