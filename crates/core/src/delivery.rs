@@ -14,6 +14,14 @@ pub trait SmsSender: Send + Sync + 'static {
     /// Sends the sign-in `code` to `to` (E.164). Returns once the gateway accepted the
     /// message, or with an error after the gateway's timeout.
     async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError>;
+    /// Sends the two-way message to `to` (E.164): it asks the user to reply with `code`,
+    /// after their PIN when `with_pin`.
+    async fn send_reply_request(
+        &self,
+        to: &str,
+        code: &str,
+        with_pin: bool,
+    ) -> Result<(), DeliveryError>;
 }
 
 /// A verification call to place.
@@ -47,8 +55,10 @@ pub enum CallResult {
 /// Places verification calls (Twilio Voice, or another provider implementing it).
 #[async_trait]
 pub trait VoiceCaller: Send + Sync + 'static {
-    /// Places the call and waits until it ends or the caller's own timeout passes.
-    async fn call(&self, call: &CallRequest) -> CallResult;
+    /// Places the call of out-of-band transaction `txn` and returns once the provider
+    /// took it; how the call ends is reported later, by the provider's webhooks, with
+    /// [`crate::engine::Engine::call_ended`]. An error says why no call was placed.
+    async fn place(&self, call: &CallRequest, txn: &str) -> Result<(), CallResult>;
 }
 
 /// Tells the operators about fraud reports (e-mail through the outbox). Never fails the

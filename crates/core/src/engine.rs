@@ -18,6 +18,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 mod call;
+mod pending;
 mod sms;
 
 /// The client a request came through, as the engine needs it.
@@ -78,6 +79,7 @@ pub enum Reason {
     CallNoAnswer,
     InvalidNumber,
     CallTimeout,
+    SmsNoReply,
     RateLimited,
     UpstreamUnavailable,
 }
@@ -111,6 +113,7 @@ impl Reason {
             Self::CallNoAnswer => "call_no_answer",
             Self::InvalidNumber => "invalid_number",
             Self::CallTimeout => "call_timeout",
+            Self::SmsNoReply => "sms_no_reply",
             Self::RateLimited => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
         }
@@ -126,6 +129,11 @@ pub enum Outcome {
     Challenge {
         state: Vec<u8>,
         prompt: String,
+    },
+    /// An out-of-band answer (a call, a two-way SMS reply) is awaited: the front-end
+    /// holds the request and asks [`Engine::wait`] for the final outcome.
+    Pending {
+        txn: String,
     },
 }
 
@@ -165,6 +173,8 @@ pub struct Engine {
     sms: Option<Arc<dyn SmsSender>>,
     voice: Option<Arc<dyn VoiceCaller>>,
     alerts: Option<Arc<dyn FraudAlerts>>,
+    /// The out-of-band transactions whose requests this node holds.
+    waiting: pending::Waiting,
 }
 
 impl Engine {
@@ -185,6 +195,7 @@ impl Engine {
             sms: None,
             voice: None,
             alerts: None,
+            waiting: pending::Waiting::default(),
         }
     }
 
@@ -218,6 +229,8 @@ impl Engine {
     }
 
     /// Decides one attempt and writes its audit record. Any store error rejects (fail closed).
+    /// A `Pending` outcome's audit record is written by [`Engine::wait`], with the final
+    /// result.
     pub async fn authenticate(&self, req: Request) -> Outcome {
         let mut audit = AuditRecord {
             id: hex(&random_array::<16>(&*self.rng)),
@@ -238,7 +251,17 @@ impl Engine {
                 Outcome::Reject(Reason::StoreUnavailable)
             }
         };
-        match &outcome {
+        if let Outcome::Pending { txn } = &outcome {
+            self.waiting.hold(txn, audit);
+            return outcome;
+        }
+        self.write_audit(audit, &outcome).await;
+        outcome
+    }
+
+    /// Completes and writes the one audit record of an attempt.
+    async fn write_audit(&self, mut audit: AuditRecord, outcome: &Outcome) {
+        match outcome {
             Outcome::Accept => {
                 audit.result = Some(AuditResult::Accept);
                 if audit.reason.is_empty() {
@@ -250,11 +273,12 @@ impl Engine {
                 audit.reason = reason.as_str().into();
             }
             Outcome::Challenge { .. } => audit.result = Some(AuditResult::Challenge),
+            // Never written: `wait` writes the record once the outcome is final.
+            Outcome::Pending { .. } => return,
         }
         if let Err(err) = self.store.append_audit(audit).await {
             tracing::warn!("audit record not written: {err}");
         }
-        outcome
     }
 
     async fn decide(&self, req: &Request, audit: &mut AuditRecord) -> Result<Outcome, StoreError> {
@@ -332,7 +356,7 @@ impl Engine {
                     prompt,
                 }) => {
                     let kind = ChallengeKind::Upstream { target, state };
-                    return self.challenge(&user, req, kind, prompt).await;
+                    return self.challenge(&user, &req.client.name, kind, prompt).await;
                 }
                 Err(reason) => return Ok(Outcome::Reject(reason)),
             }
@@ -417,7 +441,12 @@ impl Engine {
             };
         if !inline {
             return self
-                .challenge(user, req, ChallengeKind::Otp, code_prompt(user))
+                .challenge(
+                    user,
+                    &req.client.name,
+                    ChallengeKind::Otp,
+                    code_prompt(user),
+                )
                 .await;
         }
         self.second_factor(user, tokens, answer, req, now, cache_key, audit)
@@ -504,7 +533,7 @@ impl Engine {
             Verdict::Accept { token } => {
                 audit.method = token.kind.to_string();
                 audit.device = token.serial.clone();
-                self.accepted(user, req, now, cache_key).await
+                self.accepted(user, &req.client.name, now, cache_key).await
             }
         }
     }
@@ -514,7 +543,7 @@ impl Engine {
     async fn accepted(
         &self,
         user: &User,
-        req: &Request,
+        client: &str,
         now: i64,
         cache_key: Option<String>,
     ) -> Result<Outcome, StoreError> {
@@ -524,7 +553,7 @@ impl Engine {
         if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
             let prompt = "Enter a new PIN".to_string();
             return self
-                .challenge(user, req, ChallengeKind::NewPin, prompt)
+                .challenge(user, client, ChallengeKind::NewPin, prompt)
                 .await;
         }
         if let Some(key) = cache_key {
@@ -713,7 +742,7 @@ impl Engine {
     async fn challenge(
         &self,
         user: &User,
-        req: &Request,
+        client: &str,
         kind: ChallengeKind,
         prompt: String,
     ) -> Result<Outcome, StoreError> {
@@ -721,7 +750,7 @@ impl Engine {
             .clock
             .now()
             .saturating_add(self.policy.challenge_seconds);
-        self.challenge_until(user, req, kind, prompt, expires_at)
+        self.challenge_until(user, client, kind, prompt, expires_at)
             .await
     }
 
@@ -729,7 +758,7 @@ impl Engine {
     async fn challenge_until(
         &self,
         user: &User,
-        req: &Request,
+        client: &str,
         kind: ChallengeKind,
         prompt: String,
         expires_at: i64,
@@ -738,7 +767,7 @@ impl Engine {
         let challenge = Challenge {
             state: state.clone(),
             user_id: user.id,
-            client: req.client.name.clone(),
+            client: client.to_owned(),
             kind,
             expires_at,
         };
@@ -757,6 +786,17 @@ impl Engine {
         let Some(challenge) = self.store.take_challenge(state, now).await? else {
             return Ok(Outcome::Reject(Reason::ChallengeExpired));
         };
+        if matches!(
+            challenge.kind,
+            ChallengeKind::Call { .. }
+                | ChallengeKind::SmsReply { .. }
+                | ChallengeKind::SmsReplyTo { .. }
+                | ChallengeKind::Decided { .. }
+        ) {
+            // Out-of-band transactions are no RADIUS State: leave them to their webhooks.
+            self.store.put_challenge(&challenge).await?;
+            return Ok(Outcome::Reject(Reason::ChallengeExpired));
+        }
         let Some(user) = self.store.user_by_id(challenge.user_id).await? else {
             return Ok(Outcome::Reject(Reason::UnknownUser));
         };
@@ -789,7 +829,7 @@ impl Engine {
                         prompt,
                     }) => {
                         let kind = ChallengeKind::Upstream { target, state };
-                        self.challenge(&user, req, kind, prompt).await
+                        self.challenge(&user, &req.client.name, kind, prompt).await
                     }
                     Err(reason) => Ok(Outcome::Reject(reason)),
                 }
@@ -818,13 +858,18 @@ impl Engine {
                 match checked {
                     Ok(pin_hash) => {
                         let kind = ChallengeKind::ConfirmPin { pin_hash };
-                        self.challenge(&user, req, kind, "Enter the new PIN again".into())
-                            .await
+                        self.challenge(
+                            &user,
+                            &req.client.name,
+                            kind,
+                            "Enter the new PIN again".into(),
+                        )
+                        .await
                     }
                     Err(err) => {
                         audit.reason = Reason::PinRejected.as_str().into();
                         let prompt = format!("PIN not accepted: {err}. Enter a new PIN");
-                        self.challenge(&user, req, ChallengeKind::NewPin, prompt)
+                        self.challenge(&user, &req.client.name, ChallengeKind::NewPin, prompt)
                             .await
                     }
                 }
@@ -844,6 +889,10 @@ impl Engine {
                 };
                 self.answer_sms(&user, req, answer, sent, now, audit).await
             }
+            ChallengeKind::Call { .. }
+            | ChallengeKind::SmsReply { .. }
+            | ChallengeKind::SmsReplyTo { .. }
+            | ChallengeKind::Decided { .. } => Ok(Outcome::Reject(Reason::ChallengeExpired)),
             ChallengeKind::ConfirmPin { pin_hash } => {
                 if self.pin_matches(&pin_hash, answer).await {
                     self.store
@@ -854,7 +903,7 @@ impl Engine {
                 } else {
                     audit.reason = Reason::PinMismatch.as_str().into();
                     let prompt = "The PINs did not match. Enter a new PIN".to_string();
-                    self.challenge(&user, req, ChallengeKind::NewPin, prompt)
+                    self.challenge(&user, &req.client.name, ChallengeKind::NewPin, prompt)
                         .await
                 }
             }

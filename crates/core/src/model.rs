@@ -370,6 +370,44 @@ pub enum ChallengeKind {
     /// The answer to a challenge of an upstream RADIUS server (`first_factor = radius`):
     /// forwarded to that `target` with its `state`.
     Upstream { target: String, state: Vec<u8> },
+    /// A verification call that is ringing (an out-of-band transaction): decided by the
+    /// call's webhooks on whichever node receives them.
+    Call {
+        /// The PIN is asked for, followed by #.
+        ask_pin: bool,
+        /// The phone called (E.164), for the audit log.
+        device: String,
+        /// The backup phone to call when this one does not answer; empty: none (or
+        /// called already).
+        backup: String,
+        /// Where a success is remembered for the authentication cache.
+        cache_key: Option<String>,
+    },
+    /// A two-way SMS waiting for the user's reply (an out-of-band transaction). Only a
+    /// salted hash of the code is kept.
+    SmsReply {
+        salt: String,
+        code_hash: String,
+        /// The reply starts with the PIN.
+        ask_pin: bool,
+        /// The number texted (E.164), which the reply must come from.
+        device: String,
+        cache_key: Option<String>,
+    },
+    /// Points the replies from one number to its newest pending two-way SMS.
+    SmsReplyTo { txn: String },
+    /// The final outcome of an out-of-band transaction, for the node holding the request.
+    Decided {
+        /// `accept`, `reject` or `challenge`.
+        result: String,
+        /// The reject reason, or what the audit log says of an accept.
+        reason: String,
+        /// The challenge's state and prompt (a new PIN is due).
+        state: Vec<u8>,
+        prompt: String,
+        /// The phone that answered, for the audit log.
+        device: String,
+    },
 }
 
 /// A single-use challenge bound to a user and a client.

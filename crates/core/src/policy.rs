@@ -28,6 +28,9 @@ pub struct Policy {
     pub lockout_seconds: i64,
     /// How long a challenge (RADIUS State) may be answered.
     pub challenge_seconds: i64,
+    /// How long a login waits for an out-of-band answer (a call, a two-way SMS reply)
+    /// before it is rejected; below the 60 s RADIUS clients usually wait.
+    pub out_of_band_timeout_seconds: u64,
     pub cache: CacheMode,
     pub cache_seconds: i64,
     pub pin: PinRules,
@@ -86,10 +89,23 @@ impl Default for FraudPolicy {
     }
 }
 
+/// How SMS users answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmsMode {
+    /// The code is typed into the client, answering an Access-Challenge.
+    #[default]
+    OneWay,
+    /// The user replies to the SMS with the code (PIN users: PIN followed by the code);
+    /// the login waits for the reply like it waits for a call.
+    TwoWay,
+}
+
 /// One-time codes sent by SMS.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsPolicy {
+    pub mode: SmsMode,
     /// Digits of a code.
     pub code_digits: usize,
     /// How long a code may be entered after it was sent.
@@ -106,6 +122,7 @@ pub struct SmsPolicy {
 impl Default for SmsPolicy {
     fn default() -> Self {
         Self {
+            mode: SmsMode::OneWay,
             code_digits: 6,
             code_seconds: 300,
             max_attempts: 3,
@@ -124,6 +141,7 @@ impl Default for Policy {
             max_failures: 10,
             lockout_seconds: 15 * 60,
             challenge_seconds: 120,
+            out_of_band_timeout_seconds: 45,
             cache: CacheMode::Off,
             cache_seconds: 0,
             pin: PinRules::default(),

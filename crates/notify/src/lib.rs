@@ -12,6 +12,7 @@ pub mod sms;
 pub mod smtp;
 pub mod templates;
 pub mod voice;
+pub mod webhook;
 
 pub use compose::compose;
 pub use outbox::Outbox;

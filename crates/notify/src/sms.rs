@@ -1,13 +1,23 @@
 //! SMS gateways: the Twilio Messages API and a generic HTTP gateway whose request and
-//! success condition the operator describes.
+//! success condition the operator describes, and the inbound webhook that receives the
+//! replies of two-way SMS (Twilio's incoming-message webhook, signed with
+//! `X-Twilio-Signature`).
 
+use crate::webhook::{twilio_verified, PublicUrl};
 use crate::{one_line, NotifyError};
 use async_trait::async_trait;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Form, Router};
 use mfad_core::delivery::{DeliveryError, SmsSender};
+use mfad_core::engine::Engine;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -29,6 +39,14 @@ pub struct SmsConfig {
     pub gateway: GatewayKind,
     /// The text sent; `{{ code }}` is the one-time code.
     pub message: String,
+    /// Two-way mode: the text asking for a reply with `{{ code }}`, and the one for PIN
+    /// users, who reply with their PIN followed by the code.
+    pub two_way_message: String,
+    pub two_way_pin_message: String,
+    /// Two-way mode: where the inbound webhook listener binds (plain HTTP: put a TLS
+    /// proxy in front of it), and the URL Twilio reaches it at (empty: `http://<listen>`).
+    pub listen: String,
+    pub public_url: String,
     /// Limit for one request to the gateway.
     pub timeout_seconds: u64,
     pub twilio: TwilioConfig,
@@ -40,6 +58,11 @@ impl Default for SmsConfig {
         Self {
             gateway: GatewayKind::None,
             message: "Your sign-in code is {{ code }}".into(),
+            two_way_message: "To sign in, reply to this message with {{ code }}".into(),
+            two_way_pin_message:
+                "To sign in, reply to this message with your PIN followed by {{ code }}".into(),
+            listen: "127.0.0.1:8089".into(),
+            public_url: String::new(),
             timeout_seconds: 10,
             twilio: TwilioConfig::default(),
             http: HttpSmsConfig::default(),
@@ -89,6 +112,10 @@ pub struct HttpSmsConfig {
     pub success_status: Vec<u16>,
     /// Text the response body must contain; empty: not checked.
     pub success_contains: String,
+    /// Two-way mode: the file holding the shared secret the gateway sends as
+    /// `Authorization: Bearer <secret>` when it posts a reply (form fields `from` and
+    /// `text`) to `/sms/inbound/http`; empty: replies are not received.
+    pub inbound_secret_file: PathBuf,
 }
 
 impl Default for HttpSmsConfig {
@@ -102,6 +129,7 @@ impl Default for HttpSmsConfig {
             secret_file: PathBuf::new(),
             success_status: Vec::new(),
             success_contains: String::new(),
+            inbound_secret_file: PathBuf::new(),
         }
     }
 }
@@ -117,6 +145,8 @@ enum Backend {
         method: reqwest::Method,
         config: HttpSmsConfig,
         secret: Zeroizing<String>,
+        /// Empty: no inbound webhook.
+        inbound_secret: Zeroizing<String>,
     },
 }
 
@@ -125,6 +155,7 @@ pub struct SmsGateway {
     backend: Backend,
     templates: Environment<'static>,
     client: reqwest::Client,
+    public_url: PublicUrl,
 }
 
 impl std::fmt::Debug for SmsGateway {
@@ -216,10 +247,23 @@ impl SmsGateway {
                 } else {
                     read_secret("sms.http.secret_file", &h.secret_file)?
                 };
+                let inbound_secret = if h.inbound_secret_file.as_os_str().is_empty() {
+                    Zeroizing::new(String::new())
+                } else {
+                    let secret =
+                        read_secret("sms.http.inbound_secret_file", &h.inbound_secret_file)?;
+                    if secret.len() < 16 {
+                        return Err(NotifyError::Config(
+                            "sms.http.inbound_secret_file holds fewer than 16 characters; use a long random secret".into(),
+                        ));
+                    }
+                    secret
+                };
                 Backend::Http {
                     method,
                     config: h.clone(),
                     secret,
+                    inbound_secret,
                 }
             }
         };
@@ -236,6 +280,11 @@ impl SmsGateway {
                 })
         };
         add("sms.message".into(), config.message.clone())?;
+        add("sms.two_way_message".into(), config.two_way_message.clone())?;
+        add(
+            "sms.two_way_pin_message".into(),
+            config.two_way_pin_message.clone(),
+        )?;
         if let Backend::Http { config: h, .. } = &backend {
             add("sms.http.url".into(), h.url.clone())?;
             add("sms.http.body".into(), h.body.clone())?;
@@ -251,9 +300,12 @@ impl SmsGateway {
             backend,
             templates,
             client,
+            public_url: PublicUrl::new(&config.public_url),
         };
         // Render once with sample values: a misspelt placeholder fails now.
         gateway.render("sms.message", "+15550100", "123456", "")?;
+        gateway.render("sms.two_way_message", "+15550100", "123456", "")?;
+        gateway.render("sms.two_way_pin_message", "+15550100", "123456", "")?;
         if let Backend::Http { config: h, .. } = &gateway.backend {
             check_url(
                 "sms.http.url",
@@ -337,6 +389,7 @@ impl SmsGateway {
                 method,
                 config,
                 secret,
+                ..
             } => {
                 let url = self.render("sms.http.url", to, text, secret)?;
                 let body = self.render("sms.http.body", to, text, secret)?;
@@ -377,8 +430,124 @@ impl SmsGateway {
     }
 }
 
+impl SmsGateway {
+    /// Whether replies can be received: Twilio signs its inbound webhooks; an HTTP
+    /// gateway sends the configured shared secret.
+    pub fn receives_replies(&self) -> bool {
+        match &self.backend {
+            Backend::Twilio { .. } => true,
+            Backend::Http { inbound_secret, .. } => !inbound_secret.is_empty(),
+        }
+    }
+
+    /// Sets the public URL once the listener is bound, unless one was configured.
+    pub fn listening_on(&self, addr: std::net::SocketAddr) {
+        self.public_url.listening_on(addr);
+    }
+
+    /// The inbound webhooks (`POST /sms/inbound`, Twilio's incoming-message webhook, and
+    /// `POST /sms/inbound/http` for the generic gateway), to be served on the
+    /// `[sms] listen` address; replies go to `engine`.
+    pub fn inbound_router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
+        Router::new()
+            .route("/sms/inbound", post(inbound))
+            .route("/sms/inbound/http", post(inbound_http))
+            .with_state(Inbound {
+                gateway: self,
+                engine,
+            })
+    }
+}
+
+#[derive(Clone)]
+struct Inbound {
+    gateway: Arc<SmsGateway>,
+    engine: Arc<Engine>,
+}
+
+/// Twilio's incoming-message webhook: form fields `From`, `To`, `Body` (and more). The
+/// answer is empty TwiML: mfad texts nothing back.
+async fn inbound(
+    State(inbound): State<Inbound>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    let Backend::Twilio { token, .. } = &inbound.gateway.backend else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let url = inbound.gateway.public_url.get();
+    if !twilio_verified(token, &url, &uri, &headers, &form) {
+        tracing::warn!("inbound SMS webhook with a missing or wrong X-Twilio-Signature ignored");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let from = form.get("From").map_or("", String::as_str);
+    let body = Zeroizing::new(form.get("Body").cloned().unwrap_or_default());
+    if let Err(err) = inbound.engine.sms_reply(from, &body).await {
+        tracing::warn!("SMS reply not recorded, the store failed: {err}");
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "text/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+    )
+        .into_response()
+}
+
+/// A reply through the generic HTTP gateway: form fields `from` and `text`, with
+/// `Authorization: Bearer <sms.http.inbound_secret_file>`.
+async fn inbound_http(
+    State(inbound): State<Inbound>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    let Backend::Http { inbound_secret, .. } = &inbound.gateway.backend else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if inbound_secret.is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        inbound_secret.as_bytes(),
+    )) {
+        tracing::warn!("inbound SMS webhook without the shared secret ignored");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let from = form.get("from").map_or("", String::as_str);
+    let text = Zeroizing::new(form.get("text").cloned().unwrap_or_default());
+    if let Err(err) = inbound.engine.sms_reply(from, &text).await {
+        tracing::warn!("SMS reply not recorded, the store failed: {err}");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 #[async_trait]
 impl SmsSender for SmsGateway {
+    async fn send_reply_request(
+        &self,
+        to: &str,
+        code: &str,
+        with_pin: bool,
+    ) -> Result<(), DeliveryError> {
+        let template = if with_pin {
+            "sms.two_way_pin_message"
+        } else {
+            "sms.two_way_message"
+        };
+        let text = self
+            .render(template, to, code, "")
+            .map_err(|e| DeliveryError(e.to_string()))?;
+        self.send(to, &text)
+            .await
+            .map_err(|e| DeliveryError(e.to_string()))
+    }
+
     async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError> {
         let text = self
             .render("sms.message", to, code, "")

@@ -2,12 +2,13 @@
 //!
 //! mfad places the call (POST /2010-04-01/Accounts/{sid}/Calls.json) with a `Url` that
 //! answers with TwiML `<Gather>` and a `StatusCallback` for calls that are not answered.
-//! Every webhook is checked against `X-Twilio-Signature` (HMAC-SHA1 with the auth token
-//! over the URL and the sorted POST parameters, as Twilio's webhook security guide
-//! describes) before it can decide a login. Each node receives the callbacks of the calls
-//! it placed, so waiting logins live in this process.
+//! Every webhook is checked against `X-Twilio-Signature` ([`crate::webhook`]) before it
+//! can decide a login. The webhooks carry the login's transaction id and hand how the call
+//! ended to the engine, which finds the transaction in the store: any node may receive
+//! them.
 
 use crate::sms::TwilioConfig;
+use crate::webhook::{twilio_verified, PublicUrl};
 use crate::{one_line, NotifyError};
 use async_trait::async_trait;
 use axum::extract::{OriginalUri, Query, State};
@@ -15,15 +16,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Form, Router};
-use hmac::{Hmac, Mac};
 use mfad_core::delivery::{CallRequest, CallResult, VoiceCaller};
+use mfad_core::engine::Engine;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
-use tokio::sync::oneshot;
 use zeroize::Zeroizing;
+
+pub use crate::webhook::twilio_signature;
 
 /// Which provider places calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +46,9 @@ pub struct VoiceConfig {
     pub public_url: String,
     /// How long the phone rings before the call counts as unanswered.
     pub ring_seconds: u32,
-    /// How long a login waits for the call to end.
-    pub timeout_seconds: u64,
+    /// Replaced by `policy.out_of_band_timeout_seconds`; when set, it is used for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
     pub twilio: TwilioConfig,
 }
 
@@ -57,17 +59,10 @@ impl Default for VoiceConfig {
             listen: "127.0.0.1:8088".into(),
             public_url: String::new(),
             ring_seconds: 30,
-            timeout_seconds: 45,
+            timeout_seconds: None,
             twilio: TwilioConfig::default(),
         }
     }
-}
-
-/// A call waiting for its outcome.
-struct Waiting {
-    reply: oneshot::Sender<CallResult>,
-    ask_pin: bool,
-    answered: bool,
 }
 
 /// The Twilio voice gateway and its webhook state.
@@ -77,9 +72,7 @@ pub struct TwilioVoice {
     token: Zeroizing<String>,
     from: String,
     ring_seconds: u32,
-    timeout: Duration,
-    public_url: RwLock<String>,
-    waiting: Mutex<HashMap<String, Waiting>>,
+    public_url: PublicUrl,
     client: reqwest::Client,
 }
 
@@ -87,22 +80,6 @@ impl std::fmt::Debug for TwilioVoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TwilioVoice").finish_non_exhaustive()
     }
-}
-
-type HmacSha1 = Hmac<sha1::Sha1>;
-
-/// Twilio's request signature: base64(HMAC-SHA1(token, url + sorted name+value pairs)).
-pub fn twilio_signature(token: &str, url: &str, params: &BTreeMap<String, String>) -> String {
-    let mut data = url.to_owned();
-    for (name, value) in params {
-        data.push_str(name);
-        data.push_str(value);
-    }
-    let Ok(mut mac) = HmacSha1::new_from_slice(token.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(data.as_bytes());
-    data_encoding::BASE64.encode(&mac.finalize().into_bytes())
 }
 
 fn xml_escape(text: &str) -> String {
@@ -156,48 +133,31 @@ impl TwilioVoice {
             token,
             from: t.from.clone(),
             ring_seconds: config.ring_seconds.max(5),
-            timeout: Duration::from_secs(config.timeout_seconds.max(1)),
-            public_url: RwLock::new(config.public_url.trim_end_matches('/').to_owned()),
-            waiting: Mutex::new(HashMap::new()),
+            public_url: PublicUrl::new(&config.public_url),
             client,
         })))
     }
 
     /// Sets the public URL once the listener is bound, unless one was configured.
     pub fn listening_on(&self, addr: std::net::SocketAddr) {
-        let mut url = self
-            .public_url
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if url.is_empty() {
-            *url = format!("http://{addr}");
-        }
+        self.public_url.listening_on(addr);
     }
 
     fn public_url(&self) -> String {
-        self.public_url
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.public_url.get()
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn finish(&self, txn: &str, result: CallResult) {
-        if let Some(w) = self.waiting().remove(txn) {
-            let _ = w.reply.send(result);
-        }
-    }
-
-    /// The webhook routes, to be served on the `[voice] listen` address.
-    pub fn router(self: Arc<Self>) -> Router {
+    /// The webhook routes, to be served on the `[voice] listen` address; they report to
+    /// `engine`.
+    pub fn router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
         Router::new()
             .route("/voice/answer", post(answer))
             .route("/voice/gather", post(gather))
             .route("/voice/status", post(status))
-            .with_state(self)
+            .with_state(Hooks {
+                voice: self,
+                engine,
+            })
     }
 
     /// Whether a webhook request really comes from Twilio.
@@ -207,51 +167,55 @@ impl TwilioVoice {
         headers: &HeaderMap,
         form: &BTreeMap<String, String>,
     ) -> bool {
-        let Some(given) = headers
-            .get("x-twilio-signature")
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        let path = uri.path_and_query().map_or("", |p| p.as_str());
-        let url = format!("{}{path}", self.public_url());
-        let expected = twilio_signature(&self.token, &url, form);
-        bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+        twilio_verified(&self.token, &self.public_url(), uri, headers, form)
+    }
+}
+
+#[derive(Clone)]
+struct Hooks {
+    voice: Arc<TwilioVoice>,
+    engine: Arc<Engine>,
+}
+
+impl Hooks {
+    /// Hands how a call ended to the engine: false when no login waits for it.
+    async fn report(&self, txn: &str, result: CallResult) -> bool {
+        match self.engine.call_ended(txn, result).await {
+            Ok(decided) => decided,
+            Err(err) => {
+                tracing::warn!("call outcome not recorded, the store failed: {err}");
+                false
+            }
+        }
     }
 }
 
 #[derive(Deserialize)]
 struct Txn {
     txn: String,
+    /// "1": ask for the PIN (part of the signed URL, so it cannot be changed).
+    #[serde(default)]
+    pin: String,
 }
 
 async fn answer(
-    State(voice): State<Arc<TwilioVoice>>,
+    State(hooks): State<Hooks>,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<Txn>,
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
+    let voice = &hooks.voice;
     if !voice.verified(&uri, &headers, &form) {
         tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
     }
-    let ask_pin = {
-        let mut waiting = voice.waiting();
-        match waiting.get_mut(&q.txn) {
-            Some(w) => {
-                w.answered = true;
-                w.ask_pin
-            }
-            None => return twiml("<Say>This sign-in has ended. Goodbye.</Say><Hangup/>"),
-        }
-    };
     let action = xml_escape(&format!(
         "{}/voice/gather?txn={}",
         voice.public_url(),
         q.txn
     ));
-    let prompt = if ask_pin {
+    let prompt = if q.pin == "1" {
         "This is your sign-in verification. Enter your PIN followed by the pound key."
     } else {
         "This is your sign-in verification. Press the pound key to sign in. If you did not start this sign-in, press zero and then pound."
@@ -263,88 +227,66 @@ async fn answer(
 }
 
 async fn gather(
-    State(voice): State<Arc<TwilioVoice>>,
+    State(hooks): State<Hooks>,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<Txn>,
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !voice.verified(&uri, &headers, &form) {
+    if !hooks.voice.verified(&uri, &headers, &form) {
         tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
     }
     let digits = form.get("Digits").cloned().unwrap_or_default();
-    voice.finish(&q.txn, CallResult::Digits(Zeroizing::new(digits)));
-    twiml("<Say>Thank you. Goodbye.</Say><Hangup/>")
+    if hooks
+        .report(&q.txn, CallResult::Digits(Zeroizing::new(digits)))
+        .await
+    {
+        twiml("<Say>Thank you. Goodbye.</Say><Hangup/>")
+    } else {
+        twiml("<Say>This sign-in has ended. Goodbye.</Say><Hangup/>")
+    }
 }
 
 async fn status(
-    State(voice): State<Arc<TwilioVoice>>,
+    State(hooks): State<Hooks>,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<Txn>,
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !voice.verified(&uri, &headers, &form) {
+    if !hooks.voice.verified(&uri, &headers, &form) {
         tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
     }
-    let answered = voice.waiting().get(&q.txn).map(|w| w.answered);
-    let Some(answered) = answered else {
-        return StatusCode::NO_CONTENT.into_response();
-    };
     // CallStatus values per Twilio's call resource: queued, ringing, in-progress,
-    // completed, busy, failed, no-answer, canceled.
+    // completed, busy, failed, no-answer, canceled. "completed" is a call that was
+    // answered; one whose keys decided the login finds nothing left to decide.
     let result = match form.get("CallStatus").map(String::as_str) {
-        Some("no-answer") => CallResult::NoAnswer,
+        Some("no-answer") | Some("canceled") => CallResult::NoAnswer,
         Some("busy") => CallResult::Busy,
         Some("failed") => CallResult::InvalidNumber,
-        Some("completed") | Some("canceled") if answered => CallResult::HungUp,
-        Some("completed") | Some("canceled") => CallResult::NoAnswer,
+        Some("completed") => CallResult::HungUp,
         _ => return StatusCode::NO_CONTENT.into_response(),
     };
-    voice.finish(&q.txn, result);
+    hooks.report(&q.txn, result).await;
     StatusCode::NO_CONTENT.into_response()
-}
-
-fn new_txn() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        return String::new();
-    }
-    data_encoding::HEXLOWER.encode(&bytes)
 }
 
 #[async_trait]
 impl VoiceCaller for TwilioVoice {
-    async fn call(&self, call: &CallRequest) -> CallResult {
-        let txn = new_txn();
-        if txn.is_empty() {
-            return CallResult::Failed("no randomness for a call id".into());
-        }
+    async fn place(&self, call: &CallRequest, txn: &str) -> Result<(), CallResult> {
         let base = self.public_url();
         if base.is_empty() {
-            return CallResult::Failed("the voice webhook listener is not running".into());
+            return Err(CallResult::Failed(
+                "the voice webhook listener is not running".into(),
+            ));
         }
-        let (reply, outcome) = oneshot::channel();
-        self.waiting().insert(
-            txn.clone(),
-            Waiting {
-                reply,
-                ask_pin: call.ask_pin,
-                answered: false,
-            },
-        );
-        // Forgets the call however this future ends, cancelled requests included, so
-        // late webhooks find nothing to decide.
-        let _forget = Forget {
-            voice: self,
-            txn: &txn,
-        };
+        let pin = if call.ask_pin { "1" } else { "0" };
         let mut form = vec![
             ("To", call.to.clone()),
             ("From", self.from.clone()),
-            ("Url", format!("{base}/voice/answer?txn={txn}")),
+            ("Url", format!("{base}/voice/answer?txn={txn}&pin={pin}")),
             ("StatusCallback", format!("{base}/voice/status?txn={txn}")),
             ("Timeout", self.ring_seconds.to_string()),
         ];
@@ -359,8 +301,8 @@ impl VoiceCaller for TwilioVoice {
             .form(&form)
             .send()
             .await;
-        let failed = match placed {
-            Ok(r) if r.status().is_success() => None,
+        match placed {
+            Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
@@ -368,7 +310,7 @@ impl VoiceCaller for TwilioVoice {
                     .ok()
                     .and_then(|v| v.get("code").and_then(serde_json::Value::as_u64));
                 // 21211, 21217, 13224: Twilio's "invalid phone number" errors.
-                Some(match code {
+                Err(match code {
                     Some(21211 | 21217 | 13224) => CallResult::InvalidNumber,
                     _ => CallResult::Failed(format!(
                         "Twilio answered {status} {}",
@@ -376,56 +318,10 @@ impl VoiceCaller for TwilioVoice {
                     )),
                 })
             }
-            Err(e) => Some(CallResult::Failed(format!(
+            Err(e) => Err(CallResult::Failed(format!(
                 "Twilio: {}",
                 one_line(e.without_url())
             ))),
-        };
-        if let Some(result) = failed {
-            return result;
         }
-        match tokio::time::timeout(self.timeout, outcome).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) | Err(_) => CallResult::TimedOut,
-        }
-    }
-}
-
-struct Forget<'a> {
-    voice: &'a TwilioVoice,
-    txn: &'a str,
-}
-
-impl Drop for Forget<'_> {
-    fn drop(&mut self) {
-        self.voice.waiting().remove(self.txn);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_matches_twilios_published_example() {
-        // The worked example of Twilio's webhook security guide (docs/usage/security).
-        let params: BTreeMap<String, String> = [
-            ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+12349013030"),
-            ("Digits", "1234"),
-            ("From", "+12349013030"),
-            ("To", "+18005551212"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        assert_eq!(
-            twilio_signature(
-                "12345",
-                "https://mycompany.com/myapp.php?foo=1&bar=2",
-                &params
-            ),
-            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        );
     }
 }

@@ -182,10 +182,16 @@ impl Handler {
         request.upstream = forward
             .clone()
             .map(|f| UpstreamHandle(f as Arc<dyn mfad_core::upstream::Upstream>));
-        let outcome = self.engine.authenticate(request).await;
+        let mut outcome = self.engine.authenticate(request).await;
+        if let Outcome::Pending { txn } = &outcome {
+            // Held until the out-of-band answer; the duplicate cache drops the NAS's
+            // retransmissions meanwhile, so they never start a second call or SMS.
+            let timeout = Duration::from_secs(self.engine.policy().out_of_band_timeout_seconds);
+            outcome = self.engine.wait(txn, timeout).await;
+        }
         let (counter, delay) = match outcome {
             Outcome::Accept => (Counter::Accepted, Duration::ZERO),
-            Outcome::Reject(_) => (Counter::Rejected, self.reject_delay),
+            Outcome::Reject(_) | Outcome::Pending { .. } => (Counter::Rejected, self.reject_delay),
             Outcome::Challenge { .. } => (Counter::Challenged, Duration::ZERO),
         };
         let mut reply = reply_for(packet, &outcome);
@@ -339,7 +345,10 @@ pub(crate) fn reply_for(request: &Packet, outcome: &Outcome) -> Packet {
     let id = request.identifier;
     let reply = match outcome {
         Outcome::Accept => Packet::new(Code::AccessAccept, id, [0; 16]),
-        Outcome::Reject(_) => Packet::new(Code::AccessReject, id, [0; 16]),
+        // `wait` always ends a pending outcome; one left over is never an accept.
+        Outcome::Reject(_) | Outcome::Pending { .. } => {
+            Packet::new(Code::AccessReject, id, [0; 16])
+        }
         Outcome::Challenge { state, prompt } => {
             let mut reply = Packet::new(Code::AccessChallenge, id, [0; 16]);
             // RFC 2865 §5.24 and §5.18: both are at least one octet.

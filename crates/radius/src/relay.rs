@@ -119,7 +119,7 @@ impl Relays {
             Outcome::Challenge { state, .. } => {
                 self.put(state.clone(), relay, Instant::now() + keep_for)
             }
-            Outcome::Reject(_) => {}
+            Outcome::Reject(_) | Outcome::Pending { .. } => {}
         }
     }
 }

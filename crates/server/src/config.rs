@@ -268,9 +268,14 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
         None => {}
     }
     figment = figment.merge(Env::prefixed("MFAD__").split("__"));
-    let config: Config = figment
+    let mut config: Config = figment
         .extract()
         .map_err(|e| anyhow::anyhow!(describe(&e)))?;
+    if let Some(seconds) = config.voice.timeout_seconds {
+        // The older key, from when only calls waited out of band.
+        tracing::warn!("voice.timeout_seconds is replaced by policy.out_of_band_timeout_seconds; using {seconds} for it");
+        config.policy.out_of_band_timeout_seconds = seconds;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -345,6 +350,26 @@ impl Config {
             || sms.max_sends == 0
         {
             bail!("invalid configuration: policy.sms needs code_digits 4 to 10 and positive code_seconds, max_attempts and max_sends");
+        }
+        if !(1..=600).contains(&self.policy.out_of_band_timeout_seconds) {
+            bail!("invalid configuration: policy.out_of_band_timeout_seconds must be between 1 and 600 (45, below the 60 s RADIUS clients usually wait, by default)");
+        }
+        if sms.mode == mfad_core::policy::SmsMode::TwoWay
+            && self.sms.gateway != mfad_notify::GatewayKind::None
+        {
+            if self.sms.gateway == mfad_notify::GatewayKind::Http
+                && self.sms.http.inbound_secret_file.as_os_str().is_empty()
+            {
+                bail!("invalid configuration: policy.sms.mode = \"two-way\" with sms.gateway = \"http\" needs sms.http.inbound_secret_file, the secret the gateway sends with the replies it posts to /sms/inbound/http");
+            }
+            if self.sms.gateway == mfad_notify::GatewayKind::Twilio
+                && !self.sms.twilio.api_key_sid.is_empty()
+            {
+                bail!("invalid configuration: policy.sms.mode = \"two-way\" checks the signature of Twilio's inbound webhook with the account's auth token; leave sms.twilio.api_key_sid empty and set sms.twilio.auth_token_file");
+            }
+            self.sms.listen.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("invalid configuration: sms.listen '{}' is not an address such as \"127.0.0.1:8089\"", self.sms.listen)
+            })?;
         }
         if self.email.poll_seconds == 0 {
             bail!("invalid configuration: email.poll_seconds must be at least 1");

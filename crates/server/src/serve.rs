@@ -78,7 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         voice.listening_on(bound);
         tracing::info!("voice webhook listening on {bound}");
-        let router = voice.clone().router();
+        let router = voice.clone().router(ctx.engine.clone());
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, router)
@@ -88,6 +88,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await;
             if let Err(err) = served {
                 tracing::error!("voice webhook listener failed: {err}");
+            }
+        });
+    }
+    let two_way = ctx.config.policy.sms.mode == mfad_core::policy::SmsMode::TwoWay;
+    if let Some(sms) = ctx.sms.as_ref().filter(|s| two_way && s.receives_replies()) {
+        let addr: SocketAddr = ctx.config.sms.listen.parse()?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for inbound SMS webhooks on {addr}; is another server using it?")
+        })?;
+        let bound = listener.local_addr()?;
+        if !bound.ip().is_loopback() {
+            tracing::warn!("inbound SMS webhooks are served over plain HTTP on {bound}; put a TLS proxy in front and set sms.public_url");
+        }
+        sms.listening_on(bound);
+        tracing::info!("sms webhook listening on {bound}");
+        let router = sms.clone().inbound_router(ctx.engine.clone());
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::error!("inbound SMS webhook listener failed: {err}");
             }
         });
     }

@@ -282,6 +282,15 @@ impl mfad_core::delivery::SmsSender for Texts {
         self.sent.lock().unwrap().push((to.into(), code.into()));
         Ok(())
     }
+
+    async fn send_reply_request(
+        &self,
+        to: &str,
+        code: &str,
+        _with_pin: bool,
+    ) -> Result<(), mfad_core::delivery::DeliveryError> {
+        self.send_code(to, code).await
+    }
 }
 
 impl Texts {
@@ -549,4 +558,182 @@ async fn sms_per_gateway_limit_holds_across_users_and_resends_count() {
         Outcome::Reject(Reason::RateLimited)
     );
     assert_eq!(s.texts.count(), 2);
+}
+
+/// The voice provider for engine tests: keeps the calls placed, with their transaction.
+#[derive(Default)]
+struct Phones {
+    placed: std::sync::Mutex<Vec<(mfad_core::delivery::CallRequest, String)>>,
+}
+
+#[async_trait::async_trait]
+impl mfad_core::delivery::VoiceCaller for Phones {
+    async fn place(
+        &self,
+        call: &mfad_core::delivery::CallRequest,
+        txn: &str,
+    ) -> Result<(), mfad_core::delivery::CallResult> {
+        self.placed.lock().unwrap().push((call.clone(), txn.into()));
+        Ok(())
+    }
+}
+
+/// Two engines (two nodes) on one store, with user alice on the call method.
+async fn call_world() -> (World, Arc<Phones>, Arc<Engine>, Arc<Engine>) {
+    let w = world(Policy::default(), OtpKind::Totp).await;
+    let user = w.store.user_by_name("alice").await.unwrap().unwrap();
+    let update = mfad_core::store::UserUpdate {
+        method: Some(mfad_core::model::Method::Call),
+        phone: Some("+14255550100".into()),
+        ..Default::default()
+    };
+    w.store.update_user(user.id, &update).await.unwrap();
+    let phones = Arc::new(Phones::default());
+    let node = || {
+        Arc::new(
+            Engine::new(
+                w.store.clone(),
+                w.clock.clone(),
+                Arc::new(OsRandom),
+                Policy::default(),
+                ServerInfo::default(),
+            )
+            .with_voice(phones.clone()),
+        )
+    };
+    let (a, b) = (node(), node());
+    (w, phones, a, b)
+}
+
+async fn pending(engine: &Engine, req: Request) -> String {
+    match engine.authenticate(req).await {
+        Outcome::Pending { txn } => txn,
+        other => panic!("pending expected, got {other:?}"),
+    }
+}
+
+async fn audit_records(store: &Arc<dyn Store>) -> Vec<mfad_core::audit::AuditRecord> {
+    store.flush().await.unwrap();
+    store
+        .query_audit(&mfad_core::audit::AuditQuery::default())
+        .await
+        .unwrap()
+}
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_call_is_pending_until_its_webhook_decides_and_is_audited_once() {
+    let (w, phones, a, _) = call_world().await;
+    let txn = pending(&a, request("x")).await;
+    assert_eq!(phones.placed.lock().unwrap().len(), 1);
+    assert_eq!(phones.placed.lock().unwrap()[0].1, txn);
+    assert!(
+        audit_records(&w.store).await.is_empty(),
+        "no record while pending"
+    );
+    let waiter = {
+        let (a, txn) = (a.clone(), txn.clone());
+        tokio::spawn(async move { a.wait(&txn, LONG).await })
+    };
+    let pressed = mfad_core::delivery::CallResult::Digits(Zeroizing::new(String::new()));
+    assert!(a.call_ended(&txn, pressed.clone()).await.unwrap());
+    assert_eq!(waiter.await.unwrap(), Outcome::Accept);
+    assert!(
+        !a.call_ended(&txn, pressed).await.unwrap(),
+        "a decided call decides nothing more"
+    );
+    let log = audit_records(&w.store).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].result, Some(mfad_core::audit::AuditResult::Accept));
+    assert_eq!(log[0].method, "call");
+}
+
+#[tokio::test]
+async fn a_call_decided_on_another_node_ends_the_login_held_by_the_first() {
+    let (w, _, a, b) = call_world().await;
+    let txn = pending(&a, request("x")).await;
+    // The fraud code, pressed in a call whose webhook reached node b.
+    let fraud = mfad_core::delivery::CallResult::Digits(Zeroizing::new("0".into()));
+    assert!(b.call_ended(&txn, fraud).await.unwrap());
+    assert_eq!(
+        a.wait(&txn, LONG).await,
+        Outcome::Reject(Reason::FraudReported)
+    );
+    let user = w.store.user_by_name("alice").await.unwrap().unwrap();
+    assert!(user.is_blocked(T0), "the fraud report blocked the user");
+    let log = audit_records(&w.store).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].reason, "fraud_reported");
+}
+
+#[tokio::test]
+async fn an_unanswered_call_times_out_and_a_late_answer_decides_nothing() {
+    let (w, _, a, _) = call_world().await;
+    let txn = pending(&a, request("x")).await;
+    assert_eq!(
+        a.wait(&txn, std::time::Duration::from_millis(50)).await,
+        Outcome::Reject(Reason::CallTimeout)
+    );
+    let pressed = mfad_core::delivery::CallResult::Digits(Zeroizing::new(String::new()));
+    assert!(!a.call_ended(&txn, pressed).await.unwrap());
+    let log = audit_records(&w.store).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].reason, "call_timeout");
+}
+
+#[tokio::test]
+async fn a_wrong_key_in_a_call_counts_a_failure() {
+    let (w, _, a, _) = call_world().await;
+    let txn = pending(&a, request("x")).await;
+    let keys = mfad_core::delivery::CallResult::Digits(Zeroizing::new("5".into()));
+    assert!(a.call_ended(&txn, keys).await.unwrap());
+    assert_eq!(a.wait(&txn, LONG).await, Outcome::Reject(Reason::WrongCode));
+    let user = w.store.user_by_name("alice").await.unwrap().unwrap();
+    assert_eq!(user.failures, 1);
+}
+
+#[tokio::test]
+async fn a_two_way_sms_is_decided_by_the_reply_from_the_users_number() {
+    let mut policy = Policy::default();
+    policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
+    let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
+    let engine = Arc::new(s.engine);
+    let txn = pending(&engine, request("x")).await;
+    let (to, code) = s.texts.last();
+    assert_eq!(to, "+14255550100");
+    assert!(
+        !engine.sms_reply("+14255550199", &code).await.unwrap(),
+        "another number's reply is ignored"
+    );
+    // The number as people write it is the same phone.
+    assert!(engine.sms_reply("(425) 555-0100", &code).await.unwrap());
+    assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
+    assert!(!engine.sms_reply("+14255550100", &code).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_wrong_two_way_reply_rejects_and_no_reply_times_out() {
+    let mut policy = Policy::default();
+    policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
+    let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
+    let engine = Arc::new(s.engine);
+    let txn = pending(&engine, request("x")).await;
+    let (_, code) = s.texts.last();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert!(engine.sms_reply("+14255550100", wrong).await.unwrap());
+    assert_eq!(
+        engine.wait(&txn, LONG).await,
+        Outcome::Reject(Reason::WrongCode)
+    );
+    let user = s.w.store.user_by_name("alice").await.unwrap().unwrap();
+    assert_eq!(user.failures, 1);
+
+    let txn = pending(&engine, request("x")).await;
+    assert_eq!(
+        engine
+            .wait(&txn, std::time::Duration::from_millis(50))
+            .await,
+        Outcome::Reject(Reason::SmsNoReply)
+    );
 }

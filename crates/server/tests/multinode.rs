@@ -608,3 +608,121 @@ fn when_a_node_dies_the_other_serves_its_challenges_and_keeps_its_codes_used() {
     }
     node_b.stop();
 }
+
+/// Node A, holding the RADIUS request, and node B, receiving the provider's webhooks,
+/// on one database: a call and a two-way SMS started by A are decided on B.
+#[test]
+fn out_of_band_answers_reaching_another_node_end_the_waiting_login() {
+    const SID: &str = "AC00000000000000000000000000000009";
+    const TOKEN: &str = "twilio-multinode-token";
+    let db = PgDatabase::create();
+    let fake = mfad_testkit::FakeTwilio::start(SID, TOKEN);
+    let gateways = |node: &Mfad, voice_url: &str| {
+        let token_file = node.dir().join("twilio-token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        let twilio = format!(
+            "api_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token_file = {:?}\nfrom = \"+15005550006\"\n",
+            fake.url(),
+            token_file.display().to_string()
+        );
+        format!(
+            "reject_delay_ms = 0\n\n[policy]\nout_of_band_timeout_seconds = 15\n\n\
+             [policy.sms]\nmode = \"two-way\"\n\n\
+             [voice]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"{voice_url}\"\n\n\
+             [voice.twilio]\n{twilio}\n\
+             [sms]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\n\n[sms.twilio]\n{twilio}"
+        )
+    };
+    let b = Mfad::new(bin())
+        .with_store_url(&db.url())
+        .with_name("node-b");
+    let b = {
+        let config = gateways(&b, "");
+        b.with_config(&config)
+    };
+    b.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.0/8",
+        "--secret",
+        SECRET,
+    ]);
+    b.cli_ok([
+        "user",
+        "add",
+        "vic",
+        "--method",
+        "call",
+        "--phone",
+        "+14255550199",
+    ]);
+    b.cli_ok([
+        "user",
+        "add",
+        "sam",
+        "--method",
+        "sms",
+        "--phone",
+        "+14255550142",
+    ]);
+    let server_b = b.start();
+    let voice_b = format!("http://{}", server_b.listener_addr("voice webhook"));
+    let sms_b = format!(
+        "http://{}/sms/inbound",
+        server_b.listener_addr("sms webhook")
+    );
+    // Twilio is told to call node B back for node A's calls.
+    let a = Mfad::new(bin())
+        .sharing_store_with(&b)
+        .with_name("node-a")
+        .with_listen("127.0.0.2:0");
+    let a = {
+        let config = gateways(&a, &voice_b);
+        a.with_config(&config)
+    };
+    let server_a = a.start();
+
+    fake.script_calls([mfad_testkit::CallScript::Press("#".into())]);
+    let reply = Radclient::new(server_a.radius_addr(), SECRET)
+        .with_timeout(Duration::from_secs(20))
+        .send("auth", &[("User-Name", "vic"), ("User-Password", "x")]);
+    assert!(
+        reply.is("Access-Accept"),
+        "{}\n{}",
+        reply.output,
+        server_a.logs()
+    );
+    assert!(
+        fake.calls()[0].url.starts_with(&voice_b),
+        "{:?}",
+        fake.calls()
+    );
+
+    let client =
+        Radclient::new(server_a.radius_addr(), SECRET).with_timeout(Duration::from_secs(20));
+    let login = std::thread::spawn(move || {
+        client.send("auth", &[("User-Name", "sam"), ("User-Password", "x")])
+    });
+    let code = fake.wait_for_messages(1, Duration::from_secs(20))[0]
+        .code(6)
+        .unwrap();
+    assert_eq!(
+        fake.reply_sms(&sms_b, "+14255550142", "+15005550006", &code),
+        200
+    );
+    let reply = login.join().unwrap();
+    assert!(
+        reply.is("Access-Accept"),
+        "{}\n{}",
+        reply.output,
+        server_a.logs()
+    );
+
+    let log = audit_log(&a);
+    assert_eq!(log.len(), 2, "one record per login: {log:?}");
+    assert!(log.iter().all(|r| r["result"] == "accept"), "{log:?}");
+    server_a.stop();
+    server_b.stop();
+}

@@ -25,7 +25,7 @@ fn node(fake: &FakeTwilio, policy_sms: &str) -> Mfad {
     std::fs::write(&token_file, TOKEN).unwrap();
     let node = node.with_config(&format!(
         "reject_delay_ms = 0\n\n[policy.sms]\n{policy_sms}\n\n\
-         [sms]\ngateway = \"twilio\"\nmessage = \"mfad code: {{{{ code }}}}\"\n\n\
+         [sms]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\nmessage = \"mfad code: {{{{ code }}}}\"\n\n\
          [sms.twilio]\napi_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token_file = {:?}\nfrom = \"+15005550006\"\n",
         fake.url(),
         token_file.display().to_string()
@@ -197,5 +197,283 @@ fn a_gateway_outage_rejects_the_login() {
     );
     // The next login works again.
     start_login(&server);
+    server.stop();
+}
+
+/// A node in two-way mode: logins wait `timeout` seconds for the reply, which comes on
+/// the inbound webhook (a free port).
+fn two_way_node(fake: &FakeTwilio, timeout: u64) -> Mfad {
+    node(fake, "mode = \"two-way\"").with_config(&format!(
+        "[policy]\nout_of_band_timeout_seconds = {timeout}\n"
+    ))
+}
+
+/// The inbound webhook's URL, as Twilio would be configured with it.
+fn inbound_url(server: &Running) -> String {
+    format!("http://{}/sms/inbound", server.listener_addr("sms webhook"))
+}
+
+/// Starts a login that waits for the reply; join the handle for the RADIUS answer.
+fn pending_login(server: &Running) -> std::thread::JoinHandle<RadReply> {
+    let client = Radclient::new(server.radius_addr(), SECRET).with_timeout(Duration::from_secs(15));
+    std::thread::spawn(move || {
+        client.send(
+            "auth",
+            &[("User-Name", "sam"), ("User-Password", "vpn-password")],
+        )
+    })
+}
+
+fn audit(node: &Mfad) -> Vec<serde_json::Value> {
+    let log = node.cli_ok(["log", "--user", "sam", "--format", "json"]);
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    log.as_array().unwrap().clone()
+}
+
+#[test]
+fn two_way_a_reply_with_the_code_accepts() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = two_way_node(&fake, 15);
+    let server = node.start();
+    let url = inbound_url(&server);
+    let login = pending_login(&server);
+    let sms = fake.wait_for_messages(1, WAIT);
+    assert_eq!(sms[0].to, "+14255550142");
+    let code = sms[0].code(6).unwrap();
+    assert_eq!(
+        sms[0].body,
+        format!("To sign in, reply to this message with {code}")
+    );
+    assert_eq!(
+        fake.reply_sms(&url, "+14255550142", "+15005550006", &format!(" {code}\n")),
+        200
+    );
+    let reply = login.join().unwrap();
+    assert!(
+        reply.is("Access-Accept"),
+        "{}\n{}",
+        reply.output,
+        server.logs()
+    );
+    let log = audit(&node);
+    assert_eq!(log.len(), 1, "one audit record per attempt: {log:?}");
+    assert_eq!(log[0]["result"], "accept");
+    assert_eq!(log[0]["method"], "sms");
+    assert!(!log[0].to_string().contains(&code), "codes are not logged");
+    server.stop();
+}
+
+#[test]
+fn two_way_a_wrong_reply_rejects_and_counts_a_failure() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = two_way_node(&fake, 15);
+    let server = node.start();
+    let url = inbound_url(&server);
+    let login = pending_login(&server);
+    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    fake.reply_sms(&url, "+14255550142", "+15005550006", wrong(&code));
+    let reply = login.join().unwrap();
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    let log = audit(&node);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["reason"], "wrong_code");
+    let shown = node.cli_ok(["user", "show", "sam", "--format", "json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["user"]["failures"], 1, "{shown}");
+    // The reply was the login's one answer: the right code now decides nothing.
+    fake.reply_sms(&url, "+14255550142", "+15005550006", &code);
+    assert!(server.wait_for_log("no pending sign-in ignored", WAIT));
+    assert_eq!(audit(&node).len(), 1);
+    server.stop();
+}
+
+#[test]
+fn two_way_no_reply_times_out_with_a_reject() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = two_way_node(&fake, 2);
+    let server = node.start();
+    let login = pending_login(&server);
+    fake.wait_for_messages(1, WAIT);
+    let reply = login.join().unwrap();
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    let log = audit(&node);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["reason"], "sms_no_reply");
+    server.stop();
+}
+
+#[test]
+fn two_way_a_reply_from_another_number_is_ignored() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = two_way_node(&fake, 15);
+    let server = node.start();
+    let url = inbound_url(&server);
+    let login = pending_login(&server);
+    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    // Someone else sends the right code: not a reply from the user's phone.
+    assert_eq!(
+        fake.reply_sms(&url, "+14255550199", "+15005550006", &code),
+        200
+    );
+    assert!(
+        server.wait_for_log("no pending sign-in ignored", WAIT),
+        "{}",
+        server.logs()
+    );
+    assert!(
+        !login.is_finished(),
+        "the login still waits for the user's reply"
+    );
+    fake.reply_sms(&url, "+14255550142", "+15005550006", &code);
+    let reply = login.join().unwrap();
+    assert!(reply.is("Access-Accept"), "{}", reply.output);
+    server.stop();
+}
+
+#[test]
+fn two_way_an_unsigned_reply_is_refused() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = two_way_node(&fake, 2);
+    let server = node.start();
+    let url = inbound_url(&server);
+    let login = pending_login(&server);
+    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    let forged = FakeTwilio::start(SID, "not-the-auth-token");
+    assert_eq!(
+        forged.reply_sms(&url, "+14255550142", "+15005550006", &code),
+        403
+    );
+    let reply = login.join().unwrap();
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    assert_eq!(audit(&node)[0]["reason"], "sms_no_reply");
+    server.stop();
+}
+
+#[test]
+fn two_way_pin_users_reply_with_pin_and_code() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = two_way_node(&fake, 15);
+    node.cli_ok(["user", "update", "sam", "--pin-mode", "pin"]);
+    node.cli_ok(["user", "set-pin", "sam", "--pin", "2580"]);
+    let server = node.start();
+    let url = inbound_url(&server);
+
+    let login = pending_login(&server);
+    let sms = fake.wait_for_messages(1, WAIT);
+    let code = sms[0].code(6).unwrap();
+    assert_eq!(
+        sms[0].body,
+        format!("To sign in, reply to this message with your PIN followed by {code}")
+    );
+    fake.reply_sms(&url, "+14255550142", "+15005550006", &format!("1357{code}"));
+    assert!(login.join().unwrap().is("Access-Reject"));
+    assert_eq!(audit(&node)[0]["reason"], "wrong_pin");
+
+    let login = pending_login(&server);
+    let code = fake.wait_for_messages(2, WAIT)[1].code(6).unwrap();
+    fake.reply_sms(
+        &url,
+        "+14255550142",
+        "+15005550006",
+        &format!("2580 {code}"),
+    );
+    let reply = login.join().unwrap();
+    assert!(reply.is("Access-Accept"), "{}", reply.output);
+    server.stop();
+}
+
+#[test]
+fn two_way_retransmissions_during_a_pending_reply_send_one_sms() {
+    use mfad_radius_proto::{attr, encode_request, encrypt_user_password, Code, Packet};
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = two_way_node(&fake, 15);
+    let server = node.start();
+    let url = inbound_url(&server);
+    let authenticator = [0x5a; 16];
+    let mut packet = Packet::new(Code::AccessRequest, 11, authenticator);
+    packet.add(attr::USER_NAME, "sam");
+    packet.add(
+        attr::USER_PASSWORD,
+        encrypt_user_password(b"vpn-password", SECRET.as_bytes(), &authenticator).unwrap(),
+    );
+    let request = encode_request(&packet, SECRET.as_bytes(), true).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    socket.send_to(&request, server.radius_addr()).unwrap();
+    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    // The NAS retransmits while the user types the reply (RFC 5080 §2.2.2).
+    socket.send_to(&request, server.radius_addr()).unwrap();
+    socket.send_to(&request, server.radius_addr()).unwrap();
+    fake.reply_sms(&url, "+14255550142", "+15005550006", &code);
+    let mut buf = [0u8; 4096];
+    socket
+        .recv_from(&mut buf)
+        .expect("a reply once the SMS is answered");
+    assert_eq!((buf[0], buf[1]), (2, 11), "Access-Accept to request 11");
+    assert_eq!(fake.messages().len(), 1, "one SMS for one request");
+    assert_eq!(audit(&node).len(), 1, "one audit record for one request");
+    server.stop();
+}
+
+#[test]
+fn two_way_replies_through_the_http_gateway_need_its_shared_secret() {
+    const INBOUND: &str = "inbound-secret-of-32-characters!";
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")));
+    let secret_file = node.dir().join("inbound-secret");
+    std::fs::write(&secret_file, INBOUND).unwrap();
+    let node = node.with_config(&format!(
+        "reject_delay_ms = 0\n\n[policy]\nout_of_band_timeout_seconds = 15\n\n\
+         [policy.sms]\nmode = \"two-way\"\n\n\
+         [sms]\ngateway = \"http\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [sms.http]\nurl = \"{}/generic/send\"\ninbound_secret_file = {:?}\n",
+        fake.url(),
+        secret_file.display().to_string()
+    ));
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        SECRET,
+    ]);
+    node.cli_ok([
+        "user",
+        "add",
+        "sam",
+        "--method",
+        "sms",
+        "--phone",
+        "425 555 0142",
+    ]);
+    let server = node.start();
+    let url = format!(
+        "http://{}/sms/inbound/http",
+        server.listener_addr("sms webhook")
+    );
+    let login = pending_login(&server);
+    let sent = fake.wait_for_generic(1, WAIT).remove(0);
+    // "to=...&text=To%20sign%20in%2C%20reply%20to%20this%20message%20with%20123456"
+    let code = sent.body[sent.body.len() - 6..].to_owned();
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{}", sent.body);
+    assert_eq!(
+        fake.reply_http_sms(&url, "not-the-secret", "+14255550142", &code),
+        403,
+        "a reply without the shared secret is refused"
+    );
+    assert_eq!(
+        fake.reply_http_sms(&url, INBOUND, "+14255550142", &code),
+        204
+    );
+    let reply = login.join().unwrap();
+    assert!(
+        reply.is("Access-Accept"),
+        "{}\n{}",
+        reply.output,
+        server.logs()
+    );
+    assert_eq!(fake.generic_requests().len(), 1);
     server.stop();
 }

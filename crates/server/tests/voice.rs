@@ -23,14 +23,16 @@ const SID: &str = "AC00000000000000000000000000000002";
 const TOKEN: &str = "twilio-voice-token";
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A node calling through `fake`, with user `vic` (method call) in `pin_mode`.
-fn node(fake: &FakeTwilio, voice_extra: &str, pin_mode: &str) -> Mfad {
+/// A node calling through `fake`, with user `vic` (method call) in `pin_mode`;
+/// `timeout`: how long a login waits for the call (`policy.out_of_band_timeout_seconds`).
+fn node(fake: &FakeTwilio, timeout: u64, pin_mode: &str) -> Mfad {
     let node = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")));
     let token_file = node.dir().join("twilio-token");
     std::fs::write(&token_file, TOKEN).unwrap();
     let node = node.with_config(&format!(
         "reject_delay_ms = 0\n\n\
-         [voice]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\n{voice_extra}\n\n\
+         [policy]\nout_of_band_timeout_seconds = {timeout}\n\n\
+         [voice]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\n\n\
          [voice.twilio]\napi_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token_file = {:?}\nfrom = \"+15005550006\"\n",
         fake.url(),
         token_file.display().to_string()
@@ -70,6 +72,12 @@ fn login(server: &Running) -> RadReply {
     )
 }
 
+fn audit_records(node: &Mfad) -> Vec<serde_json::Value> {
+    let log = node.cli_ok(["log", "--user", "vic", "--format", "json"]);
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    log.as_array().unwrap().clone()
+}
+
 fn last_reason(node: &Mfad) -> String {
     let log = node.cli_ok(["log", "--user", "vic", "--limit", "1", "--format", "json"]);
     let log: serde_json::Value = serde_json::from_str(&log).unwrap();
@@ -79,7 +87,7 @@ fn last_reason(node: &Mfad) -> String {
 #[test]
 fn answering_and_pressing_pound_accepts() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "", "standard");
+    let node = node(&fake, 45, "standard");
     let server = node.start();
     fake.script_calls([CallScript::Press("#".into())]);
     let reply = login(&server);
@@ -102,7 +110,7 @@ fn answering_and_pressing_pound_accepts() {
 #[test]
 fn pin_mode_accepts_the_pin_and_rejects_a_wrong_one_or_none() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "", "pin");
+    let node = node(&fake, 45, "pin");
     node.cli_ok(["user", "set-pin", "vic", "--pin", "2580"]);
     let server = node.start();
     fake.script_calls([
@@ -121,7 +129,7 @@ fn pin_mode_accepts_the_pin_and_rejects_a_wrong_one_or_none() {
 #[test]
 fn hang_up_no_answer_and_invalid_number_reject_with_their_reason() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "", "standard");
+    let node = node(&fake, 45, "standard");
     let server = node.start();
     fake.script_calls([
         CallScript::HangUp,
@@ -145,7 +153,7 @@ fn hang_up_no_answer_and_invalid_number_reject_with_their_reason() {
 #[test]
 fn the_backup_phone_is_called_when_the_phone_does_not_answer() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "", "standard");
+    let node = node(&fake, 45, "standard");
     node.cli_ok(["user", "update", "vic", "--backup-phone", "020 7946 0018"]);
     let server = node.start();
     fake.script_calls([CallScript::NoAnswer, CallScript::Press("#".into())]);
@@ -171,7 +179,7 @@ fn the_backup_phone_is_called_when_the_phone_does_not_answer() {
 fn the_fraud_code_rejects_blocks_the_user_and_is_in_the_fraud_log() {
     let fake = FakeTwilio::start(SID, TOKEN);
     let smtp = SmtpServer::start(SmtpMode::Plain, None, None);
-    let node = node(&fake, "", "standard").with_config(&format!(
+    let node = node(&fake, 45, "standard").with_config(&format!(
         "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
          from = \"MFA <mfa@example.org>\"\n\n\
          [email]\npoll_seconds = 1\nfraud_alerts_to = [\"security@example.org\"]\n",
@@ -225,18 +233,41 @@ fn the_fraud_code_rejects_blocks_the_user_and_is_in_the_fraud_log() {
 #[test]
 fn a_call_that_never_ends_times_out_with_a_reject() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "timeout_seconds = 2", "standard");
+    let node = node(&fake, 2, "standard");
     let server = node.start();
     fake.script_calls([CallScript::Ignore]);
     assert!(login(&server).is("Access-Reject"));
     assert_eq!(last_reason(&node), "call_timeout");
+    assert_eq!(
+        audit_records(&node).len(),
+        1,
+        "one audit record for the attempt, with its final result"
+    );
+    server.stop();
+}
+
+#[test]
+fn a_call_answered_after_the_timeout_decides_nothing() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, 1, "standard");
+    let server = node.start();
+    fake.set_ring(Duration::from_millis(2500));
+    fake.script_calls([CallScript::Press("#".into())]);
+    assert!(login(&server).is("Access-Reject"));
+    assert_eq!(last_reason(&node), "call_timeout");
+    // The late # finds the login ended: no second record, no accept.
+    let answers = fake.wait_for_gather_answers(1, WAIT);
+    assert!(answers[0].contains("This sign-in has ended"), "{answers:?}");
+    let log = audit_records(&node);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["result"], "reject");
     server.stop();
 }
 
 #[test]
 fn a_forged_webhook_cannot_approve_a_call() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "timeout_seconds = 3", "standard");
+    let node = node(&fake, 3, "standard");
     let server = node.start();
     fake.script_calls([CallScript::Ignore]);
     let client = radclient(&server);
@@ -270,7 +301,7 @@ fn a_forged_webhook_cannot_approve_a_call() {
 #[test]
 fn retransmissions_during_a_pending_call_place_one_call() {
     let fake = FakeTwilio::start(SID, TOKEN);
-    let node = node(&fake, "", "standard");
+    let node = node(&fake, 45, "standard");
     let server = node.start();
     fake.set_ring(Duration::from_millis(1500));
     fake.script_calls([CallScript::Press("#".into())]);
@@ -298,5 +329,8 @@ fn retransmissions_during_a_pending_call_place_one_call() {
     assert_eq!(buf[1], 9);
     assert!(n > 20);
     assert_eq!(fake.calls().len(), 1, "one call for one request");
+    let log = audit_records(&node);
+    assert_eq!(log.len(), 1, "one audit record for one request: {log:?}");
+    assert_eq!(log[0]["result"], "accept");
     server.stop();
 }

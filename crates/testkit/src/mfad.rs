@@ -309,6 +309,26 @@ impl Running {
         self.process.output().text()
     }
 
+    /// The address another listener logged as `<what> listening on <addr>` (e.g. "sms
+    /// webhook"); panics when none is logged within the start-up time.
+    pub fn listener_addr(&self, what: &str) -> SocketAddr {
+        let marker = format!("{what} listening on ");
+        self.process
+            .output()
+            .wait_for(Instant::now() + START_TIMEOUT, |lines| {
+                lines.iter().find_map(|l| {
+                    let (_, rest) = l.split_once(&marker)?;
+                    rest.split_whitespace().next()?.parse().ok()
+                })
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "mfad logged no `{marker}<addr>`\nlog:\n{}",
+                    self.process.output().text()
+                )
+            })
+    }
+
     /// Waits until a log line contains `needle`; `false` on timeout or if the server exited.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         wait_for_log(&self.process, needle, timeout)

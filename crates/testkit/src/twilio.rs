@@ -2,6 +2,7 @@
 //! Twilio's Messages and Voice APIs (and a generic SMS endpoint), recording every message
 //! and playing every call as the test scripted it: it fetches the call's TwiML, presses
 //! keys at the `<Gather>` action, and posts status callbacks, all signed like Twilio's.
+//! Replies to SMS reach mfad as Twilio's signed incoming-message webhook.
 //!
 //! Request and response shapes follow Twilio's REST API reference for the Message
 //! resource: form-encoded `To`, `From`, `Body`, HTTP basic auth with the account SID and
@@ -76,6 +77,10 @@ struct Recorded {
     sms: Vec<Sms>,
     generic: Vec<GenericRequest>,
     calls: Vec<Call>,
+    /// Incoming-message webhooks sent so far.
+    inbound: usize,
+    /// mfad's TwiML answers to the keys pressed (the `<Gather>` action), in order.
+    gather_answers: Vec<String>,
     scripts: std::collections::VecDeque<CallScript>,
     /// How long a call rings before the script plays.
     ring: Duration,
@@ -191,6 +196,66 @@ impl FakeTwilio {
                 self.calls()
             )
         })
+    }
+
+    /// The phone `from` replies `body` to a message sent from `to`: posts Twilio's signed
+    /// incoming-message webhook to `webhook_url` (mfad's `/sms/inbound`) and returns the
+    /// HTTP status mfad answered with.
+    pub fn reply_sms(&self, webhook_url: &str, from: &str, to: &str, body: &str) -> u16 {
+        let shared = Arc::clone(&self.shared);
+        let (url, from, to, body) = (
+            webhook_url.to_owned(),
+            from.to_owned(),
+            to.to_owned(),
+            body.to_owned(),
+        );
+        // A thread of its own: the caller may be a test's async runtime or none.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for an inbound webhook");
+            runtime.block_on(inbound_sms(&shared, &url, &from, &to, &body))
+        })
+        .join()
+        .expect("inbound webhook thread")
+    }
+
+    /// The phone `from` replies `text` through the generic HTTP gateway: posts the form
+    /// (`from`, `text`) with `Authorization: Bearer <secret>` to `webhook_url` (mfad's
+    /// `/sms/inbound/http`) and returns the HTTP status mfad answered with.
+    pub fn reply_http_sms(&self, webhook_url: &str, secret: &str, from: &str, text: &str) -> u16 {
+        let (url, secret, from, text) = (
+            webhook_url.to_owned(),
+            secret.to_owned(),
+            from.to_owned(),
+            text.to_owned(),
+        );
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for an inbound webhook");
+            runtime.block_on(async move {
+                reqwest::Client::new()
+                    .post(&url)
+                    .bearer_auth(&secret)
+                    .form(&[("from", from.as_str()), ("text", text.as_str())])
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16())
+            })
+        })
+        .join()
+        .expect("inbound webhook thread")
+    }
+
+    /// Waits until the keys of `count` calls were pressed and returns mfad's TwiML answers.
+    pub fn wait_for_gather_answers(&self, count: usize, timeout: Duration) -> Vec<String> {
+        self.wait(timeout, |r| {
+            (r.gather_answers.len() >= count).then(|| r.gather_answers.clone())
+        })
+        .unwrap_or_else(|| panic!("expected {count} key presses within {timeout:?}"))
     }
 
     pub fn generic_requests(&self) -> Vec<GenericRequest> {
@@ -406,6 +471,46 @@ async fn webhook(
     response.text().await.ok()
 }
 
+/// Twilio's incoming-message webhook: a form POST with the message's fields (as in
+/// Twilio's Messaging webhook reference), signed like every webhook.
+async fn inbound_sms(shared: &Shared, url: &str, from: &str, to: &str, body: &str) -> u16 {
+    let n = {
+        let mut n = 0;
+        shared.record(|r| {
+            r.inbound += 1;
+            n = r.inbound;
+        });
+        n
+    };
+    let params: std::collections::BTreeMap<String, String> = [
+        ("ToCountry", "US"),
+        ("SmsMessageSid", &format!("SM{n:032x}")),
+        ("NumMedia", "0"),
+        ("SmsSid", &format!("SM{n:032x}")),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("To", to),
+        ("NumSegments", "1"),
+        ("MessageSid", &format!("SM{n:032x}")),
+        ("AccountSid", &shared.account_sid),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header(
+            "X-Twilio-Signature",
+            signature(&shared.auth_token, url, &params),
+        )
+        .form(&params)
+        .send()
+        .await;
+    response.map_or(0, |r| r.status().as_u16())
+}
+
 /// The `action` of the first `<Gather>` in TwiML, unescaped.
 fn gather_action(twiml: &str) -> Option<String> {
     let gather = &twiml[twiml.find("<Gather")?..];
@@ -460,7 +565,8 @@ async fn play(
                 // finishOnKey="#": the # ends the input and is not part of Digits.
                 let digits = keys.split('#').next().unwrap_or_default().to_owned();
                 let params = with(&[("CallStatus", "in-progress"), ("Digits", &digits)]);
-                webhook(&client, &token, &action, &params).await;
+                let said = webhook(&client, &token, &action, &params).await;
+                shared.record(|r| r.gather_answers.push(said.unwrap_or_default()));
             }
             webhook(&client, &token, &call.status_callback, &status("completed")).await;
         }

@@ -4,12 +4,18 @@
 //! wrong answers count towards the user's lockout and end the login after
 //! `policy.sms.max_attempts`; typing the resend keyword sends a new code, which makes the
 //! old one useless and keeps the count of wrong answers.
+//!
+//! In two-way mode (`policy.sms.mode = "two-way"`) the user replies to the SMS instead:
+//! the login is `Pending` until the reply, received by the gateway's inbound webhook on
+//! any node, reaches [`Engine::sms_reply`], which matches the sender's number to the
+//! pending login and decides it.
 
 use super::{describe_phone, hex, Engine, Outcome, Reason, Request};
 use crate::audit::AuditRecord;
 use crate::clock::{random_array, random_digits};
-use crate::model::{ChallengeKind, PinMode, User};
+use crate::model::{Challenge, ChallengeKind, PinMode, User};
 use crate::phone;
+use crate::policy::SmsMode;
 use crate::store::StoreError;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -46,6 +52,9 @@ impl Engine {
         audit.method = "sms".into();
         audit.mode = user.pin_mode.to_string();
         describe_phone(audit, user);
+        if self.policy.sms.mode == SmsMode::TwoWay {
+            return self.start_two_way(user, req, now).await;
+        }
         // The PIN is checked before anything is sent, so guessing usernames cannot be
         // used to flood phones with messages.
         if let (PinMode::Pin, Some(hash)) = (user.pin_mode, &user.pin_hash) {
@@ -95,7 +104,7 @@ impl Engine {
             PROMPT.to_string()
         };
         let expires_at = now.saturating_add(rules.code_seconds);
-        self.challenge_until(user, req, kind, prompt, expires_at)
+        self.challenge_until(user, &req.client.name, kind, prompt, expires_at)
             .await
     }
 
@@ -125,7 +134,7 @@ impl Engine {
         let given = code_hash(&sent.salt, answer);
         if bool::from(given.as_bytes().ct_eq(sent.code_hash.as_bytes())) {
             let cache_key = self.cache_key(user, req);
-            return self.accepted(user, req, now, cache_key).await;
+            return self.accepted(user, &req.client.name, now, cache_key).await;
         }
         let failure = self.count_failure(user, now).await?;
         let attempts = sent.attempts.saturating_add(1);
@@ -141,8 +150,171 @@ impl Engine {
         };
         // The same code stays valid until its own expiry, under a new state.
         let prompt = format!("Wrong code. {PROMPT}");
-        self.challenge_until(user, req, kind, prompt, sent.expires_at)
+        self.challenge_until(user, &req.client.name, kind, prompt, sent.expires_at)
             .await
+    }
+}
+
+/// The store key that leads replies from `e164` to its pending two-way SMS.
+fn reply_index(e164: &str) -> Vec<u8> {
+    format!("sms-reply:{e164}").into_bytes()
+}
+
+impl Engine {
+    /// Two-way mode: texts a code to reply with and returns `Pending`.
+    async fn start_two_way(
+        &self,
+        user: &User,
+        req: &Request,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let Some(sender) = &self.sms else {
+            tracing::warn!(user = %user.username, "user has the SMS method but no SMS gateway is configured; set [sms] gateway");
+            return Ok(Outcome::Reject(Reason::NoGateway));
+        };
+        let Some(to) = e164(&user.phone, &self.policy.default_country_code) else {
+            return Ok(Outcome::Reject(Reason::NoPhone));
+        };
+        if !self.within_limits(user, "sms", now).await? {
+            return Ok(Outcome::Reject(Reason::RateLimited));
+        }
+        let ask_pin = matches!((user.pin_mode, &user.pin_hash), (PinMode::Pin, Some(_)));
+        let code = zeroize::Zeroizing::new(random_digits(
+            &*self.rng,
+            self.policy.sms.code_digits.max(4),
+        ));
+        let salt = hex(&random_array::<16>(&*self.rng));
+        let txn = self.new_txn();
+        let expires_at = self.pending_expiry(now);
+        let pending = Challenge {
+            state: txn.clone().into_bytes(),
+            user_id: user.id,
+            client: req.client.name.clone(),
+            kind: ChallengeKind::SmsReply {
+                code_hash: code_hash(&salt, &code),
+                salt,
+                ask_pin,
+                device: to.clone(),
+                cache_key: self.cache_key(user, req),
+            },
+            expires_at,
+        };
+        let index = Challenge {
+            state: reply_index(&to),
+            kind: ChallengeKind::SmsReplyTo { txn: txn.clone() },
+            ..pending.clone()
+        };
+        // Stored before the message goes out: the reply may come at once, to any node.
+        self.store.put_challenge(&pending).await?;
+        if let Err(StoreError::Duplicate(_)) = self.store.put_challenge(&index).await {
+            // An older login to the same phone still waits: the newest one gets the reply.
+            self.store.take_challenge(&index.state, now).await?;
+            self.store.put_challenge(&index).await?;
+        }
+        if let Err(err) = sender.send_reply_request(&to, &code, ask_pin).await {
+            tracing::warn!(user = %user.username, "SMS not sent: {err}");
+            self.store.take_challenge(txn.as_bytes(), now).await?;
+            return Ok(Outcome::Reject(Reason::DeliveryFailed));
+        }
+        Ok(Outcome::Pending { txn })
+    }
+
+    /// A reply to a two-way SMS, from the gateway's inbound webhook: `from` is the sender's
+    /// number as the gateway gives it. False, deciding nothing, when no login waits for a
+    /// reply from that number.
+    pub async fn sms_reply(&self, from: &str, body: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let Some(sender) = e164(from, &self.policy.default_country_code) else {
+            tracing::info!("SMS reply from '{from}', which is not a phone number, ignored");
+            return Ok(false);
+        };
+        let Some(index) = self
+            .store
+            .take_challenge(&reply_index(&sender), now)
+            .await?
+        else {
+            tracing::info!(from = %sender, "SMS reply from a number with no pending sign-in ignored");
+            return Ok(false);
+        };
+        let ChallengeKind::SmsReplyTo { txn } = index.kind else {
+            return Ok(false);
+        };
+        let Some(taken) = self.store.take_challenge(txn.as_bytes(), now).await? else {
+            tracing::info!(from = %sender, "SMS reply for a sign-in that has ended ignored");
+            return Ok(false);
+        };
+        let ChallengeKind::SmsReply {
+            salt,
+            code_hash: expected,
+            ask_pin,
+            device,
+            cache_key,
+        } = taken.kind.clone()
+        else {
+            return Ok(false);
+        };
+        let outcome = match self.store.user_by_id(taken.user_id).await? {
+            None => Outcome::Reject(Reason::UnknownUser),
+            Some(user) => match self.unavailable(&user, now) {
+                Some(reason) => Outcome::Reject(reason),
+                None => {
+                    self.check_reply(
+                        &user,
+                        &taken.client,
+                        body,
+                        ask_pin,
+                        &salt,
+                        &expected,
+                        cache_key,
+                        now,
+                    )
+                    .await?
+                }
+            },
+        };
+        self.settle(&txn, &taken, outcome, "accepted", &device)
+            .await?;
+        Ok(true)
+    }
+
+    /// The reply's text: the code, after the PIN when one is asked for. Spaces are
+    /// ignored (phones insert them in long numbers).
+    #[allow(clippy::too_many_arguments)] // the pending SMS's parts the check needs
+    async fn check_reply(
+        &self,
+        user: &User,
+        client: &str,
+        body: &str,
+        ask_pin: bool,
+        salt: &str,
+        expected: &str,
+        cache_key: Option<String>,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let text: zeroize::Zeroizing<String> =
+            zeroize::Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
+        let digits = self.policy.sms.code_digits.max(4);
+        let split = text.len().saturating_sub(digits);
+        let (pin, code) = (
+            text.get(..split).unwrap_or(""),
+            text.get(split..).unwrap_or(""),
+        );
+        let code_ok = bool::from(code_hash(salt, code).as_bytes().ct_eq(expected.as_bytes()));
+        if !code_ok || (!ask_pin && !pin.is_empty()) {
+            self.count_failure(user, now).await?;
+            return Ok(Outcome::Reject(Reason::WrongCode));
+        }
+        if ask_pin {
+            let hash = match (user.pin_mode, &user.pin_hash) {
+                (PinMode::Pin, Some(hash)) => hash.clone(),
+                _ => String::new(),
+            };
+            if hash.is_empty() || !self.pin_matches(&hash, pin).await {
+                self.count_failure(user, now).await?;
+                return Ok(Outcome::Reject(Reason::WrongPin));
+            }
+        }
+        self.accepted(user, client, now, cache_key).await
     }
 }
 

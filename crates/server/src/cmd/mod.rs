@@ -29,6 +29,8 @@ pub struct Ctx {
     pub directory: Option<Arc<LdapDirectory>>,
     /// The voice gateway, whose webhooks `mfad serve` serves.
     pub voice: Option<Arc<mfad_notify::TwilioVoice>>,
+    /// The SMS gateway, whose inbound webhook `mfad serve` serves in two-way mode.
+    pub sms: Option<Arc<mfad_notify::SmsGateway>>,
 }
 
 impl Ctx {
@@ -53,8 +55,9 @@ impl Ctx {
         if let Some(directory) = &directory {
             engine = engine.with_directory(directory.clone());
         }
-        if let Some(gateway) = mfad_notify::SmsGateway::new(&config.sms)? {
-            engine = engine.with_sms(Arc::new(gateway));
+        let sms = mfad_notify::SmsGateway::new(&config.sms)?.map(Arc::new);
+        if let Some(gateway) = &sms {
+            engine = engine.with_sms(gateway.clone());
         }
         if config.smtp.enabled() && !config.email.fraud_alerts_to.is_empty() {
             let templates = mfad_notify::Templates::load(email_templates_dir(&config))
@@ -79,6 +82,7 @@ impl Ctx {
             clock,
             directory,
             voice,
+            sms,
         })
     }
 
