@@ -483,7 +483,7 @@ fn backup_and_restore_make_a_consistent_snapshot_of_postgres() {
         "the backup holds PIN hashes and sealed secrets"
     );
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.starts_with("{\"kind\":\"header\",\"format\":\"mfad-snapshot\",\"version\":2"));
+    assert!(text.starts_with("{\"kind\":\"header\",\"format\":\"mfad-snapshot\",\"version\":3"));
     assert!(text.contains("\"serial\":\"hw-1\"") && !text.contains(SEED));
     let err = node.cli_err(["backup".as_ref(), file.as_os_str()]);
     assert!(err.contains("already exists"), "{err}");
