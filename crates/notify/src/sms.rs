@@ -1,7 +1,7 @@
 //! SMS gateways: the Twilio Messages API and a generic HTTP gateway whose request and
 //! success condition the operator describes.
 
-use crate::{one_line, NotifyError};
+use crate::{one_line, NotifyError, SecretText};
 use async_trait::async_trait;
 use mfad_core::delivery::{DeliveryError, SmsSender};
 use minijinja::{Environment, UndefinedBehavior};
@@ -55,6 +55,9 @@ pub struct TwilioConfig {
     pub account_sid: String,
     /// File holding the auth token (or an API key secret with `api_key_sid`).
     pub auth_token_file: PathBuf,
+    /// The auth token as a stored secret setting; when set it is used instead of the file.
+    #[serde(skip_serializing_if = "SecretText::is_empty")]
+    pub auth_token: SecretText,
     /// Sign in with an API key instead of the account SID (recommended by Twilio).
     pub api_key_sid: String,
     /// The sending number (E.164) or alphanumeric sender id.
@@ -67,6 +70,7 @@ impl Default for TwilioConfig {
             api_url: "https://api.twilio.com".into(),
             account_sid: String::new(),
             auth_token_file: PathBuf::new(),
+            auth_token: SecretText::default(),
             api_key_sid: String::new(),
             from: String::new(),
         }
@@ -85,6 +89,9 @@ pub struct HttpSmsConfig {
     pub content_type: String,
     pub body: String,
     pub secret_file: PathBuf,
+    /// `secret` as a stored secret setting; when set it is used instead of the file.
+    #[serde(skip_serializing_if = "SecretText::is_empty")]
+    pub secret: SecretText,
     /// Statuses that mean success; empty: any 2xx.
     pub success_status: Vec<u16>,
     /// Text the response body must contain; empty: not checked.
@@ -100,6 +107,7 @@ impl Default for HttpSmsConfig {
             content_type: "application/x-www-form-urlencoded".into(),
             body: "to={{ to|urlencode }}&text={{ message|urlencode }}".into(),
             secret_file: PathBuf::new(),
+            secret: SecretText::default(),
             success_status: Vec::new(),
             success_contains: String::new(),
         }
@@ -180,7 +188,11 @@ impl SmsGateway {
                     ));
                 }
                 check_url("sms.twilio.api_url", &t.api_url)?;
-                let token = read_secret("sms.twilio.auth_token_file", &t.auth_token_file)?;
+                let token = crate::credential(
+                    &t.auth_token,
+                    "sms.twilio.auth_token_file",
+                    &t.auth_token_file,
+                )?;
                 let user = if t.api_key_sid.is_empty() {
                     t.account_sid.clone()
                 } else {
@@ -211,10 +223,10 @@ impl SmsGateway {
                             h.method
                         ))
                     })?;
-                let secret = if h.secret_file.as_os_str().is_empty() {
+                let secret = if h.secret.is_empty() && h.secret_file.as_os_str().is_empty() {
                     Zeroizing::new(String::new())
                 } else {
-                    read_secret("sms.http.secret_file", &h.secret_file)?
+                    crate::credential(&h.secret, "sms.http.secret_file", &h.secret_file)?
                 };
                 Backend::Http {
                     method,
