@@ -1,17 +1,18 @@
 //! `mfad serve`: open the store, start the front-ends, purge old audit records, stop on a signal.
 
 use crate::cmd::Ctx;
-use crate::config::Config;
+use crate::config::Layers;
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(layers: Layers) -> anyhow::Result<()> {
     // Installed before anything is logged: a supervisor (or test) that sends SIGTERM as
     // soon as it sees a log line must get a graceful stop, not the default kill.
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let listen = config.radius_listen()?;
-    let ctx = Ctx::open(config, server_ip(listen).to_string()).await?;
+    // Listen addresses are read at start only, never from stored settings.
+    let listen = layers.unchecked()?.radius_listen()?;
+    let ctx = Ctx::open(layers, server_ip(listen).to_string()).await?;
     tracing::info!(node = %ctx.config.node_name(), store = %mfad_store::redact(&ctx.config.store.url), "mfad starting");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -88,11 +89,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    let mut mailer_slot = None;
     if ctx.config.smtp.enabled() {
         // Broken templates stop the start here, naming the template and line, instead of
         // failing the first mail.
-        mfad_notify::Templates::load(crate::cmd::email_templates_dir(&ctx.config))
-            .context("while loading the e-mail templates")?;
+        crate::cmd::templates(&ctx)?;
         let mailer = mfad_notify::Mailer::new(&ctx.config.smtp)?;
         let outbox = mfad_notify::Outbox::new(
             ctx.store.clone(),
@@ -101,9 +102,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ctx.config.email.retry.clone(),
         );
         let poll = Duration::from_secs(ctx.config.email.poll_seconds);
+        mailer_slot = Some(outbox.mailer_slot());
         tasks.spawn(outbox.run(poll, stop_rx.clone()));
         tracing::info!(host = %ctx.config.smtp.host, "e-mail delivery on");
     }
+    tasks.spawn(
+        crate::live::Reloader {
+            store: ctx.store.clone(),
+            layers: ctx.layers.clone(),
+            engine: ctx.engine.clone(),
+            sms: ctx.sms.clone(),
+            mailer: mailer_slot,
+            applied: ctx.config.clone(),
+            version: None,
+        }
+        .run(stop_rx.clone()),
+    );
     tasks.spawn(purge_audit(
         ctx.store.clone(),
         ctx.clock.clone(),

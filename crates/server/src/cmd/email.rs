@@ -3,11 +3,10 @@
 use super::Ctx;
 use crate::cli::{EmailCommand, OutputFormat};
 use crate::output;
-use anyhow::Context;
 use mfad_core::model::User;
 use mfad_core::outbox::{Email, EmailKind};
 use mfad_notify::compose::MailSettings;
-use mfad_notify::{compose, Mailer, Outbox, Templates};
+use mfad_notify::{compose, Mailer, Outbox};
 
 pub async fn run(ctx: &Ctx, cmd: EmailCommand) -> anyhow::Result<()> {
     match cmd {
@@ -34,8 +33,7 @@ pub async fn send(
             "e-mail is not configured; set smtp.host and smtp.from in the [smtp] section"
         );
     }
-    let templates = Templates::load(dir_option(&ctx.config.email.templates_dir))
-        .context("while loading the e-mail templates")?;
+    let templates = super::templates(ctx)?;
     let settings = MailSettings {
         language: ctx.config.email.language.clone(),
         portal_url: ctx.config.portal.url.clone(),
