@@ -153,9 +153,9 @@ pub enum TemplateCommand {
 #[derive(Subcommand, Debug)]
 pub enum StoreCommand {
     /// Copy every user, token, counter, client, challenge, audit record, e-mail, rate
-    /// limit and the directory sync state from one store to another, empty one, and
-    /// check the row counts. Both use the configured
-    /// key file; secrets are copied sealed.
+    /// limit, stored setting and the directory sync state from one store to another,
+    /// empty one, and check the row counts. Both use the configured key file; secrets
+    /// are copied sealed.
     Copy {
         /// The source, e.g. sqlite://mfad-data/mfad.db.
         #[arg(long)]
