@@ -80,6 +80,36 @@ pub fn dir_option(path: &std::path::Path) -> Option<&std::path::Path> {
     (!path.as_os_str().is_empty()).then_some(path)
 }
 
+/// Queues the welcome mail for each of `users` that has an address (once per user, like
+/// `mfad user add`), then tries to deliver them in one pass; `mfad serve` retries the
+/// rest. Returns how many were queued.
+pub async fn queue_welcome(ctx: &Ctx, users: &[User]) -> anyhow::Result<usize> {
+    let templates = super::templates(ctx)?;
+    let settings = MailSettings {
+        language: ctx.config.email.language.clone(),
+        portal_url: ctx.config.portal.url.clone(),
+    };
+    let mut queued = 0;
+    for user in users.iter().filter(|u| !u.email.is_empty()) {
+        let mail = compose(&templates, &settings, user, EmailKind::Welcome, None, true)?;
+        if ctx.store.queue_email(&mail, ctx.now()).await?.is_some() {
+            queued += 1;
+        }
+    }
+    if queued > 0 {
+        let outbox = Outbox::new(
+            ctx.store.clone(),
+            Mailer::new(&ctx.config.smtp)?,
+            ctx.clock.clone(),
+            ctx.config.email.retry.clone(),
+        );
+        if let Err(err) = outbox.deliver_due().await {
+            tracing::warn!("e-mail delivery pass failed: {err}");
+        }
+    }
+    Ok(queued)
+}
+
 const HEADERS: [&str; 8] = [
     "id",
     "created",
