@@ -139,11 +139,6 @@ impl Reloader {
             *slot.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(mailer);
             changed.push("smtp");
         }
-        if config.sms.gateway != self.applied.sms.gateway
-            || config.smtp.enabled() != self.applied.smtp.enabled()
-        {
-            tracing::warn!("turning SMS or e-mail delivery on or off takes a restart");
-        }
         tracing::info!(
             version,
             changed = %changed.join(","),
