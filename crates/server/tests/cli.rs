@@ -420,3 +420,28 @@ fn a_broken_template_is_refused_naming_the_template_and_line() {
     let err = node.cli_err(["template", "unset", "welcome-app.de.txt"]);
     assert!(err.contains("is not stored"), "{err}");
 }
+
+#[test]
+fn a_stored_setting_that_no_longer_fits_the_file_is_reported_and_can_be_unset() {
+    let with_smtp = Mfad::new(bin()).with_config(
+        "[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nfrom = \"MFA <mfa@example.org>\"\n",
+    );
+    with_smtp.cli_ok(["setting", "set", "email.send_to_users", "true"]);
+    // Another node of the same store whose file has no [smtp]: the stored setting does
+    // not fit it, so it runs on its file alone and says so.
+    let without = Mfad::new(bin()).sharing_store_with(&with_smtp);
+    let out = without.cli(["user", "list"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stored settings are not applied") && stderr.contains("smtp.host"),
+        "{stderr}"
+    );
+    without.cli_ok(["setting", "unset", "email.send_to_users"]);
+    let out = without.cli(["user", "list"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -132,10 +132,12 @@ async fn in_force(layers: &Layers, store: &dyn Store) -> anyhow::Result<(Config,
     match crate::settings::effective(layers, &settings) {
         Ok(config) => Ok((config, settings)),
         Err(err) => {
+            // When the file alone is broken, that is the one error to report.
+            let base = layers.base()?;
             tracing::warn!(
                 "stored settings are not applied, the config file alone is in force: {err:#}"
             );
-            Ok((layers.base()?, settings))
+            Ok((base, settings))
         }
     }
 }

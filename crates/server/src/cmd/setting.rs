@@ -186,9 +186,13 @@ async fn unset(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     if !current.iter().any(|s| s.key == key) {
         bail!("setting '{key}' is not stored; see 'mfad setting list'");
     }
-    settings::effective(&ctx.layers, &replaced(&current, key, None)).with_context(|| {
-        format!("'{key}' was not removed, the configuration would not work without it")
-    })?;
+    // Refused only when removing it would break a configuration that works now: a
+    // setting that no longer fits (the config file changed) can always be removed.
+    if settings::effective(&ctx.layers, &current).is_ok() {
+        settings::effective(&ctx.layers, &replaced(&current, key, None)).with_context(|| {
+            format!("'{key}' was not removed, the configuration would not work without it")
+        })?;
+    }
     remove(ctx, key, "setting", key).await?;
     println!("removed {key}; the config file's value is in force again");
     Ok(())
