@@ -99,7 +99,7 @@ async fn nodes_opening_a_new_database_together_migrate_it_once() {
         open.await.unwrap().unwrap();
     }
     // Every migration ran once: the version is the number of migrations.
-    assert_eq!(db.psql("SELECT version FROM mfad_schema").trim(), "2");
+    assert_eq!(db.psql("SELECT version FROM mfad_schema").trim(), "3");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -170,7 +170,7 @@ const MIGRATIONS: &[&str] = &[
         count        BIGINT  NOT NULL
     );
     ",
-    // 5: stored settings, an overlay on every node's config file, and a version that
+    // 3: stored settings, an overlay on every node's config file, and a version that
     // every write moves on, so nodes notice a change with one cheap read.
     r"
     CREATE TABLE settings (
