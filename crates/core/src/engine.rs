@@ -9,7 +9,7 @@ use crate::model::Challenge;
 use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
 use crate::pin::{self, PinError};
-use crate::policy::{CacheMode, Policy};
+use crate::policy::{CacheMode, LivePolicy, Policy};
 use crate::store::{FailureState, Store, StoreError};
 use crate::upstream::{Resume, UpstreamAnswer, UpstreamHandle};
 use crate::username;
@@ -167,7 +167,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Random>,
-    policy: Policy,
+    policy: LivePolicy,
     server: ServerInfo,
     directory: Option<Arc<dyn Directory>>,
     sms: Option<Arc<dyn SmsSender>>,
@@ -189,7 +189,7 @@ impl Engine {
             store,
             clock,
             rng,
-            policy,
+            policy: LivePolicy::new(policy),
             server,
             directory: None,
             sms: None,
@@ -226,6 +226,12 @@ impl Engine {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Puts a new policy in force for requests that start from now on (stored settings
+    /// changed while the server runs); true when it differs from the one in force.
+    pub fn set_policy(&self, policy: Policy) -> bool {
+        self.policy.replace(policy)
     }
 
     /// Decides one attempt and writes its audit record. Any store error rejects (fail closed).

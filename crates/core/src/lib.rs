@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod phone;
 pub mod pin;
 pub mod policy;
+pub mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod upstream;

@@ -178,3 +178,57 @@ impl Default for PinRules {
         }
     }
 }
+
+/// The policy in force, replaceable while the engine runs (stored settings changed on
+/// any node). Reads are a lock-free-in-practice pointer copy and give a `&Policy`, so
+/// the engine reads `self.policy.max_failures` as before.
+///
+/// A replaced policy is kept for the life of the process: a request that started under
+/// it may still read it. Policies are replaced only when an operator changes one (a few
+/// hundred bytes each), so what is kept stays small.
+pub struct LivePolicy {
+    current: std::sync::RwLock<&'static Policy>,
+}
+
+impl LivePolicy {
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            current: std::sync::RwLock::new(Box::leak(Box::new(policy))),
+        }
+    }
+
+    /// Puts `policy` in force for every request that starts from now on; true when it
+    /// differs from the one in force (an equal policy is not replaced).
+    pub fn replace(&self, policy: Policy) -> bool {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if **current == policy {
+            return false;
+        }
+        *current = Box::leak(Box::new(policy));
+        true
+    }
+
+    fn get(&self) -> &'static Policy {
+        *self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::ops::Deref for LivePolicy {
+    type Target = Policy;
+
+    fn deref(&self) -> &Policy {
+        self.get()
+    }
+}
+
+impl std::fmt::Debug for LivePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.get(), f)
+    }
+}

@@ -140,6 +140,15 @@ pub struct RateLimitRow {
     pub count: i64,
 }
 
+/// A stored setting; `value` is sealed (bound to the key) when `secret`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingRow {
+    pub key: String,
+    pub value: String,
+    pub secret: bool,
+    pub updated_at: i64,
+}
+
 /// The directory sync bookkeeping and the scheduled-sync lock (one row per store).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectorySyncRow {
@@ -193,6 +202,8 @@ pub struct Snapshot {
     pub emails: Vec<EmailRow>,
     pub rate_limits: Vec<RateLimitRow>,
     pub directory_sync: DirectorySyncRow,
+    /// Ordered by key.
+    pub settings: Vec<SettingRow>,
 }
 
 /// How many rows of each kind a snapshot or a store holds.
@@ -208,6 +219,8 @@ pub struct RowCounts {
     pub emails: u64,
     #[serde(default)]
     pub rate_limits: u64,
+    #[serde(default)]
+    pub settings: u64,
 }
 
 impl Snapshot {
@@ -222,6 +235,7 @@ impl Snapshot {
             audit: n(self.audit.len()),
             emails: n(self.emails.len()),
             rate_limits: n(self.rate_limits.len()),
+            settings: n(self.settings.len()),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::model::{
     Challenge, Client, Method, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
 };
 use crate::outbox::{Attempt, Email, EmailId, NewEmail};
+use crate::settings::Setting;
 use crate::snapshot::Snapshot;
 use async_trait::async_trait;
 
@@ -242,6 +243,18 @@ pub trait Store: Send + Sync + 'static {
         window_seconds: i64,
         limit: u32,
     ) -> StoreResult<bool>;
+
+    // --- stored settings -------------------------------------------------------
+    /// Every setting, ordered by key, secret values opened.
+    async fn list_settings(&self) -> StoreResult<Vec<Setting>>;
+    /// Creates or replaces the setting `key` (a secret value is sealed, bound to its key)
+    /// and moves [`Store::settings_version`] on.
+    async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()>;
+    /// Removes the setting; `NotFound` when it is not set.
+    async fn delete_setting(&self, key: &str) -> StoreResult<()>;
+    /// A number that changes with every put or delete of a setting, so each node can
+    /// poll it cheaply and reread the settings only after a change.
+    async fn settings_version(&self) -> StoreResult<i64>;
 
     // --- whole-store copy --------------------------------------------------------
     /// Every row, read in one consistent view (queued audit records are flushed

@@ -16,10 +16,52 @@ pub mod webhook;
 
 pub use compose::compose;
 pub use outbox::Outbox;
-pub use sms::{GatewayKind, SmsConfig, SmsGateway};
+pub use sms::{GatewayKind, LiveSms, SmsConfig, SmsGateway};
 pub use smtp::{Mailer, Security, SmtpConfig};
 pub use templates::{MailContext, Rendered, Templates};
 pub use voice::{TwilioVoice, VoiceConfig, VoiceKind};
+
+/// A credential given as a value rather than a file (a stored secret setting, `mfad
+/// setting set KEY --secret`). Read like a string; `Debug` never shows it.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl SecretText {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<hidden>"
+        })
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// The credential from `value` when it is set (a stored secret setting), else from
+/// the file `file_key` names.
+pub(crate) fn credential(
+    value: &SecretText,
+    file_key: &str,
+    file: &std::path::Path,
+) -> Result<zeroize::Zeroizing<String>, NotifyError> {
+    if value.is_empty() {
+        sms::read_secret(file_key, file)
+    } else {
+        Ok(zeroize::Zeroizing::new(value.0.clone()))
+    }
+}
 
 /// Why a message could not be prepared or delivered. Messages are one line and never
 /// hold a password, token or code.

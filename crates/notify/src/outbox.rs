@@ -7,8 +7,12 @@ use crate::smtp::Mailer;
 use mfad_core::clock::Clock;
 use mfad_core::outbox::{Attempt, RetryPolicy};
 use mfad_core::store::{Store, StoreError};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+
+/// The mailer an [`Outbox`] sends with, replaceable while it runs (new SMTP
+/// credentials from stored settings take effect at the next mail).
+pub type MailerSlot = Arc<RwLock<Arc<Mailer>>>;
 
 /// Mails one pass claims at most.
 const BATCH: usize = 20;
@@ -23,7 +27,7 @@ pub struct PassReport {
 
 pub struct Outbox {
     store: Arc<dyn Store>,
-    mailer: Mailer,
+    mailer: MailerSlot,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
 }
@@ -37,10 +41,20 @@ impl Outbox {
     ) -> Self {
         Self {
             store,
-            mailer,
+            mailer: Arc::new(RwLock::new(Arc::new(mailer))),
             clock,
             retry,
         }
+    }
+
+    /// The slot holding the mailer; putting another mailer in changes how the next
+    /// mail is sent.
+    pub fn mailer_slot(&self) -> MailerSlot {
+        Arc::clone(&self.mailer)
+    }
+
+    fn mailer(&self) -> Arc<Mailer> {
+        Arc::clone(&self.mailer.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Sends every mail due now, in batches, until none is left.
@@ -49,7 +63,7 @@ impl Outbox {
         loop {
             let now = self.clock.now();
             // The claim outlives the longest send, so nobody else takes the mail meanwhile.
-            let lease = i64::try_from(self.mailer.send_timeout().as_secs())
+            let lease = i64::try_from(self.mailer().send_timeout().as_secs())
                 .unwrap_or(i64::MAX)
                 .saturating_add(60);
             let claimed = self
@@ -61,7 +75,7 @@ impl Outbox {
             }
             for mail in claimed {
                 let result = self
-                    .mailer
+                    .mailer()
                     .send(&mail.recipient, &mail.subject, &mail.body)
                     .await;
                 let now = self.clock.now();

@@ -4,7 +4,7 @@
 //! `X-Twilio-Signature`).
 
 use crate::webhook::{twilio_verified, PublicUrl};
-use crate::{one_line, NotifyError};
+use crate::{one_line, NotifyError, SecretText};
 use async_trait::async_trait;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +17,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -78,6 +78,9 @@ pub struct TwilioConfig {
     pub account_sid: String,
     /// File holding the auth token (or an API key secret with `api_key_sid`).
     pub auth_token_file: PathBuf,
+    /// The auth token as a stored secret setting; when set it is used instead of the file.
+    #[serde(skip_serializing_if = "SecretText::is_empty")]
+    pub auth_token: SecretText,
     /// Sign in with an API key instead of the account SID (recommended by Twilio).
     pub api_key_sid: String,
     /// The sending number (E.164) or alphanumeric sender id.
@@ -90,6 +93,7 @@ impl Default for TwilioConfig {
             api_url: "https://api.twilio.com".into(),
             account_sid: String::new(),
             auth_token_file: PathBuf::new(),
+            auth_token: SecretText::default(),
             api_key_sid: String::new(),
             from: String::new(),
         }
@@ -108,6 +112,9 @@ pub struct HttpSmsConfig {
     pub content_type: String,
     pub body: String,
     pub secret_file: PathBuf,
+    /// `secret` as a stored secret setting; when set it is used instead of the file.
+    #[serde(skip_serializing_if = "SecretText::is_empty")]
+    pub secret: SecretText,
     /// Statuses that mean success; empty: any 2xx.
     pub success_status: Vec<u16>,
     /// Text the response body must contain; empty: not checked.
@@ -127,6 +134,7 @@ impl Default for HttpSmsConfig {
             content_type: "application/x-www-form-urlencoded".into(),
             body: "to={{ to|urlencode }}&text={{ message|urlencode }}".into(),
             secret_file: PathBuf::new(),
+            secret: SecretText::default(),
             success_status: Vec::new(),
             success_contains: String::new(),
             inbound_secret_file: PathBuf::new(),
@@ -143,7 +151,7 @@ enum Backend {
     },
     Http {
         method: reqwest::Method,
-        config: HttpSmsConfig,
+        config: Box<HttpSmsConfig>,
         secret: Zeroizing<String>,
         /// Empty: no inbound webhook.
         inbound_secret: Zeroizing<String>,
@@ -211,7 +219,11 @@ impl SmsGateway {
                     ));
                 }
                 check_url("sms.twilio.api_url", &t.api_url)?;
-                let token = read_secret("sms.twilio.auth_token_file", &t.auth_token_file)?;
+                let token = crate::credential(
+                    &t.auth_token,
+                    "sms.twilio.auth_token_file",
+                    &t.auth_token_file,
+                )?;
                 let user = if t.api_key_sid.is_empty() {
                     t.account_sid.clone()
                 } else {
@@ -242,10 +254,10 @@ impl SmsGateway {
                             h.method
                         ))
                     })?;
-                let secret = if h.secret_file.as_os_str().is_empty() {
+                let secret = if h.secret.is_empty() && h.secret_file.as_os_str().is_empty() {
                     Zeroizing::new(String::new())
                 } else {
-                    read_secret("sms.http.secret_file", &h.secret_file)?
+                    crate::credential(&h.secret, "sms.http.secret_file", &h.secret_file)?
                 };
                 let inbound_secret = if h.inbound_secret_file.as_os_str().is_empty() {
                     Zeroizing::new(String::new())
@@ -261,7 +273,7 @@ impl SmsGateway {
                 };
                 Backend::Http {
                     method,
-                    config: h.clone(),
+                    config: Box::new(h.clone()),
                     secret,
                     inbound_secret,
                 }
@@ -430,11 +442,39 @@ impl SmsGateway {
     }
 }
 
-impl SmsGateway {
+/// The SMS gateway in force, replaced when its settings change on a running node (a new
+/// credential, a new gateway URL); the inbound webhooks check replies against it.
+pub struct LiveSms {
+    gateway: RwLock<Arc<SmsGateway>>,
+    /// The inbound listener's address, for gateways made after it was bound.
+    listening: OnceLock<std::net::SocketAddr>,
+}
+
+impl LiveSms {
+    pub fn new(gateway: SmsGateway) -> Self {
+        Self {
+            gateway: RwLock::new(Arc::new(gateway)),
+            listening: OnceLock::new(),
+        }
+    }
+
+    /// The gateway in force.
+    pub fn current(&self) -> Arc<SmsGateway> {
+        Arc::clone(&self.gateway.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts `gateway` in force for the next message and the next inbound reply.
+    pub fn replace(&self, gateway: SmsGateway) {
+        if let Some(addr) = self.listening.get() {
+            gateway.public_url.listening_on(*addr);
+        }
+        *self.gateway.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(gateway);
+    }
+
     /// Whether replies can be received: Twilio signs its inbound webhooks; an HTTP
     /// gateway sends the configured shared secret.
     pub fn receives_replies(&self) -> bool {
-        match &self.backend {
+        match &self.current().backend {
             Backend::Twilio { .. } => true,
             Backend::Http { inbound_secret, .. } => !inbound_secret.is_empty(),
         }
@@ -442,7 +482,8 @@ impl SmsGateway {
 
     /// Sets the public URL once the listener is bound, unless one was configured.
     pub fn listening_on(&self, addr: std::net::SocketAddr) {
-        self.public_url.listening_on(addr);
+        let _ = self.listening.set(addr);
+        self.current().public_url.listening_on(addr);
     }
 
     /// The inbound webhooks (`POST /sms/inbound`, Twilio's incoming-message webhook, and
@@ -452,16 +493,29 @@ impl SmsGateway {
         Router::new()
             .route("/sms/inbound", post(inbound))
             .route("/sms/inbound/http", post(inbound_http))
-            .with_state(Inbound {
-                gateway: self,
-                engine,
-            })
+            .with_state(Inbound { sms: self, engine })
+    }
+}
+
+#[async_trait]
+impl SmsSender for LiveSms {
+    async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError> {
+        self.current().send_code(to, code).await
+    }
+
+    async fn send_reply_request(
+        &self,
+        to: &str,
+        code: &str,
+        with_pin: bool,
+    ) -> Result<(), DeliveryError> {
+        self.current().send_reply_request(to, code, with_pin).await
     }
 }
 
 #[derive(Clone)]
 struct Inbound {
-    gateway: Arc<SmsGateway>,
+    sms: Arc<LiveSms>,
     engine: Arc<Engine>,
 }
 
@@ -473,10 +527,11 @@ async fn inbound(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    let Backend::Twilio { token, .. } = &inbound.gateway.backend else {
+    let gateway = inbound.sms.current();
+    let Backend::Twilio { token, .. } = &gateway.backend else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let url = inbound.gateway.public_url.get();
+    let url = gateway.public_url.get();
     if !twilio_verified(token, &url, &uri, &headers, &form) {
         tracing::warn!("inbound SMS webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
@@ -501,7 +556,8 @@ async fn inbound_http(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    let Backend::Http { inbound_secret, .. } = &inbound.gateway.backend else {
+    let gateway = inbound.sms.current();
+    let Backend::Http { inbound_secret, .. } = &gateway.backend else {
         return StatusCode::NOT_FOUND.into_response();
     };
     if inbound_secret.is_empty() {

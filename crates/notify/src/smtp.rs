@@ -1,7 +1,7 @@
 //! SMTP submission with lettre over rustls: STARTTLS (RFC 3207), implicit TLS (RFC 8314)
 //! or, to a loopback relay only, plain text.
 
-use crate::{one_line, NotifyError};
+use crate::{one_line, NotifyError, SecretText};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -38,6 +38,9 @@ pub struct SmtpConfig {
     pub user: String,
     /// File holding the password (trailing newline ignored).
     pub password_file: PathBuf,
+    /// The password as a stored secret setting; when set it is used instead of the file.
+    #[serde(skip_serializing_if = "SecretText::is_empty")]
+    pub password: SecretText,
     /// The sender, e.g. `MFA <mfa@example.org>`.
     pub from: String,
     /// Extra trusted CA certificates (PEM), for a server with an internal CA.
@@ -56,6 +59,7 @@ impl Default for SmtpConfig {
             security: Security::Starttls,
             user: String::new(),
             password_file: PathBuf::new(),
+            password: SecretText::default(),
             from: String::new(),
             ca_file: PathBuf::new(),
             connect_timeout_seconds: 10,
@@ -170,6 +174,9 @@ impl Mailer {
 }
 
 fn read_password(config: &SmtpConfig) -> Result<Zeroizing<String>, NotifyError> {
+    if !config.password.is_empty() {
+        return Ok(Zeroizing::new(config.password.0.clone()));
+    }
     if config.password_file.as_os_str().is_empty() {
         return Err(NotifyError::Config(
             "smtp.user is set but smtp.password_file is not; name a file holding the password"

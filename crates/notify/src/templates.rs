@@ -144,8 +144,15 @@ fn file_name(kind: EmailKind, method: Method, language: &str) -> String {
     }
 }
 
-/// Whether `name` is `<welcome|update>-<method>.<language>.txt`.
-fn valid_name(name: &str) -> bool {
+fn unknown_name(name: &str) -> NotifyError {
+    NotifyError::Config(format!(
+        "template {name} has an unknown name; use <welcome|update>-<app|token|sms|call|push>.<language>.txt or fraud-alert.<language>.txt, e.g. welcome-sms.en.txt"
+    ))
+}
+
+/// Whether `name` is `<welcome|update>-<method>.<language>.txt` or
+/// `fraud-alert.<language>.txt`.
+pub fn valid_name(name: &str) -> bool {
     let Some(stem) = name.strip_suffix(".txt") else {
         return false;
     };
@@ -175,6 +182,16 @@ impl Templates {
     /// adding to them. Every template is compiled and rendered once with sample values,
     /// so an error names the template and line now rather than at the first mail.
     pub fn load(dir: Option<&Path>) -> Result<Self, NotifyError> {
+        Self::load_with(dir, &BTreeMap::new())
+    }
+
+    /// [`Templates::load`], then the operator's stored templates (`mfad template set`,
+    /// file name to text) replacing or adding to those: stored beats directory beats
+    /// shipped.
+    pub fn load_with(
+        dir: Option<&Path>,
+        stored: &BTreeMap<String, String>,
+    ) -> Result<Self, NotifyError> {
         let mut sources: BTreeMap<String, String> = DEFAULTS
             .iter()
             .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
@@ -196,16 +213,19 @@ impl Templates {
                 }
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !valid_name(&name) {
-                    return Err(NotifyError::Config(format!(
-                        "template file {} has an unknown name; use <welcome|update>-<app|token|sms|call|push>.<language>.txt or fraud-alert.<language>.txt, e.g. welcome-sms.en.txt",
-                        path.display()
-                    )));
+                    return Err(unknown_name(&path.display().to_string()));
                 }
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     NotifyError::Config(format!("cannot read template {}: {e}", path.display()))
                 })?;
                 sources.insert(name, text);
             }
+        }
+        for (name, text) in stored {
+            if !valid_name(name) {
+                return Err(unknown_name(name));
+            }
+            sources.insert(name.clone(), text.clone());
         }
         let mut env = Environment::new();
         // Mails are plain text: nothing to escape. Strict: a misspelt placeholder is an
@@ -232,6 +252,14 @@ impl Templates {
             templates.render_named(name, &no_pin)?;
         }
         Ok(templates)
+    }
+
+    /// The text of a loaded template.
+    pub fn source(&self, name: &str) -> Option<String> {
+        self.env
+            .get_template(name)
+            .ok()
+            .map(|t| t.source().to_owned())
     }
 
     /// The names of all loaded templates.

@@ -44,6 +44,12 @@ pub enum Command {
     /// Enrollment e-mails and their delivery.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Settings kept in the store, in force on every node within seconds.
+    #[command(subcommand)]
+    Setting(SettingCommand),
+    /// E-mail templates kept in the store, in place of the shipped or directory ones.
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// Move a whole store between SQLite and PostgreSQL.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -94,11 +100,62 @@ pub enum EmailCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SettingCommand {
+    /// Show the stored settings (credentials hidden).
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show the value in force for KEY and whether it is stored.
+    Get {
+        key: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Store KEY = VALUE for every node, after checking it against the configuration.
+    /// VALUE is TOML (5, true, "text", ["a", "b"]) or plain text.
+    Set {
+        key: String,
+        /// The value; never for credentials (use --secret).
+        #[arg(conflicts_with_all = ["value_file", "secret"])]
+        value: Option<String>,
+        /// A credential: stored encrypted and never shown; read from --value-file or
+        /// standard input.
+        #[arg(long)]
+        secret: bool,
+        /// Read the value from this file (a trailing newline is ignored).
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+    },
+    /// Remove a stored setting: the config file's value is in force again.
+    Unset { key: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Show every template and where it comes from (stored, directory or shipped).
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Print the text of template NAME as in force.
+    Show { name: String },
+    /// Store template NAME (e.g. welcome-sms.en.txt) from FILE, after checking it.
+    Set {
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Remove a stored template: the directory's or shipped one is in force again.
+    Unset { name: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum StoreCommand {
     /// Copy every user, token, counter, client, challenge, audit record, e-mail, rate
-    /// limit and the directory sync state from one store to another, empty one, and
-    /// check the row counts. Both use the configured
-    /// key file; secrets are copied sealed.
+    /// limit, stored setting and the directory sync state from one store to another,
+    /// empty one, and check the row counts. Both use the configured key file; secrets
+    /// are copied sealed.
     Copy {
         /// The source, e.g. sqlite://mfad-data/mfad.db.
         #[arg(long)]

@@ -250,9 +250,75 @@ pub struct PortalConfig {
     pub url: String,
 }
 
+/// The configuration as read from the built-in defaults, the file and the environment,
+/// before the stored settings are laid over it. Kept by `mfad serve`, which lays the
+/// stored settings over it again whenever they change.
+#[derive(Clone, Debug)]
+pub struct Layers {
+    figment: Figment,
+}
+
+/// The stored settings as a figment provider, so an error names them as the source.
+struct Stored<'a>(&'a [(String, toml::Value)]);
+
+impl figment::Provider for Stored<'_> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("stored settings")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut figment = Figment::new();
+        for (key, value) in self.0 {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        figment.data()
+    }
+}
+
+impl Layers {
+    /// File and environment only, checked.
+    pub fn base(&self) -> anyhow::Result<Config> {
+        self.with(&[])
+    }
+
+    /// With `settings` (dotted key, value) laid over the file and the environment, checked.
+    pub fn with(&self, settings: &[(String, toml::Value)]) -> anyhow::Result<Config> {
+        let mut figment = self.figment.clone();
+        if !settings.is_empty() {
+            figment = figment.merge(Stored(settings));
+        }
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!(describe(&e)))?;
+        if let Some(seconds) = config.voice.timeout_seconds {
+            // The older key, from when only calls waited out of band.
+            tracing::warn!("voice.timeout_seconds is replaced by policy.out_of_band_timeout_seconds; using {seconds} for it");
+            config.policy.out_of_band_timeout_seconds = seconds;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// File and environment only, not checked: enough to find the store, whose settings
+    /// may be what makes the configuration complete (a gateway credential).
+    pub fn unchecked(&self) -> anyhow::Result<Config> {
+        self.figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!(describe(&e)))
+    }
+}
+
 /// Loads the configuration: `explicit` (from `--config` or `$MFAD_CONFIG`), else
 /// `./mfad.toml` when present, else defaults; the environment overlay applies in every case.
+#[cfg(test)]
 pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+    layers(explicit)?.base()
+}
+
+/// Reads the layers [`load`] describes, without stored settings.
+pub fn layers(explicit: Option<&Path>) -> anyhow::Result<Layers> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     match explicit {
         Some(path) if !path.is_file() => {
@@ -268,16 +334,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
         None => {}
     }
     figment = figment.merge(Env::prefixed("MFAD__").split("__"));
-    let mut config: Config = figment
-        .extract()
-        .map_err(|e| anyhow::anyhow!(describe(&e)))?;
-    if let Some(seconds) = config.voice.timeout_seconds {
-        // The older key, from when only calls waited out of band.
-        tracing::warn!("voice.timeout_seconds is replaced by policy.out_of_band_timeout_seconds; using {seconds} for it");
-        config.policy.out_of_band_timeout_seconds = seconds;
-    }
-    config.validate()?;
-    Ok(config)
+    Ok(Layers { figment })
 }
 
 /// One line per problem, naming the key and where it came from.
@@ -326,6 +383,9 @@ impl Config {
         if self.smtp.enabled() {
             mfad_notify::Mailer::new(&self.smtp)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        }
+        if !self.voice.twilio.auth_token.is_empty() {
+            bail!("invalid configuration: voice.twilio.auth_token is not read; put the token in the file voice.twilio.auth_token_file names");
         }
         mfad_notify::TwilioVoice::new(&self.voice)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

@@ -3,8 +3,10 @@
 mod cli;
 mod cmd;
 mod config;
+mod live;
 mod output;
 mod serve;
+mod settings;
 mod system;
 
 use clap::Parser;

@@ -1,17 +1,20 @@
 //! `mfad serve`: open the store, start the front-ends, purge old audit records, stop on a signal.
 
 use crate::cmd::Ctx;
-use crate::config::Config;
+use crate::config::{Config, Layers};
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(layers: Layers) -> anyhow::Result<()> {
     // Installed before anything is logged: a supervisor (or test) that sends SIGTERM as
     // soon as it sees a log line must get a graceful stop, not the default kill.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let listen = config.radius_listen()?;
-    let Some(ctx) = open_context(config, server_ip(listen).to_string(), &mut term).await? else {
+    // Listen addresses are read at start only, never from stored settings.
+    let base = layers.unchecked()?;
+    let listen = base.radius_listen()?;
+    let Some(ctx) = open_context(layers, &base, server_ip(listen).to_string(), &mut term).await?
+    else {
         tracing::info!("stopped before the database could be reached");
         return Ok(());
     };
@@ -116,11 +119,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    let mut mailer_slot = None;
     if ctx.config.smtp.enabled() {
         // Broken templates stop the start here, naming the template and line, instead of
         // failing the first mail.
-        mfad_notify::Templates::load(crate::cmd::email_templates_dir(&ctx.config))
-            .context("while loading the e-mail templates")?;
+        crate::cmd::templates(&ctx)?;
         let mailer = mfad_notify::Mailer::new(&ctx.config.smtp)?;
         let outbox = mfad_notify::Outbox::new(
             ctx.store.clone(),
@@ -129,9 +132,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ctx.config.email.retry.clone(),
         );
         let poll = Duration::from_secs(ctx.config.email.poll_seconds);
+        mailer_slot = Some(outbox.mailer_slot());
         tasks.spawn(outbox.run(poll, stop_rx.clone()));
         tracing::info!(host = %ctx.config.smtp.host, "e-mail delivery on");
     }
+    tasks.spawn(
+        crate::live::Reloader {
+            store: ctx.store.clone(),
+            layers: ctx.layers.clone(),
+            engine: ctx.engine.clone(),
+            sms: ctx.sms.clone(),
+            mailer: mailer_slot,
+            applied: ctx.config.clone(),
+            version: None,
+        }
+        .run(stop_rx.clone()),
+    );
     tasks.spawn(purge_audit(
         ctx.store.clone(),
         ctx.clock.clone(),
@@ -307,17 +323,18 @@ const MAX_DATABASE_WAIT: Duration = Duration::from_secs(30);
 /// the node starts without a restart. Any other error stops the start. `None`: a
 /// signal came while waiting.
 async fn open_context(
-    config: Config,
+    layers: Layers,
+    base: &Config,
     server_ip: String,
     term: &mut Option<tokio::signal::unix::Signal>,
 ) -> anyhow::Result<Option<Ctx>> {
-    let waits = mfad_store::names_postgres(&config.store.url);
+    let waits = mfad_store::names_postgres(&base.store.url);
     if waits {
-        mfad_store::postgres::check_url(&config.store.url)?;
+        mfad_store::postgres::check_url(&base.store.url)?;
     }
     let mut delay = Duration::from_secs(1);
     loop {
-        match Ctx::open(config.clone(), server_ip.clone()).await {
+        match Ctx::open(layers.clone(), server_ip.clone()).await {
             Ok(ctx) => return Ok(Some(ctx)),
             Err(err) if waits && database_unreachable(&err) => tracing::warn!(
                 "waiting for the database: {err:#}; retrying in {} s",

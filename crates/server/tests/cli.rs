@@ -229,3 +229,219 @@ fn unknown_config_keys_are_rejected_by_name() {
     let err = node.cli_err(["user", "list"]);
     assert!(err.contains("max_failure"), "{err}");
 }
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn a_stored_setting_is_set_read_listed_and_unset() {
+    let node = Mfad::new(bin());
+    let before = json(&node.cli_ok(["setting", "get", "policy.max_failures", "--format", "json"]));
+    assert_eq!(before["value"], "10", "the default: {before}");
+    assert_eq!(before["stored"], false);
+
+    node.cli_ok(["setting", "set", "policy.max_failures", "3"]);
+    node.cli_ok([
+        "setting",
+        "set",
+        "portal.url",
+        "https://mfa.example.org/portal",
+    ]);
+    let got = json(&node.cli_ok(["setting", "get", "policy.max_failures", "--format", "json"]));
+    assert_eq!(got["value"], "3", "{got}");
+    assert_eq!(got["stored"], true);
+    let list = json(&node.cli_ok(["setting", "list", "--format", "json"]));
+    let keys: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["policy.max_failures", "portal.url"]);
+    assert_eq!(
+        list[1]["value"], "\"https://mfa.example.org/portal\"",
+        "plain text is stored as a TOML string: {list}"
+    );
+
+    node.cli_ok(["setting", "unset", "policy.max_failures"]);
+    let after = json(&node.cli_ok(["setting", "get", "policy.max_failures", "--format", "json"]));
+    assert_eq!(after["value"], "10", "the config's value again: {after}");
+    assert_eq!(after["stored"], false);
+    let err = node.cli_err(["setting", "unset", "policy.max_failures"]);
+    assert!(err.contains("is not stored"), "{err}");
+}
+
+#[test]
+fn bad_setting_keys_and_values_are_refused_in_one_line_and_change_nothing() {
+    let node = Mfad::new(bin());
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["setting", "set", "policy.max_failure", "3"],
+            "max_failure",
+        ),
+        (
+            &["setting", "set", "policy.max_failures", "1000"],
+            "policy.max_failures must be between 1 and 100",
+        ),
+        (
+            &["setting", "set", "policy.max_failures", "many"],
+            "policy.max_failures",
+        ),
+        (
+            &["setting", "set", "radius.listen", "0.0.0.0:1812"],
+            "set it in the config file",
+        ),
+        (
+            &["setting", "set", "nosuch.key", "1"],
+            "unknown setting 'nosuch.key'",
+        ),
+    ];
+    for (args, want) in cases {
+        let err = node.cli_err(args);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    for key in ["store.url", "store.key_file"] {
+        let err = node.cli_err(["setting", "set", key, "x"]);
+        assert!(err.contains("config file"), "{key}: {err}");
+    }
+    let err = node.cli_err([
+        "setting",
+        "set",
+        "sms.twilio.auth_token",
+        "on-the-command-line",
+    ]);
+    assert!(err.contains("--secret"), "{err}");
+    let list = json(&node.cli_ok(["setting", "list", "--format", "json"]));
+    assert_eq!(list, serde_json::json!([]), "nothing was stored");
+}
+
+#[test]
+fn a_secret_setting_is_read_from_stdin_stored_encrypted_and_never_shown() {
+    let node = Mfad::new(bin());
+    const TOKEN: &str = "stored-twilio-token-5b0e77";
+    let out = node.cli_with_input(
+        ["setting", "set", "sms.twilio.auth_token", "--secret"],
+        format!("{TOKEN}\n").as_bytes(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains(TOKEN), "{stdout}");
+    for args in [
+        &["setting", "list"][..],
+        &["setting", "list", "--format", "json"],
+        &[
+            "setting",
+            "get",
+            "sms.twilio.auth_token",
+            "--format",
+            "json",
+        ],
+    ] {
+        let shown = node.cli_ok(args);
+        assert!(!shown.contains(TOKEN), "{args:?}: {shown}");
+        assert!(shown.contains("sms.twilio.auth_token"), "{shown}");
+    }
+    let got = json(&node.cli_ok([
+        "setting",
+        "get",
+        "sms.twilio.auth_token",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(got["secret"], true);
+    assert_eq!(got["value"], serde_json::Value::Null);
+
+    let db = std::fs::read(node.dir().join("mfad.db")).unwrap();
+    let wal = std::fs::read(node.dir().join("mfad.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "the token is stored encrypted"
+        );
+    }
+    let err = node.cli_err(["setting", "set", "policy.max_failures", "--secret"]);
+    assert!(err.contains("not a credential"), "{err}");
+}
+
+#[test]
+fn a_broken_template_is_refused_naming_the_template_and_line() {
+    let node = Mfad::new(bin());
+    let file = node.dir().join("welcome.txt");
+    std::fs::write(
+        &file,
+        "Subject: Welcome\n\nHello {{ given_name }},\n{% if pin %}\n",
+    )
+    .unwrap();
+    let err = node.cli_err([
+        "template".as_ref(),
+        "set".as_ref(),
+        "welcome-app.en.txt".as_ref(),
+        "--file".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(
+        err.contains("welcome-app.en.txt") && err.contains("line"),
+        "{err}"
+    );
+    let list = json(&node.cli_ok(["template", "list", "--format", "json"]));
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["source"] == "shipped"),
+        "nothing stored: {list}"
+    );
+
+    std::fs::write(&file, "Subject: Willkommen\n\nHallo {{ given_name }}\n").unwrap();
+    node.cli_ok([
+        "template".as_ref(),
+        "set".as_ref(),
+        "welcome-app.de.txt".as_ref(),
+        "--file".as_ref(),
+        file.as_os_str(),
+    ]);
+    let shown = node.cli_ok(["template", "show", "welcome-app.de.txt"]);
+    assert!(shown.contains("Hallo {{ given_name }}"), "{shown}");
+    let err = node.cli_err([
+        "template".as_ref(),
+        "set".as_ref(),
+        "welcome-nothing.en.txt".as_ref(),
+        "--file".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(err.contains("unknown name"), "{err}");
+    node.cli_ok(["template", "unset", "welcome-app.de.txt"]);
+    let err = node.cli_err(["template", "unset", "welcome-app.de.txt"]);
+    assert!(err.contains("is not stored"), "{err}");
+}
+
+#[test]
+fn a_stored_setting_that_no_longer_fits_the_file_is_reported_and_can_be_unset() {
+    let with_smtp = Mfad::new(bin()).with_config(
+        "[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nfrom = \"MFA <mfa@example.org>\"\n",
+    );
+    with_smtp.cli_ok(["setting", "set", "email.send_to_users", "true"]);
+    // Another node of the same store whose file has no [smtp]: the stored setting does
+    // not fit it, so it runs on its file alone and says so.
+    let without = Mfad::new(bin()).sharing_store_with(&with_smtp);
+    let out = without.cli(["user", "list"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stored settings are not applied") && stderr.contains("smtp.host"),
+        "{stderr}"
+    );
+    without.cli_ok(["setting", "unset", "email.send_to_users"]);
+    let out = without.cli(["user", "list"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

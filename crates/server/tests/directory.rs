@@ -709,3 +709,40 @@ fn active_directory_preset_maps_object_guid_upn_fallback_and_the_disabled_bit() 
     assert!(out.contains("updated 1"), "{out}");
     assert_eq!(user_json(&node, "alice@example.org")["enabled"], false);
 }
+
+#[test]
+fn users_added_by_an_import_or_sync_get_the_welcome_mail_once() {
+    let mail = mfad_testkit::SmtpServer::start(mfad_testkit::SmtpMode::Plain, None, None);
+    let slapd = Slapd::start(&seed(1));
+    let smtp = format!(
+        "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
+         from = \"MFA <mfa@example.org>\"\n\n[email]\nsend_to_users = true\n",
+        mail.port()
+    );
+    let node = mfad(&format!(
+        "{}{smtp}",
+        directory_config(&slapd, &staff_item())
+    ));
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(
+        out.contains("queued the welcome e-mail for 2 new users"),
+        "{out}"
+    );
+    let mails = mail.wait_for_messages(2, Duration::from_secs(30));
+    let mut to: Vec<String> = mails.iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(to, ["alice@example.org", "user0@example.org"]);
+    assert!(
+        mails[0].body().contains("hardware token"),
+        "the mail for the item's method (token): {}",
+        mails[0].body()
+    );
+
+    let again = node.cli_ok(["directory", "sync"]);
+    assert!(!again.contains("queued the welcome"), "{again}");
+    // `mfad email send` is the way to send it again; a sync never does.
+    let status = node.cli_ok(["email", "status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status.as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(mail.messages().len(), 2);
+}

@@ -276,3 +276,48 @@ fn a_phone_number_that_is_not_a_number_is_refused_with_a_reason() {
     let err = node.cli_err(["user", "add", "fay", "--method", "sms"]);
     assert!(err.contains("needs a phone number"), "{err}");
 }
+
+#[test]
+fn a_stored_template_is_used_for_the_welcome_mail() {
+    let ca = TestCa::new();
+    let server = SmtpServer::start(
+        SmtpMode::Starttls,
+        Some(&ca),
+        Some(("mfa-sender", PASSWORD)),
+    );
+    let node = mfad();
+    let config = mail_config(&node, server.port(), &ca, "");
+    let node = node.with_config(&config);
+    let file = node.dir().join("welcome-app.txt");
+    std::fs::write(
+        &file,
+        "Subject: Your sign-in app, {{ given_name }}\n\nStored template for {{ username }}.\n",
+    )
+    .unwrap();
+    node.cli_ok([
+        "template".as_ref(),
+        "set".as_ref(),
+        "welcome-app.en.txt".as_ref(),
+        "--file".as_ref(),
+        file.as_os_str(),
+    ]);
+    node.cli_ok([
+        "user",
+        "add",
+        "erin",
+        "--given-name",
+        "Erin",
+        "--email",
+        "erin@example.org",
+    ]);
+    let mails = server.wait_for_messages(1, WAIT);
+    assert_eq!(
+        mails[0].header("Subject").as_deref(),
+        Some("Your sign-in app, Erin")
+    );
+    assert!(
+        mails[0].body().contains("Stored template for erin."),
+        "{}",
+        mails[0].body()
+    );
+}

@@ -531,7 +531,7 @@ fn backup_and_restore_make_a_consistent_snapshot_of_postgres() {
         "the backup holds PIN hashes and sealed secrets"
     );
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.starts_with("{\"kind\":\"header\",\"format\":\"mfad-snapshot\",\"version\":2"));
+    assert!(text.starts_with("{\"kind\":\"header\",\"format\":\"mfad-snapshot\",\"version\":3"));
     assert!(text.contains("\"serial\":\"hw-1\"") && !text.contains(SEED));
     let err = node.cli_err(["backup".as_ref(), file.as_os_str()]);
     assert!(err.contains("already exists"), "{err}");
@@ -725,4 +725,47 @@ fn out_of_band_answers_reaching_another_node_end_the_waiting_login() {
     assert!(log.iter().all(|r| r["result"] == "accept"), "{log:?}");
     server_a.stop();
     server_b.stop();
+}
+
+#[test]
+fn a_setting_changed_with_the_cli_is_in_force_on_both_nodes_within_5_seconds() {
+    let db = PgDatabase::create();
+    let (a, b) = two_nodes(&db.url(), "", &[]);
+    a.cli_ok(["user", "add", "bob"]);
+    a.cli_ok([
+        "token", "add", "bob", "--type", "hotp", "--secret", SEED, "--serial", "hw-2",
+    ]);
+    let (node_a, node_b) = (a.start(), b.start());
+    // The default is 10 failures; node B's CLI lowers it for the whole cluster.
+    b.cli_ok(["setting", "set", "policy.max_failures", "3"]);
+    for node in [&node_a, &node_b] {
+        assert!(
+            node.wait_for_log("changed=policy", Duration::from_secs(5)),
+            "the new policy is in force within 5 s: {}",
+            node.logs()
+        );
+    }
+    for (node, user) in [(&node_a, "alice"), (&node_b, "bob")] {
+        for n in 0..3 {
+            assert!(
+                login(node, user, "000000").is("Access-Reject"),
+                "{user}: failure {n}"
+            );
+        }
+        let shown = a.cli_ok(["user", "show", user, "--format", "json"]);
+        let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert!(
+            shown["user"]["locked_until"].is_i64(),
+            "{user} is locked after 3 failures: {shown}"
+        );
+    }
+    // Unset on node A: every node is back on the file's value.
+    a.cli_ok(["setting", "unset", "policy.max_failures"]);
+    for node in [&node_a, &node_b] {
+        within(Duration::from_secs(5), "the file's policy again", || {
+            node.logs().matches("changed=policy").count() >= 2
+        });
+    }
+    node_a.stop();
+    node_b.stop();
 }

@@ -477,3 +477,36 @@ fn two_way_replies_through_the_http_gateway_need_its_shared_secret() {
     assert_eq!(fake.generic_requests().len(), 1);
     server.stop();
 }
+
+#[test]
+fn a_stored_auth_token_replaces_the_file_on_a_running_server() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, "");
+    // The file now holds a token the provider refuses.
+    std::fs::write(node.dir().join("twilio-token"), "an-old-revoked-token").unwrap();
+    let server = node.start();
+    let out = node.cli_with_input(
+        ["setting", "set", "sms.twilio.auth_token", "--secret"],
+        TOKEN.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server.wait_for_log("changed=sms", Duration::from_secs(5)),
+        "the stored token is in force within 5 s: {}",
+        server.logs()
+    );
+    let state = start_login(&server);
+    // The fake records only messages sent with the account SID and the right token.
+    let sms = fake.wait_for_messages(1, WAIT);
+    let code = sms[0].code(6).unwrap();
+    assert!(answer(&server, &state, &code).is("Access-Accept"));
+    assert!(
+        !server.logs().contains(TOKEN),
+        "the credential is never logged"
+    );
+    server.stop();
+}

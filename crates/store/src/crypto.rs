@@ -37,6 +37,11 @@ pub fn client_aad(name: &str) -> Vec<u8> {
     [b"mfad client secret\0".as_slice(), name.as_bytes()].concat()
 }
 
+/// Associated data that binds a secret setting (a gateway credential) to its key.
+pub fn setting_aad(key: &str) -> Vec<u8> {
+    [b"mfad setting\0".as_slice(), key.as_bytes()].concat()
+}
+
 /// Why the key file could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

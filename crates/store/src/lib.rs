@@ -8,6 +8,7 @@ mod columns;
 pub mod conformance;
 pub mod crypto;
 pub mod postgres;
+mod settings;
 pub mod snapshot_file;
 pub mod sqlite;
 

@@ -1,13 +1,14 @@
 //! The backup file: a versioned JSON-lines rendering of a [`Snapshot`].
 //!
 //! ```text
-//! {"kind":"header","format":"mfad-snapshot","version":2,"ids":{"users":7,"tokens":9,"clients":1,"emails":3}}
+//! {"kind":"header","format":"mfad-snapshot","version":3,"ids":{"users":7,"tokens":9,"clients":1,"emails":3}}
 //! {"kind":"user","row":{"id":1,"username":"alice",...}}
 //! {"kind":"token","row":{"id":1,"serial":"T1","secret":"v1:1a2b3c4d:...",...}}
 //! {"kind":"client","row":{...}}   {"kind":"challenge","row":{...}}
 //! {"kind":"cached_auth","row":{...}}   {"kind":"audit","row":{...}}
 //! {"kind":"email","row":{...}}   {"kind":"rate_limit","row":{...}}
 //! {"kind":"directory_sync","row":{...}}
+//! {"kind":"setting","row":{"key":"policy.max_failures","value":"5","secret":false,...}}
 //! {"kind":"end","counts":{"users":1,"tokens":1,...}}
 //! ```
 //!
@@ -19,15 +20,16 @@
 use mfad_core::audit::AuditRecord;
 use mfad_core::snapshot::{
     CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
-    RowCounts, Snapshot, TokenRow, UserRow,
+    RowCounts, SettingRow, Snapshot, TokenRow, UserRow,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Write};
 
 const FORMAT: &str = "mfad-snapshot";
 /// 2 added e-mails, rate limits and the directory sync row, and new user and client
-/// columns; version 1 files still read (the new columns take their defaults).
-const VERSION: u32 = 2;
+/// columns; 3 added stored settings. Older files still read (what they lack takes its
+/// default: new columns their schema default, settings none).
+const VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -85,6 +87,9 @@ enum Line {
     DirectorySync {
         row: DirectorySyncRow,
     },
+    Setting {
+        row: SettingRow,
+    },
     End {
         counts: RowCounts,
     },
@@ -136,6 +141,9 @@ pub fn write(snapshot: &Snapshot, mut out: impl Write) -> Result<(), SnapshotFil
             row: snapshot.directory_sync.clone(),
         },
     )?;
+    for row in &snapshot.settings {
+        put(&mut out, &Line::Setting { row: row.clone() })?;
+    }
     put(
         &mut out,
         &Line::End {
@@ -205,6 +213,7 @@ pub fn read(input: impl BufRead) -> Result<Snapshot, SnapshotFileError> {
             Line::Email { row } => snapshot.emails.push(row),
             Line::RateLimit { row } => snapshot.rate_limits.push(row),
             Line::DirectorySync { row } => snapshot.directory_sync = row,
+            Line::Setting { row } => snapshot.settings.push(row),
             Line::End { counts } => end = Some(counts),
         }
     }
@@ -301,6 +310,12 @@ mod tests {
                 approved_count: Some(3),
                 ..DirectorySyncRow::default()
             },
+            settings: vec![SettingRow {
+                key: "sms.twilio.auth_token".into(),
+                value: "v1:00000000:CCCC".into(),
+                secret: true,
+                updated_at: 9,
+            }],
             ..Snapshot::default()
         }
     }
@@ -325,13 +340,28 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_file_reads_with_no_settings() {
+        let text = concat!(
+            r#"{"kind":"header","format":"mfad-snapshot","version":2,"ids":{"users":0,"tokens":0,"clients":0,"emails":0}}"#,
+            "\n",
+            r#"{"kind":"directory_sync","row":{"last_run":null,"last_summary":"","pending_count":0,"pending_reason":"","approved_count":null,"lock_holder":null,"lock_until":null}}"#,
+            "\n",
+            r#"{"kind":"end","counts":{"users":0,"tokens":0,"clients":0,"challenges":0,"cached_auth":0,"audit":0,"emails":0,"rate_limits":0}}"#,
+            "\n",
+        );
+        let snapshot = read(text.as_bytes()).unwrap();
+        assert!(snapshot.settings.is_empty());
+        assert_eq!(snapshot.counts().settings, 0);
+    }
+
+    #[test]
     fn a_written_snapshot_reads_back_equal() {
         let mut out = Vec::new();
         write(&sample(), &mut out).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
-        assert!(text.starts_with("{\"kind\":\"header\",\"format\":\"mfad-snapshot\",\"version\":2"));
-        // Header, user, token, e-mail, rate limit, directory sync, end.
-        assert_eq!(text.lines().count(), 7, "{text}");
+        assert!(text.starts_with("{\"kind\":\"header\",\"format\":\"mfad-snapshot\",\"version\":3"));
+        // Header, user, token, e-mail, rate limit, directory sync, setting, end.
+        assert_eq!(text.lines().count(), 8, "{text}");
         assert_eq!(read(out.as_slice()).unwrap(), sample());
     }
 

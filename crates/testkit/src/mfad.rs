@@ -178,6 +178,30 @@ impl Mfad {
         }
     }
 
+    /// Runs `mfad --config <path> args...` with `input` on stdin (a credential for
+    /// `mfad setting set KEY --secret`).
+    pub fn cli_with_input<I, S>(&self, args: I, input: &[u8]) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args = collect_args(args);
+        let mut command = self.command();
+        command.args(&args);
+        let (status, stdout, stderr) = run_with_input("mfad", command, input, CLI_TIMEOUT);
+        let Some(status) = status else {
+            panic!(
+                "`mfad {}` hung for {CLI_TIMEOUT:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+                shown(&args)
+            );
+        };
+        Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: stderr.into_bytes(),
+        }
+    }
+
     /// Runs a command that must succeed and returns its stdout.
     pub fn cli_ok<I, S>(&self, args: I) -> String
     where

@@ -3,11 +3,10 @@
 use super::Ctx;
 use crate::cli::{EmailCommand, OutputFormat};
 use crate::output;
-use anyhow::Context;
 use mfad_core::model::User;
 use mfad_core::outbox::{Email, EmailKind};
 use mfad_notify::compose::MailSettings;
-use mfad_notify::{compose, Mailer, Outbox, Templates};
+use mfad_notify::{compose, Mailer, Outbox};
 
 pub async fn run(ctx: &Ctx, cmd: EmailCommand) -> anyhow::Result<()> {
     match cmd {
@@ -34,8 +33,7 @@ pub async fn send(
             "e-mail is not configured; set smtp.host and smtp.from in the [smtp] section"
         );
     }
-    let templates = Templates::load(dir_option(&ctx.config.email.templates_dir))
-        .context("while loading the e-mail templates")?;
+    let templates = super::templates(ctx)?;
     let settings = MailSettings {
         language: ctx.config.email.language.clone(),
         portal_url: ctx.config.portal.url.clone(),
@@ -80,6 +78,36 @@ pub async fn send(
 
 pub fn dir_option(path: &std::path::Path) -> Option<&std::path::Path> {
     (!path.as_os_str().is_empty()).then_some(path)
+}
+
+/// Queues the welcome mail for each of `users` that has an address (once per user, like
+/// `mfad user add`), then tries to deliver them in one pass; `mfad serve` retries the
+/// rest. Returns how many were queued.
+pub async fn queue_welcome(ctx: &Ctx, users: &[User]) -> anyhow::Result<usize> {
+    let templates = super::templates(ctx)?;
+    let settings = MailSettings {
+        language: ctx.config.email.language.clone(),
+        portal_url: ctx.config.portal.url.clone(),
+    };
+    let mut queued = 0;
+    for user in users.iter().filter(|u| !u.email.is_empty()) {
+        let mail = compose(&templates, &settings, user, EmailKind::Welcome, None, true)?;
+        if ctx.store.queue_email(&mail, ctx.now()).await?.is_some() {
+            queued += 1;
+        }
+    }
+    if queued > 0 {
+        let outbox = Outbox::new(
+            ctx.store.clone(),
+            Mailer::new(&ctx.config.smtp)?,
+            ctx.clock.clone(),
+            ctx.config.email.retry.clone(),
+        );
+        if let Err(err) = outbox.deliver_due().await {
+            tracing::warn!("e-mail delivery pass failed: {err}");
+        }
+    }
+    Ok(queued)
 }
 
 const HEADERS: [&str; 8] = [

@@ -4,17 +4,19 @@ mod client;
 mod directory;
 mod email;
 mod log;
+mod setting;
 mod snapshot;
 mod token;
 mod user;
 
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Layers};
 use crate::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use mfad_core::clock::Clock;
 use mfad_core::engine::{Engine, ServerInfo};
 use mfad_core::model::User;
+use mfad_core::settings::Setting;
 use mfad_core::store::Store;
 use mfad_core::username;
 use mfad_directory::LdapDirectory;
@@ -22,20 +24,28 @@ use std::sync::Arc;
 
 /// What a command works with.
 pub struct Ctx {
+    /// The configuration in force: the file's with the stored settings over it.
     pub config: Config,
+    /// The file and environment layers, to lay changed stored settings over.
+    pub layers: Layers,
+    /// The stored settings as read when the command started.
+    pub settings: Vec<Setting>,
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
     pub clock: Arc<dyn Clock>,
     pub directory: Option<Arc<LdapDirectory>>,
+    /// The SMS gateway, whose credentials `mfad serve` replaces when settings change
+    /// and whose inbound webhook it serves in two-way mode.
+    pub sms: Option<Arc<mfad_notify::LiveSms>>,
     /// The voice gateway, whose webhooks `mfad serve` serves.
     pub voice: Option<Arc<mfad_notify::TwilioVoice>>,
-    /// The SMS gateway, whose inbound webhook `mfad serve` serves in two-way mode.
-    pub sms: Option<Arc<mfad_notify::SmsGateway>>,
 }
 
 impl Ctx {
-    pub async fn open(config: Config, server_ip: String) -> anyhow::Result<Self> {
-        let store = open_store(&config, &config.store.url).await?;
+    pub async fn open(layers: Layers, server_ip: String) -> anyhow::Result<Self> {
+        let base = layers.unchecked()?;
+        let store = open_store(&base, &base.store.url).await?;
+        let (config, settings) = in_force(&layers, &*store).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let server = ServerInfo {
             name: config.node_name(),
@@ -55,13 +65,17 @@ impl Ctx {
         if let Some(directory) = &directory {
             engine = engine.with_directory(directory.clone());
         }
-        let sms = mfad_notify::SmsGateway::new(&config.sms)?.map(Arc::new);
-        if let Some(gateway) = &sms {
-            engine = engine.with_sms(gateway.clone());
+        let sms = mfad_notify::SmsGateway::new(&config.sms)?
+            .map(|gateway| Arc::new(mfad_notify::LiveSms::new(gateway)));
+        if let Some(sms) = &sms {
+            engine = engine.with_sms(sms.clone());
         }
         if config.smtp.enabled() && !config.email.fraud_alerts_to.is_empty() {
-            let templates = mfad_notify::Templates::load(email_templates_dir(&config))
-                .context("while loading the e-mail templates")?;
+            let templates = mfad_notify::Templates::load_with(
+                email_templates_dir(&config),
+                &crate::settings::templates(&settings),
+            )
+            .context("while loading the e-mail templates")?;
             engine = engine.with_alerts(Arc::new(mfad_notify::alerts::MailAlerts::new(
                 store.clone(),
                 templates,
@@ -77,12 +91,14 @@ impl Ctx {
         let engine = Arc::new(engine);
         Ok(Self {
             config,
+            layers,
+            settings,
             store,
             engine,
             clock,
             directory,
-            voice,
             sms,
+            voice,
         })
     }
 
@@ -99,6 +115,41 @@ impl Ctx {
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
+}
+
+/// The configuration in force at start and the stored settings it was made from. Stored
+/// settings that cannot be read or do not fit the configuration are reported and left
+/// out, so a command can still run (and `mfad setting unset` can repair them).
+async fn in_force(layers: &Layers, store: &dyn Store) -> anyhow::Result<(Config, Vec<Setting>)> {
+    let settings = match store.list_settings().await {
+        Ok(settings) => settings,
+        Err(err) => {
+            tracing::warn!(
+                "stored settings cannot be read, the config file alone is in force: {err}"
+            );
+            return Ok((layers.base()?, Vec::new()));
+        }
+    };
+    match crate::settings::effective(layers, &settings) {
+        Ok(config) => Ok((config, settings)),
+        Err(err) => {
+            // When the file alone is broken, that is the one error to report.
+            let base = layers.base()?;
+            tracing::warn!(
+                "stored settings are not applied, the config file alone is in force: {err:#}"
+            );
+            Ok((base, settings))
+        }
+    }
+}
+
+/// The e-mail templates in force: stored, then the operator's directory, then shipped.
+pub fn templates(ctx: &Ctx) -> anyhow::Result<mfad_notify::Templates> {
+    mfad_notify::Templates::load_with(
+        email_templates_dir(&ctx.config),
+        &crate::settings::templates(&ctx.settings),
+    )
+    .context("while loading the e-mail templates")
 }
 
 /// The operator's template directory, if configured.
@@ -129,15 +180,15 @@ pub async fn open_store(config: &Config, url: &str) -> anyhow::Result<Arc<dyn St
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = config::load(cli.config.as_deref())?;
+    let layers = config::layers(cli.config.as_deref())?;
     let cli = match cli.command {
-        Command::Serve => return crate::serve::run(config).await,
+        Command::Serve => return crate::serve::run(layers).await,
         Command::Store(crate::cli::StoreCommand::Copy { from, to }) => {
-            return snapshot::copy(&config, &from, &to).await
+            return snapshot::copy(&layers.base()?, &from, &to).await
         }
         _ => cli,
     };
-    let ctx = Ctx::open(config, String::new()).await?;
+    let ctx = Ctx::open(layers, String::new()).await?;
     let result = match cli.command {
         Command::Serve | Command::Store(_) => Ok(()),
         Command::Backup { file } => snapshot::backup(&ctx, &file).await,
@@ -149,6 +200,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(args) => log::run(&ctx, args).await,
         Command::Directory(cmd) => directory::run(&ctx, cmd).await,
         Command::Email(cmd) => email::run(&ctx, cmd).await,
+        Command::Setting(cmd) => setting::run(&ctx, cmd).await,
+        Command::Template(cmd) => setting::template(&ctx, cmd).await,
     };
     ctx.store.flush().await?;
     result

@@ -15,8 +15,8 @@ use std::path::Path;
 
 fn describe(c: &RowCounts) -> String {
     format!(
-        "{} users, {} tokens, {} clients, {} challenges, {} cached authentications, {} audit records, {} e-mails, {} rate limits",
-        c.users, c.tokens, c.clients, c.challenges, c.cached_auth, c.audit, c.emails, c.rate_limits
+        "{} users, {} tokens, {} clients, {} challenges, {} cached authentications, {} audit records, {} e-mails, {} rate limits, {} stored settings",
+        c.users, c.tokens, c.clients, c.challenges, c.cached_auth, c.audit, c.emails, c.rate_limits, c.settings
     )
 }
 

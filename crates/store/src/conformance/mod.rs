@@ -18,6 +18,7 @@ mod audit;
 mod directory;
 mod outbox;
 mod sessions;
+mod settings;
 mod snapshot;
 mod tokens;
 mod users;
@@ -27,6 +28,7 @@ pub use audit::*;
 pub use directory::*;
 pub use outbox::*;
 pub use sessions::*;
+pub use settings::*;
 pub use snapshot::*;
 pub use tokens::*;
 pub use users::*;
@@ -341,6 +343,9 @@ macro_rules! conformance_tests {
             concurrent_claims_hand_out_each_mail_once,
             emails_are_listed_newest_first,
             user_method_is_stored_and_updated,
+            // stored settings
+            settings_are_put_listed_by_key_replaced_and_deleted,
+            settings_version_moves_on_every_change,
         );
         $crate::conformance_tests!(@backend $fresh;
             secrets_are_not_stored_in_plaintext,
@@ -348,6 +353,7 @@ macro_rules! conformance_tests {
             email_bodies_are_not_stored_in_plaintext,
             snapshot_copies_every_row_into_an_empty_store,
             snapshot_is_refused_by_a_store_that_holds_data,
+            secret_settings_are_sealed_at_rest,
         );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(

@@ -118,9 +118,23 @@ pub async fn snapshot_copies_every_row_into_an_empty_store(
         source.take_rate("sms:user:1", NOW, 3600, 2).await?,
         "second use"
     );
+    source
+        .put_setting("policy.max_failures", "5", false, NOW)
+        .await?;
+    source
+        .put_setting("sms.twilio.auth_token", "copied-token-0c5e", true, NOW)
+        .await?;
 
     let snapshot = source.export_snapshot().await?;
     ensure_eq!(snapshot.users.len(), 2);
+    ensure_eq!(snapshot.settings.len(), 2);
+    ensure!(
+        snapshot
+            .settings
+            .iter()
+            .all(|s| !s.secret || s.value.starts_with("v1:")),
+        "secret settings stay sealed in a snapshot"
+    );
     ensure_eq!(snapshot.emails.len(), 2);
     ensure_eq!(snapshot.rate_limits.len(), 1);
     ensure_eq!(
@@ -191,6 +205,11 @@ pub async fn snapshot_copies_every_row_into_an_empty_store(
         "the lock moved with its holder"
     );
     ensure_eq!(target.list_emails(10).await?, source.list_emails(10).await?);
+    ensure_eq!(
+        target.list_settings().await?,
+        source.list_settings().await?,
+        "settings moved, the secret one opening with the same key"
+    );
     let queued = target.claim_emails(NOW, NOW + 60, 10).await?;
     ensure_eq!(queued.len(), 1, "only the unsent mail is claimed");
     ensure_eq!(

@@ -15,6 +15,7 @@ mod map;
 mod outbox;
 mod schema;
 mod sessions;
+mod settings;
 mod snapshot;
 mod tokens;
 mod users;
@@ -28,6 +29,7 @@ use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
 };
 use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
+use mfad_core::settings::Setting;
 use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{
     DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
@@ -509,6 +511,23 @@ impl Store for PgStore {
             window_seconds,
             limit
         ))
+    }
+
+    async fn list_settings(&self) -> StoreResult<Vec<Setting>> {
+        on_conn!(self, |c| settings::list(c, &self.cipher))
+    }
+
+    async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()> {
+        let stored = crate::settings::seal(&self.cipher, key, value, secret)?;
+        on_conn!(self, |c| settings::put(c, key, &stored, secret, now))
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        on_conn!(self, |c| settings::delete(c, key))
+    }
+
+    async fn settings_version(&self) -> StoreResult<i64> {
+        on_conn!(self, |c| settings::version(c))
     }
 
     async fn export_snapshot(&self) -> StoreResult<Snapshot> {

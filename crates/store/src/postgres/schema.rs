@@ -170,7 +170,25 @@ const MIGRATIONS: &[&str] = &[
         count        BIGINT  NOT NULL
     );
     ",
-    // 3: no per-user audit index, as in SQLite: usernames do not arrive in time order,
+    // 3: stored settings, an overlay on every node's config file, and a version that
+    // every write moves on, so nodes notice a change with one cheap read.
+    r"
+    CREATE TABLE settings (
+        key        TEXT    PRIMARY KEY,
+        -- TOML text, or for a secret v1:<key id>:<base64> sealed with the key as
+        -- associated data.
+        value      TEXT    NOT NULL,
+        secret     BOOLEAN NOT NULL DEFAULT FALSE,
+        updated_at BIGINT  NOT NULL
+    );
+
+    CREATE TABLE settings_version (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version BIGINT  NOT NULL
+    );
+    INSERT INTO settings_version (id, version) VALUES (1, 0);
+    ",
+    // 4: no per-user audit index, as in SQLite: usernames do not arrive in time order,
     // so every record was an insert at a random place; queries by user walk the time
     // index.
     r"

@@ -8,7 +8,7 @@ use super::sessions::{kind_from_json, kind_to_json};
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
     CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
-    Snapshot, TokenRow, UserRow,
+    SettingRow, Snapshot, TokenRow, UserRow,
 };
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
@@ -16,7 +16,7 @@ use sqlx::{Connection, PgConnection};
 
 /// The tables that must be empty to take a snapshot. `directory_sync` always holds its
 /// one row, which the import overwrites.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "users",
     "tokens",
     "clients",
@@ -25,6 +25,7 @@ const TABLES: [&str; 8] = [
     "audit",
     "emails",
     "rate_limits",
+    "settings",
 ];
 /// The tables whose ids come from an identity sequence.
 const SEQUENCED: [&str; 4] = ["users", "tokens", "clients", "emails"];
@@ -256,6 +257,19 @@ pub(super) async fn export(conn: &mut PgConnection) -> StoreResult<Snapshot> {
         .await?
         .pop()
         .unwrap_or_default(),
+        settings: rows(
+            &mut tx,
+            "SELECT key, value, secret, updated_at FROM settings ORDER BY key COLLATE \"C\"",
+            |r| {
+                Ok(SettingRow {
+                    key: get(r, 0)?,
+                    value: get(r, 1)?,
+                    secret: get(r, 2)?,
+                    updated_at: get(r, 3)?,
+                })
+            },
+        )
+        .await?,
     };
     tx.commit().await.map_err(db_err)?;
     Ok(snapshot)
@@ -274,7 +288,7 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
     // and the load.
     sqlx::query(
         "LOCK TABLE users, tokens, clients, challenges, cached_auth, audit, emails, rate_limits,
-             directory_sync IN EXCLUSIVE MODE",
+             directory_sync, settings, settings_version IN EXCLUSIVE MODE",
     )
     .execute(&mut *tx)
     .await
@@ -433,6 +447,20 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
             .await
             .map_err(db_err)?;
     }
+    for r in &s.settings {
+        sqlx::query(
+            "INSERT INTO settings (key, value, secret, updated_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(r.key.clone())
+        .bind(r.value.clone())
+        .bind(r.secret)
+        .bind(r.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    // Nodes polling the version reread the settings the copy brought.
+    super::settings::bump(&mut tx).await?;
     let d = &s.directory_sync;
     sqlx::query(
         "UPDATE directory_sync SET last_run = $1, last_summary = $2, pending_count = $3,

@@ -15,6 +15,7 @@ mod outbox;
 mod reader;
 mod schema;
 mod sessions;
+mod settings;
 mod snapshot;
 mod tokens;
 mod users;
@@ -27,6 +28,7 @@ use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
 };
 use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
+use mfad_core::settings::Setting;
 use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{
     DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
@@ -614,6 +616,26 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.write(move |c| sessions::take_rate(c, &key, now, window_seconds, limit))
             .await
+    }
+
+    async fn list_settings(&self) -> StoreResult<Vec<Setting>> {
+        self.read(settings::list).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()> {
+        let stored = crate::settings::seal(&self.cipher, key, value, secret)?;
+        let key = key.to_owned();
+        self.write(move |c| settings::put(c, &key, &stored, secret, now))
+            .await
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |c| settings::delete(c, &key)).await
+    }
+
+    async fn settings_version(&self) -> StoreResult<i64> {
+        self.read(|c, _| settings::version(c)).await
     }
 
     async fn export_snapshot(&self) -> StoreResult<Snapshot> {

@@ -169,7 +169,25 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX emails_user ON emails(user_id);
     ",
-    // 5: no per-user audit index. Every authentication inserted into it at a random
+    // 5: stored settings, an overlay on every node's config file, and a version that
+    // every write moves on, so nodes notice a change with one cheap read.
+    r"
+    CREATE TABLE settings (
+        key        TEXT    PRIMARY KEY,
+        -- TOML text, or for a secret v1:<key id>:<base64> sealed with the key as
+        -- associated data.
+        value      TEXT    NOT NULL,
+        secret     INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE settings_version (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO settings_version (id, version) VALUES (1, 0);
+    ",
+    // 6: no per-user audit index. Every authentication inserted into it at a random
     // place (usernames are not in time order), a page written per record; queries by
     // user scan the time index instead.
     r"

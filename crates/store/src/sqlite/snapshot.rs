@@ -6,7 +6,7 @@ use super::map::db_err;
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
     CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
-    Snapshot, TokenRow, UserRow,
+    SettingRow, Snapshot, TokenRow, UserRow,
 };
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
@@ -242,6 +242,18 @@ fn export_in_transaction(conn: &Connection) -> StoreResult<Snapshot> {
         )?
         .pop()
         .unwrap_or_default(),
+        settings: rows(
+            conn,
+            "SELECT key, value, secret, updated_at FROM settings ORDER BY key",
+            |r| {
+                Ok(SettingRow {
+                    key: r.get(0).map_err(db_err)?,
+                    value: r.get(1).map_err(db_err)?,
+                    secret: r.get(2).map_err(db_err)?,
+                    updated_at: r.get(3).map_err(db_err)?,
+                })
+            },
+        )?,
     })
 }
 
@@ -257,6 +269,7 @@ fn ensure_empty(conn: &Connection) -> StoreResult<()> {
         "audit",
         "emails",
         "rate_limits",
+        "settings",
     ] {
         let found = conn
             .prepare(&format!("SELECT 1 FROM {table} LIMIT 1"))
@@ -437,6 +450,20 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
             d.lock_holder,
             d.lock_until
         ],
+    )
+    .map_err(db_err)?;
+    let mut settings = conn
+        .prepare("INSERT INTO settings (key, value, secret, updated_at) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(db_err)?;
+    for r in &s.settings {
+        settings
+            .execute(params![r.key, r.value, r.secret, r.updated_at])
+            .map_err(db_err)?;
+    }
+    // Nodes polling the version reread the settings the copy brought.
+    conn.execute(
+        "UPDATE settings_version SET version = version + 1 WHERE id = 1",
+        [],
     )
     .map_err(db_err)?;
     // AUTOINCREMENT hands out max(seq, max(id)) + 1, so raising seq keeps the source's
