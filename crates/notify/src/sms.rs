@@ -519,6 +519,18 @@ struct Inbound {
     engine: Arc<Engine>,
 }
 
+impl Inbound {
+    /// Hands the reply in the form fields `from` and `text` (each gateway names them its
+    /// own way) to the engine.
+    async fn reply(&self, form: &BTreeMap<String, String>, from: &str, text: &str) {
+        let from = form.get(from).map_or("", String::as_str);
+        let text = Zeroizing::new(form.get(text).cloned().unwrap_or_default());
+        if let Err(err) = self.engine.sms_reply(from, &text).await {
+            tracing::warn!("SMS reply not recorded, the store failed: {err}");
+        }
+    }
+}
+
 /// Twilio's incoming-message webhook: form fields `From`, `To`, `Body` (and more). The
 /// answer is empty TwiML: mfad texts nothing back.
 async fn inbound(
@@ -536,11 +548,7 @@ async fn inbound(
         tracing::warn!("inbound SMS webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
     }
-    let from = form.get("From").map_or("", String::as_str);
-    let body = Zeroizing::new(form.get("Body").cloned().unwrap_or_default());
-    if let Err(err) = inbound.engine.sms_reply(from, &body).await {
-        tracing::warn!("SMS reply not recorded, the store failed: {err}");
-    }
+    inbound.reply(&form, "From", "Body").await;
     (
         StatusCode::OK,
         [("content-type", "text/xml")],
@@ -575,11 +583,7 @@ async fn inbound_http(
         tracing::warn!("inbound SMS webhook without the shared secret ignored");
         return StatusCode::FORBIDDEN.into_response();
     }
-    let from = form.get("from").map_or("", String::as_str);
-    let text = Zeroizing::new(form.get("text").cloned().unwrap_or_default());
-    if let Err(err) = inbound.engine.sms_reply(from, &text).await {
-        tracing::warn!("SMS reply not recorded, the store failed: {err}");
-    }
+    inbound.reply(&form, "from", "text").await;
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -73,32 +73,27 @@ impl Reloader {
     /// Builds what changed first, then swaps it all in, so a part that cannot be built
     /// leaves everything as it was.
     fn apply(&mut self, config: Config, version: i64) {
-        let sms = match (&self.sms, config.sms != self.applied.sms) {
-            (Some(_), true) => match SmsGateway::new(&config.sms) {
-                Ok(Some(gateway)) => Some(gateway),
-                Ok(None) => None,
-                Err(err) => {
-                    tracing::warn!(
-                        version,
-                        "stored settings not applied, the previous ones stay in force: {err}"
-                    );
-                    return;
-                }
-            },
-            _ => None,
+        let not_applied = |err: &dyn std::fmt::Display| {
+            tracing::warn!(
+                version,
+                "stored settings not applied, the previous ones stay in force: {err}"
+            );
         };
-        let mailer = match (&self.mailer, config.smtp != self.applied.smtp) {
-            (Some(_), true) => match Mailer::new(&config.smtp) {
+        let sms = if self.sms.is_some() && config.sms != self.applied.sms {
+            match SmsGateway::new(&config.sms) {
+                Ok(gateway) => gateway,
+                Err(err) => return not_applied(&err),
+            }
+        } else {
+            None
+        };
+        let mailer = if self.mailer.is_some() && config.smtp != self.applied.smtp {
+            match Mailer::new(&config.smtp) {
                 Ok(mailer) => Some(mailer),
-                Err(err) => {
-                    tracing::warn!(
-                        version,
-                        "stored settings not applied, the previous ones stay in force: {err}"
-                    );
-                    return;
-                }
-            },
-            _ => None,
+                Err(err) => return not_applied(&err),
+            }
+        } else {
+            None
         };
         let mut changed = Vec::new();
         if self.engine.set_policy(config.policy.clone()) {

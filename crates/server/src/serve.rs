@@ -71,53 +71,33 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
         }
     }
     if let Some(voice) = &ctx.voice {
-        let addr: SocketAddr = ctx.config.voice.listen.parse()?;
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-            format!("cannot listen for voice webhooks on {addr}; is another server using it?")
-        })?;
-        let bound = listener.local_addr()?;
-        if !bound.ip().is_loopback() {
-            tracing::warn!("voice webhooks are served over plain HTTP on {bound}; put a TLS proxy in front and set voice.public_url");
-        }
-        voice.listening_on(bound);
-        tracing::info!("voice webhook listening on {bound}");
-        let router = voice.clone().router(ctx.engine.clone());
-        let mut stop = stop_rx.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(err) = served {
-                tracing::error!("voice webhook listener failed: {err}");
-            }
-        });
+        let (voice, engine) = (voice.clone(), ctx.engine.clone());
+        serve_webhooks(
+            "voice",
+            &ctx.config.voice.listen,
+            &mut tasks,
+            &stop_rx,
+            |bound| {
+                voice.listening_on(bound);
+                voice.router(engine)
+            },
+        )
+        .await?;
     }
     let two_way = ctx.config.policy.sms.mode == mfad_core::policy::SmsMode::TwoWay;
     if let Some(sms) = ctx.sms.as_ref().filter(|s| two_way && s.receives_replies()) {
-        let addr: SocketAddr = ctx.config.sms.listen.parse()?;
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-            format!("cannot listen for inbound SMS webhooks on {addr}; is another server using it?")
-        })?;
-        let bound = listener.local_addr()?;
-        if !bound.ip().is_loopback() {
-            tracing::warn!("inbound SMS webhooks are served over plain HTTP on {bound}; put a TLS proxy in front and set sms.public_url");
-        }
-        sms.listening_on(bound);
-        tracing::info!("sms webhook listening on {bound}");
-        let router = sms.clone().inbound_router(ctx.engine.clone());
-        let mut stop = stop_rx.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(err) = served {
-                tracing::error!("inbound SMS webhook listener failed: {err}");
-            }
-        });
+        let (sms, engine) = (sms.clone(), ctx.engine.clone());
+        serve_webhooks(
+            "sms",
+            &ctx.config.sms.listen,
+            &mut tasks,
+            &stop_rx,
+            |bound| {
+                sms.listening_on(bound);
+                sms.inbound_router(engine)
+            },
+        )
+        .await?;
     }
     let mut mailer_slot = None;
     if ctx.config.smtp.enabled() {
@@ -161,6 +141,42 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     ctx.store.flush().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds `listen` for a provider's webhooks (`gateway`: the config section, `voice` or
+/// `sms`) and serves the router that `bound` makes there until the stop signal.
+async fn serve_webhooks(
+    gateway: &str,
+    listen: &str,
+    tasks: &mut tokio::task::JoinSet<()>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    bound: impl FnOnce(SocketAddr) -> axum::Router,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = listen.parse().with_context(|| {
+        format!("{gateway}.listen = \"{listen}\" is not an address such as 127.0.0.1:8443")
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for {gateway} webhooks on {addr}; is another server using it?")
+    })?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!("{gateway} webhooks are served over plain HTTP on {addr}; put a TLS proxy in front and set {gateway}.public_url");
+    }
+    let router = bound(addr);
+    tracing::info!("{gateway} webhook listening on {addr}");
+    let mut stop = stop.clone();
+    let gateway = gateway.to_owned();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(err) = served {
+            tracing::error!("{gateway} webhook listener failed: {err}");
+        }
+    });
     Ok(())
 }
 

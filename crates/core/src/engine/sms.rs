@@ -13,11 +13,13 @@
 use super::{describe_phone, hex, Engine, Outcome, Reason, Request};
 use crate::audit::AuditRecord;
 use crate::clock::{random_array, random_digits};
+use crate::delivery::SmsSender;
 use crate::model::{Challenge, ChallengeKind, PinMode, User};
 use crate::phone;
 use crate::policy::SmsMode;
 use crate::store::StoreError;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 const PROMPT: &str = "Enter the code sent to your phone";
@@ -66,6 +68,26 @@ impl Engine {
         self.send_code(user, req, 0, 1, now).await
     }
 
+    /// The gateway and the user's number (E.164) for one more SMS, or why none may be
+    /// sent: no gateway, no usable phone, or the abuse limits reached (this SMS counts).
+    async fn sms_recipient(
+        &self,
+        user: &User,
+        now: i64,
+    ) -> Result<Result<(&Arc<dyn SmsSender>, String), Reason>, StoreError> {
+        let Some(sender) = &self.sms else {
+            tracing::warn!(user = %user.username, "user has the SMS method but no SMS gateway is configured; set [sms] gateway");
+            return Ok(Err(Reason::NoGateway));
+        };
+        let Some(to) = e164(&user.phone, &self.policy.default_country_code) else {
+            return Ok(Err(Reason::NoPhone));
+        };
+        if !self.within_limits(user, "sms", now).await? {
+            return Ok(Err(Reason::RateLimited));
+        }
+        Ok(Ok((sender, to)))
+    }
+
     /// Sends a fresh code and issues the challenge that waits for it.
     async fn send_code(
         &self,
@@ -75,16 +97,10 @@ impl Engine {
         sends: u32,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        let Some(sender) = &self.sms else {
-            tracing::warn!(user = %user.username, "user has the SMS method but no SMS gateway is configured; set [sms] gateway");
-            return Ok(Outcome::Reject(Reason::NoGateway));
+        let (sender, to) = match self.sms_recipient(user, now).await? {
+            Ok(found) => found,
+            Err(reason) => return Ok(Outcome::Reject(reason)),
         };
-        let Some(to) = e164(&user.phone, &self.policy.default_country_code) else {
-            return Ok(Outcome::Reject(Reason::NoPhone));
-        };
-        if !self.within_limits(user, "sms", now).await? {
-            return Ok(Outcome::Reject(Reason::RateLimited));
-        }
         let rules = &self.policy.sms;
         let code = zeroize::Zeroizing::new(random_digits(&*self.rng, rules.code_digits.max(4)));
         let salt = hex(&random_array::<16>(&*self.rng));
@@ -168,16 +184,10 @@ impl Engine {
         req: &Request,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        let Some(sender) = &self.sms else {
-            tracing::warn!(user = %user.username, "user has the SMS method but no SMS gateway is configured; set [sms] gateway");
-            return Ok(Outcome::Reject(Reason::NoGateway));
+        let (sender, to) = match self.sms_recipient(user, now).await? {
+            Ok(found) => found,
+            Err(reason) => return Ok(Outcome::Reject(reason)),
         };
-        let Some(to) = e164(&user.phone, &self.policy.default_country_code) else {
-            return Ok(Outcome::Reject(Reason::NoPhone));
-        };
-        if !self.within_limits(user, "sms", now).await? {
-            return Ok(Outcome::Reject(Reason::RateLimited));
-        }
         let ask_pin = matches!((user.pin_mode, &user.pin_hash), (PinMode::Pin, Some(_)));
         let code = zeroize::Zeroizing::new(random_digits(
             &*self.rng,
