@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod compose;
+pub mod live;
 pub mod outbox;
 pub mod sms;
 pub mod smtp;
@@ -15,11 +16,12 @@ pub mod voice;
 pub mod webhook;
 
 pub use compose::compose;
+pub use live::{Listening, Live};
 pub use outbox::Outbox;
 pub use sms::{GatewayKind, LiveSms, SmsConfig, SmsGateway};
 pub use smtp::{Mailer, Security, SmtpConfig};
 pub use templates::{MailContext, Rendered, Templates};
-pub use voice::{TwilioVoice, VoiceConfig, VoiceKind};
+pub use voice::{LiveVoice, TwilioVoice, VoiceConfig, VoiceKind};
 
 /// A credential given as a value rather than a file (a stored secret setting, `mfad
 /// setting set KEY --secret`). Read like a string; `Debug` never shows it.

@@ -3,6 +3,7 @@
 //! replies of two-way SMS (Twilio's incoming-message webhook, signed with
 //! `X-Twilio-Signature`).
 
+use crate::live::{Listening, Live};
 use crate::webhook::{twilio_verified, PublicUrl};
 use crate::{one_line, NotifyError, SecretText};
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -442,35 +443,17 @@ impl SmsGateway {
     }
 }
 
-/// The SMS gateway in force, replaced when its settings change on a running node (a new
-/// credential, a new gateway URL); the inbound webhooks check replies against it.
-pub struct LiveSms {
-    gateway: RwLock<Arc<SmsGateway>>,
-    /// The inbound listener's address, for gateways made after it was bound.
-    listening: OnceLock<std::net::SocketAddr>,
+/// The SMS gateway in force, replaced when its settings change on a running node; the
+/// inbound webhooks check replies against it.
+pub type LiveSms = Live<SmsGateway>;
+
+impl Listening for SmsGateway {
+    fn listening_on(&self, addr: std::net::SocketAddr) {
+        self.public_url.listening_on(addr);
+    }
 }
 
 impl LiveSms {
-    pub fn new(gateway: SmsGateway) -> Self {
-        Self {
-            gateway: RwLock::new(Arc::new(gateway)),
-            listening: OnceLock::new(),
-        }
-    }
-
-    /// The gateway in force.
-    pub fn current(&self) -> Arc<SmsGateway> {
-        Arc::clone(&self.gateway.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Puts `gateway` in force for the next message and the next inbound reply.
-    pub fn replace(&self, gateway: SmsGateway) {
-        if let Some(addr) = self.listening.get() {
-            gateway.public_url.listening_on(*addr);
-        }
-        *self.gateway.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(gateway);
-    }
-
     /// Whether replies can be received: Twilio signs its inbound webhooks; an HTTP
     /// gateway sends the configured shared secret.
     pub fn receives_replies(&self) -> bool {
@@ -478,12 +461,6 @@ impl LiveSms {
             Backend::Twilio { .. } => true,
             Backend::Http { inbound_secret, .. } => !inbound_secret.is_empty(),
         }
-    }
-
-    /// Sets the public URL once the listener is bound, unless one was configured.
-    pub fn listening_on(&self, addr: std::net::SocketAddr) {
-        let _ = self.listening.set(addr);
-        self.current().public_url.listening_on(addr);
     }
 
     /// The inbound webhooks (`POST /sms/inbound`, Twilio's incoming-message webhook, and

@@ -7,6 +7,7 @@
 //! ended to the engine, which finds the transaction in the store: any node may receive
 //! them.
 
+use crate::live::{Listening, Live};
 use crate::sms::TwilioConfig;
 use crate::webhook::{twilio_verified, PublicUrl};
 use crate::{one_line, NotifyError};
@@ -100,7 +101,7 @@ fn twiml(body: &str) -> Response {
 
 impl TwilioVoice {
     /// `None` when `gateway = "none"`.
-    pub fn new(config: &VoiceConfig) -> Result<Option<Arc<Self>>, NotifyError> {
+    pub fn new(config: &VoiceConfig) -> Result<Option<Self>, NotifyError> {
         if config.gateway == VoiceKind::None {
             return Ok(None);
         }
@@ -114,16 +115,20 @@ impl TwilioVoice {
         if !t.api_key_sid.is_empty() {
             // Twilio signs webhooks with the account's auth token, never with an API key.
             return Err(NotifyError::Config(
-                "voice.twilio.api_key_sid cannot be used: webhook signatures are checked with the account's auth token; leave it empty and set voice.twilio.auth_token_file".into(),
+                "voice.twilio.api_key_sid cannot be used: webhook signatures are checked with the account's auth token; leave it empty and set voice.twilio.auth_token_file (or store voice.twilio.auth_token)".into(),
             ));
         }
         crate::sms::check_url("voice.twilio.api_url", &t.api_url)?;
-        let token = crate::sms::read_secret("voice.twilio.auth_token_file", &t.auth_token_file)?;
+        let token = crate::credential(
+            &t.auth_token,
+            "voice.twilio.auth_token_file",
+            &t.auth_token_file,
+        )?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| NotifyError::Config(format!("cannot set up HTTPS: {}", one_line(e))))?;
-        Ok(Some(Arc::new(Self {
+        Ok(Some(Self {
             calls_endpoint: format!(
                 "{}/2010-04-01/Accounts/{}/Calls.json",
                 t.api_url.trim_end_matches('/'),
@@ -135,29 +140,11 @@ impl TwilioVoice {
             ring_seconds: config.ring_seconds.max(5),
             public_url: PublicUrl::new(&config.public_url),
             client,
-        })))
-    }
-
-    /// Sets the public URL once the listener is bound, unless one was configured.
-    pub fn listening_on(&self, addr: std::net::SocketAddr) {
-        self.public_url.listening_on(addr);
+        }))
     }
 
     fn public_url(&self) -> String {
         self.public_url.get()
-    }
-
-    /// The webhook routes, to be served on the `[voice] listen` address; they report to
-    /// `engine`.
-    pub fn router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
-        Router::new()
-            .route("/voice/answer", post(answer))
-            .route("/voice/gather", post(gather))
-            .route("/voice/status", post(status))
-            .with_state(Hooks {
-                voice: self,
-                engine,
-            })
     }
 
     /// Whether a webhook request really comes from Twilio.
@@ -171,9 +158,34 @@ impl TwilioVoice {
     }
 }
 
+impl Listening for TwilioVoice {
+    fn listening_on(&self, addr: std::net::SocketAddr) {
+        self.public_url.listening_on(addr);
+    }
+}
+
+/// The voice gateway in force, replaced when its settings change on a running node; the
+/// webhooks check signatures with the credential in force.
+pub type LiveVoice = Live<TwilioVoice>;
+
+impl LiveVoice {
+    /// The webhook routes, to be served on the `[voice] listen` address; they report to
+    /// `engine`.
+    pub fn router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
+        Router::new()
+            .route("/voice/answer", post(answer))
+            .route("/voice/gather", post(gather))
+            .route("/voice/status", post(status))
+            .with_state(Hooks {
+                voice: self,
+                engine,
+            })
+    }
+}
+
 #[derive(Clone)]
 struct Hooks {
-    voice: Arc<TwilioVoice>,
+    voice: Arc<LiveVoice>,
     engine: Arc<Engine>,
 }
 
@@ -205,7 +217,7 @@ async fn answer(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    let voice = &hooks.voice;
+    let voice = hooks.voice.current();
     if !voice.verified(&uri, &headers, &form) {
         tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
@@ -233,7 +245,7 @@ async fn gather(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !hooks.voice.verified(&uri, &headers, &form) {
+    if !hooks.voice.current().verified(&uri, &headers, &form) {
         tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -255,7 +267,7 @@ async fn status(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !hooks.voice.verified(&uri, &headers, &form) {
+    if !hooks.voice.current().verified(&uri, &headers, &form) {
         tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -271,6 +283,13 @@ async fn status(
     };
     hooks.report(&q.txn, result).await;
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[async_trait]
+impl VoiceCaller for LiveVoice {
+    async fn place(&self, call: &CallRequest, txn: &str) -> Result<(), CallResult> {
+        self.current().place(call, txn).await
+    }
 }
 
 #[async_trait]

@@ -384,9 +384,6 @@ impl Config {
             mfad_notify::Mailer::new(&self.smtp)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         }
-        if !self.voice.twilio.auth_token.is_empty() {
-            bail!("invalid configuration: voice.twilio.auth_token is not read; put the token in the file voice.twilio.auth_token_file names");
-        }
         mfad_notify::TwilioVoice::new(&self.voice)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.voice.gateway != mfad_notify::VoiceKind::None {

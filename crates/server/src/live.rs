@@ -7,7 +7,7 @@ use crate::config::{Config, Layers};
 use mfad_core::engine::Engine;
 use mfad_core::store::Store;
 use mfad_notify::outbox::MailerSlot;
-use mfad_notify::{Mailer, SmsGateway};
+use mfad_notify::{Mailer, SmsGateway, TwilioVoice};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ pub struct Reloader {
     pub layers: Layers,
     pub engine: Arc<Engine>,
     pub sms: Option<Arc<mfad_notify::LiveSms>>,
+    pub voice: Option<Arc<mfad_notify::LiveVoice>>,
     pub mailer: Option<MailerSlot>,
     /// The configuration in force.
     pub applied: Config,
@@ -87,6 +88,14 @@ impl Reloader {
         } else {
             None
         };
+        let voice = if self.voice.is_some() && config.voice != self.applied.voice {
+            match TwilioVoice::new(&config.voice) {
+                Ok(gateway) => gateway,
+                Err(err) => return not_applied(&err),
+            }
+        } else {
+            None
+        };
         let mailer = if self.mailer.is_some() && config.smtp != self.applied.smtp {
             match Mailer::new(&config.smtp) {
                 Ok(mailer) => Some(mailer),
@@ -102,6 +111,10 @@ impl Reloader {
         if let (Some(live), Some(gateway)) = (&self.sms, sms) {
             live.replace(gateway);
             changed.push("sms");
+        }
+        if let (Some(live), Some(gateway)) = (&self.voice, voice) {
+            live.replace(gateway);
+            changed.push("voice");
         }
         if let (Some(slot), Some(mailer)) = (&self.mailer, mailer) {
             *slot.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(mailer);

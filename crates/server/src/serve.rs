@@ -122,6 +122,7 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
             layers: ctx.layers.clone(),
             engine: ctx.engine.clone(),
             sms: ctx.sms.clone(),
+            voice: ctx.voice.clone(),
             mailer: mailer_slot,
             applied: ctx.config.clone(),
             version: None,

@@ -24,13 +24,20 @@ pub const LIVE: &[&str] = &[
     "sms.timeout_seconds",
     "sms.twilio.",
     "sms.http.",
+    "voice.ring_seconds",
+    "voice.twilio.",
     "smtp.user",
     "smtp.password",
     "smtp.from",
 ];
 
 /// Credentials: set with `--secret`, sealed in the store, never shown.
-pub const SECRETS: &[&str] = &["sms.twilio.auth_token", "sms.http.secret", "smtp.password"];
+pub const SECRETS: &[&str] = &[
+    "sms.twilio.auth_token",
+    "sms.http.secret",
+    "voice.twilio.auth_token",
+    "smtp.password",
+];
 
 /// The config file's sections, to tell a start-only key from an unknown one.
 const SECTIONS: &[&str] = &[

@@ -334,3 +334,43 @@ fn retransmissions_during_a_pending_call_place_one_call() {
     assert_eq!(log[0]["result"], "accept");
     server.stop();
 }
+
+#[test]
+fn a_stored_auth_token_replaces_the_file_on_a_running_server() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, 45, "standard");
+    // The file now holds a token the provider refuses, and that cannot check the
+    // provider's webhook signatures either.
+    std::fs::write(node.dir().join("twilio-token"), "an-old-revoked-token").unwrap();
+    let server = node.start();
+    let out = node.cli_with_input(
+        ["setting", "set", "voice.twilio.auth_token", "--secret"],
+        TOKEN.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server.wait_for_log("changed=voice", Duration::from_secs(5)),
+        "the stored token is in force within 5 s: {}",
+        server.logs()
+    );
+    fake.script_calls([CallScript::Press("#".into())]);
+    let reply = login(&server);
+    assert!(
+        reply.is("Access-Accept"),
+        "the call is placed and its signed webhooks are checked with the stored token: {}\n{}",
+        reply.output,
+        server.logs()
+    );
+    assert_eq!(fake.calls().len(), 1);
+    let listed = node.cli_ok(["setting", "list"]);
+    assert!(!listed.contains(TOKEN), "{listed}");
+    assert!(
+        !server.logs().contains(TOKEN),
+        "the credential is never logged"
+    );
+    server.stop();
+}

@@ -37,8 +37,9 @@ pub struct Ctx {
     /// The SMS gateway, whose credentials `mfad serve` replaces when settings change
     /// and whose inbound webhook it serves in two-way mode.
     pub sms: Option<Arc<mfad_notify::LiveSms>>,
-    /// The voice gateway, whose webhooks `mfad serve` serves.
-    pub voice: Option<Arc<mfad_notify::TwilioVoice>>,
+    /// The voice gateway, whose webhooks `mfad serve` serves and whose credentials it
+    /// replaces when settings change.
+    pub voice: Option<Arc<mfad_notify::LiveVoice>>,
 }
 
 impl Ctx {
@@ -84,7 +85,8 @@ impl Ctx {
                 config.policy.fraud.block_user,
             )));
         }
-        let voice = mfad_notify::TwilioVoice::new(&config.voice)?;
+        let voice = mfad_notify::TwilioVoice::new(&config.voice)?
+            .map(|gateway| Arc::new(mfad_notify::LiveVoice::new(gateway)));
         if let Some(voice) = &voice {
             engine = engine.with_voice(voice.clone());
         }
