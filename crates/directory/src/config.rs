@@ -287,7 +287,10 @@ mod tests {
             ..valid()
         };
         let err = bad_mode.validate().unwrap_err().to_string();
-        assert!(err.contains("sync_items[0]") && err.contains("sometimes"), "{err}");
+        assert!(
+            err.contains("sync_items[0]") && err.contains("sometimes"),
+            "{err}"
+        );
         valid().validate().unwrap();
     }
 
