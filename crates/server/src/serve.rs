@@ -319,7 +319,7 @@ async fn scheduled_sync(
 /// Welcomes the users a scheduled sync added, with the settings in force now.
 async fn welcome(ctx: &Ctx, added_ids: &[String]) {
     let welcomed = match ctx.refreshed().await {
-        Ok(now) => crate::cmd::email::welcome_added(&now, added_ids).await,
+        Ok(in_force) => crate::cmd::email::welcome_added(&in_force, added_ids).await,
         Err(err) => Err(err),
     };
     match welcomed {
