@@ -49,6 +49,11 @@ pub struct DirectoryConfig {
     pub mass_change_threshold: u32,
     /// Attribute names that replace the preset's.
     pub attributes: AttributeMap,
+    /// Give every user an import or sync adds in PIN mode a random initial PIN that
+    /// follows the PIN rules, in their welcome mail, marked "change required". Users who
+    /// would get no mail (e-mail to users off, no address) get none; the summary counts
+    /// them.
+    pub generate_pins: bool,
     /// OUs and groups to import, in order; first match wins. Empty: every user the filter
     /// finds under `base_dn`.
     pub sync_items: Vec<SyncItemConfig>,
@@ -66,6 +71,9 @@ pub struct SyncItemConfig {
     pub group: String,
     /// Default method for users added through this item (`app` when empty).
     pub method: String,
+    /// PIN mode for users added through this item: `standard` (the code alone, when
+    /// empty) or `pin` (PIN followed by the code).
+    pub pin_mode: String,
     /// Language for users whose entry has none.
     pub language: String,
 }
@@ -77,6 +85,14 @@ impl SyncItemConfig {
             return Ok(mfad_core::model::Method::default());
         }
         self.method.parse()
+    }
+
+    /// The item's PIN mode.
+    pub fn pin_mode(&self) -> Result<mfad_core::model::PinMode, String> {
+        if self.pin_mode.is_empty() {
+            return Ok(mfad_core::model::PinMode::default());
+        }
+        self.pin_mode.parse()
     }
 }
 
@@ -98,6 +114,7 @@ impl Default for DirectoryConfig {
             sync_interval: String::new(),
             removed_users: RemovedUsers::Disable,
             mass_change_threshold: 5,
+            generate_pins: false,
             attributes: AttributeMap::default(),
             sync_items: Vec::new(),
         }
@@ -138,9 +155,11 @@ impl DirectoryConfig {
                     item.name
                 )));
             }
-            item.method().map_err(|e| {
-                Error::Config(format!("directory.sync_items[{n}] ('{}'): {e}", item.name))
-            })?;
+            item.method()
+                .and(item.pin_mode().map(|_| ()))
+                .map_err(|e| {
+                    Error::Config(format!("directory.sync_items[{n}] ('{}'): {e}", item.name))
+                })?;
         }
         Ok(())
     }
@@ -258,7 +277,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("sync_items[0]"));
+        let bad_mode = DirectoryConfig {
+            sync_items: vec![SyncItemConfig {
+                name: "vpn".into(),
+                container: "ou=a".into(),
+                pin_mode: "sometimes".into(),
+                ..Default::default()
+            }],
+            ..valid()
+        };
+        let err = bad_mode.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("sync_items[0]") && err.contains("sometimes"),
+            "{err}"
+        );
         valid().validate().unwrap();
+    }
+
+    #[test]
+    fn an_item_pin_mode_defaults_to_standard() {
+        let mut item = SyncItemConfig::default();
+        assert_eq!(item.pin_mode(), Ok(mfad_core::model::PinMode::Standard));
+        item.pin_mode = "pin".into();
+        assert_eq!(item.pin_mode(), Ok(mfad_core::model::PinMode::Pin));
     }
 
     #[test]

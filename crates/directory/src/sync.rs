@@ -5,7 +5,7 @@ use crate::client::LdapDirectory;
 use crate::Error;
 use mfad_core::directory::sync::{item_for, Held, Scope};
 use mfad_core::directory::{plan, DirectoryUser, RemovedUsers, SyncItem, SyncOptions};
-use mfad_core::model::Method;
+use mfad_core::model::{Method, PinMode};
 use mfad_core::store::Store;
 use std::fmt;
 
@@ -24,6 +24,8 @@ pub struct SyncReport {
     pub held: Option<Held>,
     /// Entries that could not be imported, with the reason.
     pub skipped: Vec<String>,
+    /// The directory IDs of the users added (empty on a dry run), for their welcome mails.
+    pub added_ids: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -70,6 +72,7 @@ async fn items(dir: &LdapDirectory) -> Result<Vec<SyncItem>, Error> {
             name: config.base_dn.clone(),
             scope: Scope::Container(config.base_dn.clone()),
             method: Method::default(),
+            pin_mode: PinMode::default(),
             language: String::new(),
         }]);
     }
@@ -91,6 +94,7 @@ async fn items(dir: &LdapDirectory) -> Result<Vec<SyncItem>, Error> {
             },
             scope,
             method: item.method().map_err(Error::Config)?,
+            pin_mode: item.pin_mode().map_err(Error::Config)?,
             language: item.language.clone(),
         });
     }
@@ -145,6 +149,12 @@ pub async fn run_sync(
     if !planned.is_empty() {
         store.apply_directory_sync(&planned.changes, now).await?;
     }
+    report.added_ids = planned
+        .changes
+        .add
+        .iter()
+        .filter_map(|u| u.directory_id.clone())
+        .collect();
     state.last_run = Some(now);
     state.last_summary = report.to_string();
     match &planned.held {

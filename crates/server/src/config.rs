@@ -527,6 +527,10 @@ mod tests {
         let directory = parsed.directory.expect("[directory] parsed");
         directory.validate().unwrap();
         assert_eq!(directory.sync_items.len(), 2);
+        assert_eq!(
+            directory.sync_items[0].pin_mode(),
+            Ok(mfad_core::model::PinMode::Pin)
+        );
         // Every key of the section is documented.
         let keys = toml::Value::try_from(mfad_directory::DirectoryConfig::default()).unwrap();
         for key in keys.as_table().unwrap().keys() {

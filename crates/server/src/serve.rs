@@ -46,7 +46,7 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
                 .await;
         });
     }
-    if let Some(directory) = ctx.directory.clone() {
+    if let Some(directory) = &ctx.directory {
         let every = ctx
             .config
             .directory
@@ -61,9 +61,8 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
                 "scheduled directory sync on"
             );
             tasks.spawn(scheduled_sync(
-                directory,
-                ctx.store.clone(),
-                ctx.clock.clone(),
+                directory.clone(),
+                ctx.clone(),
                 every,
                 holder,
                 stop_rx.clone(),
@@ -268,15 +267,15 @@ const SYNC_LOCK_SECONDS: i64 = 3600;
 
 /// Syncs with the directory now and every `every`. Of several nodes sharing the store,
 /// the lock lets one run at a time, and a node skips its turn when another node synced
-/// within the last half interval.
+/// within the last half interval. Users it adds are welcomed as by `mfad directory sync`.
 async fn scheduled_sync(
     directory: std::sync::Arc<mfad_directory::LdapDirectory>,
-    store: std::sync::Arc<dyn mfad_core::store::Store>,
-    clock: std::sync::Arc<dyn mfad_core::clock::Clock>,
+    ctx: Ctx,
     every: Duration,
     holder: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let (store, clock) = (ctx.store.clone(), ctx.clock.clone());
     let half = i64::try_from(every.as_secs() / 2).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -319,7 +318,10 @@ async fn scheduled_sync(
             _ = stop.wait_for(|s| *s) => None,
         };
         match result {
-            Some(Ok(report)) => tracing::info!("directory sync: {report}"),
+            Some(Ok(report)) => {
+                tracing::info!("directory sync: {report}");
+                welcome(&ctx, &report.added_ids).await;
+            }
             Some(Err(err)) => {
                 tracing::warn!("directory sync failed, will retry at the next interval: {err}")
             }
@@ -328,6 +330,22 @@ async fn scheduled_sync(
         if let Err(err) = store.release_sync_lock(&holder).await {
             tracing::warn!("cannot release the directory sync lock (it expires by itself): {err}");
         }
+    }
+}
+
+/// Welcomes the users a scheduled sync added, with the settings in force now.
+async fn welcome(ctx: &Ctx, added_ids: &[String]) {
+    let welcomed = match ctx.refreshed().await {
+        Ok(in_force) => crate::cmd::email::welcome_added(&in_force, added_ids).await,
+        Err(err) => Err(err),
+    };
+    match welcomed {
+        Ok(w) if !w.withheld.is_empty() => tracing::warn!("directory sync: {w}"),
+        Ok(w) if !w.is_empty() => tracing::info!("directory sync: {w}"),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(
+            "directory sync: the welcome e-mails for the users it added failed ('mfad email send USER' sends one): {err:#}"
+        ),
     }
 }
 

@@ -13,8 +13,8 @@
 )]
 
 use mfad_testkit::{
-    base_ldif, oathtool_hotp, ou_ldif, person_ldif, Mfad, RadReply, Radclient, Running, Slapd,
-    ADMIN_DN, BASE_DN,
+    base_ldif, oathtool_hotp, ou_ldif, person_ldif, Mfad, RadReply, Radclient, ReceivedMail,
+    Running, Slapd, SmtpMode, SmtpServer, ADMIN_DN, BASE_DN,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -745,4 +745,174 @@ fn users_added_by_an_import_or_sync_get_the_welcome_mail_once() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status.as_array().unwrap().len(), 2, "{status}");
     assert_eq!(mail.messages().len(), 2);
+}
+
+/// `[smtp]` to `mail` and `[email] send_to_users`, for `directory_config`'s output.
+fn mail_config(mail: &SmtpServer) -> String {
+    format!(
+        "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
+         from = \"MFA <mfa@example.org>\"\n\n[email]\nsend_to_users = true\n",
+        mail.port()
+    )
+}
+
+/// The staff item with PIN mode, initial PINs on, and PIN rules stricter than the
+/// defaults so that a PIN following them is recognisable.
+fn pin_item_config(slapd: &Slapd, extra: &str) -> String {
+    directory_config(
+        slapd,
+        &format!(
+            "generate_pins = true\n{extra}{}pin_mode = \"pin\"\n\n[policy.pin]\nmin_length = 6\n",
+            staff_item()
+        ),
+    )
+}
+
+/// The initial PIN a welcome mail holds, checked against the rules of `pin_item_config`.
+fn initial_pin_in(mail: &ReceivedMail, phone: &str) -> String {
+    let body = mail.body();
+    let pin: String = body
+        .split("Your initial PIN is ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no initial PIN in the mail: {body}"))
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let rules = mfad_core::policy::PinRules {
+        min_length: 6,
+        ..Default::default()
+    };
+    mfad_core::pin::check(&pin, &rules, phone, &[])
+        .unwrap_or_else(|e| panic!("the mailed PIN {pin} breaks the rules: {e}"));
+    pin
+}
+
+#[test]
+fn an_import_through_a_pin_item_mails_a_generated_pin_that_must_be_changed() {
+    let mail = SmtpServer::start(SmtpMode::Plain, None, None);
+    let slapd = Slapd::start(&seed(0));
+    let node = mfad(&format!(
+        "{}{}",
+        pin_item_config(&slapd, ""),
+        mail_config(&mail)
+    ));
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        SECRET,
+    ]);
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(
+        out.contains("queued the welcome e-mail for 1 new users (1 with an initial PIN)"),
+        "{out}"
+    );
+    let alice = user_json(&node, "alice");
+    assert_eq!(alice["pin_mode"], "pin", "the item's PIN mode");
+    assert_eq!(alice["pin_change_required"], true);
+    let mails = mail.wait_for_messages(1, Duration::from_secs(30));
+    assert_eq!(mails[0].to, ["alice@example.org"]);
+    let pin = initial_pin_in(&mails[0], alice["phone"].as_str().unwrap());
+    assert!(!out.contains(&pin), "the PIN is only in the mail: {out}");
+
+    // The PIN works, and the first login asks for a new one.
+    node.cli_ok([
+        "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
+    ]);
+    let server = node.start();
+    let client = Radclient::new(server.radius_addr(), SECRET);
+    let send = |password: &str, state: Option<&str>| {
+        let mut attrs = vec![("User-Name", "alice"), ("User-Password", password)];
+        if let Some(state) = state {
+            attrs.push(("State", state));
+        }
+        client.send("auth", &attrs)
+    };
+    let wrong = format!(
+        "{}{}",
+        if pin == "258036" { "147025" } else { "258036" },
+        oathtool_hotp(SEED, 0, 6)
+    );
+    assert!(send(&wrong, None).is("Access-Reject"), "another PIN");
+    let prompt = send(&format!("{pin}{}", oathtool_hotp(SEED, 0, 6)), None);
+    assert!(prompt.is("Access-Challenge"), "{}", prompt.output);
+    assert!(
+        prompt.get("Reply-Message").unwrap().contains("new PIN"),
+        "{}",
+        prompt.output
+    );
+    let state = prompt.get("State").unwrap().to_string();
+    let confirm = send("319708", Some(&state));
+    assert!(confirm.is("Access-Challenge"), "{}", confirm.output);
+    let state = confirm.get("State").unwrap().to_string();
+    assert!(send("319708", Some(&state)).is("Access-Accept"));
+    assert!(send(&format!("319708{}", oathtool_hotp(SEED, 1, 6)), None).is("Access-Accept"));
+    server.stop();
+
+    // A second sync generates nothing and sends nothing.
+    let again = node.cli_ok(["directory", "sync"]);
+    assert!(again.contains("added 0"), "{again}");
+    assert!(
+        !again.contains("queued") && !again.contains("PIN"),
+        "{again}"
+    );
+    assert_eq!(user_json(&node, "alice")["pin_change_required"], false);
+    assert_eq!(mail.messages().len(), 1);
+}
+
+#[test]
+fn without_mail_to_users_no_initial_pin_is_made_and_the_summary_says_so() {
+    let slapd = Slapd::start(&seed(0));
+    let node = mfad(&pin_item_config(&slapd, ""));
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(
+        out.contains("no initial PIN for 1 new PIN users (alice: [email] send_to_users is off)"),
+        "{out}"
+    );
+    assert!(out.contains("mfad user set-pin USER --generate"), "{out}");
+    let alice = user_json(&node, "alice");
+    assert_eq!(alice["pin_mode"], "pin");
+    let shown = node.cli_ok(["user", "show", "alice"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("pin set") && l.ends_with("no")),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_scheduled_sync_welcomes_users_added_while_it_runs() {
+    let mail = SmtpServer::start(SmtpMode::Plain, None, None);
+    let slapd = Slapd::start(&seed(0));
+    let node = mfad(&format!(
+        "{}{}",
+        pin_item_config(&slapd, "sync_interval = \"1m\"\n"),
+        mail_config(&mail)
+    ));
+    let server = node.start();
+    let first = mail.wait_for_messages(1, Duration::from_secs(30));
+    assert_eq!(first[0].to, ["alice@example.org"], "{}", server.logs());
+    initial_pin_in(&first[0], "+15550000005");
+
+    slapd.modify(&person_ldif("bob", &staff(), "Bob", "Builder", "pw-bob"));
+    // The next scheduled run is a minute after the first.
+    let mails = mail.wait_for_messages(2, Duration::from_secs(150));
+    assert_eq!(mails.len(), 2, "{}", server.logs());
+    assert_eq!(mails[1].to, ["bob@example.org"]);
+    let bob_pin = initial_pin_in(&mails[1], "+15550000003");
+    let logged = format!("initial PIN is {bob_pin}");
+    assert!(!server.logs().contains(&logged), "{}", server.logs());
+    server.stop();
+    let bob = user_json(&node, "bob");
+    assert_eq!(
+        (
+            bob["pin_mode"].as_str(),
+            bob["pin_change_required"].as_bool()
+        ),
+        (Some("pin"), Some(true))
+    );
 }

@@ -2,7 +2,7 @@
 //! mass-change safeguard. Pure functions over what the directory and the store hold.
 
 use super::DirectoryUser;
-use crate::model::{Method, NewUser, User, UserId};
+use crate::model::{Method, NewUser, PinMode, User, UserId};
 use crate::store::{DirectoryRecord, DirectorySync};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -34,6 +34,8 @@ pub struct SyncItem {
     pub scope: Scope,
     /// Default method for users added through this item.
     pub method: Method,
+    /// PIN mode for users added through this item.
+    pub pin_mode: PinMode,
     /// Language for users whose entry has none.
     pub language: String,
 }
@@ -97,7 +99,8 @@ impl SyncPlan {
 }
 
 /// Plans a sync: `existing` is every stored user, `incoming` every directory user that
-/// is in a sync item, with that item's name, method and language.
+/// is in a sync item, with that item's name, method, PIN mode and language (the last
+/// three only for users it adds: afterwards they are the operator's or the user's).
 pub fn plan(
     existing: &[User],
     incoming: &[(DirectoryUser, &SyncItem)],
@@ -170,6 +173,7 @@ pub fn plan(
                 extension: record.extension.clone(),
                 language: record.language.clone(),
                 method: item.method,
+                pin_mode: item.pin_mode,
                 directory_id: Some(record.directory_id.clone()),
                 sync_item: Some(item.name.clone()),
                 ..NewUser::default()
@@ -204,6 +208,32 @@ pub fn plan(
         out.changes.disable = leaving;
     }
     out
+}
+
+/// What `[directory] generate_pins` does for one user a sync added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitialPin {
+    /// Not a PIN user, or one who has a PIN already.
+    NotNeeded,
+    /// Generate one and put it in the welcome mail.
+    Generate,
+    /// A PIN user who gets none, and why. A PIN is only made when it can reach the user
+    /// in the welcome mail: one nobody receives would only lock them out, and printing
+    /// or logging it would leak it.
+    Withheld(&'static str),
+}
+
+/// The initial PIN rule for a user a sync added, with welcome mails on or off.
+pub fn initial_pin(user: &User, mail_on: bool) -> InitialPin {
+    if user.pin_mode != PinMode::Pin || user.has_pin() {
+        InitialPin::NotNeeded
+    } else if !mail_on {
+        InitialPin::Withheld("[email] send_to_users is off")
+    } else if user.email.is_empty() {
+        InitialPin::Withheld("no e-mail address")
+    } else {
+        InitialPin::Generate
+    }
 }
 
 fn record(user: &DirectoryUser, item: &SyncItem) -> DirectoryRecord {
@@ -244,13 +274,13 @@ fn same(stored: &User, r: &DirectoryRecord) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PinMode;
 
     fn item(name: &str, base: &str) -> SyncItem {
         SyncItem {
             name: name.into(),
             scope: Scope::Container(base.into()),
             method: Method::App,
+            pin_mode: PinMode::Standard,
             language: "en".into(),
         }
     }
@@ -343,6 +373,7 @@ mod tests {
         assert_eq!(first.changes.add[0].sync_item.as_deref(), Some("staff"));
         assert_eq!(first.changes.add[0].language, "en", "the item's default");
         assert_eq!(first.changes.add[0].method, Method::App);
+        assert_eq!(first.changes.add[0].pin_mode, PinMode::Standard);
         let existing: Vec<_> = users
             .iter()
             .enumerate()
@@ -351,6 +382,44 @@ mod tests {
         let second = plan(&existing, &incoming, &options());
         assert!(second.is_empty(), "{second:?}");
         assert_eq!(second.unchanged, 3);
+    }
+
+    #[test]
+    fn users_added_through_a_pin_item_are_pin_users_and_stay_so_only_when_added() {
+        let vpn = SyncItem {
+            pin_mode: PinMode::Pin,
+            ..item("vpn", "ou=vpn,dc=x")
+        };
+        let u = dir_user(1, "uid=user1,ou=vpn,dc=x");
+        let added = plan(&[], &[(u.clone(), &vpn)], &options());
+        assert_eq!(added.changes.add[0].pin_mode, PinMode::Pin);
+        // A user the operator switched to standard is not switched back by a sync.
+        let existing = [stored(1, &u, &vpn)];
+        assert!(plan(&existing, &[(u, &vpn)], &options()).is_empty());
+    }
+
+    #[test]
+    fn an_initial_pin_is_made_only_for_pin_users_it_can_reach() {
+        let u = dir_user(1, "uid=user1,ou=x");
+        let mut user = stored(1, &u, &item("x", "ou=x"));
+        assert_eq!(initial_pin(&user, true), InitialPin::NotNeeded, "standard");
+        user.pin_mode = PinMode::Pin;
+        assert_eq!(initial_pin(&user, true), InitialPin::Generate);
+        assert!(matches!(
+            initial_pin(&user, false),
+            InitialPin::Withheld(why) if why.contains("send_to_users")
+        ));
+        user.email.clear();
+        assert!(matches!(
+            initial_pin(&user, true),
+            InitialPin::Withheld(why) if why.contains("address")
+        ));
+        user.pin_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$x$y".into());
+        assert_eq!(
+            initial_pin(&user, true),
+            InitialPin::NotNeeded,
+            "a PIN is never replaced"
+        );
     }
 
     #[test]

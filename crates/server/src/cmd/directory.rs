@@ -90,14 +90,6 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
             }
         }
     };
-    // New users get the welcome mail once, as with `mfad user add`: remember who was
-    // there before.
-    let welcome = !dry_run && ctx.config.email.send_to_users;
-    let before: std::collections::HashSet<i64> = if welcome {
-        ctx.store.list_users().await?.iter().map(|u| u.id).collect()
-    } else {
-        Default::default()
-    };
     let result = mfad_directory::run_sync(dir, &*ctx.store, now, dry_run, &progress).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -116,16 +108,11 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
         );
     }
     println!("{report}");
-    if welcome && report.added > 0 {
-        let added: Vec<_> = ctx
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .filter(|u| !before.contains(&u.id))
-            .collect();
-        let queued = super::email::queue_welcome(ctx, &added).await?;
-        println!("queued the welcome e-mail for {queued} new users");
+    if !dry_run {
+        let welcomed = super::email::welcome_added(ctx, &report.added_ids).await?;
+        if !welcomed.is_empty() {
+            println!("{welcomed}");
+        }
     }
     Ok(())
 }

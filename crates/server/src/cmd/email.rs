@@ -1,12 +1,15 @@
-//! `mfad email ...`, and queuing the mails other commands send (welcome, update).
+//! `mfad email ...`, and queuing the mails other commands and the directory sync send
+//! (welcome, update).
 
 use super::Ctx;
 use crate::cli::{EmailCommand, OutputFormat};
 use crate::output;
+use mfad_core::directory::{initial_pin, InitialPin};
 use mfad_core::model::User;
 use mfad_core::outbox::{Email, EmailKind};
 use mfad_notify::compose::MailSettings;
 use mfad_notify::{compose, Mailer, Outbox};
+use zeroize::Zeroizing;
 
 pub async fn run(ctx: &Ctx, cmd: EmailCommand) -> anyhow::Result<()> {
     match cmd {
@@ -80,23 +83,125 @@ pub fn dir_option(path: &std::path::Path) -> Option<&std::path::Path> {
     (!path.as_os_str().is_empty()).then_some(path)
 }
 
-/// Queues the welcome mail for each of `users` that has an address (once per user, like
-/// `mfad user add`), then tries to deliver them in one pass; `mfad serve` retries the
-/// rest. Returns how many were queued.
-pub async fn queue_welcome(ctx: &Ctx, users: &[User]) -> anyhow::Result<usize> {
-    let templates = super::templates(ctx)?;
+/// What welcoming the users a directory sync added did.
+#[derive(Debug, Default)]
+pub struct Welcomed {
+    /// Welcome mails queued.
+    pub queued: usize,
+    /// Of those, how many hold a generated initial PIN.
+    pub pins: usize,
+    /// PIN users who got no initial PIN, as `username: why`.
+    pub withheld: Vec<String>,
+}
+
+/// PIN users without an initial PIN named in the summary; the rest are counted.
+const WITHHELD_SHOWN: usize = 20;
+
+impl std::fmt::Display for Welcomed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.queued > 0 {
+            write!(f, "queued the welcome e-mail for {} new users", self.queued)?;
+            if self.pins > 0 {
+                write!(f, " ({} with an initial PIN)", self.pins)?;
+            }
+        }
+        if !self.withheld.is_empty() {
+            if self.queued > 0 {
+                writeln!(f)?;
+            }
+            let shown: Vec<&str> = self
+                .withheld
+                .iter()
+                .take(WITHHELD_SHOWN)
+                .map(String::as_str)
+                .collect();
+            let more = self.withheld.len().saturating_sub(WITHHELD_SHOWN);
+            write!(
+                f,
+                "no initial PIN for {} new PIN users ({}{}); once they can get e-mail, run 'mfad user set-pin USER --generate'",
+                self.withheld.len(),
+                shown.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Welcomed {
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0 && self.withheld.is_empty()
+    }
+}
+
+/// Welcomes the users a directory import or sync added (`added_ids`: their directory
+/// IDs): with `[email] send_to_users` each with an address gets the welcome mail for
+/// their method once, as with `mfad user add`; with `[directory] generate_pins` each PIN
+/// user it reaches gets a generated initial PIN in it, marked "change required". Then
+/// one delivery pass; `mfad serve` retries the rest. `mfad directory import|sync` and
+/// the scheduled sync of `mfad serve` both come here.
+pub async fn welcome_added(ctx: &Ctx, added_ids: &[String]) -> anyhow::Result<Welcomed> {
+    let mail_on = ctx.config.email.send_to_users;
+    let generate = ctx
+        .config
+        .directory
+        .as_ref()
+        .is_some_and(|d| d.generate_pins);
+    let mut welcomed = Welcomed::default();
+    if added_ids.is_empty() || !(mail_on || generate) {
+        return Ok(welcomed);
+    }
+    let ids: std::collections::HashSet<&str> = added_ids.iter().map(String::as_str).collect();
+    let added: Vec<User> = ctx
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.directory_id.as_deref().is_some_and(|id| ids.contains(id)))
+        .collect();
+    let templates = if mail_on {
+        Some(super::templates(ctx)?)
+    } else {
+        None
+    };
     let settings = MailSettings {
         language: ctx.config.email.language.clone(),
         portal_url: ctx.config.portal.url.clone(),
     };
-    let mut queued = 0;
-    for user in users.iter().filter(|u| !u.email.is_empty()) {
-        let mail = compose(&templates, &settings, user, EmailKind::Welcome, None, true)?;
+    for user in &added {
+        let pin = match initial_pin(user, mail_on) {
+            InitialPin::Generate if generate => {
+                // The same path as `mfad user set-pin --generate`: the rules, argon2id,
+                // "change required"; the plain PIN lives only in this mail.
+                Some(Zeroizing::new(ctx.engine.generate_pin(user, true).await?))
+            }
+            InitialPin::Withheld(why) if generate => {
+                welcomed.withheld.push(format!("{}: {why}", user.username));
+                None
+            }
+            _ => None,
+        };
+        let Some(templates) = &templates else {
+            continue;
+        };
+        if user.email.is_empty() {
+            continue;
+        }
+        let pin_text = pin.as_deref().map(String::as_str);
+        let mail = compose(
+            templates,
+            &settings,
+            user,
+            EmailKind::Welcome,
+            pin_text,
+            true,
+        )?;
         if ctx.store.queue_email(&mail, ctx.now()).await?.is_some() {
-            queued += 1;
+            welcomed.queued += 1;
+            welcomed.pins += usize::from(pin.is_some());
         }
     }
-    if queued > 0 {
+    if welcomed.queued > 0 {
         let outbox = Outbox::new(
             ctx.store.clone(),
             Mailer::new(&ctx.config.smtp)?,
@@ -107,7 +212,7 @@ pub async fn queue_welcome(ctx: &Ctx, users: &[User]) -> anyhow::Result<usize> {
             tracing::warn!("e-mail delivery pass failed: {err}");
         }
     }
-    Ok(queued)
+    Ok(welcomed)
 }
 
 const HEADERS: [&str; 8] = [

@@ -2,7 +2,7 @@
 
 mod client;
 mod directory;
-mod email;
+pub mod email;
 mod log;
 mod setting;
 mod snapshot;
@@ -23,6 +23,7 @@ use mfad_directory::LdapDirectory;
 use std::sync::Arc;
 
 /// What a command works with.
+#[derive(Clone)]
 pub struct Ctx {
     /// The configuration in force: the file's with the stored settings over it.
     pub config: Config,
@@ -112,6 +113,17 @@ impl Ctx {
             }
         }
         anyhow::bail!("user '{name}' does not exist; see 'mfad user list'")
+    }
+
+    /// The same parts with the configuration and stored settings in force now, for a
+    /// task of `mfad serve` that runs long after the start.
+    pub async fn refreshed(&self) -> anyhow::Result<Ctx> {
+        let (config, settings) = in_force(&self.layers, &*self.store).await?;
+        Ok(Ctx {
+            config,
+            settings,
+            ..self.clone()
+        })
     }
 
     pub fn now(&self) -> i64 {
