@@ -30,6 +30,11 @@ fn node(fake: &FakeTwilio, policy_sms: &str) -> Mfad {
         fake.url(),
         token_file.display().to_string()
     ));
+    with_vpn_and_sam(node)
+}
+
+/// Adds the RADIUS client `vpn` and `sam`, an SMS user, to `node`.
+fn with_vpn_and_sam(node: Mfad) -> Mfad {
     node.cli_ok([
         "client",
         "add",
@@ -430,24 +435,7 @@ fn two_way_replies_through_the_http_gateway_need_its_shared_secret() {
         fake.url(),
         secret_file.display().to_string()
     ));
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-    ]);
-    node.cli_ok([
-        "user",
-        "add",
-        "sam",
-        "--method",
-        "sms",
-        "--phone",
-        "425 555 0142",
-    ]);
+    let node = with_vpn_and_sam(node);
     let server = node.start();
     let url = format!(
         "http://{}/sms/inbound/http",
