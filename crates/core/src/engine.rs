@@ -224,8 +224,9 @@ impl Engine {
         self
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.get()
     }
 
     /// Puts a new policy in force for requests that start from now on (stored settings
@@ -506,10 +507,10 @@ impl Engine {
     }
 
     fn cache_key(&self, user: &User, req: &Request) -> Option<String> {
-        if self.policy.cache_seconds <= 0 {
+        if self.policy().cache_seconds <= 0 {
             return None;
         }
-        match self.policy.cache {
+        match self.policy().cache {
             CacheMode::Off => None,
             CacheMode::User => Some(format!("u:{}", user.id)),
             CacheMode::UserClient => Some(format!("uc:{}:{}", user.id, req.client.name)),
@@ -563,7 +564,7 @@ impl Engine {
                 .await;
         }
         if let Some(key) = cache_key {
-            let until = now.saturating_add(self.policy.cache_seconds);
+            let until = now.saturating_add(self.policy().cache_seconds);
             self.store.put_cached_auth(&key, until).await?;
         }
         Ok(Outcome::Accept)
@@ -577,7 +578,7 @@ impl Engine {
         channel: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let limits = &self.policy.limits;
+        let limits = &self.policy().limits;
         let (per_user, per_gateway) = match channel {
             "sms" => (limits.sms_per_user, limits.sms_per_gateway),
             _ => (limits.calls_per_user, limits.calls_per_gateway),
@@ -602,8 +603,8 @@ impl Engine {
             .record_failure(
                 user.id,
                 now,
-                self.policy.max_failures,
-                self.policy.lockout_seconds,
+                self.policy().max_failures,
+                self.policy().lockout_seconds,
             )
             .await?;
         if let Some(until) = state.locked_until {
@@ -675,7 +676,7 @@ impl Engine {
         let key = token.secret.expose();
         match token.kind {
             OtpKind::Totp => {
-                let skew = self.policy.totp_skew;
+                let skew = self.policy().totp_skew;
                 let at = |min| {
                     find_totp(
                         token.algorithm,
@@ -695,7 +696,7 @@ impl Engine {
                 })
             }
             OtpKind::Hotp => {
-                let window = self.policy.hotp_window;
+                let window = self.policy().hotp_window;
                 if let Some(c) =
                     find_hotp(token.algorithm, key, token.digits, code, token.next, window)
                 {
@@ -710,7 +711,7 @@ impl Engine {
                     token.digits,
                     code,
                     far,
-                    self.policy.hotp_resync_window,
+                    self.policy().hotp_resync_window,
                 ) else {
                     // A code from just below the counter was used already: say so in the log.
                     let recent = token.next.saturating_sub(window);
@@ -755,7 +756,7 @@ impl Engine {
         let expires_at = self
             .clock
             .now()
-            .saturating_add(self.policy.challenge_seconds);
+            .saturating_add(self.policy().challenge_seconds);
         self.challenge_until(user, client, kind, prompt, expires_at)
             .await
     }
@@ -853,7 +854,7 @@ impl Engine {
                     user.phone.clone(),
                     user.pin_history.clone(),
                 );
-                let rules = self.policy.pin.clone();
+                let rules = self.policy().pin.clone();
                 let rng = self.rng.clone();
                 let checked = tokio::task::spawn_blocking(move || {
                     pin::check(&pin, &rules, &phone, &history)?;
@@ -902,7 +903,7 @@ impl Engine {
             ChallengeKind::ConfirmPin { pin_hash } => {
                 if self.pin_matches(&pin_hash, answer).await {
                     self.store
-                        .set_pin(user.id, Some(&pin_hash), false, self.policy.pin.history)
+                        .set_pin(user.id, Some(&pin_hash), false, self.policy().pin.history)
                         .await?;
                     audit.reason = "pin_changed".into();
                     Ok(Outcome::Accept)
@@ -923,7 +924,7 @@ impl Engine {
         pin: &str,
         change_required: bool,
     ) -> Result<(), AdminError> {
-        pin::check(pin, &self.policy.pin, &user.phone, &user.pin_history)?;
+        pin::check(pin, &self.policy().pin, &user.phone, &user.pin_history)?;
         self.store_pin(user, pin, change_required).await
     }
 
@@ -935,7 +936,7 @@ impl Engine {
         change_required: bool,
     ) -> Result<(), AdminError> {
         let hash = pin::hash(pin, &*self.rng)?;
-        let history = self.policy.pin.history;
+        let history = self.policy().pin.history;
         self.store
             .set_pin(user.id, Some(&hash), change_required, history)
             .await?;
@@ -948,7 +949,7 @@ impl Engine {
         user: &User,
         change_required: bool,
     ) -> Result<String, AdminError> {
-        let pin = pin::generate(&*self.rng, &self.policy.pin, &user.phone);
+        let pin = pin::generate(&*self.rng, &self.policy().pin, &user.phone);
         self.store_pin(user, &pin, change_required).await?;
         Ok(pin)
     }

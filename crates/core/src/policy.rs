@@ -1,6 +1,7 @@
 //! Engine settings with the defaults DESIGN.md names, in one place.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Which authentications a cached success may stand in for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,20 +181,16 @@ impl Default for PinRules {
 }
 
 /// The policy in force, replaceable while the engine runs (stored settings changed on
-/// any node). Reads are a lock-free-in-practice pointer copy and give a `&Policy`, so
-/// the engine reads `self.policy.max_failures` as before.
-///
-/// A replaced policy is kept for the life of the process: a request that started under
-/// it may still read it. Policies are replaced only when an operator changes one (a few
-/// hundred bytes each), so what is kept stays small.
+/// any node). A request takes the policy in force when it reads it; one replaced while a
+/// request runs is freed when the last request holding it ends.
 pub struct LivePolicy {
-    current: std::sync::RwLock<&'static Policy>,
+    current: std::sync::RwLock<Arc<Policy>>,
 }
 
 impl LivePolicy {
     pub fn new(policy: Policy) -> Self {
         Self {
-            current: std::sync::RwLock::new(Box::leak(Box::new(policy))),
+            current: std::sync::RwLock::new(Arc::new(policy)),
         }
     }
 
@@ -207,28 +204,23 @@ impl LivePolicy {
         if **current == policy {
             return false;
         }
-        *current = Box::leak(Box::new(policy));
+        *current = Arc::new(policy);
         true
     }
 
-    fn get(&self) -> &'static Policy {
-        *self
-            .current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl std::ops::Deref for LivePolicy {
-    type Target = Policy;
-
-    fn deref(&self) -> &Policy {
-        self.get()
+    /// The policy in force.
+    pub fn get(&self) -> Arc<Policy> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
 impl std::fmt::Debug for LivePolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.get(), f)
+        std::fmt::Debug::fmt(&*self.get(), f)
     }
 }

@@ -62,7 +62,7 @@ impl Engine {
 
     /// The call to place to a stored number, `None` when it is not a phone number.
     fn call_to(&self, stored: &str, ask_pin: bool) -> Option<CallRequest> {
-        phone::normalise(stored, &self.policy.default_country_code)
+        phone::normalise(stored, &self.policy().default_country_code)
             .ok()
             .map(|number| CallRequest {
                 to: number.e164,
@@ -176,7 +176,7 @@ impl Engine {
         if let Some(reason) = self.unavailable(user, now) {
             return Ok(Outcome::Reject(reason));
         }
-        let fraud = &self.policy.fraud;
+        let fraud = &self.policy().fraud;
         if fraud.allow_reports && !fraud.code.is_empty() && digits == fraud.code {
             return self.fraud_reported(user, now).await;
         }
@@ -208,8 +208,8 @@ impl Engine {
     /// expires or an operator runs `mfad user unblock`).
     async fn fraud_reported(&self, user: &User, now: i64) -> Result<Outcome, StoreError> {
         tracing::warn!(user = %user.username, "fraud reported: the user did not start this sign-in");
-        if self.policy.fraud.block_user {
-            let until = now.saturating_add(self.policy.block_days.saturating_mul(86_400));
+        if self.policy().fraud.block_user {
+            let until = now.saturating_add(self.policy().block_days.saturating_mul(86_400));
             self.store
                 .set_block(user.id, Some(until), Some("fraud reported by the user"))
                 .await?;

@@ -223,7 +223,7 @@ impl Engine {
 
     /// When an out-of-band transaction started now stops being answerable.
     pub(super) fn pending_expiry(&self, now: i64) -> i64 {
-        let wait = i64::try_from(self.policy.out_of_band_timeout_seconds).unwrap_or(i64::MAX);
+        let wait = i64::try_from(self.policy().out_of_band_timeout_seconds).unwrap_or(i64::MAX);
         now.saturating_add(wait).saturating_add(DECISION_SECONDS)
     }
 }

@@ -54,7 +54,7 @@ impl Engine {
         audit.method = "sms".into();
         audit.mode = user.pin_mode.to_string();
         describe_phone(audit, user);
-        if self.policy.sms.mode == SmsMode::TwoWay {
+        if self.policy().sms.mode == SmsMode::TwoWay {
             return self.start_two_way(user, req, now).await;
         }
         // The PIN is checked before anything is sent, so guessing usernames cannot be
@@ -79,7 +79,7 @@ impl Engine {
             tracing::warn!(user = %user.username, "user has the SMS method but no SMS gateway is configured; set [sms] gateway");
             return Ok(Err(Reason::NoGateway));
         };
-        let Some(to) = e164(&user.phone, &self.policy.default_country_code) else {
+        let Some(to) = e164(&user.phone, &self.policy().default_country_code) else {
             return Ok(Err(Reason::NoPhone));
         };
         if !self.within_limits(user, "sms", now).await? {
@@ -101,7 +101,7 @@ impl Engine {
             Ok(found) => found,
             Err(reason) => return Ok(Outcome::Reject(reason)),
         };
-        let rules = &self.policy.sms;
+        let rules = &self.policy().sms;
         let code = zeroize::Zeroizing::new(random_digits(&*self.rng, rules.code_digits.max(4)));
         let salt = hex(&random_array::<16>(&*self.rng));
         if let Err(err) = sender.send_code(&to, &code).await {
@@ -137,7 +137,7 @@ impl Engine {
         audit.method = "sms".into();
         audit.mode = user.pin_mode.to_string();
         describe_phone(audit, user);
-        let rules = &self.policy.sms;
+        let rules = &self.policy().sms;
         let answer = answer.trim();
         if !rules.resend_keyword.is_empty() && answer.eq_ignore_ascii_case(&rules.resend_keyword) {
             if sent.sends >= rules.max_sends {
@@ -191,7 +191,7 @@ impl Engine {
         let ask_pin = matches!((user.pin_mode, &user.pin_hash), (PinMode::Pin, Some(_)));
         let code = zeroize::Zeroizing::new(random_digits(
             &*self.rng,
-            self.policy.sms.code_digits.max(4),
+            self.policy().sms.code_digits.max(4),
         ));
         let salt = hex(&random_array::<16>(&*self.rng));
         let txn = self.new_txn();
@@ -234,7 +234,7 @@ impl Engine {
     /// reply from that number.
     pub async fn sms_reply(&self, from: &str, body: &str) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let Some(sender) = e164(from, &self.policy.default_country_code) else {
+        let Some(sender) = e164(from, &self.policy().default_country_code) else {
             tracing::info!("SMS reply from '{from}', which is not a phone number, ignored");
             return Ok(false);
         };
@@ -303,7 +303,7 @@ impl Engine {
     ) -> Result<Outcome, StoreError> {
         let text: zeroize::Zeroizing<String> =
             zeroize::Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
-        let digits = self.policy.sms.code_digits.max(4);
+        let digits = self.policy().sms.code_digits.max(4);
         let split = text.len().saturating_sub(digits);
         let (pin, code) = (
             text.get(..split).unwrap_or(""),
