@@ -4,7 +4,7 @@
 //! `X-Twilio-Signature`).
 
 use crate::live::{Listening, Live};
-use crate::webhook::{twilio_verified, PublicUrl};
+use crate::webhook::{require_twilio_signature, PublicUrl};
 use crate::{one_line, NotifyError, SecretText};
 use async_trait::async_trait;
 use axum::extract::{OriginalUri, State};
@@ -521,9 +521,10 @@ async fn inbound(
         return StatusCode::NOT_FOUND.into_response();
     };
     let url = gateway.public_url.get();
-    if !twilio_verified(token, &url, &uri, &headers, &form) {
-        tracing::warn!("inbound SMS webhook with a missing or wrong X-Twilio-Signature ignored");
-        return StatusCode::FORBIDDEN.into_response();
+    if let Err(refused) =
+        require_twilio_signature("inbound SMS", token, &url, &uri, &headers, &form)
+    {
+        return refused.into_response();
     }
     inbound.reply(&form, "From", "Body").await;
     (

@@ -9,7 +9,7 @@
 
 use crate::live::{Listening, Live};
 use crate::sms::TwilioConfig;
-use crate::webhook::{twilio_verified, PublicUrl};
+use crate::webhook::{require_twilio_signature, PublicUrl};
 use crate::{one_line, NotifyError};
 use async_trait::async_trait;
 use axum::extract::{OriginalUri, Query, State};
@@ -147,14 +147,14 @@ impl TwilioVoice {
         self.public_url.get()
     }
 
-    /// Whether a webhook request really comes from Twilio.
-    fn verified(
+    /// Refuses (403, logged) a webhook request that does not come from Twilio.
+    fn require_signature(
         &self,
         uri: &axum::http::Uri,
         headers: &HeaderMap,
         form: &BTreeMap<String, String>,
-    ) -> bool {
-        twilio_verified(&self.token, &self.public_url(), uri, headers, form)
+    ) -> Result<(), StatusCode> {
+        require_twilio_signature("voice", &self.token, &self.public_url(), uri, headers, form)
     }
 }
 
@@ -218,9 +218,8 @@ async fn answer(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
     let voice = hooks.voice.current();
-    if !voice.verified(&uri, &headers, &form) {
-        tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
-        return StatusCode::FORBIDDEN.into_response();
+    if let Err(refused) = voice.require_signature(&uri, &headers, &form) {
+        return refused.into_response();
     }
     let action = xml_escape(&format!(
         "{}/voice/gather?txn={}",
@@ -245,9 +244,12 @@ async fn gather(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !hooks.voice.current().verified(&uri, &headers, &form) {
-        tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
-        return StatusCode::FORBIDDEN.into_response();
+    if let Err(refused) = hooks
+        .voice
+        .current()
+        .require_signature(&uri, &headers, &form)
+    {
+        return refused.into_response();
     }
     let digits = form.get("Digits").cloned().unwrap_or_default();
     if hooks
@@ -267,9 +269,12 @@ async fn status(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !hooks.voice.current().verified(&uri, &headers, &form) {
-        tracing::warn!("voice webhook with a missing or wrong X-Twilio-Signature ignored");
-        return StatusCode::FORBIDDEN.into_response();
+    if let Err(refused) = hooks
+        .voice
+        .current()
+        .require_signature(&uri, &headers, &form)
+    {
+        return refused.into_response();
     }
     // CallStatus values per Twilio's call resource: queued, ringing, in-progress,
     // completed, busy, failed, no-answer, canceled. "completed" is a call that was

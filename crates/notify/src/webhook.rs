@@ -3,7 +3,7 @@
 //! followed by its value)), as Twilio's webhook security guide describes. Shared by the
 //! voice webhooks and the inbound SMS webhook.
 
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use hmac::{Hmac, Mac};
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
@@ -69,6 +69,23 @@ pub(crate) fn twilio_verified(
     let url = format!("{public_url}{path}");
     let expected = twilio_signature(token, &url, form);
     !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+}
+
+/// Refuses (403, logged as `{what} webhook ...`) a request that does not carry Twilio's
+/// signature; see [`twilio_verified`].
+pub(crate) fn require_twilio_signature(
+    what: &str,
+    token: &str,
+    public_url: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    form: &BTreeMap<String, String>,
+) -> Result<(), StatusCode> {
+    if twilio_verified(token, public_url, uri, headers, form) {
+        return Ok(());
+    }
+    tracing::warn!("{what} webhook with a missing or wrong X-Twilio-Signature ignored");
+    Err(StatusCode::FORBIDDEN)
 }
 
 #[cfg(test)]
