@@ -13,7 +13,7 @@ use crate::settings::Setting;
 use crate::snapshot::Snapshot;
 use async_trait::async_trait;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// What was looked for, e.g. `user 'alice'`.

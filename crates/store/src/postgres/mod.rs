@@ -9,6 +9,7 @@
 
 mod advance;
 mod audit;
+mod batch;
 mod clients;
 mod directory;
 mod map;
@@ -23,7 +24,9 @@ mod users;
 pub use schema::{MIGRATION_LOCK, SCHEMA_VERSION};
 
 use crate::crypto::{client_aad, Cipher};
+use advance::{Advance, AdvanceJob};
 use async_trait::async_trait;
+use batch::Batcher;
 use mfad_core::audit::{AuditQuery, AuditRecord};
 use mfad_core::model::{
     Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
@@ -46,8 +49,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Audit records that may wait for the writer task before `append_audit` has to wait.
 const AUDIT_QUEUE: usize = 16_384;
-/// Counter updates that may wait for the next batch.
-const ADVANCE_QUEUE: usize = 16_384;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PgOptions {
@@ -71,7 +72,9 @@ pub struct PgStore {
     pool: PgPool,
     cipher: Arc<Cipher>,
     audit: mpsc::Sender<audit::Command>,
-    advances: mpsc::Sender<advance::Request>,
+    advances: Batcher<AdvanceJob>,
+    subjects: Batcher<users::SubjectJob>,
+    failures: Batcher<users::FailureJob>,
     timeout: Duration,
     /// The URL with any password hidden, for messages.
     label: String,
@@ -132,20 +135,23 @@ impl PgStore {
 
         let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
         tokio::spawn(audit::run_writer(pool.clone(), rx));
-        let (advances, queue) = mpsc::channel(ADVANCE_QUEUE);
-        let queue = Arc::new(tokio::sync::Mutex::new(queue));
-        for _ in 0..advance::WORKERS {
-            tokio::spawn(advance::run(
-                pool.clone(),
-                Arc::clone(&queue),
-                options.timeout,
-            ));
-        }
+        let cipher = Arc::new(cipher);
+        let advances = Batcher::start(AdvanceJob, pool.clone(), options.timeout);
+        let subjects = Batcher::start(
+            users::SubjectJob {
+                cipher: Arc::clone(&cipher),
+            },
+            pool.clone(),
+            options.timeout,
+        );
+        let failures = Batcher::start(users::FailureJob, pool.clone(), options.timeout);
         Ok(Self {
             pool,
-            cipher: Arc::new(cipher),
+            cipher,
             audit: tx,
             advances,
+            subjects,
+            failures,
             timeout: options.timeout,
             label,
         })
@@ -273,13 +279,15 @@ impl Store for PgStore {
         max_failures: u32,
         lockout_seconds: i64,
     ) -> StoreResult<FailureState> {
-        on_conn!(self, |c| users::record_failure(
-            c,
+        let failure = users::Failure {
             id,
-            now,
             max_failures,
-            lockout_seconds
-        ))
+            now,
+            lockout_seconds,
+        };
+        self.bounded(self.failures.call(failure))
+            .await?
+            .ok_or_else(|| users::not_found(id))
     }
 
     async fn clear_failures(&self, id: UserId) -> StoreResult<()> {
@@ -379,16 +387,8 @@ impl Store for PgStore {
                 "counter {used} cannot be advanced"
             )));
         }
-        let (reply, answer) = oneshot::channel();
-        let request = advance::Request { token, used, reply };
-        self.bounded(async {
-            self.advances
-                .send(request)
-                .await
-                .map_err(|_| advancer_gone())?;
-            answer.await.unwrap_or_else(|_| Err(advancer_gone()))
-        })
-        .await
+        self.bounded(self.advances.call(Advance { token, used }))
+            .await
     }
 
     async fn set_token_resync(&self, token: TokenId, resync: Option<u64>) -> StoreResult<()> {
@@ -397,7 +397,7 @@ impl Store for PgStore {
 
     async fn auth_subject(&self, username: &str) -> StoreResult<Option<(User, Vec<Token>)>> {
         let username = crate::normalise_username(username);
-        on_conn!(self, |c| users::auth_subject(c, &self.cipher, &username))
+        self.bounded(self.subjects.call(username)).await
     }
 
     async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
@@ -559,10 +559,6 @@ fn parse_url(url: &str) -> StoreResult<PgConnectOptions> {
 /// rather than retried as if the database were down.
 pub fn check_url(url: &str) -> StoreResult<()> {
     parse_url(url).map(drop)
-}
-
-fn advancer_gone() -> StoreError {
-    StoreError::Unavailable("the counter update task has stopped".into())
 }
 
 fn audit_gone() -> StoreError {

@@ -5,16 +5,20 @@
 //! writer (READ COMMITTED, "13.2.1" of the PostgreSQL docs), so counts add up and
 //! single-use grants are used once.
 
+use super::batch::Job;
 use super::map::{
     db_err, get, is_unique_violation, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET,
     USER_COLUMNS, USER_COLUMNS_U,
 };
 use super::tokens::{insert_token, SealedToken};
+use super::Conn;
 use crate::crypto::Cipher;
+use async_trait::async_trait;
 use mfad_core::model::{NewUser, Token, User, UserId};
 use mfad_core::store::{FailureState, StoreError, StoreResult, UserUpdate};
-use sqlx::{Connection, PgConnection};
-use std::sync::LazyLock;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 static INSERT_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -40,12 +44,12 @@ static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
         *USER_COLUMNS
     )
 });
-/// One indexed lookup of the user and, through `tokens_user`, their enabled tokens.
-static AUTH_SUBJECT: LazyLock<String> = LazyLock::new(|| {
+/// Indexed lookups of the users and, through `tokens_user`, their enabled tokens.
+static AUTH_SUBJECTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {}, {} FROM users u
          LEFT JOIN tokens t ON t.user_id = u.id AND t.enabled
-         WHERE u.username = $1 ORDER BY t.serial",
+         WHERE u.username = ANY($1) ORDER BY u.id, t.serial",
         *USER_COLUMNS_U, *TOKEN_COLUMNS_T
     )
 });
@@ -213,33 +217,74 @@ pub(super) async fn consume_bypass(
 
 /// One statement: the right-hand sides see the row before the update, so the count and
 /// the lock are decided together; `failures = 0` in the result means this call locked.
-pub(super) async fn record_failure(
-    conn: &mut PgConnection,
-    id: UserId,
-    now: i64,
-    max_failures: u32,
-    lockout_seconds: i64,
-) -> StoreResult<FailureState> {
-    let row = sqlx::query(
-        "UPDATE users SET
-             failures = CASE WHEN failures + 1 >= $2 THEN 0 ELSE failures + 1 END,
-             locked_until = CASE WHEN failures + 1 >= $2 THEN $3 + $4 ELSE locked_until END
-         WHERE id = $1
-         RETURNING failures, CASE WHEN failures = 0 THEN locked_until END",
+/// One failed attempt of a user, with the lockout rule in force.
+pub(super) struct Failure {
+    pub(super) id: UserId,
+    pub(super) max_failures: u32,
+    pub(super) now: i64,
+    pub(super) lockout_seconds: i64,
+}
+
+/// The failure counters of a batch's users, batched (see [`super::batch`]): each one
+/// counted up, or reset with the user locked when it reaches the limit, in one
+/// transaction with the rows locked in id order.
+const RECORD_FAILURES: &str = "
+    WITH v AS (
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+            AS v(id, max_failures, now, lockout)
+    ), locked AS (
+        SELECT u.id FROM users u JOIN v ON v.id = u.id ORDER BY u.id FOR UPDATE OF u
     )
-    .bind(id)
-    .bind(i64::from(max_failures))
-    .bind(now)
-    .bind(lockout_seconds)
-    .fetch_optional(conn)
-    .await
-    .map_err(db_err)?;
-    let row = row.ok_or_else(|| not_found(id))?;
-    let failures: i32 = get(&row, 0)?;
-    Ok(FailureState {
-        failures: u32::try_from(failures).unwrap_or_default(),
-        locked_until: get(&row, 1)?,
-    })
+    UPDATE users u SET
+        failures = CASE WHEN u.failures + 1 >= v.max_failures THEN 0 ELSE u.failures + 1 END,
+        locked_until = CASE WHEN u.failures + 1 >= v.max_failures
+            THEN v.now + v.lockout ELSE u.locked_until END
+    FROM v
+    WHERE u.id = v.id AND u.id IN (SELECT id FROM locked)
+    RETURNING u.id, u.failures, CASE WHEN u.failures = 0 THEN u.locked_until END";
+
+pub(super) struct FailureJob;
+
+#[async_trait]
+impl Job for FailureJob {
+    type Item = Failure;
+    /// The user's state after the failure; `None` for a user that does not exist.
+    type Answer = Option<FailureState>;
+    type Key = UserId;
+    const MAX_BATCH: usize = 512;
+    const WHAT: &'static str = "a failure count";
+
+    fn key(item: &Failure) -> UserId {
+        item.id
+    }
+
+    async fn apply(&self, pool: &PgPool, items: Vec<&Failure>) -> StoreResult<Vec<Self::Answer>> {
+        let mut conn = Conn(pool.acquire().await.map_err(db_err)?);
+        let rows = sqlx::query(RECORD_FAILURES)
+            .bind(items.iter().map(|f| f.id).collect::<Vec<_>>())
+            .bind(
+                items
+                    .iter()
+                    .map(|f| i64::from(f.max_failures))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(items.iter().map(|f| f.now).collect::<Vec<_>>())
+            .bind(items.iter().map(|f| f.lockout_seconds).collect::<Vec<_>>())
+            .fetch_all(&mut *conn.0)
+            .await
+            .map_err(db_err);
+        let mut states = HashMap::new();
+        for row in &conn.done(rows)? {
+            let id: UserId = get(row, 0)?;
+            let failures: i32 = get(row, 1)?;
+            let state = FailureState {
+                failures: u32::try_from(failures).unwrap_or_default(),
+                locked_until: get(row, 2)?,
+            };
+            states.insert(id, state);
+        }
+        Ok(items.iter().map(|f| states.remove(&f.id)).collect())
+    }
 }
 
 pub(super) async fn clear_failures(conn: &mut PgConnection, id: UserId) -> StoreResult<()> {
@@ -305,28 +350,49 @@ pub(super) async fn insert_users_with_tokens(
     Ok(batch.len())
 }
 
-/// The hot path: one prepared statement, one row per enabled token (or one with NULL
-/// token columns for a user without tokens).
-pub(super) async fn auth_subject(
-    conn: &mut PgConnection,
-    cipher: &Cipher,
-    username: &str,
-) -> StoreResult<Option<(User, Vec<Token>)>> {
-    let rows = sqlx::query(&AUTH_SUBJECT)
-        .bind(username)
-        .fetch_all(conn)
-        .await
-        .map_err(db_err)?;
-    let mut subject: Option<(User, Vec<Token>)> = None;
-    for row in &rows {
-        let (_, tokens) = match &mut subject {
-            Some(s) => s,
-            None => subject.insert((user_from_row(row)?, Vec::new())),
-        };
-        let token_id: Option<i64> = get(row, TOKEN_OFFSET)?;
-        if token_id.is_some() {
-            tokens.push(token_from_row(row, TOKEN_OFFSET, cipher)?);
-        }
+/// The hot path's read, batched (see [`super::batch`]): the users a batch names and
+/// their enabled tokens, in one indexed statement.
+pub(super) struct SubjectJob {
+    pub(super) cipher: Arc<Cipher>,
+}
+
+#[async_trait]
+impl Job for SubjectJob {
+    /// A normalised username.
+    type Item = String;
+    type Answer = Option<(User, Vec<Token>)>;
+    type Key = String;
+    const MAX_BATCH: usize = 256;
+    const WHAT: &'static str = "a user lookup";
+
+    fn key(username: &String) -> String {
+        username.clone()
     }
-    Ok(subject)
+
+    async fn apply(
+        &self,
+        pool: &PgPool,
+        usernames: Vec<&String>,
+    ) -> StoreResult<Vec<Self::Answer>> {
+        let mut conn = Conn(pool.acquire().await.map_err(db_err)?);
+        let rows = sqlx::query(&AUTH_SUBJECTS)
+            .bind(&usernames)
+            .fetch_all(&mut *conn.0)
+            .await
+            .map_err(db_err);
+        // One row per enabled token (or one with NULL token columns for a user without
+        // tokens), a user's rows together.
+        let mut found: HashMap<String, (User, Vec<Token>)> = HashMap::new();
+        for row in &conn.done(rows)? {
+            let user = user_from_row(row)?;
+            let (_, tokens) = found
+                .entry(user.username.clone())
+                .or_insert_with(|| (user, Vec::new()));
+            let token_id: Option<i64> = get(row, TOKEN_OFFSET)?;
+            if token_id.is_some() {
+                tokens.push(token_from_row(row, TOKEN_OFFSET, &self.cipher)?);
+            }
+        }
+        Ok(usernames.into_iter().map(|u| found.remove(u)).collect())
+    }
 }
