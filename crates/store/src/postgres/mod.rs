@@ -279,19 +279,17 @@ impl Store for PgStore {
         max_failures: u32,
         lockout_seconds: i64,
     ) -> StoreResult<FailureState> {
-        let failure = users::Failure {
-            id,
-            max_failures,
-            now,
-            lockout_seconds,
-        };
-        self.bounded(self.failures.call(failure))
+        let count = users::FailureUpdate::count(id, now, max_failures, lockout_seconds);
+        self.bounded(self.failures.call(count))
             .await?
             .ok_or_else(|| users::not_found(id))
     }
 
     async fn clear_failures(&self, id: UserId) -> StoreResult<()> {
-        on_conn!(self, |c| users::clear_failures(c, id))
+        self.bounded(self.failures.call(users::FailureUpdate::clear(id)))
+            .await?
+            .map(drop)
+            .ok_or_else(|| users::not_found(id))
     }
 
     async fn set_pin(

@@ -217,28 +217,54 @@ pub(super) async fn consume_bypass(
 
 /// One statement: the right-hand sides see the row before the update, so the count and
 /// the lock are decided together; `failures = 0` in the result means this call locked.
-/// One failed attempt of a user, with the lockout rule in force.
-pub(super) struct Failure {
-    pub(super) id: UserId,
-    pub(super) max_failures: u32,
-    pub(super) now: i64,
-    pub(super) lockout_seconds: i64,
+/// A change of a user's failure counter: one more failed attempt under the lockout rule
+/// in force, or a success that clears the count and any lock.
+pub(super) struct FailureUpdate {
+    id: UserId,
+    clear: bool,
+    max_failures: u32,
+    now: i64,
+    lockout_seconds: i64,
+}
+
+impl FailureUpdate {
+    pub(super) fn count(id: UserId, now: i64, max_failures: u32, lockout_seconds: i64) -> Self {
+        Self {
+            id,
+            clear: false,
+            max_failures,
+            now,
+            lockout_seconds,
+        }
+    }
+
+    pub(super) fn clear(id: UserId) -> Self {
+        Self {
+            id,
+            clear: true,
+            max_failures: 0,
+            now: 0,
+            lockout_seconds: 0,
+        }
+    }
 }
 
 /// The failure counters of a batch's users, batched (see [`super::batch`]): each one
-/// counted up, or reset with the user locked when it reaches the limit, in one
+/// cleared, counted up, or reset with the user locked when it reaches the limit, in one
 /// transaction with the rows locked in id order.
-const RECORD_FAILURES: &str = "
+const UPDATE_FAILURES: &str = "
     WITH v AS (
-        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
-            AS v(id, max_failures, now, lockout)
+        SELECT * FROM unnest($1::bigint[], $2::bool[], $3::bigint[], $4::bigint[],
+            $5::bigint[]) AS v(id, clear, max_failures, now, lockout)
     ), locked AS (
         SELECT u.id FROM users u JOIN v ON v.id = u.id ORDER BY u.id FOR UPDATE OF u
     )
     UPDATE users u SET
-        failures = CASE WHEN u.failures + 1 >= v.max_failures THEN 0 ELSE u.failures + 1 END,
-        locked_until = CASE WHEN u.failures + 1 >= v.max_failures
-            THEN v.now + v.lockout ELSE u.locked_until END
+        failures = CASE WHEN v.clear OR u.failures + 1 >= v.max_failures THEN 0
+            ELSE u.failures + 1 END,
+        locked_until = CASE WHEN v.clear THEN NULL
+            WHEN u.failures + 1 >= v.max_failures THEN v.now + v.lockout
+            ELSE u.locked_until END
     FROM v
     WHERE u.id = v.id AND u.id IN (SELECT id FROM locked)
     RETURNING u.id, u.failures, CASE WHEN u.failures = 0 THEN u.locked_until END";
@@ -247,21 +273,26 @@ pub(super) struct FailureJob;
 
 #[async_trait]
 impl Job for FailureJob {
-    type Item = Failure;
-    /// The user's state after the failure; `None` for a user that does not exist.
+    type Item = FailureUpdate;
+    /// The user's state after the change; `None` for a user that does not exist.
     type Answer = Option<FailureState>;
     type Key = UserId;
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a failure count";
 
-    fn key(item: &Failure) -> UserId {
+    fn key(item: &FailureUpdate) -> UserId {
         item.id
     }
 
-    async fn apply(&self, pool: &PgPool, items: Vec<&Failure>) -> StoreResult<Vec<Self::Answer>> {
+    async fn apply(
+        &self,
+        pool: &PgPool,
+        items: Vec<&FailureUpdate>,
+    ) -> StoreResult<Vec<Self::Answer>> {
         let mut conn = Conn(pool.acquire().await.map_err(db_err)?);
-        let rows = sqlx::query(RECORD_FAILURES)
+        let rows = sqlx::query(UPDATE_FAILURES)
             .bind(items.iter().map(|f| f.id).collect::<Vec<_>>())
+            .bind(items.iter().map(|f| f.clear).collect::<Vec<_>>())
             .bind(
                 items
                     .iter()
@@ -285,14 +316,6 @@ impl Job for FailureJob {
         }
         Ok(items.iter().map(|f| states.remove(&f.id)).collect())
     }
-}
-
-pub(super) async fn clear_failures(conn: &mut PgConnection, id: UserId) -> StoreResult<()> {
-    let done = sqlx::query("UPDATE users SET failures = 0, locked_until = NULL WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await;
-    changed_one(id, done).await
 }
 
 /// Read-modify-write of the history under `FOR UPDATE`, so two nodes setting PINs at
