@@ -249,3 +249,53 @@ async fn snapshots_move_between_sqlite_and_postgres_unchanged() {
     pg_again.import_snapshot(&from_sqlite).await.unwrap();
     assert_eq!(pg_again.export_snapshot().await.unwrap(), from_pg);
 }
+
+/// Lookups that share a batch share one statement, not their failures: a user whose token
+/// cannot be read fails alone, and every other user of the batch gets their own record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batched_lookup_with_an_unreadable_token_fails_only_that_user() {
+    let backend = fresh().await.unwrap();
+    let store = backend.store();
+    let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    for name in &names {
+        let user = store
+            .create_user(&conformance::new_user(name), conformance::NOW)
+            .await
+            .unwrap();
+        store
+            .create_tokens(
+                &[conformance::new_token(&format!("K-{name}"), Some(user.id))],
+                conformance::NOW,
+            )
+            .await
+            .unwrap();
+    }
+    backend
+        .db
+        .psql("UPDATE tokens SET secret = 'not a sealed value' WHERE serial = 'K-user7'");
+
+    let lookups: Vec<_> = names
+        .iter()
+        .cycle()
+        .take(400)
+        .map(|name| {
+            let (store, name) = (Arc::clone(&store), name.clone());
+            tokio::spawn(async move { (name.clone(), store.auth_subject(&name).await) })
+        })
+        .collect();
+    for lookup in lookups {
+        let (name, found) = lookup.await.unwrap();
+        if name == "user7" {
+            assert!(
+                matches!(found, Err(mfad_core::store::StoreError::Corrupt(_))),
+                "{found:?}"
+            );
+            continue;
+        }
+        let (user, tokens) = found.unwrap().unwrap();
+        assert_eq!(user.username, name);
+        let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
+        assert_eq!(serials, [format!("K-{name}")]);
+    }
+    assert!(store.auth_subject("nobody").await.unwrap().is_none());
+}

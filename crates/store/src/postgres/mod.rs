@@ -395,7 +395,7 @@ impl Store for PgStore {
 
     async fn auth_subject(&self, username: &str) -> StoreResult<Option<(User, Vec<Token>)>> {
         let username = crate::normalise_username(username);
-        self.bounded(self.subjects.call(username)).await
+        self.bounded(self.subjects.call(username)).await?
     }
 
     async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {

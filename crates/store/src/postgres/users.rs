@@ -16,7 +16,8 @@ use crate::crypto::Cipher;
 use async_trait::async_trait;
 use mfad_core::model::{NewUser, Token, User, UserId};
 use mfad_core::store::{FailureState, StoreError, StoreResult, UserUpdate};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
@@ -383,7 +384,8 @@ pub(super) struct SubjectJob {
 impl Job for SubjectJob {
     /// A normalised username.
     type Item = String;
-    type Answer = Option<(User, Vec<Token>)>;
+    /// One user's answer: a row that cannot be read fails that user's call alone.
+    type Answer = StoreResult<Option<(User, Vec<Token>)>>;
     type Key = String;
     const MAX_BATCH: usize = 256;
     const WHAT: &'static str = "a user lookup";
@@ -405,17 +407,28 @@ impl Job for SubjectJob {
             .map_err(db_err);
         // One row per enabled token (or one with NULL token columns for a user without
         // tokens), a user's rows together.
-        let mut found: HashMap<String, (User, Vec<Token>)> = HashMap::new();
-        for row in &conn.done(rows)? {
-            let user = user_from_row(row)?;
-            let (_, tokens) = found
-                .entry(user.username.clone())
-                .or_insert_with(|| (user, Vec::new()));
-            let token_id: Option<i64> = get(row, TOKEN_OFFSET)?;
-            if token_id.is_some() {
-                tokens.push(token_from_row(row, TOKEN_OFFSET, &self.cipher)?);
-            }
+        let mut found: HashMap<String, Vec<PgRow>> = HashMap::new();
+        for row in conn.done(rows)? {
+            let username: String = row.try_get("username").map_err(db_err)?;
+            found.entry(username).or_default().push(row);
         }
-        Ok(usernames.into_iter().map(|u| found.remove(u)).collect())
+        let subject = |rows: Vec<PgRow>| -> StoreResult<Option<(User, Vec<Token>)>> {
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let user = user_from_row(first)?;
+            let mut tokens = Vec::new();
+            for row in &rows {
+                let token_id: Option<i64> = get(row, TOKEN_OFFSET)?;
+                if token_id.is_some() {
+                    tokens.push(token_from_row(row, TOKEN_OFFSET, &self.cipher)?);
+                }
+            }
+            Ok(Some((user, tokens)))
+        };
+        Ok(usernames
+            .into_iter()
+            .map(|u| subject(found.remove(u).unwrap_or_default()))
+            .collect())
     }
 }

@@ -131,7 +131,8 @@ fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> StoreResult
     conn.set_prepared_statement_cache_capacity(64);
     if read_only {
         conn.pragma_update(None, "query_only", true).map_err(fail)?;
-        conn.pragma_update(None, "cache_size", -16_384).map_err(fail)?;
+        conn.pragma_update(None, "cache_size", -16_384)
+            .map_err(fail)?;
     }
     Ok(conn)
 }
