@@ -205,17 +205,68 @@ fn a_gateway_outage_rejects_the_login() {
     server.stop();
 }
 
-/// A node in two-way mode: logins wait `timeout` seconds for the reply, which comes on
-/// the inbound webhook (a free port).
-fn two_way_node(fake: &FakeTwilio, timeout: u64) -> Mfad {
-    node(fake, "mode = \"two-way\"").with_config(&format!(
-        "[policy]\nout_of_band_timeout_seconds = {timeout}\n"
-    ))
+/// A node in two-way mode serving, with its provider: logins wait `timeout` seconds for
+/// the reply, which comes on the inbound webhook (a free port).
+struct TwoWay {
+    fake: FakeTwilio,
+    node: Mfad,
+    server: Running,
+    /// The inbound webhook's URL, as Twilio would be configured with it.
+    url: String,
 }
 
-/// The inbound webhook's URL, as Twilio would be configured with it.
-fn inbound_url(server: &Running) -> String {
-    format!("http://{}/sms/inbound", server.listener_addr("sms webhook"))
+/// The user's phone, as the provider writes it.
+const SAMS_PHONE: &str = "+14255550142";
+/// The number the node texts from.
+const FROM: &str = "+15005550006";
+
+impl TwoWay {
+    fn start(timeout: u64) -> Self {
+        Self::start_after(timeout, |_| {})
+    }
+
+    /// As [`TwoWay::start`], with `prepare` run on the node before it serves.
+    fn start_after(timeout: u64, prepare: impl FnOnce(&Mfad)) -> Self {
+        let fake = FakeTwilio::start(SID, TOKEN);
+        let node = node(&fake, "mode = \"two-way\"").with_config(&format!(
+            "[policy]\nout_of_band_timeout_seconds = {timeout}\n"
+        ));
+        prepare(&node);
+        let server = node.start();
+        let url = format!("http://{}/sms/inbound", server.listener_addr("sms webhook"));
+        Self {
+            fake,
+            node,
+            server,
+            url,
+        }
+    }
+
+    fn login(&self) -> std::thread::JoinHandle<RadReply> {
+        pending_login(&self.server)
+    }
+
+    /// The code of the `n`th SMS (from 1), once it was sent.
+    fn code(&self, n: usize) -> String {
+        self.fake.wait_for_messages(n, WAIT)[n - 1].code(6).unwrap()
+    }
+
+    /// Replies `body` from `from`, signed as Twilio signs; the webhook's HTTP status.
+    fn reply_from(&self, from: &str, body: &str) -> u16 {
+        self.fake.reply_sms(&self.url, from, FROM, body)
+    }
+
+    fn reply(&self, body: &str) -> u16 {
+        self.reply_from(SAMS_PHONE, body)
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        let log = self
+            .node
+            .cli_ok(["log", "--user", "sam", "--format", "json"]);
+        let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+        log.as_array().unwrap().clone()
+    }
 }
 
 /// Starts a login that waits for the reply; join the handle for the RADIUS answer.
@@ -229,171 +280,131 @@ fn pending_login(server: &Running) -> std::thread::JoinHandle<RadReply> {
     })
 }
 
-fn audit(node: &Mfad) -> Vec<serde_json::Value> {
-    let log = node.cli_ok(["log", "--user", "sam", "--format", "json"]);
-    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
-    log.as_array().unwrap().clone()
-}
-
 #[test]
 fn two_way_a_reply_with_the_code_accepts() {
-    let fake = FakeTwilio::start(SID, TOKEN);
-    let node = two_way_node(&fake, 15);
-    let server = node.start();
-    let url = inbound_url(&server);
-    let login = pending_login(&server);
-    let sms = fake.wait_for_messages(1, WAIT);
-    assert_eq!(sms[0].to, "+14255550142");
+    let t = TwoWay::start(15);
+    let login = t.login();
+    let sms = t.fake.wait_for_messages(1, WAIT);
+    assert_eq!(sms[0].to, SAMS_PHONE);
     let code = sms[0].code(6).unwrap();
     assert_eq!(
         sms[0].body,
         format!("To sign in, reply to this message with {code}")
     );
-    assert_eq!(
-        fake.reply_sms(&url, "+14255550142", "+15005550006", &format!(" {code}\n")),
-        200
-    );
+    assert_eq!(t.reply(&format!(" {code}\n")), 200);
     let reply = login.join().unwrap();
     assert!(
         reply.is("Access-Accept"),
         "{}\n{}",
         reply.output,
-        server.logs()
+        t.server.logs()
     );
-    let log = audit(&node);
+    let log = t.audit();
     assert_eq!(log.len(), 1, "one audit record per attempt: {log:?}");
     assert_eq!(log[0]["result"], "accept");
     assert_eq!(log[0]["method"], "sms");
     assert!(!log[0].to_string().contains(&code), "codes are not logged");
-    server.stop();
+    t.server.stop();
 }
 
 #[test]
 fn two_way_a_wrong_reply_rejects_and_counts_a_failure() {
-    let fake = FakeTwilio::start(SID, TOKEN);
-    let node = two_way_node(&fake, 15);
-    let server = node.start();
-    let url = inbound_url(&server);
-    let login = pending_login(&server);
-    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
-    fake.reply_sms(&url, "+14255550142", "+15005550006", wrong(&code));
+    let t = TwoWay::start(15);
+    let login = t.login();
+    let code = t.code(1);
+    t.reply(wrong(&code));
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Reject"), "{}", reply.output);
-    let log = audit(&node);
+    let log = t.audit();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["reason"], "wrong_code");
-    let shown = node.cli_ok(["user", "show", "sam", "--format", "json"]);
+    let shown = t.node.cli_ok(["user", "show", "sam", "--format", "json"]);
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["user"]["failures"], 1, "{shown}");
     // The reply was the login's one answer: the right code now decides nothing.
-    fake.reply_sms(&url, "+14255550142", "+15005550006", &code);
-    assert!(server.wait_for_log("no pending sign-in ignored", WAIT));
-    assert_eq!(audit(&node).len(), 1);
-    server.stop();
+    t.reply(&code);
+    assert!(t.server.wait_for_log("no pending sign-in ignored", WAIT));
+    assert_eq!(t.audit().len(), 1);
+    t.server.stop();
 }
 
 #[test]
 fn two_way_no_reply_times_out_with_a_reject() {
-    let fake = FakeTwilio::start(SID, TOKEN);
-    let node = two_way_node(&fake, 2);
-    let server = node.start();
-    let login = pending_login(&server);
-    fake.wait_for_messages(1, WAIT);
+    let t = TwoWay::start(2);
+    let login = t.login();
+    t.code(1);
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Reject"), "{}", reply.output);
-    let log = audit(&node);
+    let log = t.audit();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["reason"], "sms_no_reply");
-    server.stop();
+    t.server.stop();
 }
 
 #[test]
 fn two_way_a_reply_from_another_number_is_ignored() {
-    let fake = FakeTwilio::start(SID, TOKEN);
-    let node = two_way_node(&fake, 15);
-    let server = node.start();
-    let url = inbound_url(&server);
-    let login = pending_login(&server);
-    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    let t = TwoWay::start(15);
+    let login = t.login();
+    let code = t.code(1);
     // Someone else sends the right code: not a reply from the user's phone.
-    assert_eq!(
-        fake.reply_sms(&url, "+14255550199", "+15005550006", &code),
-        200
-    );
+    assert_eq!(t.reply_from("+14255550199", &code), 200);
     assert!(
-        server.wait_for_log("no pending sign-in ignored", WAIT),
+        t.server.wait_for_log("no pending sign-in ignored", WAIT),
         "{}",
-        server.logs()
+        t.server.logs()
     );
     assert!(
         !login.is_finished(),
         "the login still waits for the user's reply"
     );
-    fake.reply_sms(&url, "+14255550142", "+15005550006", &code);
+    t.reply(&code);
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Accept"), "{}", reply.output);
-    server.stop();
+    t.server.stop();
 }
 
 #[test]
 fn two_way_an_unsigned_reply_is_refused() {
-    let fake = FakeTwilio::start(SID, TOKEN);
-    let node = two_way_node(&fake, 2);
-    let server = node.start();
-    let url = inbound_url(&server);
-    let login = pending_login(&server);
-    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    let t = TwoWay::start(2);
+    let login = t.login();
+    let code = t.code(1);
     let forged = FakeTwilio::start(SID, "not-the-auth-token");
-    assert_eq!(
-        forged.reply_sms(&url, "+14255550142", "+15005550006", &code),
-        403
-    );
+    assert_eq!(forged.reply_sms(&t.url, SAMS_PHONE, FROM, &code), 403);
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Reject"), "{}", reply.output);
-    assert_eq!(audit(&node)[0]["reason"], "sms_no_reply");
-    server.stop();
+    assert_eq!(t.audit()[0]["reason"], "sms_no_reply");
+    t.server.stop();
 }
 
 #[test]
 fn two_way_pin_users_reply_with_pin_and_code() {
-    let fake = FakeTwilio::start(SID, TOKEN);
-    let node = two_way_node(&fake, 15);
-    node.cli_ok(["user", "update", "sam", "--pin-mode", "pin"]);
-    node.cli_ok(["user", "set-pin", "sam", "--pin", "2580"]);
-    let server = node.start();
-    let url = inbound_url(&server);
+    let t = TwoWay::start_after(15, |node| {
+        node.cli_ok(["user", "update", "sam", "--pin-mode", "pin"]);
+        node.cli_ok(["user", "set-pin", "sam", "--pin", "2580"]);
+    });
 
-    let login = pending_login(&server);
-    let sms = fake.wait_for_messages(1, WAIT);
+    let login = t.login();
+    let sms = t.fake.wait_for_messages(1, WAIT);
     let code = sms[0].code(6).unwrap();
     assert_eq!(
         sms[0].body,
         format!("To sign in, reply to this message with your PIN followed by {code}")
     );
-    fake.reply_sms(&url, "+14255550142", "+15005550006", &format!("1357{code}"));
+    t.reply(&format!("1357{code}"));
     assert!(login.join().unwrap().is("Access-Reject"));
-    assert_eq!(audit(&node)[0]["reason"], "wrong_pin");
+    assert_eq!(t.audit()[0]["reason"], "wrong_pin");
 
-    let login = pending_login(&server);
-    let code = fake.wait_for_messages(2, WAIT)[1].code(6).unwrap();
-    fake.reply_sms(
-        &url,
-        "+14255550142",
-        "+15005550006",
-        &format!("2580 {code}"),
-    );
+    let login = t.login();
+    t.reply(&format!("2580 {}", t.code(2)));
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Accept"), "{}", reply.output);
-    server.stop();
+    t.server.stop();
 }
 
 #[test]
 fn two_way_retransmissions_during_a_pending_reply_send_one_sms() {
     use mfad_radius_proto::{attr, encode_request, encrypt_user_password, Code, Packet};
-    let fake = FakeTwilio::start(SID, TOKEN);
-    let node = two_way_node(&fake, 15);
-    let server = node.start();
-    let url = inbound_url(&server);
+    let t = TwoWay::start(15);
     let authenticator = [0x5a; 16];
     let mut packet = Packet::new(Code::AccessRequest, 11, authenticator);
     packet.add(attr::USER_NAME, "sam");
@@ -404,20 +415,20 @@ fn two_way_retransmissions_during_a_pending_reply_send_one_sms() {
     let request = encode_request(&packet, SECRET.as_bytes(), true).unwrap();
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(WAIT)).unwrap();
-    socket.send_to(&request, server.radius_addr()).unwrap();
-    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    socket.send_to(&request, t.server.radius_addr()).unwrap();
+    let code = t.code(1);
     // The NAS retransmits while the user types the reply (RFC 5080 §2.2.2).
-    socket.send_to(&request, server.radius_addr()).unwrap();
-    socket.send_to(&request, server.radius_addr()).unwrap();
-    fake.reply_sms(&url, "+14255550142", "+15005550006", &code);
+    socket.send_to(&request, t.server.radius_addr()).unwrap();
+    socket.send_to(&request, t.server.radius_addr()).unwrap();
+    t.reply(&code);
     let mut buf = [0u8; 4096];
     socket
         .recv_from(&mut buf)
         .expect("a reply once the SMS is answered");
     assert_eq!((buf[0], buf[1]), (2, 11), "Access-Accept to request 11");
-    assert_eq!(fake.messages().len(), 1, "one SMS for one request");
-    assert_eq!(audit(&node).len(), 1, "one audit record for one request");
-    server.stop();
+    assert_eq!(t.fake.messages().len(), 1, "one SMS for one request");
+    assert_eq!(t.audit().len(), 1, "one audit record for one request");
+    t.server.stop();
 }
 
 #[test]
@@ -447,14 +458,11 @@ fn two_way_replies_through_the_http_gateway_need_its_shared_secret() {
     let code = sent.body[sent.body.len() - 6..].to_owned();
     assert!(code.bytes().all(|b| b.is_ascii_digit()), "{}", sent.body);
     assert_eq!(
-        fake.reply_http_sms(&url, "not-the-secret", "+14255550142", &code),
+        fake.reply_http_sms(&url, "not-the-secret", SAMS_PHONE, &code),
         403,
         "a reply without the shared secret is refused"
     );
-    assert_eq!(
-        fake.reply_http_sms(&url, INBOUND, "+14255550142", &code),
-        204
-    );
+    assert_eq!(fake.reply_http_sms(&url, INBOUND, SAMS_PHONE, &code), 204);
     let reply = login.join().unwrap();
     assert!(
         reply.is("Access-Accept"),
@@ -473,15 +481,7 @@ fn a_stored_auth_token_replaces_the_file_on_a_running_server() {
     // The file now holds a token the provider refuses.
     std::fs::write(node.dir().join("twilio-token"), "an-old-revoked-token").unwrap();
     let server = node.start();
-    let out = node.cli_with_input(
-        ["setting", "set", "sms.twilio.auth_token", "--secret"],
-        TOKEN.as_bytes(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node.set_secret("sms.twilio.auth_token", TOKEN);
     assert!(
         server.wait_for_log("changed=sms", Duration::from_secs(5)),
         "the stored token is in force within 5 s: {}",

@@ -343,15 +343,7 @@ fn a_stored_auth_token_replaces_the_file_on_a_running_server() {
     // provider's webhook signatures either.
     std::fs::write(node.dir().join("twilio-token"), "an-old-revoked-token").unwrap();
     let server = node.start();
-    let out = node.cli_with_input(
-        ["setting", "set", "voice.twilio.auth_token", "--secret"],
-        TOKEN.as_bytes(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node.set_secret("voice.twilio.auth_token", TOKEN);
     assert!(
         server.wait_for_log("changed=voice", Duration::from_secs(5)),
         "the stored token is in force within 5 s: {}",

@@ -161,21 +161,7 @@ impl Mfad {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args = collect_args(args);
-        let mut command = self.command();
-        command.args(&args);
-        let (status, stdout, stderr) = run_with_input("mfad", command, &[], CLI_TIMEOUT);
-        let Some(status) = status else {
-            panic!(
-                "`mfad {}` hung for {CLI_TIMEOUT:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-                shown(&args)
-            );
-        };
-        Output {
-            status,
-            stdout: stdout.into_bytes(),
-            stderr: stderr.into_bytes(),
-        }
+        self.cli_with_input(args, &[])
     }
 
     /// Runs `mfad --config <path> args...` with `input` on stdin (a credential for
@@ -199,6 +185,19 @@ impl Mfad {
             status,
             stdout: stdout.into_bytes(),
             stderr: stderr.into_bytes(),
+        }
+    }
+
+    /// Stores a secret setting as an operator does, typed on standard input
+    /// (`mfad setting set KEY --secret`); the command must succeed.
+    pub fn set_secret(&self, key: &str, value: &str) {
+        let out = self.cli_with_input(["setting", "set", key, "--secret"], value.as_bytes());
+        if !out.status.success() {
+            panic!(
+                "`mfad setting set {key} --secret` failed with {}\nstderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 

@@ -155,10 +155,10 @@ impl Writer {
             self.carry(audits);
         }
         for op in ops {
-            op.finish(outcome_clone(&outcome));
+            op.finish(outcome.clone());
         }
         for reply in flushes {
-            let _ = reply.send(outcome_clone(&outcome));
+            let _ = reply.send(outcome.clone());
         }
     }
 
@@ -235,13 +235,4 @@ fn abort(conn: &Connection, e: StoreError) -> StoreError {
         }
     }
     e
-}
-
-/// The batch's outcome for each of its callers (`StoreError` is not `Clone`).
-fn outcome_clone(outcome: &StoreResult<()>) -> StoreResult<()> {
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(StoreError::Unavailable(reason)) => Err(StoreError::Unavailable(reason.clone())),
-        Err(e) => Err(StoreError::Unavailable(e.to_string())),
-    }
 }
