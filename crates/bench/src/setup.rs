@@ -66,15 +66,7 @@ impl Site {
             };
             mfad = mfad.with_store_url(&url);
         }
-        mfad.cli_ok([
-            "client",
-            "add",
-            "bench",
-            "--address",
-            "127.0.0.1",
-            "--secret",
-            SECRET,
-        ]);
+        mfad.add_client("bench", "127.0.0.1", SECRET);
         let url = mfad.store_url().to_owned();
         let key_file = mfad.dir().join("mfad.key");
         let runtime = tokio::runtime::Builder::new_current_thread()

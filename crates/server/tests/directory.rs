@@ -796,15 +796,7 @@ fn an_import_through_a_pin_item_mails_a_generated_pin_that_must_be_changed() {
         pin_item_config(&slapd, ""),
         mail_config(&mail)
     ));
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("vpn", "127.0.0.1", SECRET);
     let out = node.cli_ok(["directory", "import"]);
     assert!(
         out.contains("queued the welcome e-mail for 1 new users (1 with an initial PIN)"),

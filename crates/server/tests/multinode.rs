@@ -253,15 +253,7 @@ fn cli_changes_on_any_node_are_in_force_on_every_node_within_5_seconds() {
     // node B within the refresh period, without a restart.
     const NEW_SECRET: &str = "another-shared-secret-of-30-b!";
     a.cli_ok(["client", "remove", "vpn"]);
-    a.cli_ok([
-        "client",
-        "add",
-        "vpn2",
-        "--address",
-        "127.0.0.0/8",
-        "--secret",
-        NEW_SECRET,
-    ]);
+    a.add_client("vpn2", "127.0.0.0/8", NEW_SECRET);
     let mut counter = 2;
     let took = within(
         REFRESH + POLL_SLACK,
@@ -301,15 +293,7 @@ fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
     let node = Mfad::new(bin())
         .with_store_url(&db.url())
         .with_config("reject_delay_ms = 0");
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("vpn", "127.0.0.1", SECRET);
     node.cli_ok(["user", "add", "alice"]);
     node.cli_ok([
         "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
@@ -363,15 +347,7 @@ fn a_node_started_while_the_database_is_down_waits_for_it_and_then_serves() {
     let mut cluster = PgCluster::start();
     let db = cluster.create_database();
     let node = Mfad::new(bin()).with_store_url(&db.url());
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("vpn", "127.0.0.1", SECRET);
     node.cli_ok(["user", "add", "alice"]);
     node.cli_ok([
         "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
@@ -409,15 +385,7 @@ fn a_mistyped_database_url_stops_the_start_at_once() {
 /// A SQLite node with a client and `alice`, who has used code 0.
 fn sqlite_node_after_one_login() -> Mfad {
     let node = Mfad::new(bin()).with_config("reject_delay_ms = 0");
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.0/8",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("vpn", "127.0.0.0/8", SECRET);
     node.cli_ok(["user", "add", "alice", "--given-name", "Alice"]);
     node.cli_ok([
         "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
@@ -640,15 +608,7 @@ fn out_of_band_answers_reaching_another_node_end_the_waiting_login() {
         let config = gateways(&b, "");
         b.with_config(&config)
     };
-    b.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.0/8",
-        "--secret",
-        SECRET,
-    ]);
+    b.add_client("vpn", "127.0.0.0/8", SECRET);
     b.cli_ok([
         "user",
         "add",

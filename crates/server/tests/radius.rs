@@ -350,15 +350,7 @@ fn requests_without_message_authenticator_are_dropped_unless_the_client_allows_t
 #[test]
 fn wrong_secrets_and_unknown_sources_get_no_answer() {
     let node = mfad();
-    node.cli_ok([
-        "client",
-        "add",
-        "far",
-        "--address",
-        "10.9.0.0/16",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("far", "10.9.0.0/16", SECRET);
     node.cli_ok(["user", "add", "alice"]);
     let server = node.start();
     assert_eq!(
@@ -482,15 +474,7 @@ fn clients_added_while_serving_are_answered_without_restart() {
     node.cli_ok(["user", "add", "alice"]);
     node.cli_ok(["token", "add", "alice", "--type", "hotp", "--secret", SEED]);
     let server = node.start();
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.0/8",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("vpn", "127.0.0.0/8", SECRET);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut counter = 0;
     loop {

@@ -35,15 +35,7 @@ fn node(fake: &FakeTwilio, policy_sms: &str) -> Mfad {
 
 /// Adds the RADIUS client `vpn` and `sam`, an SMS user, to `node`.
 fn with_vpn_and_sam(node: Mfad) -> Mfad {
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("vpn", "127.0.0.1", SECRET);
     node.cli_ok([
         "user",
         "add",

@@ -37,15 +37,7 @@ fn node(fake: &FakeTwilio, timeout: u64, pin_mode: &str) -> Mfad {
         fake.url(),
         token_file.display().to_string()
     ));
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-    ]);
+    node.add_client("vpn", "127.0.0.1", SECRET);
     node.cli_ok([
         "user",
         "add",

@@ -188,6 +188,20 @@ impl Mfad {
         }
     }
 
+    /// Registers the RADIUS client `name` (`mfad client add NAME --address ADDRESS
+    /// --secret SECRET`); the command must succeed.
+    pub fn add_client(&self, name: &str, address: &str, secret: &str) {
+        self.cli_ok([
+            "client",
+            "add",
+            name,
+            "--address",
+            address,
+            "--secret",
+            secret,
+        ]);
+    }
+
     /// Stores a secret setting as an operator does, typed on standard input
     /// (`mfad setting set KEY --secret`); the command must succeed.
     pub fn set_secret(&self, key: &str, value: &str) {
