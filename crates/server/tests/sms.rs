@@ -197,6 +197,23 @@ fn a_gateway_outage_rejects_the_login() {
     server.stop();
 }
 
+#[test]
+fn the_backup_phone_gets_the_code_when_the_phone_cannot_be_texted() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, "");
+    node.cli_ok(["user", "update", "sam", "--backup-phone", "425 555 0199"]);
+    let server = node.start();
+    fake.fail_next(1);
+    let state = start_login(&server);
+    let sms = fake.wait_for_messages(1, WAIT);
+    assert_eq!(sms.len(), 1, "the refused message is not delivered");
+    assert_eq!(sms[0].to, "+14255550199", "the backup phone gets the code");
+    let code = sms[0].code(6).unwrap();
+    assert!(answer(&server, &state, &code).is("Access-Accept"));
+    assert!(server.wait_for_log("texting the backup phone", WAIT));
+    server.stop();
+}
+
 /// A node in two-way mode serving, with its provider: logins wait `timeout` seconds for
 /// the reply, which comes on the inbound webhook (a free port).
 struct TwoWay {
@@ -388,6 +405,26 @@ fn two_way_pin_users_reply_with_pin_and_code() {
 
     let login = t.login();
     t.reply(&format!("2580 {}", t.code(2)));
+    let reply = login.join().unwrap();
+    assert!(reply.is("Access-Accept"), "{}", reply.output);
+    t.server.stop();
+}
+
+#[test]
+fn two_way_the_backup_phone_is_texted_and_its_reply_accepts() {
+    const BACKUP: &str = "+14255550199";
+    let t = TwoWay::start_after(15, |node| {
+        node.cli_ok(["user", "update", "sam", "--backup-phone", BACKUP]);
+    });
+    t.fake.fail_next(1);
+    let login = t.login();
+    let sms = t.fake.wait_for_messages(1, WAIT);
+    assert_eq!(sms[0].to, BACKUP);
+    let code = sms[0].code(6).unwrap();
+    // The phone that was not texted has no login waiting for it.
+    t.reply(&code);
+    assert!(t.server.wait_for_log("no pending sign-in ignored", WAIT));
+    assert_eq!(t.reply_from(BACKUP, &code), 200);
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Accept"), "{}", reply.output);
     t.server.stop();

@@ -68,24 +68,45 @@ impl Engine {
         self.send_code(user, req, 0, 1, now).await
     }
 
-    /// The gateway and the user's number (E.164) for one more SMS, or why none may be
-    /// sent: no gateway, no usable phone, or the abuse limits reached (this SMS counts).
-    async fn sms_recipient(
+    /// The gateway and the numbers to text (E.164): the phone, then the backup phone, for
+    /// when the phone has no usable number or the gateway does not take the message for
+    /// it. Or why nothing may be sent: no gateway, no usable number, or the abuse limits
+    /// reached (this SMS counts; one to the backup phone counts again).
+    async fn sms_recipients(
         &self,
         user: &User,
         now: i64,
-    ) -> Result<Result<(&Arc<dyn SmsSender>, String), Reason>, StoreError> {
+    ) -> Result<Result<(&Arc<dyn SmsSender>, Vec<String>), Reason>, StoreError> {
         let Some(sender) = &self.sms else {
             tracing::warn!(user = %user.username, "user has the SMS method but no SMS gateway is configured; set [sms] gateway");
             return Ok(Err(Reason::NoGateway));
         };
-        let Some(to) = e164(&user.phone, &self.policy().default_country_code) else {
+        let country = &self.policy().default_country_code;
+        let mut numbers: Vec<String> = [&user.phone, &user.backup_phone]
+            .into_iter()
+            .filter_map(|stored| e164(stored, country))
+            .collect();
+        numbers.dedup();
+        if numbers.is_empty() {
             return Ok(Err(Reason::NoPhone));
-        };
+        }
         if !self.within_limits(user, "sms", now).await? {
             return Ok(Err(Reason::RateLimited));
         }
-        Ok(Ok((sender, to)))
+        Ok(Ok((sender, numbers)))
+    }
+
+    /// Whether the `nth` number (from 0) of [`Self::sms_recipients`] may be texted: the
+    /// first was counted there, a backup phone counts here.
+    async fn may_text(&self, user: &User, nth: usize, now: i64) -> Result<bool, StoreError> {
+        if nth == 0 {
+            return Ok(true);
+        }
+        if !self.within_limits(user, "sms", now).await? {
+            return Ok(false);
+        }
+        tracing::info!(user = %user.username, "texting the backup phone");
+        Ok(true)
     }
 
     /// Sends a fresh code and issues the challenge that waits for it.
@@ -97,15 +118,27 @@ impl Engine {
         sends: u32,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        let (sender, to) = match self.sms_recipient(user, now).await? {
+        let (sender, numbers) = match self.sms_recipients(user, now).await? {
             Ok(found) => found,
             Err(reason) => return Ok(Outcome::Reject(reason)),
         };
         let rules = &self.policy().sms;
         let code = zeroize::Zeroizing::new(random_digits(&*self.rng, rules.code_digits.max(4)));
         let salt = hex(&random_array::<16>(&*self.rng));
-        if let Err(err) = sender.send_code(&to, &code).await {
-            tracing::warn!(user = %user.username, "SMS not sent: {err}");
+        let mut sent = false;
+        for (nth, to) in numbers.iter().enumerate() {
+            if !self.may_text(user, nth, now).await? {
+                break;
+            }
+            match sender.send_code(to, &code).await {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(err) => tracing::warn!(user = %user.username, "SMS not sent: {err}"),
+            }
+        }
+        if !sent {
             return Ok(Outcome::Reject(Reason::DeliveryFailed));
         }
         let kind = ChallengeKind::SmsCode {
@@ -184,7 +217,7 @@ impl Engine {
         req: &Request,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        let (sender, to) = match self.sms_recipient(user, now).await? {
+        let (sender, numbers) = match self.sms_recipients(user, now).await? {
             Ok(found) => found,
             Err(reason) => return Ok(Outcome::Reject(reason)),
         };
@@ -196,37 +229,47 @@ impl Engine {
         let salt = hex(&random_array::<16>(&*self.rng));
         let txn = self.new_txn();
         let expires_at = self.pending_expiry(now);
-        let pending = Challenge {
-            state: txn.clone().into_bytes(),
-            user_id: user.id,
-            client: req.client.name.clone(),
-            kind: ChallengeKind::SmsReply {
-                code_hash: code_hash(&salt, &code),
-                salt,
-                ask_pin,
-                device: to.clone(),
-                cache_key: self.cache_key(user, req),
-            },
-            expires_at,
-        };
-        let index = Challenge {
-            state: reply_index(&to),
-            kind: ChallengeKind::SmsReplyTo { txn: txn.clone() },
-            ..pending.clone()
-        };
-        // Stored before the message goes out: the reply may come at once, to any node.
-        self.store.put_challenge(&pending).await?;
-        if let Err(StoreError::Duplicate(_)) = self.store.put_challenge(&index).await {
-            // An older login to the same phone still waits: the newest one gets the reply.
-            self.store.take_challenge(&index.state, now).await?;
-            self.store.put_challenge(&index).await?;
+        for (nth, to) in numbers.iter().enumerate() {
+            if !self.may_text(user, nth, now).await? {
+                break;
+            }
+            let pending = Challenge {
+                state: txn.clone().into_bytes(),
+                user_id: user.id,
+                client: req.client.name.clone(),
+                kind: ChallengeKind::SmsReply {
+                    code_hash: code_hash(&salt, &code),
+                    salt: salt.clone(),
+                    ask_pin,
+                    device: to.clone(),
+                    cache_key: self.cache_key(user, req),
+                },
+                expires_at,
+            };
+            // The reply is matched to the login by the number it comes from.
+            let index = Challenge {
+                state: reply_index(to),
+                kind: ChallengeKind::SmsReplyTo { txn: txn.clone() },
+                ..pending.clone()
+            };
+            // Stored before the message goes out: the reply may come at once, to any node.
+            self.store.put_challenge(&pending).await?;
+            if let Err(StoreError::Duplicate(_)) = self.store.put_challenge(&index).await {
+                // An older login to the same phone still waits: the newest one gets the
+                // reply.
+                self.store.take_challenge(&index.state, now).await?;
+                self.store.put_challenge(&index).await?;
+            }
+            match sender.send_reply_request(to, &code, ask_pin).await {
+                Ok(()) => return Ok(Outcome::Pending { txn }),
+                Err(err) => {
+                    tracing::warn!(user = %user.username, "SMS not sent: {err}");
+                    self.store.take_challenge(&index.state, now).await?;
+                    self.store.take_challenge(txn.as_bytes(), now).await?;
+                }
+            }
         }
-        if let Err(err) = sender.send_reply_request(&to, &code, ask_pin).await {
-            tracing::warn!(user = %user.username, "SMS not sent: {err}");
-            self.store.take_challenge(txn.as_bytes(), now).await?;
-            return Ok(Outcome::Reject(Reason::DeliveryFailed));
-        }
-        Ok(Outcome::Pending { txn })
+        Ok(Outcome::Reject(Reason::DeliveryFailed))
     }
 
     /// A reply to a two-way SMS, from the gateway's inbound webhook: `from` is the sender's
