@@ -40,6 +40,7 @@ enum State {
 #[derive(Debug)]
 struct Slot {
     state: State,
+    /// When an answer stops being replayed; unused while in progress.
     expires: Instant,
     /// Matches the queue entry that owns this slot; older queue entries for
     /// the same key are stale and skipped.
@@ -47,12 +48,18 @@ struct Slot {
 }
 
 /// A bounded cache of recent requests and their replies.
+///
+/// A request in progress stays in progress until it is finished or abandoned,
+/// however long that takes: a login held for a phone call or an SMS reply may
+/// wait longer than the window, and a retransmission meanwhile must not start
+/// a second call. Only answers expire and are evicted; the number of requests
+/// in progress is bounded by the server's in-flight limit.
 #[derive(Debug)]
 pub struct DedupCache {
     window: Duration,
     capacity: usize,
     slots: HashMap<RequestKey, Slot>,
-    /// Insertion order, for expiry and eviction.
+    /// Answers in the order they were stored, for expiry and eviction.
     order: VecDeque<(RequestKey, u64)>,
     next_generation: u64,
 }
@@ -82,28 +89,29 @@ impl DedupCache {
     pub fn begin(&mut self, key: RequestKey, now: Instant) -> Seen {
         self.expire(now);
         match self.slots.get(&key) {
-            Some(slot) if slot.expires > now => {
-                return match &slot.state {
-                    State::InProgress => Seen::InProgress,
-                    State::Answered(reply) => Seen::Answered(Arc::clone(reply)),
-                };
-            }
+            Some(Slot {
+                state: State::InProgress,
+                ..
+            }) => return Seen::InProgress,
+            Some(Slot {
+                state: State::Answered(reply),
+                expires,
+                ..
+            }) if *expires > now => return Seen::Answered(Arc::clone(reply)),
             _ => {}
         }
         if self.slots.len() >= self.capacity {
-            self.evict_one(now);
+            self.evict_one();
         }
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.generation();
         self.slots.insert(
             key,
             Slot {
                 state: State::InProgress,
-                expires: self.deadline(now),
+                expires: now,
                 generation,
             },
         );
-        self.order.push_back((key, generation));
         Seen::New
     }
 
@@ -111,11 +119,14 @@ impl DedupCache {
     /// within the window get these octets.
     pub fn finish(&mut self, key: &RequestKey, reply: Arc<[u8]>, now: Instant) {
         let deadline = self.deadline(now);
+        let generation = self.generation();
         if let Some(slot) = self.slots.get_mut(key) {
             slot.state = State::Answered(reply);
             // The window runs from the reply, which is when the NAS starts
             // waiting for it again should it be lost.
             slot.expires = deadline;
+            slot.generation = generation;
+            self.order.push_back((*key, generation));
         }
     }
 
@@ -129,21 +140,25 @@ impl DedupCache {
         }
     }
 
+    fn generation(&mut self) -> u64 {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        generation
+    }
+
     /// When an entry made at `now` expires. A window too large for `Instant`
     /// degrades to no caching rather than a panic.
     fn deadline(&self, now: Instant) -> Instant {
         now.checked_add(self.window).unwrap_or(now)
     }
 
-    /// Drops expired entries from the front of the queue.
+    /// Drops expired answers from the front of the queue (answers are queued in
+    /// the order they were stored, so in the order they expire).
     fn expire(&mut self, now: Instant) {
         while let Some(&(key, generation)) = self.order.front() {
             match self.slots.get(&key) {
                 Some(slot) if slot.generation == generation => {
                     if slot.expires > now {
-                        // Entries behind were inserted later; `finish` may
-                        // extend some, so this is a lower bound, which is
-                        // enough: `begin` checks expiry on every hit.
                         return;
                     }
                     self.slots.remove(&key);
@@ -154,26 +169,18 @@ impl DedupCache {
         }
     }
 
-    /// Makes room for one entry: the oldest answered one goes. Requests still
-    /// in progress are kept (moved to the back) so they are never decided
-    /// twice; their number is bounded by the in-flight limit.
-    fn evict_one(&mut self, now: Instant) {
-        for _ in 0..self.order.len() {
-            let Some((key, generation)) = self.order.pop_front() else {
+    /// Makes room for one entry: the oldest answer goes. Requests in progress
+    /// are never evicted, so they are never decided twice.
+    fn evict_one(&mut self) {
+        while let Some((key, generation)) = self.order.pop_front() {
+            if self
+                .slots
+                .get(&key)
+                .is_some_and(|slot| slot.generation == generation)
+            {
+                self.slots.remove(&key);
                 return;
-            };
-            let Some(slot) = self.slots.get(&key) else {
-                continue;
-            };
-            if slot.generation != generation {
-                continue;
             }
-            if matches!(slot.state, State::InProgress) && slot.expires > now {
-                self.order.push_back((key, generation));
-                continue;
-            }
-            self.slots.remove(&key);
-            return;
         }
     }
 }
@@ -241,6 +248,7 @@ mod tests {
         assert_eq!(cache.begin(key(1), t0 + WINDOW), Seen::New);
         // The expired entry was replaced, not kept beside the new one.
         assert_eq!(cache.len(), 1);
+        cache.finish(&key(1), Arc::from(&b"r"[..]), t0 + WINDOW);
         cache.begin(key(2), t0 + WINDOW * 3);
         assert_eq!(cache.len(), 1);
     }
@@ -287,6 +295,26 @@ mod tests {
         // key 2 was the oldest answer, so it went.
         assert_eq!(cache.begin(key(2), t0), Seen::New);
         assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn a_request_held_longer_than_the_window_stays_in_progress() {
+        // A login waiting for a phone call (45 s by default) outlives the 30 s
+        // window: its retransmissions must still be dropped, never decided again.
+        let t0 = Instant::now();
+        let mut cache = DedupCache::new(WINDOW, 2);
+        assert_eq!(cache.begin(key(1), t0), Seen::New);
+        for i in 2..10 {
+            let later = t0 + WINDOW * i;
+            assert_eq!(cache.begin(key(1), later), Seen::InProgress);
+            assert_eq!(cache.begin(key(i as u8), later), Seen::New);
+            cache.finish(&key(i as u8), Arc::from(&b"r"[..]), later);
+        }
+        cache.finish(&key(1), Arc::from(&b"1"[..]), t0 + WINDOW * 10);
+        assert!(matches!(
+            cache.begin(key(1), t0 + WINDOW * 10),
+            Seen::Answered(_)
+        ));
     }
 
     #[test]
