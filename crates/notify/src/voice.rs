@@ -226,14 +226,29 @@ async fn answer(
         voice.public_url(),
         q.txn
     ));
-    let prompt = if q.pin == "1" {
-        "This is your sign-in verification. Enter your PIN followed by the pound key."
+    let ask = if q.pin == "1" {
+        "Enter your PIN followed by the pound key."
     } else {
-        "This is your sign-in verification. Press the pound key to sign in. If you did not start this sign-in, press zero and then pound."
+        "Press the pound key to sign in."
     };
-    // actionOnEmptyResult: # alone (no digits) must still reach the action URL.
+    let fraud = &hooks.engine.policy().fraud;
+    let report = if fraud.allow_reports && !fraud.code.is_empty() {
+        // Digits apart, so that "10" is read as "1 0", not "ten".
+        let keys: Vec<String> = fraud.code.chars().map(String::from).collect();
+        format!(
+            " If you did not start this sign-in, press {} and then pound.",
+            keys.join(" ")
+        )
+    } else {
+        String::new()
+    };
+    let prompt = xml_escape(&format!("This is your sign-in verification. {ask}{report}"));
+    // No actionOnEmptyResult: a Gather that times out without a key (a voicemail, a
+    // phone left ringing in a pocket) must never reach the action URL, which approves
+    // on # alone. It goes on to the goodbye, and the status callback ends the login as
+    // answered without a key.
     twiml(&format!(
-        "<Gather action=\"{action}\" method=\"POST\" finishOnKey=\"#\" timeout=\"15\" actionOnEmptyResult=\"true\"><Say>{prompt}</Say></Gather><Say>No input received. Goodbye.</Say><Hangup/>"
+        "<Gather action=\"{action}\" method=\"POST\" finishOnKey=\"#\" timeout=\"15\"><Say>{prompt}</Say></Gather><Say>No input received. Goodbye.</Say><Hangup/>"
     ))
 }
 
@@ -251,7 +266,14 @@ async fn gather(
     {
         return refused.into_response();
     }
-    let digits = form.get("Digits").cloned().unwrap_or_default();
+    // A request without Digits is no key press: it decides nothing (a timeout never comes
+    // here; see `answer`). Twilio leaves the finishing # out of Digits; a lone # that
+    // arrives as "#" is the same answer as "".
+    let Some(digits) = form.get("Digits") else {
+        tracing::warn!("voice gather webhook without Digits ignored");
+        return twiml("<Say>No input received. Goodbye.</Say><Hangup/>");
+    };
+    let digits = digits.strip_suffix('#').unwrap_or(digits).to_owned();
     if hooks
         .report(&q.txn, CallResult::Digits(Zeroizing::new(digits)))
         .await

@@ -143,6 +143,24 @@ fn hang_up_no_answer_and_invalid_number_reject_with_their_reason() {
 }
 
 #[test]
+fn a_call_answered_by_voicemail_is_not_an_approval() {
+    // Nobody presses a key: the Gather times out. That must never count as "# alone".
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, 45, "standard");
+    let server = node.start();
+    fake.script_calls([CallScript::Silent]);
+    let reply = login(&server);
+    assert!(
+        reply.is("Access-Reject"),
+        "{}\n{}",
+        reply.output,
+        server.logs()
+    );
+    assert_eq!(last_reason(&node), "call_hung_up");
+    server.stop();
+}
+
+#[test]
 fn the_backup_phone_is_called_when_the_phone_does_not_answer() {
     let fake = FakeTwilio::start(SID, TOKEN);
     let node = node(&fake, 45, "standard");

@@ -63,6 +63,10 @@ pub enum CallScript {
     Press(String),
     /// Answers and hangs up without pressing anything.
     HangUp,
+    /// Answers and listens until the Gather times out (a voicemail, a phone in a
+    /// pocket): Twilio then requests the Gather's action URL only when its TwiML asks
+    /// for that with `actionOnEmptyResult="true"`, with no digits.
+    Silent,
     /// Lets it ring out.
     NoAnswer,
     Busy,
@@ -557,6 +561,18 @@ async fn play(
         }
         CallScript::HangUp => {
             webhook(&client, &token, &call.url, &status("in-progress")).await;
+            webhook(&client, &token, &call.status_callback, &status("completed")).await;
+        }
+        CallScript::Silent => {
+            let twiml = webhook(&client, &token, &call.url, &status("in-progress")).await;
+            let twiml = twiml.unwrap_or_default();
+            if twiml.contains("actionOnEmptyResult=\"true\"") {
+                if let Some(action) = gather_action(&twiml) {
+                    let params = with(&[("CallStatus", "in-progress"), ("Digits", "")]);
+                    let said = webhook(&client, &token, &action, &params).await;
+                    shared.record(|r| r.gather_answers.push(said.unwrap_or_default()));
+                }
+            }
             webhook(&client, &token, &call.status_callback, &status("completed")).await;
         }
         CallScript::Press(keys) => {
