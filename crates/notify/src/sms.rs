@@ -149,6 +149,9 @@ enum Backend {
         user: String,
         token: Zeroizing<String>,
         from: String,
+        /// Whether `token` is the account's auth token, with which Twilio signs its
+        /// webhooks; an API key secret cannot check them, so no reply is taken then.
+        checks_webhooks: bool,
     },
     Http {
         method: reqwest::Method,
@@ -185,11 +188,19 @@ pub(crate) fn read_secret(key: &str, path: &Path) -> Result<Zeroizing<String>, N
             "{key} is not set; name a file holding the credential"
         )));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| NotifyError::Config(format!("cannot read {key} {}: {e}", path.display())))?;
-    Ok(Zeroizing::new(
-        text.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
+    let text =
+        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            NotifyError::Config(format!("cannot read {key} {}: {e}", path.display()))
+        })?);
+    let secret = text.trim_end_matches(['\r', '\n']);
+    // An empty key would make the HMAC of a webhook signature anyone's to compute.
+    if secret.trim().is_empty() {
+        return Err(NotifyError::Config(format!(
+            "{key} {} is empty; put the credential in it",
+            path.display()
+        )));
+    }
+    Ok(Zeroizing::new(secret.to_owned()))
 }
 
 /// HTTPS, or plain HTTP to a loopback address (a local relay or a test double).
@@ -239,6 +250,7 @@ impl SmsGateway {
                     user,
                     token,
                     from: t.from.clone(),
+                    checks_webhooks: t.api_key_sid.is_empty(),
                 }
             }
             GatewayKind::Http => {
@@ -364,6 +376,7 @@ impl SmsGateway {
                 user,
                 token,
                 from,
+                ..
             } => {
                 let response = self
                     .client
@@ -454,11 +467,14 @@ impl Listening for SmsGateway {
 }
 
 impl LiveSms {
-    /// Whether replies can be received: Twilio signs its inbound webhooks; an HTTP
-    /// gateway sends the configured shared secret.
+    /// Whether replies can be received: Twilio signs its inbound webhooks with the
+    /// account's auth token (so not when mfad holds an API key instead); an HTTP gateway
+    /// sends the configured shared secret.
     pub fn receives_replies(&self) -> bool {
         match &self.current().backend {
-            Backend::Twilio { .. } => true,
+            Backend::Twilio {
+                checks_webhooks, ..
+            } => *checks_webhooks,
             Backend::Http { inbound_secret, .. } => !inbound_secret.is_empty(),
         }
     }
@@ -517,7 +533,12 @@ async fn inbound(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
     let gateway = inbound.sms.current();
-    let Backend::Twilio { token, .. } = &gateway.backend else {
+    let Backend::Twilio {
+        token,
+        checks_webhooks: true,
+        ..
+    } = &gateway.backend
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let url = gateway.public_url.get();
@@ -599,6 +620,23 @@ impl SmsSender for SmsGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_credential_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        for empty in ["", "\n", "  \r\n"] {
+            std::fs::write(&path, empty).unwrap();
+            let err = read_secret("sms.twilio.auth_token_file", &path)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("is empty"), "{err}");
+        }
+        std::fs::write(&path, "token\n").unwrap();
+        let read = read_secret("sms.twilio.auth_token_file", &path).unwrap();
+        assert_eq!(read.as_str(), "token");
+    }
 
     #[test]
     fn plain_http_is_refused_to_a_remote_gateway() {

@@ -84,6 +84,12 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
         .await?;
     }
     let two_way = ctx.config.policy.sms.mode == mfad_core::policy::SmsMode::TwoWay;
+    if two_way && ctx.sms.as_ref().is_some_and(|s| !s.receives_replies()) {
+        tracing::error!(
+            "policy.sms.mode is two-way but the SMS gateway cannot take replies, so SMS logins will time out: \
+             for Twilio use the account's auth token (no api_key_sid), for the HTTP gateway set sms.http.inbound_secret_file"
+        );
+    }
     if let Some(sms) = ctx.sms.as_ref().filter(|s| two_way && s.receives_replies()) {
         let (sms, engine) = (sms.clone(), ctx.engine.clone());
         serve_webhooks(
