@@ -177,6 +177,9 @@ pub struct Engine {
     waiting: pending::Waiting,
 }
 
+/// Length of a RADIUS State issued with a challenge: 128 random bits.
+const STATE_LEN: usize = 16;
+
 impl Engine {
     pub fn new(
         store: Arc<dyn Store>,
@@ -770,7 +773,7 @@ impl Engine {
         prompt: String,
         expires_at: i64,
     ) -> Result<Outcome, StoreError> {
-        let state = random_array::<16>(&*self.rng).to_vec();
+        let state = random_array::<STATE_LEN>(&*self.rng).to_vec();
         let challenge = Challenge {
             state: state.clone(),
             user_id: user.id,
@@ -790,6 +793,12 @@ impl Engine {
         now: i64,
         audit: &mut AuditRecord,
     ) -> Result<Outcome, StoreError> {
+        // Out-of-band transactions and their indexes share the store's challenges but
+        // are longer: a State that cannot be one of ours never touches the store, so a
+        // client cannot take (even for a moment) what a webhook is waiting to decide.
+        if state.len() != STATE_LEN {
+            return Ok(Outcome::Reject(Reason::ChallengeExpired));
+        }
         let Some(challenge) = self.store.take_challenge(state, now).await? else {
             return Ok(Outcome::Reject(Reason::ChallengeExpired));
         };

@@ -737,3 +737,26 @@ async fn a_wrong_two_way_reply_rejects_and_no_reply_times_out() {
         Outcome::Reject(Reason::SmsNoReply)
     );
 }
+
+#[tokio::test]
+async fn a_radius_state_naming_an_out_of_band_transaction_is_rejected_and_leaves_it_pending() {
+    let mut policy = Policy::default();
+    policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
+    let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
+    let engine = Arc::new(s.engine);
+    let txn = pending(&engine, request("x")).await;
+    let (to, code) = s.texts.last();
+    for state in [
+        txn.clone().into_bytes(),
+        format!("sms-reply:{to}").into_bytes(),
+    ] {
+        let mut req = request(&code);
+        req.state = Some(state);
+        assert_eq!(
+            engine.authenticate(req).await,
+            Outcome::Reject(Reason::ChallengeExpired)
+        );
+    }
+    assert!(engine.sms_reply(&to, &code).await.unwrap());
+    assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
+}

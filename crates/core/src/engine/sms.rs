@@ -254,22 +254,45 @@ impl Engine {
             };
             // Stored before the message goes out: the reply may come at once, to any node.
             self.store.put_challenge(&pending).await?;
-            if let Err(StoreError::Duplicate(_)) = self.store.put_challenge(&index).await {
-                // An older login to the same phone still waits: the newest one gets the
-                // reply.
-                self.store.take_challenge(&index.state, now).await?;
-                self.store.put_challenge(&index).await?;
+            match self.store.put_challenge(&index).await {
+                Ok(()) => {}
+                Err(StoreError::Duplicate(_)) => {
+                    // An older login to the same phone still waits: the newest one gets
+                    // the reply.
+                    self.store.take_challenge(&index.state, now).await?;
+                    self.store.put_challenge(&index).await?;
+                }
+                Err(e) => {
+                    self.store.take_challenge(txn.as_bytes(), now).await?;
+                    return Err(e);
+                }
             }
             match sender.send_reply_request(to, &code, ask_pin).await {
                 Ok(()) => return Ok(Outcome::Pending { txn }),
                 Err(err) => {
                     tracing::warn!(user = %user.username, "SMS not sent: {err}");
-                    self.store.take_challenge(&index.state, now).await?;
                     self.store.take_challenge(txn.as_bytes(), now).await?;
+                    self.drop_reply_index(&index.state, &txn, now).await?;
                 }
             }
         }
         Ok(Outcome::Reject(Reason::DeliveryFailed))
+    }
+
+    /// Removes the reply index `state` if it still points to `txn`; a newer login to the
+    /// same phone may have taken it over meanwhile, and keeps it.
+    async fn drop_reply_index(&self, state: &[u8], txn: &str, now: i64) -> Result<(), StoreError> {
+        let Some(taken) = self.store.take_challenge(state, now).await? else {
+            return Ok(());
+        };
+        if matches!(&taken.kind, ChallengeKind::SmsReplyTo { txn: t } if t.as_str() == txn) {
+            return Ok(());
+        }
+        match self.store.put_challenge(&taken).await {
+            // Yet another login wrote its own index meanwhile: that one is the newest.
+            Ok(()) | Err(StoreError::Duplicate(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// A reply to a two-way SMS, from the gateway's inbound webhook: `from` is the sender's
