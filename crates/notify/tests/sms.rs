@@ -113,3 +113,17 @@ async fn generic_gateway_renders_the_request_and_checks_the_answer() {
     let err = gateway.send_code("+442079460018", "1").await.unwrap_err();
     assert!(err.to_string().contains("without 'queued'"), "{err}");
 }
+
+#[tokio::test]
+async fn replies_are_taken_only_with_the_auth_token_that_checks_their_signatures() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let config = twilio_config(&fake, &dir, TOKEN);
+    let gateway = SmsGateway::new(&config).unwrap().unwrap();
+    assert!(mfad_notify::LiveSms::new(gateway).receives_replies());
+    // An API key sends messages, but Twilio signs webhooks with the auth token.
+    let mut with_key = config;
+    with_key.twilio.api_key_sid = "SK00000000000000000000000000000001".into();
+    let gateway = SmsGateway::new(&with_key).unwrap().unwrap();
+    assert!(!mfad_notify::LiveSms::new(gateway).receives_replies());
+}
