@@ -226,29 +226,47 @@ async fn answer(
         voice.public_url(),
         q.txn
     ));
-    let ask = if q.pin == "1" {
-        "Enter your PIN followed by the pound key."
-    } else {
-        "Press the pound key to sign in."
-    };
     let fraud = &hooks.engine.policy().fraud;
-    let report = if fraud.allow_reports && !fraud.code.is_empty() {
+    let fraud_code = if fraud.allow_reports {
+        fraud.code.as_str()
+    } else {
+        ""
+    };
+    let report = if fraud_code.is_empty() {
+        String::new()
+    } else {
         // Digits apart, so that "10" is read as "1 0", not "ten".
-        let keys: Vec<String> = fraud.code.chars().map(String::from).collect();
+        let keys: Vec<String> = fraud_code.chars().map(String::from).collect();
         format!(
             " If you did not start this sign-in, press {} and then pound.",
             keys.join(" ")
         )
+    };
+    // Twilio requests the action URL only for input (no actionOnEmptyResult): a Gather
+    // that times out without a key (a voicemail, a phone left ringing in a pocket) goes
+    // on to the goodbye, and the status callback ends the login as answered without a
+    // key. In standard mode # must therefore be input, not the key that ends it: no
+    // finishing key, and the Gather ends at the first key when the fraud code is one
+    // key (the default "0": "#" approves, "0" reports at once), else after the fraud
+    // code's length and "#" (a lone # then waits for the Gather's timeout).
+    let (ask, keys) = if q.pin == "1" {
+        (
+            "Enter your PIN followed by the pound key.",
+            "finishOnKey=\"#\"".to_owned(),
+        )
     } else {
-        String::new()
+        let most = match fraud_code.len() {
+            0 | 1 => 1,
+            n => n + 1,
+        };
+        (
+            "Press the pound key to sign in.",
+            format!("finishOnKey=\"\" numDigits=\"{most}\""),
+        )
     };
     let prompt = xml_escape(&format!("This is your sign-in verification. {ask}{report}"));
-    // No actionOnEmptyResult: a Gather that times out without a key (a voicemail, a
-    // phone left ringing in a pocket) must never reach the action URL, which approves
-    // on # alone. It goes on to the goodbye, and the status callback ends the login as
-    // answered without a key.
     twiml(&format!(
-        "<Gather action=\"{action}\" method=\"POST\" finishOnKey=\"#\" timeout=\"15\"><Say>{prompt}</Say></Gather><Say>No input received. Goodbye.</Say><Hangup/>"
+        "<Gather action=\"{action}\" method=\"POST\" {keys} timeout=\"15\"><Say>{prompt}</Say></Gather><Say>No input received. Goodbye.</Say><Hangup/>"
     ))
 }
 
@@ -267,8 +285,9 @@ async fn gather(
         return refused.into_response();
     }
     // A request without Digits is no key press: it decides nothing (a timeout never comes
-    // here; see `answer`). Twilio leaves the finishing # out of Digits; a lone # that
-    // arrives as "#" is the same answer as "".
+    // here; see `answer`). Standard mode's Digits end in the # that approves ("#", or the
+    // fraud code and "#"); in PIN mode Twilio leaves the finishing # out. Either way the
+    // engine gets the keys before the #.
     let Some(digits) = form.get("Digits") else {
         tracing::warn!("voice gather webhook without Digits ignored");
         return twiml("<Say>No input received. Goodbye.</Say><Hangup/>");

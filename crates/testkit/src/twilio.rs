@@ -515,6 +515,40 @@ async fn inbound_sms(shared: &Shared, url: &str, from: &str, to: &str, body: &st
     response.map_or(0, |r| r.status().as_u16())
 }
 
+/// What Twilio posts as `Digits` to the first `<Gather>`'s action when the person
+/// presses `keys`, or `None` when it goes on to the next verb without calling it.
+///
+/// A key in `finishOnKey` (default "#") ends the input and is left out; `numDigits`
+/// keys end it too; otherwise it ends when the keys run out (the timeout). Input that
+/// is empty reaches the action only with `actionOnEmptyResult="true"`. A lone finishing
+/// key counts as empty input here: the stricter of the two readings of Twilio's
+/// documentation, so that mfad does not depend on the other.
+fn gathered(twiml: &str, keys: &str) -> Option<String> {
+    let gather = &twiml[twiml.find("<Gather")?..];
+    let tag = &gather[..gather.find('>')?];
+    let attribute = |name: &str| {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = tag[start..].find('"')? + start;
+        Some(tag[start..end].to_owned())
+    };
+    let finish = attribute("finishOnKey").unwrap_or_else(|| "#".to_owned());
+    let most = attribute("numDigits")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    let on_empty = attribute("actionOnEmptyResult").as_deref() == Some("true");
+    let mut digits = String::new();
+    for key in keys.chars() {
+        if finish.contains(key) {
+            break;
+        }
+        digits.push(key);
+        if digits.len() >= most {
+            break;
+        }
+    }
+    (!digits.is_empty() || on_empty).then_some(digits)
+}
+
 /// The `action` of the first `<Gather>` in TwiML, unescaped.
 fn gather_action(twiml: &str) -> Option<String> {
     let gather = &twiml[twiml.find("<Gather")?..];
@@ -563,23 +597,14 @@ async fn play(
             webhook(&client, &token, &call.url, &status("in-progress")).await;
             webhook(&client, &token, &call.status_callback, &status("completed")).await;
         }
-        CallScript::Silent => {
+        CallScript::Press(_) | CallScript::Silent => {
+            let keys = match &script {
+                CallScript::Press(keys) => keys.as_str(),
+                _ => "",
+            };
             let twiml = webhook(&client, &token, &call.url, &status("in-progress")).await;
             let twiml = twiml.unwrap_or_default();
-            if twiml.contains("actionOnEmptyResult=\"true\"") {
-                if let Some(action) = gather_action(&twiml) {
-                    let params = with(&[("CallStatus", "in-progress"), ("Digits", "")]);
-                    let said = webhook(&client, &token, &action, &params).await;
-                    shared.record(|r| r.gather_answers.push(said.unwrap_or_default()));
-                }
-            }
-            webhook(&client, &token, &call.status_callback, &status("completed")).await;
-        }
-        CallScript::Press(keys) => {
-            let twiml = webhook(&client, &token, &call.url, &status("in-progress")).await;
-            if let Some(action) = twiml.as_deref().and_then(gather_action) {
-                // finishOnKey="#": the # ends the input and is not part of Digits.
-                let digits = keys.split('#').next().unwrap_or_default().to_owned();
+            if let (Some(action), Some(digits)) = (gather_action(&twiml), gathered(&twiml, keys)) {
                 let params = with(&[("CallStatus", "in-progress"), ("Digits", &digits)]);
                 let said = webhook(&client, &token, &action, &params).await;
                 shared.record(|r| r.gather_answers.push(said.unwrap_or_default()));
