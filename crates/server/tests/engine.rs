@@ -310,7 +310,7 @@ impl Texts {
 struct SmsWorld {
     w: World,
     texts: Arc<Texts>,
-    engine: Engine,
+    engine: Arc<Engine>,
 }
 
 async fn sms_world(policy: Policy, pin_mode: mfad_core::model::PinMode) -> SmsWorld {
@@ -324,14 +324,16 @@ async fn sms_world(policy: Policy, pin_mode: mfad_core::model::PinMode) -> SmsWo
     };
     w.store.update_user(user.id, &update).await.unwrap();
     let texts = Arc::new(Texts::default());
-    let engine = Engine::new(
-        w.store.clone(),
-        w.clock.clone(),
-        Arc::new(OsRandom),
-        policy,
-        ServerInfo::default(),
-    )
-    .with_sms(texts.clone());
+    let engine = Arc::new(
+        Engine::new(
+            w.store.clone(),
+            w.clock.clone(),
+            Arc::new(OsRandom),
+            policy,
+            ServerInfo::default(),
+        )
+        .with_sms(texts.clone()),
+    );
     SmsWorld { w, texts, engine }
 }
 
@@ -693,13 +695,20 @@ async fn a_wrong_key_in_a_call_counts_a_failure() {
     assert_eq!(user.failures, 1);
 }
 
-#[tokio::test]
-async fn a_two_way_sms_is_decided_by_the_reply_from_the_users_number() {
+/// A node in two-way SMS mode with alice's login pending: the world (its texts and
+/// store), the engine and the login's transaction.
+async fn two_way_login() -> (SmsWorld, Arc<Engine>, String) {
     let mut policy = Policy::default();
     policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
     let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
-    let engine = Arc::new(s.engine);
+    let engine = Arc::clone(&s.engine);
     let txn = pending(&engine, request("x")).await;
+    (s, engine, txn)
+}
+
+#[tokio::test]
+async fn a_two_way_sms_is_decided_by_the_reply_from_the_users_number() {
+    let (s, engine, txn) = two_way_login().await;
     let (to, code) = s.texts.last();
     assert_eq!(to, "+14255550100");
     assert!(
@@ -714,11 +723,7 @@ async fn a_two_way_sms_is_decided_by_the_reply_from_the_users_number() {
 
 #[tokio::test]
 async fn a_wrong_two_way_reply_rejects_and_no_reply_times_out() {
-    let mut policy = Policy::default();
-    policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
-    let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
-    let engine = Arc::new(s.engine);
-    let txn = pending(&engine, request("x")).await;
+    let (s, engine, txn) = two_way_login().await;
     let (_, code) = s.texts.last();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     assert!(engine.sms_reply("+14255550100", wrong).await.unwrap());
@@ -740,11 +745,7 @@ async fn a_wrong_two_way_reply_rejects_and_no_reply_times_out() {
 
 #[tokio::test]
 async fn a_radius_state_naming_an_out_of_band_transaction_is_rejected_and_leaves_it_pending() {
-    let mut policy = Policy::default();
-    policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
-    let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
-    let engine = Arc::new(s.engine);
-    let txn = pending(&engine, request("x")).await;
+    let (s, engine, txn) = two_way_login().await;
     let (to, code) = s.texts.last();
     for state in [
         txn.clone().into_bytes(),
