@@ -80,6 +80,13 @@ pub struct FraudPolicy {
     pub block_user: bool,
 }
 
+impl FraudPolicy {
+    /// The keys (pressed before #) that report fraud, when reports are on.
+    pub fn report_code(&self) -> Option<&str> {
+        Some(self.code.as_str()).filter(|code| self.allow_reports && !code.is_empty())
+    }
+}
+
 impl Default for FraudPolicy {
     fn default() -> Self {
         Self {

@@ -226,12 +226,8 @@ async fn answer(
         voice.public_url(),
         q.txn
     ));
-    let fraud = &hooks.engine.policy().fraud;
-    let fraud_code = if fraud.allow_reports {
-        fraud.code.as_str()
-    } else {
-        ""
-    };
+    let policy = hooks.engine.policy();
+    let fraud_code = policy.fraud.report_code().unwrap_or_default();
     let report = if fraud_code.is_empty() {
         String::new()
     } else {

@@ -176,8 +176,7 @@ impl Engine {
         if let Some(reason) = self.unavailable(user, now) {
             return Ok(Outcome::Reject(reason));
         }
-        let fraud = &self.policy().fraud;
-        if fraud.allow_reports && !fraud.code.is_empty() && digits == fraud.code {
+        if self.policy().fraud.report_code() == Some(digits) {
             return self.fraud_reported(user, now).await;
         }
         if ask_pin {
