@@ -524,18 +524,11 @@ async fn inbound_sms(shared: &Shared, url: &str, from: &str, to: &str, body: &st
 /// key counts as empty input here: the stricter of the two readings of Twilio's
 /// documentation, so that mfad does not depend on the other.
 fn gathered(twiml: &str, keys: &str) -> Option<String> {
-    let gather = &twiml[twiml.find("<Gather")?..];
-    let tag = &gather[..gather.find('>')?];
-    let attribute = |name: &str| {
-        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-        let end = tag[start..].find('"')? + start;
-        Some(tag[start..end].to_owned())
-    };
-    let finish = attribute("finishOnKey").unwrap_or_else(|| "#".to_owned());
-    let most = attribute("numDigits")
+    let finish = gather_attribute(twiml, "finishOnKey").unwrap_or_else(|| "#".to_owned());
+    let most = gather_attribute(twiml, "numDigits")
         .and_then(|n| n.parse().ok())
         .unwrap_or(usize::MAX);
-    let on_empty = attribute("actionOnEmptyResult").as_deref() == Some("true");
+    let on_empty = gather_attribute(twiml, "actionOnEmptyResult").as_deref() == Some("true");
     let mut digits = String::new();
     for key in keys.chars() {
         if finish.contains(key) {
@@ -551,10 +544,16 @@ fn gathered(twiml: &str, keys: &str) -> Option<String> {
 
 /// The `action` of the first `<Gather>` in TwiML, unescaped.
 fn gather_action(twiml: &str) -> Option<String> {
+    gather_attribute(twiml, "action").map(|url| url.replace("&amp;", "&"))
+}
+
+/// Attribute `name` of the first `<Gather>` tag in TwiML, as written.
+fn gather_attribute(twiml: &str, name: &str) -> Option<String> {
     let gather = &twiml[twiml.find("<Gather")?..];
-    let start = gather.find("action=\"")? + "action=\"".len();
-    let end = gather[start..].find('"')? + start;
-    Some(gather[start..end].replace("&amp;", "&"))
+    let tag = &gather[..gather.find('>')?];
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let end = tag[start..].find('"')? + start;
+    Some(tag[start..end].to_owned())
 }
 
 async fn play(
@@ -598,9 +597,10 @@ async fn play(
             webhook(&client, &token, &call.status_callback, &status("completed")).await;
         }
         CallScript::Press(_) | CallScript::Silent => {
-            let keys = match &script {
-                CallScript::Press(keys) => keys.as_str(),
-                _ => "",
+            let keys = if let CallScript::Press(keys) = &script {
+                keys.as_str()
+            } else {
+                ""
             };
             let twiml = webhook(&client, &token, &call.url, &status("in-progress")).await;
             let twiml = twiml.unwrap_or_default();
