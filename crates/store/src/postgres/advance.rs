@@ -6,9 +6,8 @@
 //! batch. Its rows are locked in token-id order, so batches of different nodes never
 //! deadlock.
 
-use super::batch::Job;
-use super::map::db_err;
-use super::Conn;
+use super::batch::{fetch_rows, Job};
+use super::map::get;
 use async_trait::async_trait;
 use mfad_core::model::TokenId;
 use mfad_core::store::StoreResult;
@@ -49,21 +48,19 @@ impl Job for AdvanceJob {
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a counter update";
 
-    fn key(item: &Advance) -> TokenId {
-        item.token
+    fn key(item: &Advance) -> &TokenId {
+        &item.token
     }
 
     async fn apply(&self, pool: &PgPool, items: Vec<&Advance>) -> StoreResult<Vec<bool>> {
         let ids: Vec<i64> = items.iter().map(|a| a.token).collect();
         let used: Vec<i64> = items.iter().map(|a| a.used).collect();
-        let mut conn = Conn(pool.acquire().await.map_err(db_err)?);
-        let won = sqlx::query_scalar::<_, i64>(ADVANCE)
-            .bind(&ids)
-            .bind(used)
-            .fetch_all(&mut *conn.0)
-            .await
-            .map_err(db_err);
-        let won: HashSet<TokenId> = conn.done(won)?.into_iter().collect();
+        let statement = sqlx::query(ADVANCE).bind(&ids).bind(used);
+        let won = fetch_rows(pool, statement)
+            .await?
+            .iter()
+            .map(|row| get(row, 0))
+            .collect::<StoreResult<HashSet<TokenId>>>()?;
         Ok(ids.iter().map(|id| won.contains(id)).collect())
     }
 }

@@ -15,9 +15,13 @@
 //! key, so that batches that lock rows lock them in the same order on every node and
 //! never deadlock.
 
+use super::map::db_err;
+use super::Conn;
 use async_trait::async_trait;
 use mfad_core::store::{StoreError, StoreResult};
-use sqlx::PgPool;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::Duration;
@@ -40,11 +44,22 @@ pub(super) trait Job: Send + Sync + 'static {
     /// What the statement does, for the message when it misses its deadline.
     const WHAT: &'static str;
 
-    fn key(item: &Self::Item) -> Self::Key;
+    fn key(item: &Self::Item) -> &Self::Key;
 
     /// Runs the batch (sorted by key) as one statement: one answer per item, in order.
     async fn apply(&self, pool: &PgPool, items: Vec<&Self::Item>)
         -> StoreResult<Vec<Self::Answer>>;
+}
+
+/// Runs a batch's statement on a pooled connection (closed if the statement failed:
+/// see [`Conn`]) and returns its rows.
+pub(super) async fn fetch_rows(
+    pool: &PgPool,
+    statement: Query<'_, Postgres, PgArguments>,
+) -> StoreResult<Vec<PgRow>> {
+    let mut conn = Conn(pool.acquire().await.map_err(db_err)?);
+    let rows = statement.fetch_all(&mut *conn.0).await.map_err(db_err);
+    conn.done(rows)
 }
 
 struct Call<J: Job> {
@@ -104,7 +119,7 @@ async fn run<J: Job>(job: J, pool: PgPool, mut calls: mpsc::Receiver<Call<J>>, t
             if call.reply.is_closed() {
                 continue;
             }
-            if batch.len() < J::MAX_BATCH && keys.insert(J::key(&call.item)) {
+            if batch.len() < J::MAX_BATCH && keys.insert(J::key(&call.item).clone()) {
                 batch.push(call);
             } else {
                 later.push_back(call);
@@ -114,7 +129,7 @@ async fn run<J: Job>(job: J, pool: PgPool, mut calls: mpsc::Receiver<Call<J>>, t
         if batch.is_empty() {
             continue;
         }
-        batch.sort_by_key(|call| J::key(&call.item));
+        batch.sort_by(|a, b| J::key(&a.item).cmp(J::key(&b.item)));
         let items = batch.iter().map(|call| &call.item).collect();
         let outcome = match tokio::time::timeout(timeout, job.apply(&pool, items)).await {
             Ok(Ok(answers)) if answers.len() == batch.len() => Ok(answers),

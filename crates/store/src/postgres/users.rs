@@ -5,13 +5,12 @@
 //! writer (READ COMMITTED, "13.2.1" of the PostgreSQL docs), so counts add up and
 //! single-use grants are used once.
 
-use super::batch::Job;
+use super::batch::{fetch_rows, Job};
 use super::map::{
     db_err, get, is_unique_violation, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET,
     USER_COLUMNS, USER_COLUMNS_U,
 };
 use super::tokens::{insert_token, SealedToken};
-use super::Conn;
 use crate::crypto::Cipher;
 use async_trait::async_trait;
 use mfad_core::model::{NewUser, Token, User, UserId};
@@ -216,8 +215,6 @@ pub(super) async fn consume_bypass(
     Ok(done.rows_affected() == 1)
 }
 
-/// One statement: the right-hand sides see the row before the update, so the count and
-/// the lock are decided together; `failures = 0` in the result means this call locked.
 /// A change of a user's failure counter: one more failed attempt under the lockout rule
 /// in force, or a success that clears the count and any lock.
 pub(super) struct FailureUpdate {
@@ -252,7 +249,9 @@ impl FailureUpdate {
 
 /// The failure counters of a batch's users, batched (see [`super::batch`]): each one
 /// cleared, counted up, or reset with the user locked when it reaches the limit, in one
-/// transaction with the rows locked in id order.
+/// transaction with the rows locked in id order. The right-hand sides see the row before
+/// the update, so the count and the lock are decided together; `failures = 0` in the
+/// result means this call locked.
 const UPDATE_FAILURES: &str = "
     WITH v AS (
         SELECT * FROM unnest($1::bigint[], $2::bool[], $3::bigint[], $4::bigint[],
@@ -281,8 +280,8 @@ impl Job for FailureJob {
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a failure count";
 
-    fn key(item: &FailureUpdate) -> UserId {
-        item.id
+    fn key(item: &FailureUpdate) -> &UserId {
+        &item.id
     }
 
     async fn apply(
@@ -290,8 +289,7 @@ impl Job for FailureJob {
         pool: &PgPool,
         items: Vec<&FailureUpdate>,
     ) -> StoreResult<Vec<Self::Answer>> {
-        let mut conn = Conn(pool.acquire().await.map_err(db_err)?);
-        let rows = sqlx::query(UPDATE_FAILURES)
+        let statement = sqlx::query(UPDATE_FAILURES)
             .bind(items.iter().map(|f| f.id).collect::<Vec<_>>())
             .bind(items.iter().map(|f| f.clear).collect::<Vec<_>>())
             .bind(
@@ -301,12 +299,9 @@ impl Job for FailureJob {
                     .collect::<Vec<_>>(),
             )
             .bind(items.iter().map(|f| f.now).collect::<Vec<_>>())
-            .bind(items.iter().map(|f| f.lockout_seconds).collect::<Vec<_>>())
-            .fetch_all(&mut *conn.0)
-            .await
-            .map_err(db_err);
+            .bind(items.iter().map(|f| f.lockout_seconds).collect::<Vec<_>>());
         let mut states = HashMap::new();
-        for row in &conn.done(rows)? {
+        for row in &fetch_rows(pool, statement).await? {
             let id: UserId = get(row, 0)?;
             let failures: i32 = get(row, 1)?;
             let state = FailureState {
@@ -390,8 +385,8 @@ impl Job for SubjectJob {
     const MAX_BATCH: usize = 256;
     const WHAT: &'static str = "a user lookup";
 
-    fn key(username: &String) -> String {
-        username.clone()
+    fn key(username: &String) -> &String {
+        username
     }
 
     async fn apply(
@@ -399,16 +394,11 @@ impl Job for SubjectJob {
         pool: &PgPool,
         usernames: Vec<&String>,
     ) -> StoreResult<Vec<Self::Answer>> {
-        let mut conn = Conn(pool.acquire().await.map_err(db_err)?);
-        let rows = sqlx::query(&AUTH_SUBJECTS)
-            .bind(&usernames)
-            .fetch_all(&mut *conn.0)
-            .await
-            .map_err(db_err);
+        let rows = fetch_rows(pool, sqlx::query(&AUTH_SUBJECTS).bind(&usernames)).await?;
         // One row per enabled token (or one with NULL token columns for a user without
         // tokens), a user's rows together.
         let mut found: HashMap<String, Vec<PgRow>> = HashMap::new();
-        for row in conn.done(rows)? {
+        for row in rows {
             let username: String = row.try_get("username").map_err(db_err)?;
             found.entry(username).or_default().push(row);
         }
