@@ -34,14 +34,16 @@ pub enum Seen {
 #[derive(Debug)]
 enum State {
     InProgress,
-    Answered(Arc<[u8]>),
+    /// The reply, replayed until `expires`.
+    Answered {
+        reply: Arc<[u8]>,
+        expires: Instant,
+    },
 }
 
 #[derive(Debug)]
 struct Slot {
     state: State,
-    /// When an answer stops being replayed; unused while in progress.
-    expires: Instant,
     /// Matches the queue entry that owns this slot; older queue entries for
     /// the same key are stale and skipped.
     generation: u64,
@@ -94,8 +96,7 @@ impl DedupCache {
                 ..
             }) => return Seen::InProgress,
             Some(Slot {
-                state: State::Answered(reply),
-                expires,
+                state: State::Answered { reply, expires },
                 ..
             }) if *expires > now => return Seen::Answered(Arc::clone(reply)),
             _ => {}
@@ -108,7 +109,6 @@ impl DedupCache {
             key,
             Slot {
                 state: State::InProgress,
-                expires: now,
                 generation,
             },
         );
@@ -118,13 +118,12 @@ impl DedupCache {
     /// Stores the reply of a request `begin` reported as new; retransmissions
     /// within the window get these octets.
     pub fn finish(&mut self, key: &RequestKey, reply: Arc<[u8]>, now: Instant) {
-        let deadline = self.deadline(now);
+        // The window runs from the reply, which is when the NAS starts waiting
+        // for it again should it be lost.
+        let expires = self.deadline(now);
         let generation = self.generation();
         if let Some(slot) = self.slots.get_mut(key) {
-            slot.state = State::Answered(reply);
-            // The window runs from the reply, which is when the NAS starts
-            // waiting for it again should it be lost.
-            slot.expires = deadline;
+            slot.state = State::Answered { reply, expires };
             slot.generation = generation;
             self.order.push_back((*key, generation));
         }
@@ -158,7 +157,7 @@ impl DedupCache {
         while let Some(&(key, generation)) = self.order.front() {
             match self.slots.get(&key) {
                 Some(slot) if slot.generation == generation => {
-                    if slot.expires > now {
+                    if matches!(slot.state, State::Answered { expires, .. } if expires > now) {
                         return;
                     }
                     self.slots.remove(&key);
