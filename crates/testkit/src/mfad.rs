@@ -205,14 +205,7 @@ impl Mfad {
     /// Stores a secret setting as an operator does, typed on standard input
     /// (`mfad setting set KEY --secret`); the command must succeed.
     pub fn set_secret(&self, key: &str, value: &str) {
-        let out = self.cli_with_input(["setting", "set", key, "--secret"], value.as_bytes());
-        if !out.status.success() {
-            panic!(
-                "`mfad setting set {key} --secret` failed with {}\nstderr:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        self.cli_ok_with_input(["setting", "set", key, "--secret"], value.as_bytes());
     }
 
     /// Runs a command that must succeed and returns its stdout.
@@ -221,8 +214,17 @@ impl Mfad {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.cli_ok_with_input(args, &[])
+    }
+
+    /// [`Mfad::cli_ok`] with `input` on stdin.
+    pub fn cli_ok_with_input<I, S>(&self, args: I, input: &[u8]) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let args = collect_args(args);
-        let output = self.cli(&args);
+        let output = self.cli_with_input(&args, input);
         if !output.status.success() {
             panic!(
                 "`mfad {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
