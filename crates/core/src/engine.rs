@@ -10,7 +10,7 @@ use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, U
 use crate::otp::{find_hotp, find_totp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, LivePolicy, Policy};
-use crate::store::{FailureState, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::upstream::{Resume, UpstreamAnswer, UpstreamHandle};
 use crate::username;
 use std::net::IpAddr;
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 mod call;
+mod lockout;
 mod pending;
 mod sms;
 
@@ -175,6 +176,8 @@ pub struct Engine {
     alerts: Option<Arc<dyn FraudAlerts>>,
     /// The out-of-band transactions whose requests this node holds.
     waiting: pending::Waiting,
+    /// Permits for argon2id work, one per core: see [`Engine::argon2`].
+    argon2: Arc<tokio::sync::Semaphore>,
 }
 
 /// Length of a RADIUS State issued with a challenge: 128 random bits.
@@ -199,6 +202,9 @@ impl Engine {
             voice: None,
             alerts: None,
             waiting: pending::Waiting::default(),
+            argon2: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -354,21 +360,12 @@ impl Engine {
                 .as_ref()
                 .filter(|s| s.code.is_some())
                 .map(|s| s.password);
-            match self.upstream(req, password, None).await {
-                Ok(UpstreamAnswer::Accept) => {}
-                Ok(UpstreamAnswer::Reject) => {
-                    self.count_failure(&user, now).await?;
-                    return Ok(Outcome::Reject(Reason::WrongPassword));
-                }
-                Ok(UpstreamAnswer::Challenge {
-                    target,
-                    state,
-                    prompt,
-                }) => {
-                    let kind = ChallengeKind::Upstream { target, state };
-                    return self.challenge(&user, &req.client.name, kind, prompt).await;
-                }
-                Err(reason) => return Ok(Outcome::Reject(reason)),
+            if let Some(reason) = self.slot_or_reject(&user, now).await? {
+                return Ok(Outcome::Reject(reason));
+            }
+            let target = self.upstream(req, password, None).await;
+            if let Some(outcome) = self.upstream_outcome(&user, req, target).await? {
+                return Ok(outcome);
             }
             match split.and_then(|s| s.code) {
                 Some(code) => answer = code,
@@ -383,13 +380,18 @@ impl Engine {
                 code_len,
                 answer,
             );
-            if let Some(reason) = self
+            if let Some(reason) = self.slot_or_reject(&user, now).await? {
+                return Ok(Outcome::Reject(reason));
+            }
+            let checked = self
                 .directory_password(&user.username, split.password)
-                .await
-            {
-                if reason == Reason::WrongPassword {
-                    self.count_failure(&user, now).await?;
-                }
+                .await;
+            // A wrong password keeps its slot; a right one (the code is checked under
+            // a slot of its own) or a directory that did not answer gives it back.
+            if checked != Some(Reason::WrongPassword) {
+                self.release_slot(&user).await?;
+            }
+            if let Some(reason) = checked {
                 return Ok(Outcome::Reject(reason));
             }
             match split.code {
@@ -485,6 +487,33 @@ impl Engine {
         })
     }
 
+    /// What a known user's first factor at the target servers means, under the slot the
+    /// attempt took: `None` when the password passed and the second factor follows. A
+    /// wrong password keeps the slot; every other answer gives it back.
+    async fn upstream_outcome(
+        &self,
+        user: &User,
+        req: &Request,
+        answer: Result<UpstreamAnswer, Reason>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        if !matches!(answer, Ok(UpstreamAnswer::Reject)) {
+            self.release_slot(user).await?;
+        }
+        Ok(match answer {
+            Ok(UpstreamAnswer::Accept) => None,
+            Ok(UpstreamAnswer::Reject) => Some(Outcome::Reject(Reason::WrongPassword)),
+            Ok(UpstreamAnswer::Challenge {
+                target,
+                state,
+                prompt,
+            }) => {
+                let kind = ChallengeKind::Upstream { target, state };
+                Some(self.challenge(user, &req.client.name, kind, prompt).await?)
+            }
+            Err(reason) => Some(Outcome::Reject(reason)),
+        })
+    }
+
     /// The user for a typed name, with their enabled tokens.
     async fn resolve(&self, name: &str) -> Result<Option<(User, Vec<Token>)>, StoreError> {
         for candidate in username::candidates(name) {
@@ -535,11 +564,11 @@ impl Engine {
         cache_key: Option<String>,
         audit: &mut AuditRecord,
     ) -> Result<Outcome, StoreError> {
+        if let Some(reason) = self.slot_or_reject(user, now).await? {
+            return Ok(Outcome::Reject(reason));
+        }
         match self.verify(user, tokens, answer, now, audit).await? {
-            Verdict::Reject(reason) => {
-                self.count_failure(user, now).await?;
-                Ok(Outcome::Reject(reason))
-            }
+            Verdict::Reject(reason) => Ok(Outcome::Reject(reason)),
             Verdict::Accept { token } => {
                 audit.method = token.kind.to_string();
                 audit.device = token.serial.clone();
@@ -548,8 +577,8 @@ impl Engine {
         }
     }
 
-    /// The second factor was proven: clear the failure count, ask for a new PIN when one
-    /// is due, remember the success for the cache.
+    /// The second factor was proven: clear the failure count (with the slot this attempt
+    /// took), ask for a new PIN when one is due, remember the success for the cache.
     async fn accepted(
         &self,
         user: &User,
@@ -557,9 +586,7 @@ impl Engine {
         now: i64,
         cache_key: Option<String>,
     ) -> Result<Outcome, StoreError> {
-        if user.failures > 0 || user.locked_until.is_some() {
-            self.store.clear_failures(user.id).await?;
-        }
+        self.store.clear_failures(user.id).await?;
         if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
             let prompt = "Enter a new PIN".to_string();
             return self
@@ -597,23 +624,6 @@ impl Engine {
             }
         }
         Ok(true)
-    }
-
-    /// Counts a failure towards the lockout shared by every channel.
-    async fn count_failure(&self, user: &User, now: i64) -> Result<FailureState, StoreError> {
-        let state = self
-            .store
-            .record_failure(
-                user.id,
-                now,
-                self.policy().max_failures,
-                self.policy().lockout_seconds,
-            )
-            .await?;
-        if let Some(until) = state.locked_until {
-            tracing::warn!(user = %user.username, until, "user locked after too many failures");
-        }
-        Ok(state)
     }
 
     /// The first factor of a `directory` client: `None` when the password is right.
@@ -741,10 +751,11 @@ impl Engine {
         }
     }
 
-    /// argon2id is deliberately slow: run it off the async workers.
+    /// argon2id is deliberately slow: run it off the async workers, bounded. Callers
+    /// take the attempt's slot first.
     async fn pin_matches(&self, hash: &str, pin: &str) -> bool {
         let (hash, pin) = (hash.to_string(), Zeroizing::new(pin.to_string()));
-        tokio::task::spawn_blocking(move || pin::verify(&hash, &pin))
+        self.argon2(move || pin::verify(&hash, &pin))
             .await
             .unwrap_or(false)
     }
@@ -828,27 +839,17 @@ impl Engine {
         match challenge.kind {
             ChallengeKind::Upstream { target, state } => {
                 let resume = Resume { target, state };
-                match self.upstream(req, None, Some(&resume)).await {
-                    Ok(UpstreamAnswer::Accept) => {
-                        let tokens = self.store.tokens_for_user(user.id).await?;
-                        let tokens: Vec<Token> = tokens.into_iter().filter(|t| t.enabled).collect();
-                        self.after_first_factor(&user, &tokens, "", true, req, now, audit)
-                            .await
-                    }
-                    Ok(UpstreamAnswer::Reject) => {
-                        self.count_failure(&user, now).await?;
-                        Ok(Outcome::Reject(Reason::WrongPassword))
-                    }
-                    Ok(UpstreamAnswer::Challenge {
-                        target,
-                        state,
-                        prompt,
-                    }) => {
-                        let kind = ChallengeKind::Upstream { target, state };
-                        self.challenge(&user, &req.client.name, kind, prompt).await
-                    }
-                    Err(reason) => Ok(Outcome::Reject(reason)),
+                if let Some(reason) = self.slot_or_reject(&user, now).await? {
+                    return Ok(Outcome::Reject(reason));
                 }
+                let answer = self.upstream(req, None, Some(&resume)).await;
+                if let Some(outcome) = self.upstream_outcome(&user, req, answer).await? {
+                    return Ok(outcome);
+                }
+                let tokens = self.store.tokens_for_user(user.id).await?;
+                let tokens: Vec<Token> = tokens.into_iter().filter(|t| t.enabled).collect();
+                self.after_first_factor(&user, &tokens, "", true, req, now, audit)
+                    .await
             }
             ChallengeKind::Otp => {
                 let tokens = self.store.tokens_for_user(user.id).await?;
@@ -865,12 +866,13 @@ impl Engine {
                 );
                 let rules = self.policy().pin.clone();
                 let rng = self.rng.clone();
-                let checked = tokio::task::spawn_blocking(move || {
-                    pin::check(&pin, &rules, &phone, &history)?;
-                    pin::hash(&pin, &*rng)
-                })
-                .await
-                .unwrap_or(Err(PinError::Hash));
+                let checked = self
+                    .argon2(move || {
+                        pin::check(&pin, &rules, &phone, &history)?;
+                        pin::hash(&pin, &*rng)
+                    })
+                    .await
+                    .unwrap_or(Err(PinError::Hash));
                 match checked {
                     Ok(pin_hash) => {
                         let kind = ChallengeKind::ConfirmPin { pin_hash };

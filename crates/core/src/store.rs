@@ -87,7 +87,7 @@ pub struct SyncState {
     pub approved_count: Option<u32>,
 }
 
-/// The failure counter after [`Store::record_failure`].
+/// The failure counter after [`Store::take_attempt`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailureState {
     /// Consecutive failures (0 right after a lock was set).
@@ -120,15 +120,24 @@ pub trait Store: Send + Sync + 'static {
     async fn set_bypass(&self, id: UserId, until: Option<i64>) -> StoreResult<()>;
     /// Uses the bypass if one is valid at `now`: true exactly once per grant.
     async fn consume_bypass(&self, id: UserId, now: i64) -> StoreResult<bool>;
-    /// Atomically counts a failure; on reaching `max_failures` sets `locked_until =
-    /// now + lockout_seconds` and resets the count.
-    async fn record_failure(
+    /// Takes one attempt's slot in the lockout budget, before a secret is checked: one
+    /// conditional write, so that however many attempts race (on one node or several),
+    /// at most `max_failures` are granted per lockout period. `None`, changing nothing,
+    /// while the user is locked at `now`. Otherwise the attempt counts as a failure until
+    /// [`Store::clear_failures`] (success) or [`Store::release_attempt`] says otherwise;
+    /// on reaching `max_failures` this sets `locked_until = now + lockout_seconds` and
+    /// resets the count.
+    async fn take_attempt(
         &self,
         id: UserId,
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
-    ) -> StoreResult<FailureState>;
+    ) -> StoreResult<Option<FailureState>>;
+    /// Gives back a slot whose attempt proved nothing either way (a first factor that
+    /// passed before a challenge, a directory that did not answer): one failure less, never
+    /// below zero. A lock already set stays.
+    async fn release_attempt(&self, id: UserId) -> StoreResult<()>;
     /// Clears the failure count and any lock (success, or `mfad user unlock`).
     async fn clear_failures(&self, id: UserId) -> StoreResult<()>;
     /// Sets the PIN hash (or removes it with `None`) and the "change required" flag.

@@ -10,7 +10,10 @@
     clippy::indexing_slicing
 )]
 
-use mfad_testkit::{oathtool_hotp, Mfad, PgCluster, PgDatabase, RadReply, Radclient, Running};
+use mfad_testkit::{
+    audit_reasons, hotp_burst, oathtool_hotp, Mfad, PgCluster, PgDatabase, RadReply, Radclient,
+    Running,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -198,6 +201,31 @@ fn failures_on_different_nodes_add_up_to_one_lockout() {
     assert!(login(&node_a, "alice", &hotp(0)).is("Access-Accept"));
     node_a.stop();
     node_b.stop();
+}
+
+/// The lockout burst of the SQLite test, spread over two nodes on one database: the
+/// slots are taken in PostgreSQL, so the two nodes together check no more codes than
+/// one lockout allows.
+#[test]
+fn a_burst_of_guesses_over_two_nodes_checks_no_more_codes_than_the_lockout_allows() {
+    let db = PgDatabase::create();
+    let (a, b) = two_nodes(&db.url(), "[policy]\nmax_failures = 10\n", &[]);
+    let (ra, rb) = (a.start(), b.start());
+    let replies = hotp_burst(
+        &[ra.radius_addr(), rb.radius_addr()],
+        SECRET,
+        "alice",
+        SEED,
+        199,
+    );
+    ra.stop();
+    rb.stop();
+    assert_eq!(replies.get("Access-Accept"), None, "{replies:?}");
+    let reasons = audit_reasons(&a, "alice");
+    let checked = reasons.get("wrong_code").copied().unwrap_or(0)
+        + reasons.get("accepted").copied().unwrap_or(0);
+    assert_eq!(checked, 10, "codes checked: {reasons:?}");
+    assert_eq!(reasons.get("locked"), Some(&190), "{reasons:?}");
 }
 
 #[test]

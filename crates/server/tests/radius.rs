@@ -12,7 +12,7 @@
 use mfad_radius_proto::{
     attr, encode_request, encrypt_user_password, verify_response, Code, Packet,
 };
-use mfad_testkit::{oathtool_hotp, pam_login, Mfad, Radclient, Running};
+use mfad_testkit::{audit_reasons, hotp_burst, oathtool_hotp, pam_login, Mfad, Radclient, Running};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
@@ -279,6 +279,28 @@ fn lockout_rejects_even_the_right_code_until_unlocked() {
     server.stop();
     let log = node.cli_ok(["log", "--user", "alice", "--format", "csv"]);
     assert!(log.contains(",locked,"), "{log}");
+}
+
+/// 199 wrong codes and then the right one, all in flight at once: each attempt takes its
+/// slot in the store before its code is checked, so no more codes are checked than the
+/// lockout allows, and the right code, which comes after the tenth, is refused.
+#[test]
+fn a_burst_of_guesses_checks_no_more_codes_than_the_lockout_allows() {
+    let node =
+        node_with_alice(&[]).with_config("reject_delay_ms = 0\n[policy]\nmax_failures = 10\n");
+    let server = node.start();
+    let replies = hotp_burst(&[server.radius_addr()], SECRET, "alice", SEED, 199);
+    server.stop();
+    assert_eq!(
+        replies.get("Access-Accept"),
+        None,
+        "the right code after the burst was refused: {replies:?}"
+    );
+    let reasons = audit_reasons(&node, "alice");
+    let checked = reasons.get("wrong_code").copied().unwrap_or(0)
+        + reasons.get("accepted").copied().unwrap_or(0);
+    assert_eq!(checked, 10, "codes checked: {reasons:?}");
+    assert_eq!(reasons.get("locked"), Some(&190), "{reasons:?}");
 }
 
 #[test]

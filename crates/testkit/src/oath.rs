@@ -39,6 +39,19 @@ pub fn oathtool_hotp(secret_b32: &str, counter: u64, digits: u32) -> String {
     ])
 }
 
+/// The HOTP codes for counters `from` to `from + window`, in order (`oathtool -w`).
+pub fn oathtool_hotp_window(secret_b32: &str, from: u64, window: u64) -> Vec<String> {
+    oathtool(&[
+        "--base32".to_owned(),
+        format!("--counter={from}"),
+        format!("--window={window}"),
+        secret_b32.to_owned(),
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
 fn oathtool(args: &[String]) -> String {
     let mut command = Command::new(require_tool("oathtool"));
     command.args(args);

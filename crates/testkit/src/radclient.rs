@@ -116,6 +116,58 @@ impl Radclient {
     }
 }
 
+impl Radclient {
+    /// Sends every request at once (`radclient -p`, all outstanding together) and waits
+    /// for the replies; returns how many of each reply code came back, e.g.
+    /// `[("Access-Reject", 200)]`. For bursts against lockout and rate limits.
+    pub fn burst(&self, code: &str, requests: &[Vec<(&str, &str)>]) -> Vec<(String, usize)> {
+        let radclient = require_tool("radclient");
+        let mut input = String::new();
+        for attrs in requests {
+            for (name, value) in attrs {
+                input.push_str(&format!("{name} = {}\n", quote(value)));
+            }
+            if self.message_authenticator {
+                input.push_str(MESSAGE_AUTHENTICATOR);
+                input.push_str(" = 0x00\n");
+            }
+            input.push('\n');
+        }
+        let mut command = Command::new(radclient);
+        command
+            .arg("-x")
+            .args(["-r", "1"])
+            .args(["-p", &requests.len().max(1).to_string()])
+            .args(["-t", &format!("{:.3}", self.timeout.as_secs_f64())])
+            .arg(self.addr.to_string())
+            .arg(code)
+            .arg(&self.secret);
+        let limit = self.timeout + Duration::from_secs(30);
+        let (status, stdout, stderr) =
+            run_with_input("radclient", command, input.as_bytes(), limit);
+        if status.is_none() {
+            panic!(
+                "radclient burst to {} hung for {limit:?}\nstderr:\n{stderr}",
+                self.addr
+            );
+        }
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for line in stdout.lines() {
+            let Some(code) = line
+                .strip_prefix("Received ")
+                .and_then(|rest| rest.split_whitespace().next())
+            else {
+                continue;
+            };
+            match counts.iter_mut().find(|(c, _)| c == code) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((code.to_owned(), 1)),
+            }
+        }
+        counts
+    }
+}
+
 /// What came back for one request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RadReply {

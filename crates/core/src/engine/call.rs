@@ -179,28 +179,28 @@ impl Engine {
         if self.policy().fraud.report_code() == Some(digits) {
             return self.fraud_reported(user, now).await;
         }
-        if ask_pin {
-            if digits.is_empty() {
-                self.count_failure(user, now).await?;
-                return Ok(Outcome::Reject(Reason::NoPinEntered));
-            }
-            let hash = match (user.pin_mode, &user.pin_hash) {
-                (PinMode::Pin, Some(hash)) => hash.clone(),
-                _ => String::new(),
-            };
-            if hash.is_empty() || !self.pin_matches(&hash, digits).await {
-                self.count_failure(user, now).await?;
-                return Ok(Outcome::Reject(Reason::WrongPin));
-            }
+        // Standard mode: # alone, no secret to check. Anything else (a PIN, or keys
+        // that are not an approval) is an attempt and takes a slot.
+        if !ask_pin && digits.is_empty() {
             return self.accepted(user, client, now, cache_key).await;
         }
-        // Standard mode: # alone. Other keys are not an approval.
-        if digits.is_empty() {
-            self.accepted(user, client, now, cache_key).await
-        } else {
-            self.count_failure(user, now).await?;
-            Ok(Outcome::Reject(Reason::WrongCode))
+        if let Some(reason) = self.slot_or_reject(user, now).await? {
+            return Ok(Outcome::Reject(reason));
         }
+        if !ask_pin {
+            return Ok(Outcome::Reject(Reason::WrongCode));
+        }
+        if digits.is_empty() {
+            return Ok(Outcome::Reject(Reason::NoPinEntered));
+        }
+        let hash = match (user.pin_mode, &user.pin_hash) {
+            (PinMode::Pin, Some(hash)) => hash.clone(),
+            _ => String::new(),
+        };
+        if hash.is_empty() || !self.pin_matches(&hash, digits).await {
+            return Ok(Outcome::Reject(Reason::WrongPin));
+        }
+        self.accepted(user, client, now, cache_key).await
     }
 
     /// The user said this login is not theirs: reject it and block them (until the block

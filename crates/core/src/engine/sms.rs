@@ -60,10 +60,14 @@ impl Engine {
         // The PIN is checked before anything is sent, so guessing usernames cannot be
         // used to flood phones with messages.
         if let (PinMode::Pin, Some(hash)) = (user.pin_mode, &user.pin_hash) {
+            if let Some(reason) = self.slot_or_reject(user, now).await? {
+                return Ok(Outcome::Reject(reason));
+            }
             if !self.pin_matches(hash, answer).await {
-                self.count_failure(user, now).await?;
                 return Ok(Outcome::Reject(Reason::WrongPin));
             }
+            // The code that follows is checked under a slot of its own.
+            self.release_slot(user).await?;
         }
         self.send_code(user, req, 0, 1, now).await
     }
@@ -180,12 +184,14 @@ impl Engine {
                 .send_code(user, req, sent.attempts, sent.sends.saturating_add(1), now)
                 .await;
         }
+        let Some(failure) = self.take_slot(user, now).await? else {
+            return Ok(Outcome::Reject(Reason::Locked));
+        };
         let given = code_hash(&sent.salt, answer);
         if bool::from(given.as_bytes().ct_eq(sent.code_hash.as_bytes())) {
             let cache_key = self.cache_key(user, req);
             return self.accepted(user, &req.client.name, now, cache_key).await;
         }
-        let failure = self.count_failure(user, now).await?;
         let attempts = sent.attempts.saturating_add(1);
         if attempts >= rules.max_attempts || failure.locked_until.is_some() {
             return Ok(Outcome::Reject(Reason::WrongCode));
@@ -375,9 +381,11 @@ impl Engine {
             text.get(..split).unwrap_or(""),
             text.get(split..).unwrap_or(""),
         );
+        if let Some(reason) = self.slot_or_reject(user, now).await? {
+            return Ok(Outcome::Reject(reason));
+        }
         let code_ok = bool::from(code_hash(salt, code).as_bytes().ct_eq(expected.as_bytes()));
         if !code_ok || (!ask_pin && !pin.is_empty()) {
-            self.count_failure(user, now).await?;
             return Ok(Outcome::Reject(Reason::WrongCode));
         }
         if ask_pin {
@@ -386,7 +394,6 @@ impl Engine {
                 _ => String::new(),
             };
             if hash.is_empty() || !self.pin_matches(&hash, pin).await {
-                self.count_failure(user, now).await?;
                 return Ok(Outcome::Reject(Reason::WrongPin));
             }
         }

@@ -70,7 +70,7 @@ pub async fn data_survives_reopening(backend: &mut dyn Backend) -> CaseResult {
     store
         .create_client(&new_client("dur-vpn", "10.1.0.0/16")?, NOW)
         .await?;
-    store.record_failure(user.id, NOW, 10, 60).await?;
+    store.take_attempt(user.id, NOW, 10, 60).await?;
     store.set_bypass(user.id, Some(NOW + 300)).await?;
     // The answer `true` is the promise: the code is used even if the server dies now.
     ensure!(store.advance_token(token.id, 12).await?, "fresh code");

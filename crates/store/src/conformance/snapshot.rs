@@ -22,7 +22,7 @@ pub async fn snapshot_copies_every_row_into_an_empty_store(
     source
         .set_pin(alice.id, Some("$argon2id$pin-hash"), true, 5)
         .await?;
-    source.record_failure(alice.id, NOW, 10, 60).await?;
+    source.take_attempt(alice.id, NOW, 10, 60).await?;
     source
         .set_block(alice.id, Some(NOW + 99), Some("lost phone"))
         .await?;

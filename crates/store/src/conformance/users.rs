@@ -186,7 +186,8 @@ pub async fn operations_on_a_missing_user_are_not_found(store: Arc<dyn Store>) -
         NotFound
     );
     ensure_err!(store.set_bypass(missing, Some(NOW + 1)).await, NotFound);
-    ensure_err!(store.record_failure(missing, NOW, 10, 60).await, NotFound);
+    ensure_err!(store.take_attempt(missing, NOW, 10, 60).await, NotFound);
+    ensure_err!(store.release_attempt(missing).await, NotFound);
     ensure_err!(store.clear_failures(missing).await, NotFound);
     ensure_err!(store.set_pin(missing, Some("h"), false, 5).await, NotFound);
     ensure_err!(store.delete_user(missing).await, NotFound);
@@ -283,33 +284,35 @@ pub async fn expired_or_revoked_bypass_is_not_used(store: Arc<dyn Store>) -> Cas
     Ok(())
 }
 
-pub async fn failure_at_the_limit_locks_and_resets_the_count(store: Arc<dyn Store>) -> CaseResult {
+pub async fn attempt_at_the_limit_locks_and_resets_the_count(store: Arc<dyn Store>) -> CaseResult {
     let user = given_user(&*store, "lena").await?;
-    let first = store.record_failure(user.id, NOW, 3, 900).await?;
+    let first = store.take_attempt(user.id, NOW, 3, 900).await?;
     ensure_eq!(
         first,
-        FailureState {
+        Some(FailureState {
             failures: 1,
             locked_until: None
-        }
+        })
     );
-    let second = store.record_failure(user.id, NOW, 3, 900).await?;
+    let second = store.take_attempt(user.id, NOW, 3, 900).await?;
     ensure_eq!(
         second,
-        FailureState {
+        Some(FailureState {
             failures: 2,
             locked_until: None
-        }
+        })
     );
-    let third = store.record_failure(user.id, NOW + 5, 3, 900).await?;
+    let third = store.take_attempt(user.id, NOW + 5, 3, 900).await?;
     ensure_eq!(
         third,
-        FailureState {
+        Some(FailureState {
             failures: 0,
             locked_until: Some(NOW + 905)
-        }
+        })
     );
 
+    // A slot may be answered before it is committed; readers see it after the commit.
+    store.flush().await?;
     let locked = store
         .user_by_id(user.id)
         .await?
@@ -319,16 +322,26 @@ pub async fn failure_at_the_limit_locks_and_resets_the_count(store: Arc<dyn Stor
         locked.is_locked(NOW + 904) && !locked.is_locked(NOW + 905),
         "lock ends on time"
     );
+    // While locked, no slot is granted and nothing changes.
+    ensure_eq!(store.take_attempt(user.id, NOW + 904, 3, 900).await?, None);
+    store.flush().await?;
+    let still = store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| Failure::new("user gone"))?;
+    ensure_eq!((still.failures, still.locked_until), (0, Some(NOW + 905)));
 
-    // Counting starts again; the lock already set stays until a new one replaces it.
-    let next = store.record_failure(user.id, NOW + 10, 3, 900).await?;
+    // Once the lock has run out, counting starts again; the old lock stays recorded
+    // until a new one replaces it.
+    let next = store.take_attempt(user.id, NOW + 905, 3, 900).await?;
     ensure_eq!(
         next,
-        FailureState {
+        Some(FailureState {
             failures: 1,
             locked_until: None
-        }
+        })
     );
+    store.flush().await?;
     let again = store
         .user_by_id(user.id)
         .await?
@@ -337,46 +350,38 @@ pub async fn failure_at_the_limit_locks_and_resets_the_count(store: Arc<dyn Stor
     Ok(())
 }
 
-pub async fn concurrent_failures_add_up_and_lock_at_every_limit(
-    store: Arc<dyn Store>,
-) -> CaseResult {
+pub async fn racing_attempts_get_at_most_the_limit_of_slots(store: Arc<dyn Store>) -> CaseResult {
     let user = given_user(&*store, "mona").await?;
-    let tasks: Vec<_> = (0..30)
+    let tasks: Vec<_> = (0..200)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.record_failure(user.id, NOW, 10, 600).await })
+            tokio::spawn(async move { store.take_attempt(user.id, NOW, 10, 600).await })
         })
         .collect();
     let mut states = Vec::new();
     for task in tasks {
         states.push(task.await??);
     }
-    let locks = states.iter().filter(|s| s.locked_until.is_some()).count();
+    let granted: Vec<FailureState> = states.iter().flatten().copied().collect();
     ensure_eq!(
-        locks,
-        3,
-        "30 failures with a limit of 10 lock three times: {states:?}"
+        granted.len(),
+        10,
+        "200 racing attempts, limit 10: {states:?}"
     );
-    ensure!(
-        states
-            .iter()
-            .all(|s| s.locked_until.is_none_or(|t| t == NOW + 600)),
-        "each lock lasts the lockout time: {states:?}"
-    );
-    ensure!(
-        states
-            .iter()
-            .all(|s| (s.failures == 0) == s.locked_until.is_some()),
-        "the count resets exactly when a lock is set: {states:?}"
-    );
-    let mut counts: Vec<u32> = states
-        .iter()
-        .map(|s| s.failures)
-        .filter(|&n| n > 0)
-        .collect();
+    let mut counts: Vec<u32> = granted.iter().map(|s| s.failures).collect();
     counts.sort_unstable();
-    let expected: Vec<u32> = (1..10).flat_map(|n| [n, n, n]).collect();
-    ensure_eq!(counts, expected, "every failure was counted once");
+    ensure_eq!(
+        counts,
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        "each slot counted once"
+    );
+    ensure!(
+        granted
+            .iter()
+            .all(|s| (s.failures == 0) == (s.locked_until == Some(NOW + 600))),
+        "the tenth slot locks for the lockout time: {granted:?}"
+    );
+    store.flush().await?;
     let after = store
         .user_by_id(user.id)
         .await?
@@ -385,17 +390,41 @@ pub async fn concurrent_failures_add_up_and_lock_at_every_limit(
     Ok(())
 }
 
+pub async fn a_released_slot_no_longer_counts(store: Arc<dyn Store>) -> CaseResult {
+    let user = given_user(&*store, "oona").await?;
+    store.take_attempt(user.id, NOW, 3, 60).await?;
+    store.take_attempt(user.id, NOW, 3, 60).await?;
+    store.release_attempt(user.id).await?;
+    store.flush().await?;
+    let after = store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| Failure::new("user gone"))?;
+    ensure_eq!((after.failures, after.locked_until), (1, None));
+    store.release_attempt(user.id).await?;
+    store.release_attempt(user.id).await?;
+    store.flush().await?;
+    let floor = store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| Failure::new("user gone"))?;
+    ensure_eq!(floor.failures, 0, "never below zero");
+    Ok(())
+}
+
 pub async fn clear_failures_resets_count_and_lock(store: Arc<dyn Store>) -> CaseResult {
     let user = given_user(&*store, "nina").await?;
-    store.record_failure(user.id, NOW, 2, 60).await?;
-    store.record_failure(user.id, NOW, 2, 60).await?;
-    store.record_failure(user.id, NOW, 2, 60).await?;
+    store.take_attempt(user.id, NOW, 2, 60).await?;
+    store.take_attempt(user.id, NOW, 2, 60).await?;
+    store.take_attempt(user.id, NOW + 60, 2, 60).await?;
+    store.flush().await?;
     let before = store
         .user_by_id(user.id)
         .await?
         .ok_or_else(|| Failure::new("user gone"))?;
     ensure_eq!((before.failures, before.locked_until), (1, Some(NOW + 60)));
     store.clear_failures(user.id).await?;
+    store.flush().await?;
     let after = store
         .user_by_id(user.id)
         .await?

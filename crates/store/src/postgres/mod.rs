@@ -115,13 +115,7 @@ impl PgStore {
             // Statements are logged by PostgreSQL if the operator wants them; at debug
             // level here they would flood the node's log.
             .disable_statement_logging();
-        let pool = PgPoolOptions::new()
-            .max_connections(options.pool_size.max(1))
-            .min_connections(0)
-            .acquire_timeout(options.timeout)
-            .test_before_acquire(false)
-            .idle_timeout(Duration::from_secs(300))
-            .connect_lazy_with(connect);
+        let pool = lazy_pool(connect.clone(), options.pool_size, options.timeout);
         let mut conn =
             tokio::time::timeout(options.timeout.max(Duration::from_secs(5)), pool.acquire())
                 .await
@@ -144,7 +138,16 @@ impl PgStore {
             pool.clone(),
             options.timeout,
         );
-        let failures = Batcher::start(users::FailureJob, pool.clone(), options.timeout);
+        // Failure counts commit without waiting for the WAL flush: other nodes see a
+        // slot as soon as it is taken, and what a crash of the database could lose is a
+        // few counts (never an accepted code, never an audit record), while a flush per
+        // slot would put a second disk wait on every authentication.
+        let counters = lazy_pool(
+            connect.options([("synchronous_commit", "off")]),
+            2,
+            options.timeout,
+        );
+        let failures = Batcher::start(users::FailureJob, counters, options.timeout);
         Ok(Self {
             pool,
             cipher,
@@ -184,6 +187,17 @@ impl PgStore {
             .map(|t| SealedToken::seal(t, &self.cipher))
             .collect()
     }
+}
+
+/// A pool that connects on first use.
+fn lazy_pool(connect: PgConnectOptions, size: u32, timeout: Duration) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size.max(1))
+        .min_connections(0)
+        .acquire_timeout(timeout)
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(connect)
 }
 
 /// Says at start-up that the key file does not match the sealed values (see the SQLite
@@ -272,16 +286,23 @@ impl Store for PgStore {
         on_conn!(self, |c| users::consume_bypass(c, id, now))
     }
 
-    async fn record_failure(
+    async fn take_attempt(
         &self,
         id: UserId,
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
-    ) -> StoreResult<FailureState> {
-        let count = users::FailureUpdate::count(id, now, max_failures, lockout_seconds);
-        self.bounded(self.failures.call(count))
+    ) -> StoreResult<Option<FailureState>> {
+        let take = users::FailureUpdate::take(id, now, max_failures, lockout_seconds);
+        self.bounded(self.failures.call(take))
             .await?
+            .ok_or_else(|| users::not_found(id))
+    }
+
+    async fn release_attempt(&self, id: UserId) -> StoreResult<()> {
+        self.bounded(self.failures.call(users::FailureUpdate::release(id)))
+            .await?
+            .map(drop)
             .ok_or_else(|| users::not_found(id))
     }
 

@@ -217,65 +217,91 @@ pub(super) async fn consume_bypass(
 
 /// A change of a user's failure counter: one more failed attempt under the lockout rule
 /// in force, or a success that clears the count and any lock.
+/// What one call does to a user's failure count.
+#[derive(Clone, Copy)]
+enum FailureOp {
+    /// [`mfad_core::store::Store::take_attempt`].
+    Take = 0,
+    /// [`mfad_core::store::Store::clear_failures`].
+    Clear = 1,
+    /// [`mfad_core::store::Store::release_attempt`].
+    Release = 2,
+}
+
 pub(super) struct FailureUpdate {
     id: UserId,
-    clear: bool,
+    op: FailureOp,
     max_failures: u32,
     now: i64,
     lockout_seconds: i64,
 }
 
 impl FailureUpdate {
-    pub(super) fn count(id: UserId, now: i64, max_failures: u32, lockout_seconds: i64) -> Self {
+    pub(super) fn take(id: UserId, now: i64, max_failures: u32, lockout_seconds: i64) -> Self {
         Self {
             id,
-            clear: false,
+            op: FailureOp::Take,
             max_failures,
             now,
             lockout_seconds,
         }
     }
 
-    pub(super) fn clear(id: UserId) -> Self {
+    fn other(id: UserId, op: FailureOp) -> Self {
         Self {
             id,
-            clear: true,
+            op,
             max_failures: 0,
             now: 0,
             lockout_seconds: 0,
         }
     }
+
+    pub(super) fn clear(id: UserId) -> Self {
+        Self::other(id, FailureOp::Clear)
+    }
+
+    pub(super) fn release(id: UserId) -> Self {
+        Self::other(id, FailureOp::Release)
+    }
 }
 
 /// The failure counters of a batch's users, batched (see [`super::batch`]): each one
-/// cleared, counted up, or reset with the user locked when it reaches the limit, in one
-/// transaction with the rows locked in id order. The right-hand sides see the row before
-/// the update, so the count and the lock are decided together; `failures = 0` in the
-/// result means this call locked.
+/// cleared, given a slot back, or given an attempt's slot (refused while locked), counted
+/// up or reset with the user locked when it reaches the limit, in one transaction with
+/// the rows locked in id order. `l` holds the locked rows as they are once locked, so
+/// the refusal, the count and the lock are decided together; `failures = 0` with a lock
+/// in the result means this call locked.
 const UPDATE_FAILURES: &str = "
     WITH v AS (
-        SELECT * FROM unnest($1::bigint[], $2::bool[], $3::bigint[], $4::bigint[],
-            $5::bigint[]) AS v(id, clear, max_failures, now, lockout)
-    ), locked AS (
-        SELECT u.id FROM users u JOIN v ON v.id = u.id ORDER BY u.id FOR UPDATE OF u
+        SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[],
+            $5::bigint[]) AS v(id, op, max_failures, now, lockout)
+    ), l AS (
+        SELECT u.id, v.op = 0 AND COALESCE(u.locked_until > v.now, false) AS refused,
+            v.op = 0 AND u.failures + 1 >= v.max_failures AS locks
+        FROM users u JOIN v ON v.id = u.id ORDER BY u.id FOR UPDATE OF u
     )
     UPDATE users u SET
-        failures = CASE WHEN v.clear OR u.failures + 1 >= v.max_failures THEN 0
+        failures = CASE WHEN l.refused THEN u.failures
+            WHEN v.op = 1 OR l.locks THEN 0
+            WHEN v.op = 2 THEN GREATEST(u.failures - 1, 0)
             ELSE u.failures + 1 END,
-        locked_until = CASE WHEN v.clear THEN NULL
-            WHEN u.failures + 1 >= v.max_failures THEN v.now + v.lockout
+        locked_until = CASE WHEN l.refused OR v.op = 2 THEN u.locked_until
+            WHEN v.op = 1 THEN NULL
+            WHEN l.locks THEN v.now + v.lockout
             ELSE u.locked_until END
-    FROM v
-    WHERE u.id = v.id AND u.id IN (SELECT id FROM locked)
-    RETURNING u.id, u.failures, CASE WHEN u.failures = 0 THEN u.locked_until END";
+    FROM v JOIN l ON l.id = v.id
+    WHERE u.id = v.id
+    RETURNING u.id, l.refused, u.failures, CASE WHEN l.locks THEN u.locked_until END";
 
 pub(super) struct FailureJob;
 
 #[async_trait]
 impl Job for FailureJob {
     type Item = FailureUpdate;
-    /// The user's state after the change; `None` for a user that does not exist.
-    type Answer = Option<FailureState>;
+    /// The user's state after the change, `None` when a slot was refused; no answer for
+    /// a user that does not exist.
+    type Answer = Option<Option<FailureState>>;
     type Key = UserId;
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a failure count";
@@ -291,7 +317,7 @@ impl Job for FailureJob {
     ) -> StoreResult<Vec<Self::Answer>> {
         let statement = sqlx::query(UPDATE_FAILURES)
             .bind(items.iter().map(|f| f.id).collect::<Vec<_>>())
-            .bind(items.iter().map(|f| f.clear).collect::<Vec<_>>())
+            .bind(items.iter().map(|f| f.op as i16).collect::<Vec<_>>())
             .bind(
                 items
                     .iter()
@@ -303,12 +329,13 @@ impl Job for FailureJob {
         let mut states = HashMap::new();
         for row in &fetch_rows(pool, statement).await? {
             let id: UserId = get(row, 0)?;
-            let failures: i32 = get(row, 1)?;
+            let refused: bool = get(row, 1)?;
+            let failures: i32 = get(row, 2)?;
             let state = FailureState {
                 failures: u32::try_from(failures).unwrap_or_default(),
-                locked_until: get(row, 2)?,
+                locked_until: get(row, 3)?,
             };
-            states.insert(id, state);
+            states.insert(id, (!refused).then_some(state));
         }
         Ok(items.iter().map(|f| states.remove(&f.id)).collect())
     }

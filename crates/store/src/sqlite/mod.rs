@@ -265,12 +265,31 @@ impl SqliteStore {
         self.write_op(work, true).await
     }
 
+    /// Work that answers once the writer applied it, without waiting for the commit:
+    /// for counters whose order matters across callers but whose loss in a crash only
+    /// errs on the safe side (see [`Store::take_attempt`]). Its changes still commit with
+    /// the batch they land in.
+    async fn write_early<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (op, done) = writer::pending(work, writer::Answer::Applied);
+        self.send(Command::Write(op)).await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
     async fn write_op<T, F>(&self, work: F, single_statement: bool) -> StoreResult<T>
     where
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (op, done) = writer::pending(work, single_statement);
+        let answer = if single_statement {
+            writer::Answer::CommittedStatement
+        } else {
+            writer::Answer::Committed
+        };
+        let (op, done) = writer::pending(work, answer);
         self.send(Command::Write(op)).await?;
         done.await.unwrap_or_else(|_| Err(writer_gone()))
     }
@@ -386,17 +405,25 @@ impl Store for SqliteStore {
         self.write(move |c| users::consume_bypass(c, id, now)).await
     }
 
-    async fn record_failure(
+    async fn take_attempt(
         &self,
         id: UserId,
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
-    ) -> StoreResult<FailureState> {
-        self.write_statement(move |c| {
-            users::record_failure(c, id, now, max_failures, lockout_seconds)
-        })
-        .await
+    ) -> StoreResult<Option<FailureState>> {
+        // Answered as soon as the writer has applied it, before the commit: every later
+        // write (another attempt's slot, this attempt's outcome) goes through the same
+        // writer after it, so the slot holds for them, and the outcome of the attempt
+        // becomes durable in the same or a later commit. Waiting for the fsync here
+        // would double the latency of every authentication.
+        self.write_early(move |c| users::take_attempt(c, id, now, max_failures, lockout_seconds))
+            .await
+    }
+
+    async fn release_attempt(&self, id: UserId) -> StoreResult<()> {
+        self.write_early(move |c| users::release_attempt(c, id))
+            .await
     }
 
     async fn clear_failures(&self, id: UserId) -> StoreResult<()> {

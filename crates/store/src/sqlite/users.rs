@@ -201,19 +201,20 @@ pub(super) fn consume_bypass(conn: &Connection, id: UserId, now: i64) -> StoreRe
 
 /// One statement: the right-hand sides see the row before the update, so the count and
 /// the lock are decided together; `failures = 0` in the result means this call locked.
-pub(super) fn record_failure(
+/// No row updated: the user is locked (`None`) or does not exist (`NotFound`).
+pub(super) fn take_attempt(
     conn: &Connection,
     id: UserId,
     now: i64,
     max_failures: u32,
     lockout_seconds: i64,
-) -> StoreResult<FailureState> {
+) -> StoreResult<Option<FailureState>> {
     let row: Option<(u32, Option<i64>)> = conn
         .prepare_cached(
             "UPDATE users SET
                  failures = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE failures + 1 END,
                  locked_until = CASE WHEN failures + 1 >= ?2 THEN ?3 + ?4 ELSE locked_until END
-             WHERE id = ?1
+             WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?3)
              RETURNING failures, CASE WHEN failures = 0 THEN locked_until END",
         )
         .and_then(|mut s| {
@@ -223,11 +224,31 @@ pub(super) fn record_failure(
             .optional()
         })
         .map_err(db_err)?;
-    let (failures, locked_until) = row.ok_or_else(|| not_found(id))?;
-    Ok(FailureState {
-        failures,
-        locked_until,
-    })
+    match row {
+        Some((failures, locked_until)) => Ok(Some(FailureState {
+            failures,
+            locked_until,
+        })),
+        None if exists(conn, id)? => Ok(None),
+        None => Err(not_found(id)),
+    }
+}
+
+fn exists(conn: &Connection, id: UserId) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1")
+        .and_then(|mut s| s.exists([id]))
+        .map_err(db_err)
+}
+
+pub(super) fn release_attempt(conn: &Connection, id: UserId) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached("UPDATE users SET failures = failures - 1 WHERE id = ?1 AND failures > 0")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(db_err)?;
+    if changed == 0 && !exists(conn, id)? {
+        return Err(not_found(id));
+    }
+    Ok(())
 }
 
 pub(super) fn clear_failures(conn: &Connection, id: UserId) -> StoreResult<()> {

@@ -4,7 +4,9 @@
 //! writer drains everything queued, applies it inside one `BEGIN IMMEDIATE`
 //! transaction (each operation in its own SAVEPOINT, so a failing one leaves the
 //! others intact) and commits once. Callers hear back only after that commit, which is
-//! what makes a `true` from `advance_token` durable replay protection.
+//! what makes a `true` from `advance_token` durable replay protection. The one exception
+//! is a write answered as soon as it is applied ([`Answer::Applied`]): its order among
+//! the writes matters to the callers, its durability does not.
 
 use super::audit::insert_audit;
 use super::map::db_err;
@@ -37,19 +39,30 @@ pub(super) enum Command {
     Flush(oneshot::Sender<StoreResult<()>>),
 }
 
+/// When a write's caller hears back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// After the commit; the work runs in a savepoint.
+    Committed,
+    /// After the commit; the work is one SQL statement (see [`Op::single_statement`]).
+    CommittedStatement,
+    /// As soon as the work is applied, before the commit. The work must be one
+    /// statement (or reads and one statement).
+    Applied,
+}
+
 /// An [`Op`] made from a closure and the channel its caller waits on.
 struct Pending<F, T> {
     work: Option<F>,
-    single_statement: bool,
+    answer: Answer,
     result: Option<StoreResult<T>>,
-    reply: oneshot::Sender<StoreResult<T>>,
+    reply: Option<oneshot::Sender<StoreResult<T>>>,
 }
 
-/// Wraps `work` as an [`Op`]; the receiver yields its result after the commit.
-/// `single_statement`: see [`Op::single_statement`].
+/// Wraps `work` as an [`Op`]; the receiver yields its result when `answer` says.
 pub(super) fn pending<F, T>(
     work: F,
-    single_statement: bool,
+    answer: Answer,
 ) -> (Box<dyn Op>, oneshot::Receiver<StoreResult<T>>)
 where
     F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -59,9 +72,9 @@ where
     (
         Box::new(Pending {
             work: Some(work),
-            single_statement,
+            answer,
             result: None,
-            reply,
+            reply: Some(reply),
         }),
         rx,
     )
@@ -78,22 +91,32 @@ where
         };
         let result = work(conn);
         let ok = result.is_ok();
-        self.result = Some(result);
+        if self.answer == Answer::Applied {
+            if let Some(reply) = self.reply.take() {
+                let _ = reply.send(result);
+            }
+        } else {
+            self.result = Some(result);
+        }
         ok
     }
 
     fn single_statement(&self) -> bool {
-        self.single_statement
+        self.answer != Answer::Committed
     }
 
     fn finish(self: Box<Self>, commit: StoreResult<()>) {
+        // Answered already (`Applied`), or the caller may have gone away (request
+        // cancelled); the write stands regardless.
+        let Some(reply) = self.reply else {
+            return;
+        };
         let outcome = match (commit, self.result) {
             (Err(e), _) => Err(e),
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::Unavailable("the write was not applied".into())),
         };
-        // The caller may have gone away (request cancelled); the write stands regardless.
-        let _ = self.reply.send(outcome);
+        let _ = reply.send(outcome);
     }
 }
 
