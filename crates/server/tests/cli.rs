@@ -445,3 +445,107 @@ fn a_stored_setting_that_no_longer_fits_the_file_is_reported_and_can_be_unset() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Terminal escapes: a title change, a screen clear and a colour, and a one-byte C1 CSI.
+const ESCAPED_NAME: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[31mroot\u{9b}0m";
+const FORMULA_NAME: &str = "=HYPERLINK(\"http://evil.example/\",\"click\")";
+
+/// No byte that a terminal acts on: C0 controls other than the line ends, DEL, C1.
+fn assert_inert(out: &str, what: &str) {
+    let bad: Vec<char> = out
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(bad.is_empty(), "{what} prints {bad:?} raw:\n{out:?}");
+}
+
+#[test]
+fn log_shows_an_attackers_user_name_harmlessly_in_tables_and_csv() {
+    let node = Mfad::new(bin());
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1/32",
+        "--secret",
+        "0123456789abcdef-x",
+    ]);
+    let server = node.start();
+    let radius = Radclient::new(server.radius_addr(), "0123456789abcdef-x");
+    for name in [ESCAPED_NAME, FORMULA_NAME] {
+        let reply = radius.send("auth", &[("User-Name", name), ("User-Password", "1")]);
+        assert!(reply.is("Access-Reject"), "{}", reply.output);
+    }
+    server.stop();
+
+    let json = json(&node.cli_ok(["log", "--format", "json"]));
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["username"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains("\u{1b}[31m")),
+        "the record keeps what was sent: {names:?}"
+    );
+
+    let table = node.cli_ok(["log", "--format", "table"]);
+    assert_inert(&table, "mfad log --format table");
+    assert!(table.contains("\\x1b[31mroot\\u{9b}0m"), "{table}");
+    assert_eq!(
+        table.lines().count(),
+        3,
+        "a header and one line each: {table}"
+    );
+
+    let csv = node.cli_ok(["log", "--format", "csv"]);
+    assert_inert(&csv, "mfad log --format csv");
+    let username_cells: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert!(
+        username_cells
+            .iter()
+            .any(|c| c.to_lowercase().starts_with("\"'=hyperlink(")),
+        "the formula is text: {csv}"
+    );
+    assert!(
+        !csv.lines().any(|l| l.contains(",=") || l.contains(",\"=")),
+        "no cell starts a formula: {csv}"
+    );
+}
+
+#[test]
+fn user_lists_show_typed_names_harmlessly_in_tables_and_csv() {
+    let node = Mfad::new(bin());
+    node.cli_ok([
+        "user",
+        "add",
+        "mallory",
+        "--given-name",
+        ESCAPED_NAME,
+        "--surname",
+        FORMULA_NAME,
+        "--phone",
+        "+15550100",
+    ]);
+    for args in [
+        &["user", "list"][..],
+        &["user", "show", "mallory"],
+        &["user", "list", "--format", "csv"],
+    ] {
+        let out = node.cli_ok(args);
+        assert_inert(&out, &args.join(" "));
+        assert!(out.contains("\\x1b[31mroot"), "{args:?}: {out}");
+    }
+    let csv = node.cli_ok(["user", "list", "--format", "csv"]);
+    assert!(
+        csv.contains(",\"'=HYPERLINK(\"\"http://evil.example/\"\",\"\"click\"\")\","),
+        "{csv}"
+    );
+    assert!(csv.contains(",+15550100,"), "a phone number is kept: {csv}");
+}

@@ -304,7 +304,7 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
         ),
     ];
     for (name, value) in fields {
-        println!("{name:<20} {value}");
+        println!("{name:<20} {}", output::for_terminal(&value));
     }
     Ok(())
 }
