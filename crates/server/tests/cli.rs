@@ -549,3 +549,208 @@ fn user_lists_show_typed_names_harmlessly_in_tables_and_csv() {
     );
     assert!(csv.contains(",+15550100,"), "a phone number is kept: {csv}");
 }
+
+const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+fn stderr_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn client_token_and_pin_secrets_are_read_from_files_and_stdin_without_a_warning() {
+    let node = Mfad::new(bin());
+    let file = |name: &str, text: &str| {
+        let path = node.dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.into_os_string()
+    };
+    let client_secret = file("vpn.secret", "0123456789abcdef-file\n");
+    let alice_seed = file("alice.b32", &format!("{SEED}\r\n"));
+    let alice_pin = file("alice.pin", "5820\n");
+    let mut warnings = String::new();
+    let mut run = |args: &[&std::ffi::OsStr], input: &str| {
+        warnings.push_str(&stderr_of(&node.cli_with_input(args, input.as_bytes())));
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    run(
+        &[
+            os("client"),
+            os("add"),
+            os("vpn"),
+            os("--address"),
+            os("127.0.0.1/32"),
+            os("--secret-file"),
+            &client_secret,
+        ],
+        "",
+    );
+    run(
+        &[
+            os("client"),
+            os("add"),
+            os("lan"),
+            os("--address"),
+            os("10.7.0.0/16"),
+            os("--secret-file"),
+            os("-"),
+        ],
+        "0123456789abcdef-stdin\n",
+    );
+    for user in ["alice", "bob"] {
+        node.cli_ok(["user", "add", user, "--pin-mode", "pin"]);
+    }
+    run(
+        &[
+            os("token"),
+            os("add"),
+            os("alice"),
+            os("--type"),
+            os("hotp"),
+            os("--secret-file"),
+            &alice_seed,
+        ],
+        "",
+    );
+    run(
+        &[
+            os("user"),
+            os("set-pin"),
+            os("alice"),
+            os("--pin-file"),
+            &alice_pin,
+        ],
+        "",
+    );
+    run(
+        &[
+            os("token"),
+            os("add"),
+            os("bob"),
+            os("--type"),
+            os("hotp"),
+            os("--secret-file"),
+            os("-"),
+        ],
+        &format!("{SEED}\n"),
+    );
+    run(
+        &[
+            os("user"),
+            os("set-pin"),
+            os("bob"),
+            os("--pin-file"),
+            os("-"),
+        ],
+        "6931\n",
+    );
+    assert_eq!(warnings, "", "no warning for a file or standard input");
+
+    let server = node.start();
+    let radius = Radclient::new(server.radius_addr(), "0123456789abcdef-file");
+    let code = mfad_testkit::oathtool_hotp(SEED, 0, 6);
+    for (user, pin) in [("alice", "5820"), ("bob", "6931")] {
+        let reply = radius.send(
+            "auth",
+            &[
+                ("User-Name", user),
+                ("User-Password", &format!("{pin}{code}")),
+            ],
+        );
+        assert!(reply.is("Access-Accept"), "{user}: {}", reply.output);
+    }
+    server.stop();
+}
+
+#[test]
+fn secrets_given_as_arguments_still_work_with_a_warning() {
+    let node = Mfad::new(bin());
+    node.cli_ok(["user", "add", "carol", "--pin-mode", "pin"]);
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "client",
+                "add",
+                "vpn",
+                "--address",
+                "127.0.0.1/32",
+                "--secret",
+                "0123456789abcdef-arg",
+            ],
+            "--secret-file",
+        ),
+        (
+            &["token", "add", "carol", "--type", "hotp", "--secret", SEED],
+            "--secret-file",
+        ),
+        (&["user", "set-pin", "carol", "--pin", "5820"], "--pin-file"),
+    ];
+    for (args, instead) in cases {
+        let stderr = stderr_of(&node.cli(args));
+        let warning: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warning.len(), 1, "{args:?}: one line: {stderr}");
+        assert!(
+            warning[0].contains("process list")
+                && warning[0].contains("shell history")
+                && warning[0].contains(instead),
+            "{args:?}: {stderr}"
+        );
+    }
+    let users = json(&node.cli_ok(["user", "show", "carol", "--format", "json"]));
+    assert_eq!(users["tokens"].as_array().unwrap().len(), 1, "{users}");
+}
+
+#[test]
+fn an_empty_secret_file_or_stdin_is_refused_in_one_line() {
+    let node = Mfad::new(bin());
+    node.cli_ok(["user", "add", "dave", "--pin-mode", "pin"]);
+    let empty = node.dir().join("empty.secret");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let cases: [&[&str]; 6] = [
+        &[
+            "client",
+            "add",
+            "vpn",
+            "--address",
+            "127.0.0.1",
+            "--secret-file",
+            empty,
+        ],
+        &[
+            "client",
+            "add",
+            "vpn",
+            "--address",
+            "127.0.0.1",
+            "--secret-file",
+            "-",
+        ],
+        &["token", "add", "dave", "--secret-file", empty],
+        &["token", "add", "dave", "--secret-file", "-"],
+        &["user", "set-pin", "dave", "--pin-file", empty],
+        &["user", "set-pin", "dave", "--pin-file", "-"],
+    ];
+    for args in cases {
+        let err = node.cli_err(args);
+        assert!(err.contains("empty"), "{args:?}: {err}");
+        assert!(err.contains("-file"), "names the option: {args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    let clients = json(&node.cli_ok(["client", "list", "--format", "json"]));
+    assert_eq!(clients, serde_json::json!([]), "no client was added");
+    let dave = json(&node.cli_ok(["user", "show", "dave", "--format", "json"]));
+    assert_eq!(dave["tokens"], serde_json::json!([]), "{dave}");
+    let shown = node.cli_ok(["user", "show", "dave"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("pin set") && l.ends_with(" no")),
+        "no PIN was set: {shown}"
+    );
+}
