@@ -254,12 +254,18 @@ pub enum UserCommand {
     /// Set the user's PIN (checked against the PIN rules).
     SetPin {
         user: String,
+        /// The PIN; it is visible in the process list and the shell history, so prefer
+        /// --pin-file.
         #[arg(
             long,
-            conflicts_with = "generate",
-            required_unless_present = "generate"
+            conflicts_with_all = ["generate", "pin_file"],
+            required_unless_present_any = ["generate", "pin_file"]
         )]
         pin: Option<String>,
+        /// Read the PIN from FILE, or from standard input for `-` (a trailing newline is
+        /// ignored).
+        #[arg(long, value_name = "FILE", conflicts_with = "generate")]
+        pin_file: Option<PathBuf>,
         /// Generate a random PIN that follows the rules and ask for a new one at the next
         /// login; it goes into a welcome e-mail when email.send_to_users is on, else it is
         /// printed.
@@ -278,9 +284,14 @@ pub enum TokenCommand {
         user: String,
         #[arg(long = "type", default_value = "totp")]
         kind: String,
-        /// Base32 secret (at least 128 bits); a random 160-bit one when omitted.
-        #[arg(long)]
+        /// Base32 secret (at least 128 bits); a random 160-bit one when omitted. It is
+        /// visible in the process list and the shell history, so prefer --secret-file.
+        #[arg(long, conflicts_with = "secret_file")]
         secret: Option<String>,
+        /// Read the base32 secret from FILE, or from standard input for `-` (a trailing
+        /// newline is ignored).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
         #[arg(long, default_value_t = 6)]
         digits: u32,
         /// TOTP step in seconds.
@@ -338,13 +349,17 @@ pub enum ClientCommand {
         /// Source address or network of the client, e.g. 10.0.0.7 or 10.0.0.0/24.
         #[arg(long)]
         address: String,
+        /// The shared secret; it is visible in the process list and the shell history,
+        /// so prefer --secret-file.
         #[arg(
             long,
             conflicts_with = "secret_file",
             required_unless_present = "secret_file"
         )]
         secret: Option<String>,
-        #[arg(long)]
+        /// Read the shared secret from FILE, or from standard input for `-` (a trailing
+        /// newline is ignored).
+        #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
         /// none (the client checked the password), directory (mfad binds as the user) or
         /// radius (mfad forwards the request to the [[radius.targets]] servers).

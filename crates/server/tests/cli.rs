@@ -445,3 +445,312 @@ fn a_stored_setting_that_no_longer_fits_the_file_is_reported_and_can_be_unset() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Terminal escapes: a title change, a screen clear and a colour, and a one-byte C1 CSI.
+const ESCAPED_NAME: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[31mroot\u{9b}0m";
+const FORMULA_NAME: &str = "=HYPERLINK(\"http://evil.example/\",\"click\")";
+
+/// No byte that a terminal acts on: C0 controls other than the line ends, DEL, C1.
+fn assert_inert(out: &str, what: &str) {
+    let bad: Vec<char> = out
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(bad.is_empty(), "{what} prints {bad:?} raw:\n{out:?}");
+}
+
+#[test]
+fn log_shows_an_attackers_user_name_harmlessly_in_tables_and_csv() {
+    let node = Mfad::new(bin());
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1/32",
+        "--secret",
+        "0123456789abcdef-x",
+    ]);
+    let server = node.start();
+    let radius = Radclient::new(server.radius_addr(), "0123456789abcdef-x");
+    for name in [ESCAPED_NAME, FORMULA_NAME] {
+        let reply = radius.send("auth", &[("User-Name", name), ("User-Password", "1")]);
+        assert!(reply.is("Access-Reject"), "{}", reply.output);
+    }
+    server.stop();
+
+    let json = json(&node.cli_ok(["log", "--format", "json"]));
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["username"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains("\u{1b}[31m")),
+        "the record keeps what was sent: {names:?}"
+    );
+
+    let table = node.cli_ok(["log", "--format", "table"]);
+    assert_inert(&table, "mfad log --format table");
+    assert!(table.contains("\\x1b[31mroot\\u{9b}0m"), "{table}");
+    assert_eq!(
+        table.lines().count(),
+        3,
+        "a header and one line each: {table}"
+    );
+
+    let csv = node.cli_ok(["log", "--format", "csv"]);
+    assert_inert(&csv, "mfad log --format csv");
+    let username_cells: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert!(
+        username_cells
+            .iter()
+            .any(|c| c.to_lowercase().starts_with("\"'=hyperlink(")),
+        "the formula is text: {csv}"
+    );
+    assert!(
+        !csv.lines().any(|l| l.contains(",=") || l.contains(",\"=")),
+        "no cell starts a formula: {csv}"
+    );
+}
+
+#[test]
+fn user_lists_show_typed_names_harmlessly_in_tables_and_csv() {
+    let node = Mfad::new(bin());
+    node.cli_ok([
+        "user",
+        "add",
+        "mallory",
+        "--given-name",
+        ESCAPED_NAME,
+        "--surname",
+        FORMULA_NAME,
+        "--phone",
+        "+15550100",
+    ]);
+    for args in [
+        &["user", "list"][..],
+        &["user", "show", "mallory"],
+        &["user", "list", "--format", "csv"],
+    ] {
+        let out = node.cli_ok(args);
+        assert_inert(&out, &args.join(" "));
+        assert!(out.contains("\\x1b[31mroot"), "{args:?}: {out}");
+    }
+    let csv = node.cli_ok(["user", "list", "--format", "csv"]);
+    assert!(
+        csv.contains(",\"'=HYPERLINK(\"\"http://evil.example/\"\",\"\"click\"\")\","),
+        "{csv}"
+    );
+    assert!(csv.contains(",+15550100,"), "a phone number is kept: {csv}");
+}
+
+const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+fn stderr_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn client_token_and_pin_secrets_are_read_from_files_and_stdin_without_a_warning() {
+    let node = Mfad::new(bin());
+    let file = |name: &str, text: &str| {
+        let path = node.dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.into_os_string()
+    };
+    let client_secret = file("vpn.secret", "0123456789abcdef-file\n");
+    let alice_seed = file("alice.b32", &format!("{SEED}\r\n"));
+    let alice_pin = file("alice.pin", "5820\n");
+    let mut warnings = String::new();
+    let mut run = |args: &[&std::ffi::OsStr], input: &str| {
+        warnings.push_str(&stderr_of(&node.cli_with_input(args, input.as_bytes())));
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    run(
+        &[
+            os("client"),
+            os("add"),
+            os("vpn"),
+            os("--address"),
+            os("127.0.0.1/32"),
+            os("--secret-file"),
+            &client_secret,
+        ],
+        "",
+    );
+    run(
+        &[
+            os("client"),
+            os("add"),
+            os("lan"),
+            os("--address"),
+            os("10.7.0.0/16"),
+            os("--secret-file"),
+            os("-"),
+        ],
+        "0123456789abcdef-stdin\n",
+    );
+    for user in ["alice", "bob"] {
+        node.cli_ok(["user", "add", user, "--pin-mode", "pin"]);
+    }
+    run(
+        &[
+            os("token"),
+            os("add"),
+            os("alice"),
+            os("--type"),
+            os("hotp"),
+            os("--secret-file"),
+            &alice_seed,
+        ],
+        "",
+    );
+    run(
+        &[
+            os("user"),
+            os("set-pin"),
+            os("alice"),
+            os("--pin-file"),
+            &alice_pin,
+        ],
+        "",
+    );
+    run(
+        &[
+            os("token"),
+            os("add"),
+            os("bob"),
+            os("--type"),
+            os("hotp"),
+            os("--secret-file"),
+            os("-"),
+        ],
+        &format!("{SEED}\n"),
+    );
+    run(
+        &[
+            os("user"),
+            os("set-pin"),
+            os("bob"),
+            os("--pin-file"),
+            os("-"),
+        ],
+        "6931\n",
+    );
+    assert_eq!(warnings, "", "no warning for a file or standard input");
+
+    let server = node.start();
+    let radius = Radclient::new(server.radius_addr(), "0123456789abcdef-file");
+    let code = mfad_testkit::oathtool_hotp(SEED, 0, 6);
+    for (user, pin) in [("alice", "5820"), ("bob", "6931")] {
+        let reply = radius.send(
+            "auth",
+            &[
+                ("User-Name", user),
+                ("User-Password", &format!("{pin}{code}")),
+            ],
+        );
+        assert!(reply.is("Access-Accept"), "{user}: {}", reply.output);
+    }
+    server.stop();
+}
+
+#[test]
+fn secrets_given_as_arguments_still_work_with_a_warning() {
+    let node = Mfad::new(bin());
+    node.cli_ok(["user", "add", "carol", "--pin-mode", "pin"]);
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "client",
+                "add",
+                "vpn",
+                "--address",
+                "127.0.0.1/32",
+                "--secret",
+                "0123456789abcdef-arg",
+            ],
+            "--secret-file",
+        ),
+        (
+            &["token", "add", "carol", "--type", "hotp", "--secret", SEED],
+            "--secret-file",
+        ),
+        (&["user", "set-pin", "carol", "--pin", "5820"], "--pin-file"),
+    ];
+    for (args, instead) in cases {
+        let stderr = stderr_of(&node.cli(args));
+        let warning: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warning.len(), 1, "{args:?}: one line: {stderr}");
+        assert!(
+            warning[0].contains("process list")
+                && warning[0].contains("shell history")
+                && warning[0].contains(instead),
+            "{args:?}: {stderr}"
+        );
+    }
+    let users = json(&node.cli_ok(["user", "show", "carol", "--format", "json"]));
+    assert_eq!(users["tokens"].as_array().unwrap().len(), 1, "{users}");
+}
+
+#[test]
+fn an_empty_secret_file_or_stdin_is_refused_in_one_line() {
+    let node = Mfad::new(bin());
+    node.cli_ok(["user", "add", "dave", "--pin-mode", "pin"]);
+    let empty = node.dir().join("empty.secret");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let cases: [&[&str]; 6] = [
+        &[
+            "client",
+            "add",
+            "vpn",
+            "--address",
+            "127.0.0.1",
+            "--secret-file",
+            empty,
+        ],
+        &[
+            "client",
+            "add",
+            "vpn",
+            "--address",
+            "127.0.0.1",
+            "--secret-file",
+            "-",
+        ],
+        &["token", "add", "dave", "--secret-file", empty],
+        &["token", "add", "dave", "--secret-file", "-"],
+        &["user", "set-pin", "dave", "--pin-file", empty],
+        &["user", "set-pin", "dave", "--pin-file", "-"],
+    ];
+    for args in cases {
+        let err = node.cli_err(args);
+        assert!(err.contains("empty"), "{args:?}: {err}");
+        assert!(err.contains("-file"), "names the option: {args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    let clients = json(&node.cli_ok(["client", "list", "--format", "json"]));
+    assert_eq!(clients, serde_json::json!([]), "no client was added");
+    let dave = json(&node.cli_ok(["user", "show", "dave", "--format", "json"]));
+    assert_eq!(dave["tokens"], serde_json::json!([]), "{dave}");
+    let shown = node.cli_ok(["user", "show", "dave"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("pin set") && l.ends_with(" no")),
+        "no PIN was set: {shown}"
+    );
+}

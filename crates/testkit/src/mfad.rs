@@ -188,18 +188,22 @@ impl Mfad {
         }
     }
 
-    /// Registers the RADIUS client `name` (`mfad client add NAME --address ADDRESS
-    /// --secret SECRET`); the command must succeed.
+    /// Registers the RADIUS client `name` as an operator does, the secret typed on
+    /// standard input (`mfad client add NAME --address ADDRESS --secret-file -`); the
+    /// command must succeed.
     pub fn add_client(&self, name: &str, address: &str, secret: &str) {
-        self.cli_ok([
-            "client",
-            "add",
-            name,
-            "--address",
-            address,
-            "--secret",
-            secret,
-        ]);
+        self.cli_ok_with_input(
+            [
+                "client",
+                "add",
+                name,
+                "--address",
+                address,
+                "--secret-file",
+                "-",
+            ],
+            secret.as_bytes(),
+        );
     }
 
     /// Stores a secret setting as an operator does, typed on standard input

@@ -1,6 +1,5 @@
 //! `mfad client ...`: the RADIUS clients (VPNs, gateways, PAM hosts) mfad answers.
 
-use super::token::read_secret_file;
 use super::Ctx;
 use crate::cli::ClientCommand;
 use crate::output;
@@ -28,11 +27,8 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 .parse()
                 .or_else(|_| address.parse::<IpAddr>().map(IpNet::from))
                 .with_context(|| format!("--address '{address}' is not an IP address or CIDR network such as 10.0.0.0/24"))?;
-            let secret = match (secret, secret_file) {
-                (Some(s), _) => s,
-                (None, Some(path)) => read_secret_file(&path)?,
-                (None, None) => bail!("give --secret or --secret-file"),
-            };
+            let secret = super::secret::from_args("secret", secret, secret_file.as_deref())?
+                .context("give --secret-file FILE, or --secret-file - to read standard input")?;
             if secret.is_empty() {
                 bail!("the shared secret is empty; give a random secret of at least 16 characters");
             }
@@ -45,7 +41,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
             let new = NewClient {
                 name: name.clone(),
                 address,
-                secret,
+                secret: secret.to_string(),
                 first_factor: first_factor.parse().map_err(anyhow::Error::msg)?,
                 prompt: prompt.parse().map_err(anyhow::Error::msg)?,
                 require_message_authenticator,

@@ -66,31 +66,32 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
         }
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
         OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record(CSV_HEADERS)?;
-            for r in &records {
-                w.write_record([
-                    &time_ms(r.time_ms),
-                    &r.id,
-                    &r.username,
-                    &r.given_name,
-                    &r.surname,
-                    &r.email,
-                    &r.phone,
-                    &r.device,
-                    &r.method,
-                    &r.mode,
-                    r.result.map(|x| x.as_str()).unwrap_or_default(),
-                    &r.reason,
-                    &r.server_name,
-                    &r.server_ip,
-                    &r.client_name,
-                    &r.client_ip,
-                    &r.channel,
-                    &r.calling_station,
-                ])?;
-            }
-            w.flush()?;
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        time_ms(r.time_ms),
+                        r.id.clone(),
+                        r.username.clone(),
+                        r.given_name.clone(),
+                        r.surname.clone(),
+                        r.email.clone(),
+                        r.phone.clone(),
+                        r.device.clone(),
+                        r.method.clone(),
+                        r.mode.clone(),
+                        r.result.map(|x| x.as_str()).unwrap_or_default().into(),
+                        r.reason.clone(),
+                        r.server_name.clone(),
+                        r.server_ip.clone(),
+                        r.client_name.clone(),
+                        r.client_ip.clone(),
+                        r.channel.clone(),
+                        r.calling_station.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", output::csv(&CSV_HEADERS, &rows)?);
         }
     }
     Ok(())

@@ -4,6 +4,7 @@ mod client;
 mod directory;
 pub mod email;
 mod log;
+mod secret;
 mod setting;
 mod snapshot;
 mod token;

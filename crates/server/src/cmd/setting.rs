@@ -9,7 +9,6 @@ use anyhow::{bail, Context};
 use mfad_core::settings::Setting;
 use mfad_core::store::StoreError;
 use serde::Serialize;
-use std::io::Read;
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -105,24 +104,6 @@ async fn get(ctx: &Ctx, key: &str, format: OutputFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a credential or long value: from `file`, else standard input.
-fn read_value(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
-    let mut text = Zeroizing::new(String::new());
-    match file {
-        Some(path) => {
-            *text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --value-file {}", path.display()))?;
-        }
-        None => {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("cannot read the value from standard input")?;
-        }
-    }
-    let trimmed = Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned());
-    Ok(trimmed)
-}
-
 /// The stored settings with `key` replaced by `value` (or removed with `None`).
 fn replaced(current: &[Setting], key: &str, value: Option<Setting>) -> Vec<Setting> {
     let mut next: Vec<Setting> = current.iter().filter(|s| s.key != key).cloned().collect();
@@ -147,7 +128,9 @@ async fn set(
     }
     let text = match value {
         Some(value) => Zeroizing::new(value),
-        None if secret || value_file.is_some() => read_value(value_file)?,
+        None if secret || value_file.is_some() => {
+            super::secret::read_text(value_file, "--value-file")?
+        }
         None => bail!("give a value: mfad setting set {key} VALUE"),
     };
     if secret && text.is_empty() {

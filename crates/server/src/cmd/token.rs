@@ -19,6 +19,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<()> {
             user,
             kind,
             secret,
+            secret_file,
             digits,
             period,
             algorithm,
@@ -26,9 +27,10 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<()> {
             qr,
             format,
         } => {
+            let secret = super::secret::from_args("secret", secret, secret_file.as_deref())?;
             let spec = Spec {
                 kind: &kind,
-                secret: secret.as_deref(),
+                secret: secret.as_deref().map(String::as_str),
                 digits,
                 period,
                 algorithm: &algorithm,
@@ -197,14 +199,14 @@ async fn import(
     };
     let mut keys = ImportKeys::default();
     if let Some(path) = psk_file {
-        let text = read_secret_file(path)?;
+        let text = super::secret::read(path, "--psk-file")?;
         let psk = data_encoding::HEXLOWER_PERMISSIVE
             .decode(text.as_bytes())
             .with_context(|| format!("{} must hold the pre-shared key in hex", path.display()))?;
         keys.psk = Some(psk);
     }
     if let Some(path) = password_file {
-        keys.password = Some(read_secret_file(path)?);
+        keys.password = Some(super::secret::read(path, "--password-file")?.to_string());
     }
     let tokens = import::parse(&bytes, format, &keys)
         .with_context(|| format!("nothing imported from {}", file.display()))?;
@@ -223,13 +225,6 @@ async fn import(
         file.display()
     );
     Ok(())
-}
-
-/// A secret kept in a file, without its trailing newline.
-pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
 async fn list(ctx: &Ctx, user: Option<&str>, format: OutputFormat) -> anyhow::Result<()> {

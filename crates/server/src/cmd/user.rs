@@ -70,6 +70,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::SetPin {
             user,
             pin,
+            pin_file,
             generate,
             change_required,
         } => {
@@ -83,7 +84,8 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
                     println!("{}", *pin);
                 }
             } else {
-                let pin = pin.context("give --pin or --generate")?;
+                let pin = super::secret::from_args("pin", pin, pin_file.as_deref())?
+                    .context("give --pin-file FILE, --pin-file - (standard input) or --generate")?;
                 ctx.engine.set_pin(&found, &pin, change_required).await?;
                 println!("set the PIN of {}", found.username);
             }
@@ -304,7 +306,7 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
         ),
     ];
     for (name, value) in fields {
-        println!("{name:<20} {value}");
+        println!("{name:<20} {}", output::for_terminal(&value));
     }
     Ok(())
 }
