@@ -425,6 +425,8 @@ async fn wrong_sms_codes_rechallenge_until_the_attempts_run_out() {
         Outcome::Reject(Reason::WrongCode),
         "the third wrong code ends the login"
     );
+    // Slots are answered before their commit; a reader sees them after it.
+    s.w.store.flush().await.unwrap();
     let user = s.w.store.user_by_name("alice").await.unwrap().unwrap();
     assert_eq!(user.failures, 3, "wrong codes count towards the lockout");
 }
