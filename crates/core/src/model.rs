@@ -76,6 +76,12 @@ impl Method {
     pub fn uses_tokens(self) -> bool {
         matches!(self, Self::App | Self::Token)
     }
+
+    /// Methods that send the code or the call to the user's `phone` (and `backup_phone`):
+    /// for these users the phone number is the second factor itself.
+    pub fn uses_phone(self) -> bool {
+        matches!(self, Self::Sms | Self::Call)
+    }
 }
 
 impl fmt::Display for Method {

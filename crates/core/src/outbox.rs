@@ -21,6 +21,8 @@ pub enum EmailKind {
     Update,
     /// To the operators: a user reported a sign-in as fraud.
     FraudAlert,
+    /// To the user: a directory sync found a new phone number, held for approval.
+    PhoneChange,
 }
 
 impl EmailKind {
@@ -29,6 +31,7 @@ impl EmailKind {
             Self::Welcome => "welcome",
             Self::Update => "update",
             Self::FraudAlert => "fraud_alert",
+            Self::PhoneChange => "phone_change",
         }
     }
 }
@@ -46,6 +49,7 @@ impl std::str::FromStr for EmailKind {
             "welcome" => Ok(Self::Welcome),
             "update" => Ok(Self::Update),
             "fraud_alert" => Ok(Self::FraudAlert),
+            "phone_change" => Ok(Self::PhoneChange),
             other => Err(format!("unknown e-mail kind '{other}'")),
         }
     }

@@ -159,6 +159,9 @@ pub struct DirectorySyncRow {
     pub approved_count: Option<u32>,
     pub lock_holder: Option<String>,
     pub lock_until: Option<i64>,
+    /// Absent from snapshots written before phone changes were held.
+    #[serde(default)]
+    pub pending_phones: Vec<crate::store::PendingPhone>,
 }
 
 /// A pending challenge; `state` in lower-case hex.

@@ -73,6 +73,24 @@ pub struct DirectorySync {
     pub remove: Vec<UserId>,
 }
 
+/// A phone change a directory sync found for a user whose phone is their second factor
+/// (SMS or call), held until the operator approves it: the directory attribute it comes
+/// from may be one that every user can write on their own entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingPhone {
+    pub user_id: UserId,
+    pub username: String,
+    /// The e-mail address on record when the change was held, which the notice goes to
+    /// (not one the same directory change may have brought).
+    pub email: String,
+    /// The number mfad uses now.
+    pub old_phone: String,
+    /// The number the directory holds.
+    pub new_phone: String,
+    /// When a sync first held this change (Unix time).
+    pub since: i64,
+}
+
 /// Directory sync bookkeeping shared by every node (one row per store).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncState {
@@ -85,6 +103,8 @@ pub struct SyncState {
     pub pending_reason: String,
     /// `mfad directory approve`: the next sync may disable or remove up to this many.
     pub approved_count: Option<u32>,
+    /// Phone changes held for approval (`mfad directory approve-phone`), by username.
+    pub pending_phones: Vec<PendingPhone>,
 }
 
 /// The failure counter after [`Store::take_attempt`].

@@ -11,7 +11,7 @@ pub mod sync;
 
 pub use client::{Check, LdapDirectory};
 pub use config::{DirectoryConfig, SyncItemConfig};
-pub use sync::{run_sync, SyncReport};
+pub use sync::{approve_phones, run_sync, SyncReport};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

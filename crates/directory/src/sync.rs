@@ -1,12 +1,15 @@
 //! One import or sync run: read the directory, resolve the sync items, plan with the
-//! core's rules, apply through the store, and record the outcome in the sync state.
+//! core's rules, apply through the store, and record the outcome in the sync state;
+//! and the operator's approval of the phone changes a sync held.
 
 use crate::client::LdapDirectory;
 use crate::Error;
 use mfad_core::directory::sync::{item_for, Held, Scope};
-use mfad_core::directory::{plan, DirectoryUser, RemovedUsers, SyncItem, SyncOptions};
+use mfad_core::directory::{
+    pending_phones, plan, DirectoryUser, RemovedUsers, SyncItem, SyncOptions,
+};
 use mfad_core::model::{Method, PinMode};
-use mfad_core::store::Store;
+use mfad_core::store::{PendingPhone, Store, StoreError, UserUpdate};
 use std::fmt;
 
 /// What a run did (or, with `--dry-run`, would do).
@@ -24,6 +27,9 @@ pub struct SyncReport {
     pub held: Option<Held>,
     /// Entries that could not be imported, with the reason.
     pub skipped: Vec<String>,
+    /// Phone changes of SMS and call users waiting for `mfad directory approve-phone`
+    /// after this run, including ones earlier runs held.
+    pub phones_held: Vec<PendingPhone>,
     /// The directory IDs of the users added (empty on a dry run), for their welcome mails.
     pub added_ids: Vec<String>,
     pub dry_run: bool,
@@ -47,6 +53,9 @@ impl fmt::Display for SyncReport {
         if let Some(held) = &self.held {
             write!(f, "; {}", held_reason(held))?;
         }
+        if !self.phones_held.is_empty() {
+            write!(f, "; {}", phones_reason(&self.phones_held))?;
+        }
         Ok(())
     }
 }
@@ -60,6 +69,16 @@ fn held_reason(held: &Held) -> String {
         "held back: this sync would {action} {} users, more than directory.mass_change_threshold; \
          check the directory, then run 'mfad directory approve'",
         held.count
+    )
+}
+
+fn phones_reason(held: &[PendingPhone]) -> String {
+    let names: Vec<&str> = held.iter().map(|p| p.username.as_str()).collect();
+    format!(
+        "phone changes held for approval: {} ({}), the phone is their second factor; \
+         'mfad directory status' lists them, 'mfad directory approve-phone USER' applies one",
+        held.len(),
+        names.join(", ")
     )
 }
 
@@ -143,6 +162,7 @@ pub async fn run_sync(
     report.removed = planned.changes.remove.len();
     report.held = planned.held.clone();
     report.skipped.extend(planned.skipped.iter().cloned());
+    report.phones_held = pending_phones(&state.pending_phones, &planned.held_phones, now);
     if dry_run {
         return Ok(report);
     }
@@ -157,6 +177,10 @@ pub async fn run_sync(
         .collect();
     state.last_run = Some(now);
     state.last_summary = report.to_string();
+    if !report.phones_held.is_empty() {
+        tracing::warn!("directory sync {}", phones_reason(&report.phones_held));
+    }
+    state.pending_phones.clone_from(&report.phones_held);
     match &planned.held {
         Some(held) => {
             state.pending_count = held.count;
@@ -172,4 +196,41 @@ pub async fn run_sync(
     }
     store.put_sync_state(&state).await?;
     Ok(report)
+}
+
+/// Applies phone changes a sync held: `username`'s, or with `None` every one. Returns
+/// what it applied. Each sets the number the directory held; the next sync then finds
+/// the user unchanged. Fails with `NotFound` when no change is held for `username`.
+pub async fn approve_phones(
+    store: &dyn Store,
+    username: Option<&str>,
+) -> Result<Vec<PendingPhone>, Error> {
+    let mut state = store.sync_state().await?;
+    let (chosen, kept): (Vec<PendingPhone>, Vec<PendingPhone>) = state
+        .pending_phones
+        .iter()
+        .cloned()
+        .partition(|p| username.is_none_or(|name| p.username.eq_ignore_ascii_case(name)));
+    if let (Some(name), true) = (username, chosen.is_empty()) {
+        return Err(StoreError::NotFound(format!(
+            "a held phone change for user '{name}' ('mfad directory status' lists them)"
+        ))
+        .into());
+    }
+    let mut applied = Vec::with_capacity(chosen.len());
+    for change in chosen {
+        let update = UserUpdate {
+            phone: Some(change.new_phone.clone()),
+            ..UserUpdate::default()
+        };
+        match store.update_user(change.user_id, &update).await {
+            Ok(_) => applied.push(change),
+            // Deleted since: nothing left to change.
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.pending_phones = kept;
+    store.put_sync_state(&state).await?;
+    Ok(applied)
 }

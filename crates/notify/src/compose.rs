@@ -4,6 +4,7 @@ use crate::templates::{method_name, MailContext, Templates};
 use crate::NotifyError;
 use mfad_core::model::User;
 use mfad_core::outbox::{EmailKind, NewEmail};
+use mfad_core::store::PendingPhone;
 use zeroize::Zeroizing;
 
 /// What a mail needs besides the user.
@@ -49,5 +50,49 @@ pub fn compose(
         subject: rendered.subject,
         body: Zeroizing::new(rendered.body),
         once_key: once.then(|| format!("{kind}:{}", user.id)),
+    })
+}
+
+/// Renders the notice that a directory sync holds `change` of `user`'s phone for
+/// approval. It goes to the address on record when the change was held, once per user
+/// and new number (every later sync that still holds it asks again).
+pub fn compose_phone_change(
+    templates: &Templates,
+    settings: &MailSettings,
+    user: &User,
+    change: &PendingPhone,
+) -> Result<NewEmail, NotifyError> {
+    let recipient = if change.email.is_empty() {
+        &user.email
+    } else {
+        &change.email
+    };
+    if recipient.is_empty() {
+        return Err(NotifyError::Config(format!(
+            "user '{}' has no e-mail address for the notice of the held phone change",
+            user.username
+        )));
+    }
+    let context = MailContext {
+        username: user.username.clone(),
+        given_name: user.given_name.clone(),
+        surname: user.surname.clone(),
+        email: recipient.clone(),
+        phone: change.old_phone.clone(),
+        new_phone: change.new_phone.clone(),
+        method: user.method.as_str().into(),
+        method_name: method_name(user.method).into(),
+        portal_url: settings.portal_url.clone(),
+        ..MailContext::default()
+    };
+    let kind = EmailKind::PhoneChange;
+    let rendered = templates.render(kind, user.method, &settings.language, &context)?;
+    Ok(NewEmail {
+        user_id: Some(user.id),
+        recipient: recipient.clone(),
+        kind,
+        subject: rendered.subject,
+        body: Zeroizing::new(rendered.body),
+        once_key: Some(format!("{kind}:{}:{}", user.id, change.new_phone)),
     })
 }

@@ -59,6 +59,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         "fraud-alert.en.txt",
         include_str!("../templates/fraud-alert.en.txt"),
     ),
+    (
+        "phone-change.en.txt",
+        include_str!("../templates/phone-change.en.txt"),
+    ),
 ];
 
 /// The language every shipped template exists in, used when a user's is missing.
@@ -86,6 +90,9 @@ pub struct MailContext {
     pub time: String,
     /// Fraud alerts: whether the user was blocked.
     pub blocked: bool,
+    /// Phone change notices: the number the directory holds now (`phone` is the one
+    /// on record).
+    pub new_phone: String,
 }
 
 impl MailContext {
@@ -102,6 +109,7 @@ impl MailContext {
             portal_url: "https://mfa.example.org/portal".into(),
             time: "2026-01-01T00:00:00Z".into(),
             blocked: true,
+            new_phone: "+14255550199".into(),
         }
     }
 }
@@ -140,18 +148,19 @@ impl std::fmt::Debug for Templates {
 fn file_name(kind: EmailKind, method: Method, language: &str) -> String {
     match kind {
         EmailKind::FraudAlert => format!("fraud-alert.{language}.txt"),
+        EmailKind::PhoneChange => format!("phone-change.{language}.txt"),
         _ => format!("{kind}-{method}.{language}.txt"),
     }
 }
 
 fn unknown_name(name: &str) -> NotifyError {
     NotifyError::Config(format!(
-        "template {name} has an unknown name; use <welcome|update>-<app|token|sms|call|push>.<language>.txt or fraud-alert.<language>.txt, e.g. welcome-sms.en.txt"
+        "template {name} has an unknown name; use <welcome|update>-<app|token|sms|call|push>.<language>.txt, fraud-alert.<language>.txt or phone-change.<language>.txt, e.g. welcome-sms.en.txt"
     ))
 }
 
-/// Whether `name` is `<welcome|update>-<method>.<language>.txt` or
-/// `fraud-alert.<language>.txt`.
+/// Whether `name` is `<welcome|update>-<method>.<language>.txt`,
+/// `fraud-alert.<language>.txt` or `phone-change.<language>.txt`.
 pub fn valid_name(name: &str) -> bool {
     let Some(stem) = name.strip_suffix(".txt") else {
         return false;
@@ -164,6 +173,7 @@ pub fn valid_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     let kind_ok = kind_method == "fraud-alert"
+        || kind_method == "phone-change"
         || ["welcome", "update"].iter().any(|kind| {
             Method::ALL
                 .iter()
@@ -400,6 +410,25 @@ mod tests {
             "{}",
             mail.body
         );
+    }
+
+    #[test]
+    fn the_phone_change_notice_names_both_numbers_and_the_help_desk() {
+        let templates = Templates::shipped().unwrap();
+        let mut ctx = context(Method::Sms);
+        ctx.new_phone = "+14255550199".into();
+        let mail = templates
+            .render(EmailKind::PhoneChange, Method::Sms, "en", &ctx)
+            .unwrap();
+        assert!(mail.subject.contains("phone number"), "{}", mail.subject);
+        assert!(mail.body.contains("+14255550199"), "{}", mail.body);
+        assert!(
+            mail.body.contains("instead of +14255550100"),
+            "{}",
+            mail.body
+        );
+        assert!(mail.body.contains("help desk"), "{}", mail.body);
+        assert!(valid_name("phone-change.de.txt"));
     }
 
     #[test]

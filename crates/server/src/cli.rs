@@ -79,6 +79,16 @@ pub enum DirectoryCommand {
     },
     /// Allow the disables or removals the mass-change safeguard held back.
     Approve,
+    /// Apply a phone change a sync held for an SMS or call user (see `status`), after
+    /// checking with the user that they made it.
+    ApprovePhone {
+        /// The user whose held phone change to apply.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        user: Option<String>,
+        /// Apply every held phone change.
+        #[arg(long)]
+        all: bool,
+    },
     /// Show the last sync and what waits for approval.
     Status {
         #[command(flatten)]

@@ -327,6 +327,7 @@ async fn scheduled_sync(
             Some(Ok(report)) => {
                 tracing::info!("directory sync: {report}");
                 welcome(&ctx, &report.added_ids).await;
+                notify_phone_changes(&ctx, &report.phones_held).await;
             }
             Some(Err(err)) => {
                 tracing::warn!("directory sync failed, will retry at the next interval: {err}")
@@ -351,6 +352,24 @@ async fn welcome(ctx: &Ctx, added_ids: &[String]) {
         Ok(_) => {}
         Err(err) => tracing::warn!(
             "directory sync: the welcome e-mails for the users it added failed ('mfad email send USER' sends one): {err:#}"
+        ),
+    }
+}
+
+/// Sends the notices of the phone changes a scheduled sync holds, with the settings in
+/// force now.
+async fn notify_phone_changes(ctx: &Ctx, held: &[mfad_core::store::PendingPhone]) {
+    let notified = match ctx.refreshed().await {
+        Ok(in_force) => crate::cmd::email::notify_phone_changes(&in_force, held).await,
+        Err(err) => Err(err),
+    };
+    match notified {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "directory sync: queued the notice of the held phone change for {n} users"
+        ),
+        Err(err) => tracing::warn!(
+            "directory sync: the notices of the held phone changes failed (the next sync tries again): {err:#}"
         ),
     }
 }

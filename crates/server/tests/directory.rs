@@ -908,3 +908,94 @@ fn the_scheduled_sync_welcomes_users_added_while_it_runs() {
         (Some("pin"), Some(true))
     );
 }
+
+#[test]
+fn a_directory_phone_change_of_an_sms_user_waits_for_approval_and_the_user_is_told() {
+    let mail = SmtpServer::start(SmtpMode::Plain, None, None);
+    let slapd = Slapd::start(&seed(1));
+    // Mail configured, but no welcome or update mails: the notice goes regardless.
+    let smtp = format!(
+        "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
+         from = \"MFA <mfa@example.org>\"\n\n[email]\nsend_updates = false\n",
+        mail.port()
+    );
+    let sms_item = staff_item().replace("method = \"token\"", "method = \"sms\"");
+    let node = mfad(&format!("{}{smtp}", directory_config(&slapd, &sms_item)));
+    node.cli_ok(["directory", "import"]);
+    node.cli_ok(["user", "update", "user0", "--method", "app"]);
+    let old = user_json(&node, "alice")["phone"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(user_json(&node, "alice")["method"], "sms");
+
+    // Each user may write their own telephoneNumber in AD; here the admin stands in.
+    let new_number = |uid: &str, number: &str| {
+        format!(
+            "dn: uid={uid},{}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: {number}\n\n",
+            staff()
+        )
+    };
+    slapd.modify(&format!(
+        "{}{}",
+        new_number("alice", "+15559990001"),
+        new_number("user0", "+15559990002")
+    ));
+    let out = node.cli_ok(["directory", "sync"]);
+    assert!(
+        out.contains("updated 1") && out.contains("phone changes held for approval: 1 (alice)"),
+        "{out}"
+    );
+    assert!(out.contains("queued the notice"), "{out}");
+    assert_eq!(
+        user_json(&node, "alice")["phone"],
+        old.as_str(),
+        "the SMS user's phone is not moved"
+    );
+    assert_eq!(
+        user_json(&node, "user0")["phone"],
+        "+15559990002",
+        "an app user's phone is no factor and follows the directory"
+    );
+    let status = node.cli_ok(["directory", "status"]);
+    assert!(
+        status.contains(&format!("alice: {old} -> +15559990001")),
+        "{status}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&node.cli_ok(["directory", "status", "--format", "json"])).unwrap();
+    assert_eq!(json["pending_phones"][0]["new_phone"], "+15559990001");
+
+    let notices = mail.wait_for_messages(1, Duration::from_secs(30));
+    let [notice] = notices.as_slice() else {
+        panic!("one notice expected: {notices:?}");
+    };
+    assert_eq!(notice.to, ["alice@example.org"]);
+    let body = notice.body();
+    assert!(
+        body.contains("+15559990001") && body.contains(&old) && body.contains("help desk"),
+        "{body}"
+    );
+
+    // Still held by the next sync, and the user is told once.
+    let again = node.cli_ok(["directory", "sync"]);
+    assert!(again.contains("held for approval: 1 (alice)"), "{again}");
+    assert!(!again.contains("queued the notice"), "{again}");
+    assert_eq!(user_json(&node, "alice")["phone"], old.as_str());
+    let err = node.cli_err(["directory", "approve-phone", "user0"]);
+    assert!(err.contains("held phone change for user 'user0'"), "{err}");
+
+    let approved = node.cli_ok(["directory", "approve-phone", "alice"]);
+    assert!(
+        approved.contains("alice now uses +15559990001"),
+        "{approved}"
+    );
+    assert_eq!(user_json(&node, "alice")["phone"], "+15559990001");
+    assert!(!node.cli_ok(["directory", "status"]).contains("alice:"));
+    let after = node.cli_ok(["directory", "sync"]);
+    assert!(
+        after.contains("updated 0, unchanged 2") && !after.contains("held for approval"),
+        "{after}"
+    );
+    assert_eq!(mail.messages().len(), 1, "no further mail");
+}

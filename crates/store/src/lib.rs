@@ -7,6 +7,7 @@
 mod columns;
 pub mod conformance;
 pub mod crypto;
+mod pending_phones;
 pub mod postgres;
 mod settings;
 pub mod snapshot_file;

@@ -173,6 +173,7 @@ async fn snapshots_move_between_sqlite_and_postgres_unchanged() {
         pending_count: 1,
         pending_reason: "held".into(),
         approved_count: None,
+        pending_phones: Vec::new(),
     })
     .await
     .unwrap();

@@ -10,7 +10,9 @@ pub mod sync;
 use async_trait::async_trait;
 
 pub use mapping::{AttributeMap, Entry, Preset};
-pub use sync::{initial_pin, plan, InitialPin, RemovedUsers, SyncItem, SyncOptions, SyncPlan};
+pub use sync::{
+    initial_pin, pending_phones, plan, InitialPin, RemovedUsers, SyncItem, SyncOptions, SyncPlan,
+};
 
 /// A directory user, mapped from an entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,9 +1,10 @@
-//! Sync planning: which users to add, update, leave alone, disable or remove, and the
-//! mass-change safeguard. Pure functions over what the directory and the store hold.
+//! Sync planning: which users to add, update, leave alone, disable or remove, the
+//! mass-change safeguard, and holding phone changes of SMS and call users for approval.
+//! Pure functions over what the directory and the store hold.
 
 use super::DirectoryUser;
 use crate::model::{Method, NewUser, PinMode, User, UserId};
-use crate::store::{DirectoryRecord, DirectorySync};
+use crate::store::{DirectoryRecord, DirectorySync, PendingPhone};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -87,6 +88,9 @@ pub struct SyncPlan {
     pub held: Option<Held>,
     /// Entries left out, with the reason (name clashes, duplicates).
     pub skipped: Vec<String>,
+    /// Phone changes not applied: the users' phone is their second factor. `since` is 0;
+    /// [`pending_phones`] dates them.
+    pub held_phones: Vec<PendingPhone>,
 }
 
 impl SyncPlan {
@@ -129,7 +133,7 @@ pub fn plan(
             ));
             continue;
         }
-        let record = record(user, item);
+        let mut record = record(user, item);
         let stored = by_id.get(user.unique_id.as_str()).copied().or_else(|| {
             // A local user of the same name that no entry owns yet is linked, so an
             // operator's manual users are taken over by the first import.
@@ -148,6 +152,20 @@ pub fn plan(
                         ));
                         continue;
                     }
+                }
+                // Active Directory lets every user write telephoneNumber and mobile on
+                // their own entry: applying such a change to an SMS or call user would
+                // let anyone with the password alone move the second factor to their own
+                // phone. The rest of the entry is applied; the phone waits for approval.
+                if stored.method.uses_phone() && stored.phone != record.phone {
+                    out.held_phones.push(PendingPhone {
+                        user_id: stored.id,
+                        username: record.username.clone(),
+                        email: stored.email.clone(),
+                        old_phone: stored.phone.clone(),
+                        new_phone: std::mem::replace(&mut record.phone, stored.phone.clone()),
+                        since: 0,
+                    });
                 }
                 if same(stored, &record) {
                     out.unchanged += 1;
@@ -208,6 +226,28 @@ pub fn plan(
         out.changes.disable = leaving;
     }
     out
+}
+
+/// The phone changes pending after a sync that `held` these: each keeps the time a sync
+/// first held it (the same user and new number in `previous`), new ones date from `now`.
+/// Changes no longer held (approved, or the directory went back) are dropped.
+pub fn pending_phones(
+    previous: &[PendingPhone],
+    held: &[PendingPhone],
+    now: i64,
+) -> Vec<PendingPhone> {
+    let mut pending: Vec<PendingPhone> = held
+        .iter()
+        .map(|h| {
+            let since = previous
+                .iter()
+                .find(|p| p.user_id == h.user_id && p.new_phone == h.new_phone)
+                .map_or(now, |p| p.since);
+            PendingPhone { since, ..h.clone() }
+        })
+        .collect();
+    pending.sort_by(|a, b| a.username.cmp(&b.username));
+    pending
 }
 
 /// What `[directory] generate_pins` does for one user a sync added.
@@ -441,6 +481,101 @@ mod tests {
             (record.username.as_str(), record.phone.as_str()),
             ("renamed", "+15550001")
         );
+    }
+
+    #[test]
+    fn a_phone_change_of_an_sms_or_call_user_is_held_and_of_an_app_user_applied() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let dir: Vec<_> = (1..=4)
+            .map(|n| dir_user(n, "uid=u,ou=staff,dc=x"))
+            .collect();
+        let existing: Vec<_> = dir
+            .iter()
+            .zip([Method::Sms, Method::Call, Method::App, Method::Token])
+            .enumerate()
+            .map(|(i, (u, method))| User {
+                phone: "+15550000001".into(),
+                method,
+                ..stored(i as i64 + 10, u, &staff)
+            })
+            .collect();
+        let incoming: Vec<_> = dir
+            .iter()
+            .map(|u| {
+                let mut changed = u.clone();
+                changed.phone = "+15559999999".into();
+                (changed, &staff)
+            })
+            .collect();
+        let p = plan(&existing, &incoming, &options());
+        let held: Vec<_> = p
+            .held_phones
+            .iter()
+            .map(|h| (h.user_id, h.old_phone.as_str(), h.new_phone.as_str()))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                (10, "+15550000001", "+15559999999"),
+                (11, "+15550000001", "+15559999999")
+            ]
+        );
+        assert_eq!(p.held_phones[0].username, "user1");
+        assert_eq!(p.held_phones[0].email, "user1@example.org");
+        let applied: Vec<_> = p
+            .changes
+            .update
+            .iter()
+            .map(|(id, r)| (*id, r.phone.as_str()))
+            .collect();
+        assert_eq!(
+            applied,
+            [(12, "+15559999999"), (13, "+15559999999")],
+            "only the app and token users' phones change: {p:?}"
+        );
+        assert_eq!(p.unchanged, 2, "a held phone alone is no update");
+
+        // The rest of the entry still syncs; the phone keeps the stored number.
+        let mut renamed = incoming[0].0.clone();
+        renamed.surname = "Married".into();
+        let p = plan(&existing[..1], &[(renamed, &staff)], &options());
+        let [(10, record)] = p.changes.update.as_slice() else {
+            panic!("one update expected: {p:?}");
+        };
+        assert_eq!(
+            (record.surname.as_str(), record.phone.as_str()),
+            ("Married", "+15550000001")
+        );
+        assert_eq!(p.held_phones.len(), 1);
+    }
+
+    #[test]
+    fn a_held_phone_change_keeps_its_date_and_is_dropped_once_no_longer_held() {
+        let change = |user_id, new: &str| PendingPhone {
+            user_id,
+            username: format!("user{user_id}"),
+            new_phone: new.into(),
+            ..PendingPhone::default()
+        };
+        let first = pending_phones(&[], &[change(2, "+1"), change(1, "+1")], 100);
+        assert_eq!(
+            first
+                .iter()
+                .map(|p| (p.user_id, p.since))
+                .collect::<Vec<_>>(),
+            [(1, 100), (2, 100)],
+            "new changes date from now, ordered by username"
+        );
+        let second = pending_phones(&first, &[change(1, "+1"), change(2, "+2")], 200);
+        assert_eq!(
+            second
+                .iter()
+                .map(|p| (p.user_id, p.since))
+                .collect::<Vec<_>>(),
+            [(1, 100), (2, 200)],
+            "another new number is another change"
+        );
+        assert!(pending_phones(&second, &[], 300).is_empty());
     }
 
     #[test]

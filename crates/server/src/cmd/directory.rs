@@ -1,8 +1,10 @@
-//! `mfad directory ...`: test the connection, import and sync users, approve held changes.
+//! `mfad directory ...`: test the connection, import and sync users, approve held
+//! disables, removals and phone changes.
 
 use super::Ctx;
 use crate::cli::{DirectoryCommand, OutputFormat};
 use anyhow::{bail, Context};
+use mfad_core::store::PendingPhone;
 use mfad_directory::LdapDirectory;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -19,6 +21,9 @@ pub async fn run(ctx: &Ctx, cmd: DirectoryCommand) -> anyhow::Result<()> {
             sync(ctx, dry_run).await
         }
         DirectoryCommand::Approve => approve(ctx).await,
+        DirectoryCommand::ApprovePhone { user, all } => {
+            approve_phone(ctx, user.filter(|_| !all)).await
+        }
         DirectoryCommand::Status { format } => status(ctx, format.format).await,
     }
 }
@@ -113,6 +118,10 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
         if !welcomed.is_empty() {
             println!("{welcomed}");
         }
+        let notices = super::email::notify_phone_changes(ctx, &report.phones_held).await?;
+        if notices > 0 {
+            println!("queued the notice of the held phone change for {notices} users");
+        }
     }
     Ok(())
 }
@@ -120,6 +129,12 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
 async fn approve(ctx: &Ctx) -> anyhow::Result<()> {
     let mut state = ctx.store.sync_state().await?;
     if state.pending_count == 0 {
+        if !state.pending_phones.is_empty() {
+            bail!(
+                "no disables or removals are waiting for approval, but phone changes are; \
+                 'mfad directory status' lists them, 'mfad directory approve-phone USER' applies one"
+            );
+        }
         bail!("nothing is waiting for approval; 'mfad directory status' shows the last sync");
     }
     state.approved_count = Some(state.pending_count);
@@ -131,6 +146,26 @@ async fn approve(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn approve_phone(ctx: &Ctx, user: Option<String>) -> anyhow::Result<()> {
+    let applied = mfad_directory::approve_phones(&*ctx.store, user.as_deref()).await?;
+    if applied.is_empty() {
+        println!("no phone changes are waiting for approval");
+    }
+    for change in &applied {
+        println!(
+            "approved: {} now uses {} (was {})",
+            change.username,
+            change.new_phone,
+            if change.old_phone.is_empty() {
+                "none"
+            } else {
+                &change.old_phone
+            }
+        );
+    }
+    Ok(())
+}
+
 #[derive(serde::Serialize)]
 struct Status {
     last_run: Option<i64>,
@@ -138,6 +173,7 @@ struct Status {
     pending_count: u32,
     pending_reason: String,
     approved_count: Option<u32>,
+    pending_phones: Vec<PendingPhone>,
 }
 
 async fn status(ctx: &Ctx, format: OutputFormat) -> anyhow::Result<()> {
@@ -148,6 +184,7 @@ async fn status(ctx: &Ctx, format: OutputFormat) -> anyhow::Result<()> {
         pending_count: s.pending_count,
         pending_reason: s.pending_reason,
         approved_count: s.approved_count,
+        pending_phones: s.pending_phones,
     };
     if format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -166,6 +203,24 @@ async fn status(ctx: &Ctx, format: OutputFormat) -> anyhow::Result<()> {
     }
     if let Some(n) = status.approved_count {
         println!("approved: the next sync may disable or remove up to {n} users");
+    }
+    if !status.pending_phones.is_empty() {
+        println!(
+            "phone changes waiting for approval ('mfad directory approve-phone USER' applies one):"
+        );
+        for p in &status.pending_phones {
+            println!(
+                "  {}: {} -> {} (held since {})",
+                p.username,
+                if p.old_phone.is_empty() {
+                    "none"
+                } else {
+                    &p.old_phone
+                },
+                p.new_phone,
+                crate::output::time(Some(p.since))
+            );
+        }
     }
     Ok(())
 }

@@ -7,7 +7,8 @@ use crate::output;
 use mfad_core::directory::{initial_pin, InitialPin};
 use mfad_core::model::User;
 use mfad_core::outbox::{Email, EmailKind};
-use mfad_notify::compose::MailSettings;
+use mfad_core::store::PendingPhone;
+use mfad_notify::compose::{compose_phone_change, MailSettings};
 use mfad_notify::{compose, Mailer, Outbox};
 use zeroize::Zeroizing;
 
@@ -213,6 +214,49 @@ pub async fn welcome_added(ctx: &Ctx, added_ids: &[String]) -> anyhow::Result<We
         }
     }
     Ok(welcomed)
+}
+
+/// Tells each user whose phone change a directory sync holds, at the address on record,
+/// that their number is about to change and to call the help desk if they did not do
+/// it: once per user and new number, whichever node or command asks first. A security
+/// notice, so it goes whenever `[smtp]` is configured. Returns how many were queued.
+pub async fn notify_phone_changes(ctx: &Ctx, held: &[PendingPhone]) -> anyhow::Result<usize> {
+    if held.is_empty() || !ctx.config.smtp.enabled() {
+        return Ok(0);
+    }
+    let templates = super::templates(ctx)?;
+    let settings = MailSettings {
+        language: ctx.config.email.language.clone(),
+        portal_url: ctx.config.portal.url.clone(),
+    };
+    let mut queued = 0;
+    for change in held {
+        let Some(user) = ctx.store.user_by_id(change.user_id).await? else {
+            continue;
+        };
+        let mail = match compose_phone_change(&templates, &settings, &user, change) {
+            Ok(mail) => mail,
+            Err(err) => {
+                tracing::warn!("no notice of the held phone change: {err}");
+                continue;
+            }
+        };
+        if ctx.store.queue_email(&mail, ctx.now()).await?.is_some() {
+            queued += 1;
+        }
+    }
+    if queued > 0 {
+        let outbox = Outbox::new(
+            ctx.store.clone(),
+            Mailer::new(&ctx.config.smtp)?,
+            ctx.clock.clone(),
+            ctx.config.email.retry.clone(),
+        );
+        if let Err(err) = outbox.deliver_due().await {
+            tracing::warn!("e-mail delivery pass failed: {err}");
+        }
+    }
+    Ok(queued)
 }
 
 const HEADERS: [&str; 8] = [

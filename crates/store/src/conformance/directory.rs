@@ -1,9 +1,10 @@
 //! Conformance cases for directory sync: applying a plan, unique directory IDs, the
-//! sync bookkeeping and the scheduled-sync lock.
+//! sync bookkeeping (with the phone changes held for approval) and the scheduled-sync
+//! lock.
 
 use super::{ensure, ensure_eq, ensure_err, given_token, given_user, new_user, CaseResult, NOW};
 use mfad_core::model::{Method, NewUser};
-use mfad_core::store::{DirectoryRecord, DirectorySync, Store, SyncState};
+use mfad_core::store::{DirectoryRecord, DirectorySync, PendingPhone, Store, SyncState};
 use std::sync::Arc;
 
 fn from_directory(username: &str, id: &str, item: &str) -> NewUser {
@@ -176,6 +177,7 @@ pub async fn sync_state_starts_empty_and_round_trips(store: Arc<dyn Store>) -> C
         pending_count: 7,
         pending_reason: "7 users would be disabled".to_owned(),
         approved_count: Some(7),
+        pending_phones: Vec::new(),
     };
     store.put_sync_state(&state).await?;
     ensure_eq!(store.sync_state().await?, state);
@@ -237,5 +239,49 @@ pub async fn sync_lock_has_one_holder_until_it_expires(store: Arc<dyn Store>) ->
             .await?,
         "released"
     );
+    Ok(())
+}
+
+pub async fn held_phone_changes_round_trip_with_the_sync_state(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    let held = vec![
+        PendingPhone {
+            user_id: 7,
+            username: "alice".to_owned(),
+            email: "alice@example.org".to_owned(),
+            old_phone: "+15550000001".to_owned(),
+            new_phone: "+15559999999".to_owned(),
+            since: NOW,
+        },
+        PendingPhone {
+            user_id: 8,
+            username: "zoë \"quoted\"".to_owned(),
+            email: String::new(),
+            old_phone: String::new(),
+            new_phone: "+41 44 668 18 00".to_owned(),
+            since: NOW + 60,
+        },
+    ];
+    let state = SyncState {
+        last_run: Some(NOW),
+        last_summary: "2 phone changes held".to_owned(),
+        pending_phones: held.clone(),
+        ..SyncState::default()
+    };
+    store.put_sync_state(&state).await?;
+    ensure_eq!(store.sync_state().await?, state);
+    // Approving the first leaves the second.
+    let rest = SyncState {
+        pending_phones: held.get(1..).unwrap_or_default().to_vec(),
+        ..state
+    };
+    store.put_sync_state(&rest).await?;
+    ensure_eq!(
+        store.sync_state().await?.pending_phones,
+        rest.pending_phones
+    );
+    store.put_sync_state(&SyncState::default()).await?;
+    ensure_eq!(store.sync_state().await?.pending_phones, Vec::new());
     Ok(())
 }

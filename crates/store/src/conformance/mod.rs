@@ -335,6 +335,7 @@ macro_rules! conformance_tests {
             directory_ids_are_unique_and_a_clash_applies_nothing,
             local_users_keep_no_directory_id,
             sync_state_starts_empty_and_round_trips,
+            held_phone_changes_round_trip_with_the_sync_state,
             sync_lock_has_one_holder_until_it_expires,
             // e-mail outbox and methods
             queued_email_is_claimed_once_and_erased_when_sent,

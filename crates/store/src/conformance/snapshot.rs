@@ -6,7 +6,7 @@ use super::{
 };
 use mfad_core::model::{Challenge, ChallengeKind, FirstFactor, Method, NewUser};
 use mfad_core::outbox::{Attempt, EmailKind, NewEmail};
-use mfad_core::store::{DirectorySync, SyncState, UserUpdate};
+use mfad_core::store::{DirectorySync, PendingPhone, SyncState, UserUpdate};
 use zeroize::Zeroizing;
 
 pub async fn snapshot_copies_every_row_into_an_empty_store(
@@ -81,6 +81,14 @@ pub async fn snapshot_copies_every_row_into_an_empty_store(
         pending_count: 2,
         pending_reason: "more than 10 % would be disabled".into(),
         approved_count: Some(5),
+        pending_phones: vec![PendingPhone {
+            user_id: alice.id,
+            username: "alice".into(),
+            email: "alice@example.org".into(),
+            old_phone: "+15550000001".into(),
+            new_phone: "+15559999999".into(),
+            since: NOW,
+        }],
     };
     source.put_sync_state(&sync).await?;
     ensure!(

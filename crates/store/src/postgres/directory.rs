@@ -2,6 +2,7 @@
 
 use super::map::{db_err, get, is_unique_violation};
 use super::users;
+use crate::pending_phones;
 use mfad_core::model::NewUser;
 use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
 use sqlx::{Connection, PgConnection};
@@ -75,7 +76,8 @@ fn count(value: i64, what: &str) -> StoreResult<u32> {
 
 pub(super) async fn state(conn: &mut PgConnection) -> StoreResult<SyncState> {
     let row = sqlx::query(
-        "SELECT last_run, last_summary, pending_count, pending_reason, approved_count
+        "SELECT last_run, last_summary, pending_count, pending_reason, approved_count,
+             pending_phones
          FROM directory_sync WHERE id = 1",
     )
     .fetch_one(conn)
@@ -83,19 +85,21 @@ pub(super) async fn state(conn: &mut PgConnection) -> StoreResult<SyncState> {
     .map_err(db_err)?;
     let pending: i64 = get(&row, 2)?;
     let approved: Option<i64> = get(&row, 4)?;
+    let phones: String = get(&row, 5)?;
     Ok(SyncState {
         last_run: get(&row, 0)?,
         last_summary: get(&row, 1)?,
         pending_count: count(pending, "pending count")?,
         pending_reason: get(&row, 3)?,
         approved_count: approved.map(|a| count(a, "approved count")).transpose()?,
+        pending_phones: pending_phones::decode(&phones)?,
     })
 }
 
 pub(super) async fn put_state(conn: &mut PgConnection, s: &SyncState) -> StoreResult<()> {
     sqlx::query(
         "UPDATE directory_sync SET last_run = $1, last_summary = $2, pending_count = $3,
-             pending_reason = $4, approved_count = $5
+             pending_reason = $4, approved_count = $5, pending_phones = $6
          WHERE id = 1",
     )
     .bind(s.last_run)
@@ -103,6 +107,7 @@ pub(super) async fn put_state(conn: &mut PgConnection, s: &SyncState) -> StoreRe
     .bind(i64::from(s.pending_count))
     .bind(&s.pending_reason)
     .bind(s.approved_count.map(i64::from))
+    .bind(pending_phones::encode(&s.pending_phones)?)
     .execute(conn)
     .await
     .map_err(db_err)?;

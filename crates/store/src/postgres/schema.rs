@@ -194,6 +194,11 @@ const MIGRATIONS: &[&str] = &[
     r"
     DROP INDEX audit_user_time;
     ",
+    // 5: phone changes of SMS and call users that a directory sync holds for approval,
+    // as a JSON list (SQLite's migration 7).
+    r"
+    ALTER TABLE directory_sync ADD COLUMN pending_phones TEXT NOT NULL DEFAULT '[]';
+    ",
 ];
 
 /// The schema version a database has once every migration of this build ran.

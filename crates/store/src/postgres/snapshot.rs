@@ -5,6 +5,7 @@
 use super::audit::{insert_batch, record_from_row, FIELDS as AUDIT_FIELDS};
 use super::map::{db_err, get, CLIENT_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS};
 use super::sessions::{kind_from_json, kind_to_json};
+use crate::pending_phones;
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
     CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
@@ -62,6 +63,7 @@ fn email_row(r: &PgRow) -> StoreResult<EmailRow> {
 
 fn directory_sync_row(r: &PgRow) -> StoreResult<DirectorySyncRow> {
     let approved: Option<i64> = get(r, 4)?;
+    let phones: String = get(r, 7)?;
     Ok(DirectorySyncRow {
         last_run: get(r, 0)?,
         last_summary: get(r, 1)?,
@@ -72,6 +74,7 @@ fn directory_sync_row(r: &PgRow) -> StoreResult<DirectorySyncRow> {
             .transpose()?,
         lock_holder: get(r, 5)?,
         lock_until: get(r, 6)?,
+        pending_phones: pending_phones::decode(&phones)?,
     })
 }
 
@@ -278,7 +281,7 @@ pub(super) async fn export(conn: &mut PgConnection) -> StoreResult<Snapshot> {
 const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, once_key, status, \
      attempts, next_attempt_at, last_error, created_at, sent_at";
 const DIRECTORY_SYNC_COLUMNS: &str = "last_run, last_summary, pending_count, pending_reason, \
-     approved_count, lock_holder, lock_until";
+     approved_count, lock_holder, lock_until, pending_phones";
 
 /// Loads every row with its id in one transaction; the identity sequences move past the
 /// highest id the source ever handed out.
@@ -464,7 +467,8 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
     let d = &s.directory_sync;
     sqlx::query(
         "UPDATE directory_sync SET last_run = $1, last_summary = $2, pending_count = $3,
-             pending_reason = $4, approved_count = $5, lock_holder = $6, lock_until = $7
+             pending_reason = $4, approved_count = $5, lock_holder = $6, lock_until = $7,
+             pending_phones = $8
          WHERE id = 1",
     )
     .bind(d.last_run)
@@ -474,6 +478,7 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
     .bind(d.approved_count.map(i64::from))
     .bind(d.lock_holder.clone())
     .bind(d.lock_until)
+    .bind(pending_phones::encode(&d.pending_phones)?)
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;

@@ -3,6 +3,7 @@
 use super::map::{db_err, is_unique_violation};
 use super::users;
 use crate::normalise_username as normalise;
+use crate::pending_phones;
 use mfad_core::model::NewUser;
 use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
 use rusqlite::{params, Connection};
@@ -67,27 +68,39 @@ fn update(conn: &Connection, id: i64, r: &DirectoryRecord) -> StoreResult<()> {
 
 pub(super) fn state(conn: &Connection) -> StoreResult<SyncState> {
     conn.prepare_cached(
-        "SELECT last_run, last_summary, pending_count, pending_reason, approved_count
+        "SELECT last_run, last_summary, pending_count, pending_reason, approved_count,
+             pending_phones
          FROM directory_sync WHERE id = 1",
     )
     .and_then(|mut s| {
         s.query_row([], |r| {
-            Ok(SyncState {
-                last_run: r.get(0)?,
-                last_summary: r.get(1)?,
-                pending_count: r.get(2)?,
-                pending_reason: r.get(3)?,
-                approved_count: r.get(4)?,
-            })
+            Ok((
+                SyncState {
+                    last_run: r.get(0)?,
+                    last_summary: r.get(1)?,
+                    pending_count: r.get(2)?,
+                    pending_reason: r.get(3)?,
+                    approved_count: r.get(4)?,
+                    pending_phones: Vec::new(),
+                },
+                r.get::<_, String>(5)?,
+            ))
         })
     })
     .map_err(db_err)
+    .and_then(|(state, phones)| {
+        Ok(SyncState {
+            pending_phones: pending_phones::decode(&phones)?,
+            ..state
+        })
+    })
 }
 
 pub(super) fn put_state(conn: &Connection, s: &SyncState) -> StoreResult<()> {
+    let phones = pending_phones::encode(&s.pending_phones)?;
     conn.prepare_cached(
         "UPDATE directory_sync SET last_run = ?1, last_summary = ?2, pending_count = ?3,
-             pending_reason = ?4, approved_count = ?5
+             pending_reason = ?4, approved_count = ?5, pending_phones = ?6
          WHERE id = 1",
     )
     .and_then(|mut st| {
@@ -96,7 +109,8 @@ pub(super) fn put_state(conn: &Connection, s: &SyncState) -> StoreResult<()> {
             s.last_summary,
             s.pending_count,
             s.pending_reason,
-            s.approved_count
+            s.approved_count,
+            phones
         ])
     })
     .map_err(db_err)?;

@@ -193,6 +193,11 @@ const MIGRATIONS: &[&str] = &[
     r"
     DROP INDEX audit_user_time;
     ",
+    // 7: phone changes of SMS and call users that a directory sync holds for approval,
+    // as a JSON list.
+    r"
+    ALTER TABLE directory_sync ADD COLUMN pending_phones TEXT NOT NULL DEFAULT '[]';
+    ",
 ];
 
 /// Brings the database to the newest schema. Runs under `BEGIN IMMEDIATE`, so two

@@ -3,6 +3,7 @@
 
 use super::audit::{insert_audit, record_from_row, FIELDS as AUDIT_FIELDS};
 use super::map::db_err;
+use crate::pending_phones;
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
     CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
@@ -101,7 +102,7 @@ fn client_row(r: &Row) -> StoreResult<ClientRow> {
 const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, once_key, status, \
      attempts, next_attempt_at, last_error, created_at, sent_at";
 const DIRECTORY_SYNC_COLUMNS: &str = "last_run, last_summary, pending_count, pending_reason, \
-     approved_count, lock_holder, lock_until";
+     approved_count, lock_holder, lock_until, pending_phones";
 
 fn email_row(r: &Row) -> StoreResult<EmailRow> {
     Ok(EmailRow {
@@ -130,6 +131,7 @@ fn directory_sync_row(r: &Row) -> StoreResult<DirectorySyncRow> {
         approved_count: r.get(4).map_err(db_err)?,
         lock_holder: r.get(5).map_err(db_err)?,
         lock_until: r.get(6).map_err(db_err)?,
+        pending_phones: pending_phones::decode(&r.get::<_, String>(7).map_err(db_err)?)?,
     })
 }
 
@@ -439,7 +441,8 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
     let d = &s.directory_sync;
     conn.execute(
         "UPDATE directory_sync SET last_run = ?1, last_summary = ?2, pending_count = ?3,
-             pending_reason = ?4, approved_count = ?5, lock_holder = ?6, lock_until = ?7
+             pending_reason = ?4, approved_count = ?5, lock_holder = ?6, lock_until = ?7,
+             pending_phones = ?8
          WHERE id = 1",
         params![
             d.last_run,
@@ -448,7 +451,8 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
             d.pending_reason,
             d.approved_count,
             d.lock_holder,
-            d.lock_until
+            d.lock_until,
+            pending_phones::encode(&d.pending_phones)?
         ],
     )
     .map_err(db_err)?;
