@@ -27,7 +27,7 @@ pub const CHANNEL: &str = "radius";
 /// What the server task does with a handled request.
 pub(crate) struct Outgoing {
     pub bytes: Arc<[u8]>,
-    /// Wait this long before sending (the reject delay).
+    /// Wait this long before sending (what is left of the reject delay).
     pub delay: Duration,
     /// Set for a newly decided Access-Request: records the reply for
     /// retransmissions once it is sent.
@@ -163,6 +163,7 @@ impl Handler {
                 });
             }
         };
+        let started = Instant::now();
         let mut request = match engine_request(packet, client, source.ip()) {
             Ok(request) => request,
             Err(why) => {
@@ -191,7 +192,10 @@ impl Handler {
         }
         let (counter, delay) = match outcome {
             Outcome::Accept => (Counter::Accepted, Duration::ZERO),
-            Outcome::Reject(_) | Outcome::Pending { .. } => (Counter::Rejected, self.reject_delay),
+            Outcome::Reject(_) | Outcome::Pending { .. } => (
+                Counter::Rejected,
+                reject_pad(self.reject_delay, started.elapsed()),
+            ),
             Outcome::Challenge { .. } => (Counter::Challenged, Duration::ZERO),
         };
         let mut reply = reply_for(packet, &outcome);
@@ -380,6 +384,22 @@ mod tests {
     use mfad_core::model::{FirstFactor, Prompt};
     use mfad_radius_proto::encrypt_user_password;
 
+    #[test]
+    fn every_reject_leaves_one_fixed_time_after_its_request() {
+        let delay = Duration::from_millis(1000);
+        // A quick reject (unknown or locked user) and a slow one (a directory bind)
+        // are sent at the same time after their requests.
+        for spent in [0, 1, 4, 250, 999] {
+            let spent = Duration::from_millis(spent);
+            assert_eq!(spent + reject_pad(delay, spent), delay);
+        }
+        assert_eq!(
+            reject_pad(delay, Duration::from_secs(3)),
+            Duration::ZERO,
+            "a reject that took longer than the delay is sent at once"
+        );
+    }
+
     fn client(secret: &str) -> RadiusClient {
         RadiusClient {
             network: "127.0.0.1/32".parse().unwrap(),
@@ -486,4 +506,12 @@ mod tests {
             assert!(engine_request(&p, &c, ip).is_err());
         }
     }
+}
+
+/// How long a reject waits before it is sent: every reject leaves `delay` after its
+/// request arrived, whatever deciding it took (an unknown user, a locked one, a wrong
+/// directory password), so that its timing tells nothing about why. Deciding for
+/// longer than `delay` sends at once.
+fn reject_pad(delay: Duration, spent: Duration) -> Duration {
+    delay.saturating_sub(spent)
 }

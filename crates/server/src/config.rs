@@ -82,8 +82,9 @@ pub struct RadiusConfig {
     pub enabled: bool,
     /// One address; port 0 picks a free port (the chosen address is logged).
     pub listen: String,
-    /// How long an Access-Reject is held back, to slow down guessing (FreeRADIUS'
-    /// `reject_delay`); 0 sends it at once.
+    /// How long after its request an Access-Reject is sent, to slow down guessing
+    /// (FreeRADIUS' `reject_delay`): the time spent deciding counts towards it, so every
+    /// reject takes the same time whatever its reason; 0 sends it at once.
     pub reject_delay_ms: u64,
     /// The servers `first_factor = "radius"` clients are forwarded to, in failover order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
