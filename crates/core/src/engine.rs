@@ -303,7 +303,14 @@ impl Engine {
         if let Some(state) = &req.state {
             return self.answer_challenge(req, state, answer, now, audit).await;
         }
-        let Some((user, tokens)) = self.resolve(&req.username).await? else {
+        let subject = match self.resolve(&req.username).await? {
+            Some(found) => Some(found),
+            None => match self.resolve_alias(&req.username).await? {
+                Ok(found) => found,
+                Err(reason) => return Ok(Outcome::Reject(reason)),
+            },
+        };
+        let Some((user, tokens)) = subject else {
             if req.client.require_user_match {
                 return Ok(Outcome::Reject(Reason::UnknownUser));
             }
@@ -522,6 +529,49 @@ impl Engine {
             }
         }
         Ok(None)
+    }
+
+    /// A name the store does not hold may be another form of a stored user's name: the
+    /// sAMAccountName of a user stored by their UPN, `DOMAIN\user`, another case. The
+    /// directory entry it names decides, by its unique ID, as the import keys users; an
+    /// entry that belongs to an mfad user always needs that user's second factor.
+    /// `Ok(None)`: no such entry, or not one of mfad's users. A directory that cannot be
+    /// asked rejects: the user cannot be known to be unknown (fail closed).
+    async fn resolve_alias(
+        &self,
+        name: &str,
+    ) -> Result<Result<Option<(User, Vec<Token>)>, Reason>, StoreError> {
+        let Some(directory) = &self.directory else {
+            return Ok(Ok(None));
+        };
+        for candidate in username::candidates(name) {
+            let entry = match directory.find_user(&candidate).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(user = %name, "rejecting: cannot tell whether the name belongs to a user: {err}");
+                    return Ok(Err(Reason::DirectoryUnavailable));
+                }
+            };
+            let Some(user) = self.store.user_by_directory_id(&entry.unique_id).await? else {
+                return Ok(Ok(None));
+            };
+            let tokens = self.store.tokens_for_user(user.id).await?;
+            let tokens = tokens.into_iter().filter(|t| t.enabled).collect();
+            return Ok(Ok(Some((user, tokens))));
+        }
+        Ok(Ok(None))
+    }
+
+    /// Whether a typed name is `user`'s, under any of its forms.
+    async fn names_user(&self, name: &str, user: &User) -> Result<bool, StoreError> {
+        if username::candidates(name).contains(&user.username) {
+            return Ok(true);
+        }
+        Ok(matches!(
+            self.resolve_alias(name).await?,
+            Ok(Some((found, _))) if found.id == user.id
+        ))
     }
 
     /// Disabled, blocked and locked users get a reject whatever they send, so that a
@@ -829,8 +879,7 @@ impl Engine {
         };
         describe(audit, &user);
         // A state is bound to the user and client it was issued to.
-        let same_user = username::candidates(&req.username).contains(&user.username);
-        if challenge.client != req.client.name || !same_user {
+        if challenge.client != req.client.name || !self.names_user(&req.username, &user).await? {
             return Ok(Outcome::Reject(Reason::ChallengeExpired));
         }
         if let Some(reason) = self.unavailable(&user, now) {

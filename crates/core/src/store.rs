@@ -124,6 +124,9 @@ pub trait Store: Send + Sync + 'static {
     /// Exact match on the stored (lower-case) username.
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user imported from the directory entry with this unique ID (objectGUID,
+    /// entryUUID), whatever name they are stored under.
+    async fn user_by_directory_id(&self, directory_id: &str) -> StoreResult<Option<User>>;
     /// Ordered by username.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn update_user(&self, id: UserId, update: &UserUpdate) -> StoreResult<User>;

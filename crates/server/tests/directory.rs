@@ -710,6 +710,109 @@ fn active_directory_preset_maps_object_guid_upn_fallback_and_the_disabled_bit() 
     assert_eq!(user_json(&node, "alice@example.org")["enabled"], false);
 }
 
+/// An Active Directory node (AD preset, slapd with the `msuser` schema) with alice
+/// stored by her UPN and an HOTP token, dave's entry not one of mfad's users, and one
+/// client that lets unknown users in on `first_factor` alone. The directory runs while
+/// the returned `Slapd` lives.
+fn ad_node_letting_unknown_users_in(first_factor: &str) -> (Mfad, Slapd) {
+    let mut ldif = base_ldif();
+    ldif.push_str(&ad_user(
+        "Alice",
+        Some("alice@example.org"),
+        "alice",
+        512,
+        "Z0UjAauJ780BI0VniavN7w==",
+    ));
+    ldif.push_str(&ad_user(
+        "Dave",
+        Some("dave@example.org"),
+        "dave",
+        512,
+        "AQIDBAUGBwgJCgsMDQ4PEA==",
+    ));
+    let slapd = Slapd::start(&ldif);
+    let config = directory_config(&slapd, "user_filter = \"(objectClass=user)\"\n")
+        .replace("preset = \"openldap\"", "preset = \"active-directory\"");
+    let node = mfad(&config);
+    node.cli_ok(["directory", "import"]);
+    node.cli_ok(["user", "delete", "dave@example.org"]);
+    node.cli_ok([
+        "token",
+        "add",
+        "alice@example.org",
+        "--type",
+        "hotp",
+        "--secret",
+        SEED,
+        "--serial",
+        "hw-1",
+    ]);
+    node.cli_ok([
+        "client",
+        "add",
+        "vpn",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        SECRET,
+        "--first-factor",
+        first_factor,
+        "--require-user-match",
+        "false",
+    ]);
+    (node, slapd)
+}
+
+/// alice is stored by her UPN; her sAMAccountName, `EXAMPLE\alice` and other case forms
+/// name the same directory entry, so each needs her code after the directory password,
+/// and the challenge issued to one form is answered under it.
+#[test]
+fn no_form_of_a_directory_users_name_skips_the_second_factor() {
+    let (node, _slapd) = ad_node_letting_unknown_users_in("directory");
+    let server = node.start();
+    let send = |user: &str, password: &str, state: Option<&str>| {
+        let mut attrs = vec![("User-Name", user), ("User-Password", password)];
+        if let Some(state) = state {
+            attrs.push(("State", state));
+        }
+        Radclient::new(server.radius_addr(), SECRET).send("auth", &attrs)
+    };
+    for name in ["alice", "EXAMPLE\\alice", "ALICE", "Alice@Example.org"] {
+        let reply = send(name, "pw-alice", None);
+        assert!(
+            reply.is("Access-Challenge"),
+            "{name} with the password alone must be asked for the code: {}",
+            reply.output
+        );
+    }
+    let challenge = send("alice", "pw-alice", None);
+    let state = challenge.get("State").unwrap().to_owned();
+    let accepted = send("alice", &oathtool_hotp(SEED, 0, 6), Some(&state));
+    assert!(accepted.is("Access-Accept"), "{}", accepted.output);
+    // A directory user who is not one of mfad's users still passes on the password.
+    assert!(send("dave", "pw-dave", None).is("Access-Accept"));
+    server.stop();
+}
+
+/// The same with a client whose VPN checked the password (`first_factor = none`): an
+/// alias of alice never gets in without her code.
+#[test]
+fn no_alias_passes_a_client_without_a_first_factor_without_the_code() {
+    let (node, _slapd) = ad_node_letting_unknown_users_in("none");
+    let server = node.start();
+    let send = |user: &str, password: &str| {
+        Radclient::new(server.radius_addr(), SECRET)
+            .send("auth", &[("User-Name", user), ("User-Password", password)])
+    };
+    for name in ["alice", "EXAMPLE\\alice", "ALICE"] {
+        let reply = send(name, "");
+        assert!(!reply.is("Access-Accept"), "{name}: {}", reply.output);
+    }
+    assert!(send("EXAMPLE\\alice", &oathtool_hotp(SEED, 0, 6)).is("Access-Accept"));
+    assert!(send("dave", "").is("Access-Accept"), "not an mfad user");
+    server.stop();
+}
+
 #[test]
 fn users_added_by_an_import_or_sync_get_the_welcome_mail_once() {
     let mail = mfad_testkit::SmtpServer::start(mfad_testkit::SmtpMode::Plain, None, None);

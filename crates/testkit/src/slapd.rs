@@ -67,6 +67,8 @@ impl Slapd {
             .expect("create a temp dir for slapd");
         std::fs::create_dir(dir.path().join("db")).expect("create slapd's db dir");
         make_certificates(dir.path());
+        std::fs::write(dir.path().join("msuser.schema"), msuser_schema())
+            .expect("write the msuser schema");
         std::fs::write(dir.path().join("slapd.conf"), config(dir.path()))
             .expect("write slapd.conf");
         let ldif_path = dir.path().join("seed.ldif");
@@ -209,6 +211,27 @@ impl Slapd {
     }
 }
 
+/// Debian's `msuser` schema (Active Directory's user attributes), with the equality
+/// matching Active Directory has for the names users log in with: Debian's copy defines
+/// none for sAMAccountName and userPrincipalName, so a search by either finds nothing.
+fn msuser_schema() -> String {
+    let schema = std::fs::read_to_string("/etc/ldap/schema/msuser.schema")
+        .expect("read /etc/ldap/schema/msuser.schema (Debian's slapd package)");
+    let mut patched = schema;
+    for name in ["sAMAccountName", "userPrincipalName"] {
+        let plain = format!("NAME '{name}'\n\tSYNTAX");
+        assert!(
+            patched.contains(&plain),
+            "msuser.schema defines {name} differently"
+        );
+        patched = patched.replace(
+            &plain,
+            &format!("NAME '{name}'\n\tEQUALITY caseIgnoreMatch\n\tSYNTAX"),
+        );
+    }
+    patched
+}
+
 fn config(dir: &Path) -> String {
     let d = dir.display();
     format!(
@@ -216,7 +239,7 @@ fn config(dir: &Path) -> String {
          include /etc/ldap/schema/cosine.schema\n\
          include /etc/ldap/schema/inetorgperson.schema\n\
          include /etc/ldap/schema/nis.schema\n\
-         include /etc/ldap/schema/msuser.schema\n\
+         include {d}/msuser.schema\n\
          pidfile {d}/slapd.pid\n\
          modulepath /usr/lib/ldap\n\
          moduleload back_mdb\n\

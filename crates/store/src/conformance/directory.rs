@@ -49,6 +49,12 @@ pub async fn directory_sync_adds_updates_disables_and_removes_together(
     ensure_eq!(users.len(), 4);
     let ann = store.user_by_name("ann").await?.ok_or("ann missing")?;
     ensure_eq!(ann.directory_id.as_deref(), Some("guid-ann"));
+    ensure_eq!(
+        store.user_by_directory_id("guid-ann").await?,
+        Some(ann.clone()),
+        "found by the entry's unique ID"
+    );
+    ensure_eq!(store.user_by_directory_id("guid-nobody").await?, None);
     ensure_eq!(ann.sync_item.as_deref(), Some("staff"));
     ensure_eq!(
         (ann.mobile.as_str(), ann.extension.as_str()),

@@ -257,6 +257,10 @@ impl Store for PgStore {
         on_conn!(self, |c| users::by_id(c, id))
     }
 
+    async fn user_by_directory_id(&self, directory_id: &str) -> StoreResult<Option<User>> {
+        on_conn!(self, |c| users::by_directory_id(c, directory_id))
+    }
+
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         on_conn!(self, |c| users::list(c))
     }

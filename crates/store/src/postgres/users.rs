@@ -32,6 +32,12 @@ static USER_BY_NAME: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM users WHERE username = $1", *USER_COLUMNS));
 static USER_BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM users WHERE id = $1", *USER_COLUMNS));
+static USER_BY_DIRECTORY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM users WHERE directory_id = $1",
+        *USER_COLUMNS
+    )
+});
 static LIST_USERS: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM users ORDER BY username", *USER_COLUMNS));
 static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
@@ -102,6 +108,18 @@ pub(super) async fn by_name(conn: &mut PgConnection, username: &str) -> StoreRes
 
 pub(super) async fn by_id(conn: &mut PgConnection, id: UserId) -> StoreResult<Option<User>> {
     let row = sqlx::query(&USER_BY_ID)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub(super) async fn by_directory_id(
+    conn: &mut PgConnection,
+    id: &str,
+) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&USER_BY_DIRECTORY_ID)
         .bind(id)
         .fetch_optional(conn)
         .await

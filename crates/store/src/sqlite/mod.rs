@@ -367,6 +367,12 @@ impl Store for SqliteStore {
         self.read(move |c, _| users::by_id(c, id)).await
     }
 
+    async fn user_by_directory_id(&self, directory_id: &str) -> StoreResult<Option<User>> {
+        let directory_id = directory_id.to_owned();
+        self.read(move |c, _| users::by_directory_id(c, &directory_id))
+            .await
+    }
+
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         self.read_bulk(|c, _| users::list(c)).await
     }

@@ -27,6 +27,12 @@ static USER_BY_NAME: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM users WHERE username = ?1", *USER_COLUMNS));
 static USER_BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM users WHERE id = ?1", *USER_COLUMNS));
+static USER_BY_DIRECTORY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM users WHERE directory_id = ?1",
+        *USER_COLUMNS
+    )
+});
 static LIST_USERS: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM users ORDER BY username", *USER_COLUMNS));
 static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
@@ -85,16 +91,23 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreR
     }
 }
 
-pub(super) fn by_name(conn: &Connection, username: &str) -> StoreResult<Option<User>> {
-    let mut stmt = conn.prepare_cached(&USER_BY_NAME).map_err(db_err)?;
-    let mut rows = stmt.query([username]).map_err(db_err)?;
+/// The one user `sql` selects by `key`, if any.
+fn one(conn: &Connection, sql: &str, key: impl rusqlite::ToSql) -> StoreResult<Option<User>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = stmt.query([key]).map_err(db_err)?;
     rows.next().map_err(db_err)?.map(user_from_row).transpose()
 }
 
+pub(super) fn by_name(conn: &Connection, username: &str) -> StoreResult<Option<User>> {
+    one(conn, &USER_BY_NAME, username)
+}
+
 pub(super) fn by_id(conn: &Connection, id: UserId) -> StoreResult<Option<User>> {
-    let mut stmt = conn.prepare_cached(&USER_BY_ID).map_err(db_err)?;
-    let mut rows = stmt.query([id]).map_err(db_err)?;
-    rows.next().map_err(db_err)?.map(user_from_row).transpose()
+    one(conn, &USER_BY_ID, id)
+}
+
+pub(super) fn by_directory_id(conn: &Connection, id: &str) -> StoreResult<Option<User>> {
+    one(conn, &USER_BY_DIRECTORY_ID, id)
 }
 
 pub(super) fn list(conn: &Connection) -> StoreResult<Vec<User>> {
