@@ -433,7 +433,9 @@ impl Store for SqliteStore {
     }
 
     async fn clear_failures(&self, id: UserId) -> StoreResult<()> {
-        self.write_statement(move |c| users::clear_failures(c, id))
+        // Like a slot: every later write sees it; a crash before its commit leaves the
+        // user with the count of the attempt that succeeded, which errs on the safe side.
+        self.write_early(move |c| users::clear_failures(c, id))
             .await
     }
 
