@@ -115,6 +115,60 @@ fn the_code_texted_to_the_phone_is_accepted_once() {
     server.stop();
 }
 
+/// The salted hashes of SMS codes in the challenges of `node`'s database, read as anyone
+/// who can read the file (a copy, a backup) would: read-only, beside the running server.
+fn stored_code_hashes(node: &Mfad) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open_with_flags(
+        node.dir().join("mfad.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut rows = db.prepare("SELECT kind FROM challenges").unwrap();
+    let kinds: Vec<String> = rows
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    kinds
+        .iter()
+        .map(|k| serde_json::from_str::<serde_json::Value>(k).unwrap())
+        .filter_map(|k| Some((k["salt"].as_str()?.into(), k["code_hash"].as_str()?.into())))
+        .collect()
+}
+
+/// Every 6-digit code whose unkeyed hash SHA-256(salt, 0, code) is `hash`.
+fn codes_with_unkeyed_hash(salt: &str, hash: &str) -> Vec<String> {
+    use sha2::Digest;
+    let prefix = sha2::Sha256::new().chain_update(salt).chain_update(b"\0");
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .filter(|code| {
+            let digest = prefix.clone().chain_update(code).finalize();
+            data_encoding::HEXLOWER.encode(&digest) == hash
+        })
+        .collect()
+}
+
+#[test]
+fn a_copy_of_the_database_does_not_reveal_a_live_sms_code() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, "");
+    let server = node.start();
+    let state = start_login(&server);
+    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    let stored = stored_code_hashes(&node);
+    assert_eq!(stored.len(), 1, "the pending login's challenge: {stored:?}");
+    let (salt, hash) = &stored[0];
+    assert!(!hash.contains(&code));
+    assert_eq!(
+        codes_with_unkeyed_hash(salt, hash),
+        Vec::<String>::new(),
+        "trying every code against the stored hash finds the one sent"
+    );
+    assert!(answer(&server, &state, &code).is("Access-Accept"));
+    server.stop();
+}
+
 #[test]
 fn a_wrong_code_is_challenged_again_and_the_last_attempt_rejects() {
     let fake = FakeTwilio::start(SID, TOKEN);
