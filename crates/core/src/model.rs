@@ -394,7 +394,7 @@ pub enum ChallengeKind {
         device: String,
         cache_key: Option<String>,
     },
-    /// Points the replies from one number to its newest pending two-way SMS.
+    /// Points the replies from one number to its pending two-way SMS (one at a time).
     SmsReplyTo { txn: String },
     /// The final outcome of an out-of-band transaction, for the node holding the request.
     Decided {

@@ -288,6 +288,7 @@ impl mfad_core::delivery::SmsSender for Texts {
         to: &str,
         code: &str,
         _with_pin: bool,
+        _client: &str,
     ) -> Result<(), mfad_core::delivery::DeliveryError> {
         self.send_code(to, code).await
     }
@@ -774,6 +775,40 @@ async fn a_two_way_sms_is_decided_by_the_reply_from_the_users_number() {
     assert!(engine.sms_reply("(425) 555-0100", &code).await.unwrap());
     assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
     assert!(!engine.sms_reply("+14255550100", &code).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_second_two_way_login_on_one_phone_ends_both() {
+    let (s, engine, first) = two_way_login().await;
+    let (_, code) = s.texts.last();
+    assert_eq!(
+        engine.authenticate(request("x")).await,
+        Outcome::Reject(Reason::SmsReplyPending)
+    );
+    assert_eq!(s.texts.count(), 1, "the second login sends nothing");
+    assert_eq!(
+        engine.wait(&first, LONG).await,
+        Outcome::Reject(Reason::SmsReplyPending)
+    );
+    assert!(
+        !engine.sms_reply("+14255550100", &code).await.unwrap(),
+        "the reply finds no login to decide"
+    );
+}
+
+#[tokio::test]
+async fn a_two_way_login_that_timed_out_leaves_the_phone_free() {
+    let (s, engine, first) = two_way_login().await;
+    assert_eq!(
+        engine
+            .wait(&first, std::time::Duration::from_millis(10))
+            .await,
+        Outcome::Reject(Reason::SmsNoReply)
+    );
+    let txn = pending(&engine, request("x")).await;
+    let (_, code) = s.texts.last();
+    assert!(engine.sms_reply("+14255550100", &code).await.unwrap());
+    assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
 }
 
 #[tokio::test]

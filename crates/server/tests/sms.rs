@@ -352,7 +352,7 @@ fn two_way_a_reply_with_the_code_accepts() {
     let code = sms[0].code(6).unwrap();
     assert_eq!(
         sms[0].body,
-        format!("To sign in, reply to this message with {code}")
+        format!("To sign in to vpn, reply to this message with {code}")
     );
     assert_eq!(t.reply(&format!(" {code}\n")), 200);
     let reply = login.join().unwrap();
@@ -451,7 +451,7 @@ fn two_way_pin_users_reply_with_pin_and_code() {
     let code = sms[0].code(6).unwrap();
     assert_eq!(
         sms[0].body,
-        format!("To sign in, reply to this message with your PIN followed by {code}")
+        format!("To sign in to vpn, reply to this message with your PIN followed by {code}")
     );
     t.reply(&format!("1357{code}"));
     assert!(login.join().unwrap().is("Access-Reject"));
@@ -481,6 +481,47 @@ fn two_way_the_backup_phone_is_texted_and_its_reply_accepts() {
     assert_eq!(t.reply_from(BACKUP, &code), 200);
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Accept"), "{}", reply.output);
+    t.server.stop();
+}
+
+#[test]
+fn two_way_the_users_reply_never_approves_a_second_login_on_their_phone() {
+    let t = TwoWay::start(15);
+    let users_login = t.login();
+    t.code(1);
+    // Someone who knows the password signs in right after the user.
+    let second_login = t.login();
+    let refused = t.server.wait_for_log(
+        "two sign-ins wait for an SMS reply from one phone",
+        Duration::from_secs(3),
+    );
+    // The user answers the newest text on their phone.
+    let newest = t.fake.messages().last().unwrap().code(6).unwrap();
+    t.reply(&newest);
+    let (users_login, second_login) = (users_login.join().unwrap(), second_login.join().unwrap());
+    assert!(
+        !second_login.is("Access-Accept"),
+        "the user's reply approved the second login"
+    );
+    assert!(second_login.is("Access-Reject"), "{}", second_login.output);
+    assert!(
+        users_login.is("Access-Reject"),
+        "a reply cannot tell the two apart, so the first is refused as well: {}",
+        users_login.output
+    );
+    assert!(refused, "{}", t.server.logs());
+    assert_eq!(t.fake.messages().len(), 1, "no text for the second login");
+    let log = t.audit();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log.iter().all(|r| r["reason"] == "sms_reply_pending"),
+        "{log:?}"
+    );
+    // Once both ended, the phone takes a login again.
+    let login = t.login();
+    let code = t.code(2);
+    assert_eq!(t.reply(&code), 200);
+    assert!(login.join().unwrap().is("Access-Accept"));
     t.server.stop();
 }
 

@@ -8,7 +8,10 @@
 //! In two-way mode (`policy.sms.mode = "two-way"`) the user replies to the SMS instead:
 //! the login is `Pending` until the reply, received by the gateway's inbound webhook on
 //! any node, reaches [`Engine::sms_reply`], which matches the sender's number to the
-//! pending login and decides it.
+//! pending login and decides it. The text names what the reply approves, and one phone
+//! waits for one reply at a time: a reply carries nothing but the code, so when a second
+//! login asks the same phone, neither may take the reply (an attacker who knows the
+//! password would otherwise start a login right after the user's and get their reply).
 
 use super::{describe_phone, hex, Engine, Outcome, Reason, Request};
 use crate::audit::AuditRecord;
@@ -247,20 +250,26 @@ impl Engine {
             };
             // Stored before the message goes out: the reply may come at once, to any node.
             self.store.put_challenge(&pending).await?;
-            match self.store.put_challenge(&index).await {
-                Ok(()) => {}
+            let indexed = match self.store.put_challenge(&index).await {
+                Ok(()) => true,
                 Err(StoreError::Duplicate(_)) => {
-                    // An older login to the same phone still waits: the newest one gets
-                    // the reply.
-                    self.store.take_challenge(&index.state, now).await?;
-                    self.store.put_challenge(&index).await?;
+                    !self.end_other_reply_login(&index.state, now).await?
+                        && self.put_reply_index(&index, &txn, now).await?
                 }
                 Err(e) => {
                     self.store.take_challenge(txn.as_bytes(), now).await?;
                     return Err(e);
                 }
+            };
+            if !indexed {
+                tracing::warn!(user = %user.username, phone = %to, "two sign-ins wait for an SMS reply from one phone; both are refused, as a reply could not tell them apart");
+                self.store.take_challenge(txn.as_bytes(), now).await?;
+                return Ok(Outcome::Reject(Reason::SmsReplyPending));
             }
-            match sender.send_reply_request(to, &code, ask_pin).await {
+            match sender
+                .send_reply_request(to, &code, ask_pin, &req.client.name)
+                .await
+            {
                 Ok(()) => return Ok(Outcome::Pending { txn }),
                 Err(err) => {
                     tracing::warn!(user = %user.username, "SMS not sent: {err}");
@@ -270,6 +279,46 @@ impl Engine {
             }
         }
         Ok(Outcome::Reject(Reason::DeliveryFailed))
+    }
+
+    /// Another login's reply index `state` was found where this one's goes. When that
+    /// login still waits, it is rejected (`sms_reply_pending`) and true says this one must
+    /// be refused as well; an index left by a login that has ended is removed (false).
+    async fn end_other_reply_login(&self, state: &[u8], now: i64) -> Result<bool, StoreError> {
+        let Some(index) = self.store.take_challenge(state, now).await? else {
+            return Ok(false);
+        };
+        let ChallengeKind::SmsReplyTo { txn } = &index.kind else {
+            return Ok(false);
+        };
+        let Some(other) = self.store.take_challenge(txn.as_bytes(), now).await? else {
+            return Ok(false);
+        };
+        let device = match &other.kind {
+            ChallengeKind::SmsReply { device, .. } => device.clone(),
+            _ => String::new(),
+        };
+        let refused = Outcome::Reject(Reason::SmsReplyPending);
+        self.settle(txn, &other, refused, "", &device).await?;
+        Ok(true)
+    }
+
+    /// Stores the reply index of `txn` in place of a stale one; false when yet another
+    /// login stored its own meanwhile.
+    async fn put_reply_index(
+        &self,
+        index: &Challenge,
+        txn: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        match self.store.put_challenge(index).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Duplicate(_)) => Ok(false),
+            Err(e) => {
+                self.store.take_challenge(txn.as_bytes(), now).await?;
+                Err(e)
+            }
+        }
     }
 
     /// Removes the reply index `state` if it still points to `txn`; a newer login to the
