@@ -15,12 +15,13 @@ pub trait SmsSender: Send + Sync + 'static {
     /// message, or with an error after the gateway's timeout.
     async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError>;
     /// Sends the two-way message to `to` (E.164): it asks the user to reply with `code`,
-    /// after their PIN when `with_pin`.
+    /// after their PIN when `with_pin`, to sign in to `client` (what the reply approves).
     async fn send_reply_request(
         &self,
         to: &str,
         code: &str,
         with_pin: bool,
+        client: &str,
     ) -> Result<(), DeliveryError>;
 }
 

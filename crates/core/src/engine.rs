@@ -81,6 +81,7 @@ pub enum Reason {
     InvalidNumber,
     CallTimeout,
     SmsNoReply,
+    SmsReplyPending,
     RateLimited,
     UpstreamUnavailable,
 }
@@ -115,6 +116,7 @@ impl Reason {
             Self::InvalidNumber => "invalid_number",
             Self::CallTimeout => "call_timeout",
             Self::SmsNoReply => "sms_no_reply",
+            Self::SmsReplyPending => "sms_reply_pending",
             Self::RateLimited => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
         }

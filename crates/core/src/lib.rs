@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod code_mac;
 pub mod delivery;
 pub mod directory;
 pub mod engine;

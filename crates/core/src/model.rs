@@ -361,12 +361,12 @@ pub enum ChallengeKind {
     NewPin,
     /// The new PIN again; holds the argon2 hash of the first entry.
     ConfirmPin { pin_hash: String },
-    /// The code sent by SMS. Only a salted hash is kept, so reading the store does not
-    /// reveal a live code.
+    /// The code sent by SMS. Only its keyed hash is kept ([`crate::code_mac`]), so
+    /// reading the store does not reveal a live code.
     SmsCode {
         /// Random hex salt of `code_hash`, so equal codes do not hash alike.
         salt: String,
-        /// Hex SHA-256 of the salt and the code.
+        /// Hex HMAC-SHA256 of the salt and the code, keyed from the key file.
         code_hash: String,
         /// Wrong answers so far; kept across a resend, so resending does not buy guesses.
         attempts: u32,
@@ -389,8 +389,8 @@ pub enum ChallengeKind {
         /// Where a success is remembered for the authentication cache.
         cache_key: Option<String>,
     },
-    /// A two-way SMS waiting for the user's reply (an out-of-band transaction). Only a
-    /// salted hash of the code is kept.
+    /// A two-way SMS waiting for the user's reply (an out-of-band transaction). Only the
+    /// keyed hash of the code is kept, as for [`ChallengeKind::SmsCode`].
     SmsReply {
         salt: String,
         code_hash: String,
@@ -400,7 +400,7 @@ pub enum ChallengeKind {
         device: String,
         cache_key: Option<String>,
     },
-    /// Points the replies from one number to its newest pending two-way SMS.
+    /// Points the replies from one number to its pending two-way SMS (one at a time).
     SmsReplyTo { txn: String },
     /// The final outcome of an out-of-band transaction, for the node holding the request.
     Decided {

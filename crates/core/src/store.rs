@@ -5,6 +5,7 @@
 //! bypasses), never process memory.
 
 use crate::audit::{AuditQuery, AuditRecord};
+use crate::code_mac::CodeMac;
 use crate::model::{
     Challenge, Client, Method, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
 };
@@ -223,6 +224,9 @@ pub trait Store: Send + Sync + 'static {
     /// Removes and returns the challenge if it exists and has not expired at `now`
     /// (single use: a second call for the same state returns `None`).
     async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>>;
+    /// The keyed hash for the short codes a challenge keeps (an SMS code), keyed from the
+    /// store's key file: reading the database does not give a way to test codes.
+    fn code_mac(&self) -> &CodeMac;
     /// Records a successful authentication under `key` until `until`.
     async fn put_cached_auth(&self, key: &str, until: i64) -> StoreResult<()>;
     async fn cached_auth(&self, key: &str, now: i64) -> StoreResult<bool>;

@@ -41,7 +41,8 @@ pub struct SmsConfig {
     /// The text sent; `{{ code }}` is the one-time code.
     pub message: String,
     /// Two-way mode: the text asking for a reply with `{{ code }}`, and the one for PIN
-    /// users, who reply with their PIN followed by the code.
+    /// users, who reply with their PIN followed by the code. `{{ client }}` names what
+    /// the reply approves (the RADIUS client the login came through).
     pub two_way_message: String,
     pub two_way_pin_message: String,
     /// Two-way mode: where the inbound webhook listener binds (plain HTTP: put a TLS
@@ -59,9 +60,11 @@ impl Default for SmsConfig {
         Self {
             gateway: GatewayKind::None,
             message: "Your sign-in code is {{ code }}".into(),
-            two_way_message: "To sign in, reply to this message with {{ code }}".into(),
+            two_way_message: "To sign in to {{ client }}, reply to this message with {{ code }}"
+                .into(),
             two_way_pin_message:
-                "To sign in, reply to this message with your PIN followed by {{ code }}".into(),
+                "To sign in to {{ client }}, reply to this message with your PIN followed by {{ code }}"
+                    .into(),
             listen: "127.0.0.1:8089".into(),
             public_url: String::new(),
             timeout_seconds: 10,
@@ -329,8 +332,8 @@ impl SmsGateway {
         };
         // Render once with sample values: a misspelt placeholder fails now.
         gateway.render("sms.message", "+15550100", "123456", "")?;
-        gateway.render("sms.two_way_message", "+15550100", "123456", "")?;
-        gateway.render("sms.two_way_pin_message", "+15550100", "123456", "")?;
+        gateway.render_two_way("sms.two_way_message", "+15550100", "123456", "vpn")?;
+        gateway.render_two_way("sms.two_way_pin_message", "+15550100", "123456", "vpn")?;
         if let Backend::Http { config: h, .. } = &gateway.backend {
             check_url(
                 "sms.http.url",
@@ -351,6 +354,27 @@ impl SmsGateway {
         message: &str,
         secret: &str,
     ) -> Result<String, NotifyError> {
+        self.render_in(
+            name,
+            minijinja::context! { to, message, code => message, secret },
+        )
+    }
+
+    /// Renders a two-way text: `code` to reply with, for a login through `client`.
+    fn render_two_way(
+        &self,
+        name: &str,
+        to: &str,
+        code: &str,
+        client: &str,
+    ) -> Result<String, NotifyError> {
+        self.render_in(
+            name,
+            minijinja::context! { to, message => code, code, client, secret => "" },
+        )
+    }
+
+    fn render_in(&self, name: &str, context: minijinja::Value) -> Result<String, NotifyError> {
         let template = self
             .templates
             .get_template(name)
@@ -359,13 +383,11 @@ impl SmsGateway {
                 line: 0,
                 message: one_line(e),
             })?;
-        template
-            .render(minijinja::context! { to, message, code => message, secret })
-            .map_err(|e| NotifyError::Template {
-                name: name.into(),
-                line: e.line().unwrap_or(0),
-                message: one_line(e.kind()),
-            })
+        template.render(context).map_err(|e| NotifyError::Template {
+            name: name.into(),
+            line: e.line().unwrap_or(0),
+            message: one_line(e.kind()),
+        })
     }
 
     /// Sends `text` to `to` (E.164).
@@ -501,8 +523,11 @@ impl SmsSender for LiveSms {
         to: &str,
         code: &str,
         with_pin: bool,
+        client: &str,
     ) -> Result<(), DeliveryError> {
-        self.current().send_reply_request(to, code, with_pin).await
+        self.current()
+            .send_reply_request(to, code, with_pin, client)
+            .await
     }
 }
 
@@ -593,6 +618,7 @@ impl SmsSender for SmsGateway {
         to: &str,
         code: &str,
         with_pin: bool,
+        client: &str,
     ) -> Result<(), DeliveryError> {
         let template = if with_pin {
             "sms.two_way_pin_message"
@@ -600,7 +626,7 @@ impl SmsSender for SmsGateway {
             "sms.two_way_message"
         };
         let text = self
-            .render(template, to, code, "")
+            .render_two_way(template, to, code, client)
             .map_err(|e| DeliveryError(e.to_string()))?;
         self.send(to, &text)
             .await

@@ -35,7 +35,8 @@ pub use authenticator::{
 pub use code::Code;
 pub use exchange::{encode_request, encode_response, verify_response};
 pub use mppe::{
-    add_mppe_key, decrypt_mppe_key, encrypt_mppe_key, take_mppe_keys, MppeError, MppeKey,
+    add_mppe_key, decrypt_mppe_key, encrypt_mppe_key, mppe_salts, take_mppe_keys, MppeError,
+    MppeKey,
 };
 pub use packet::{
     Attribute, DecodeError, EncodeError, Packet, HEADER_LEN, MAX_ATTRIBUTE_VALUE_LEN,

@@ -72,7 +72,7 @@ pub fn decrypt_mppe_key(
 /// Hides `key` for an MS-MPPE-Send-Key or -Recv-Key value in a reply to a request with
 /// `request_authenticator` (RFC 2548 §2.4.2): the key length octet, the key and zero
 /// padding to a multiple of 16, chained from `MD5(S + R + A)`. The high bit of `salt` is
-/// set here; the caller supplies random salts, different for each attribute of a packet.
+/// set here; the salts of one packet's attributes come from one [`mppe_salts`].
 pub fn encrypt_mppe_key(
     key: &[u8],
     salt: [u8; 2],
@@ -101,6 +101,18 @@ pub fn encrypt_mppe_key(
         b = stream(secret, &[out.get(start..).unwrap_or_default()]);
     }
     Ok(out)
+}
+
+/// The salts for the MPPE key attributes of one packet, drawn from one `random` value:
+/// the first is `random` with its high bit set, each next one counts up in the 15 low
+/// bits. RFC 2548 §2.4.2: the high bit of a salt must be set and the salts of the
+/// attributes in one packet must differ; two equal salts hide both keys with one key
+/// stream, which leaks their XOR. Drawing each salt at random makes that a matter of
+/// luck (once in 32,768 packets); deriving them makes it impossible: the 32,768 salts
+/// this yields are all different.
+pub fn mppe_salts(random: [u8; 2]) -> impl Iterator<Item = [u8; 2]> {
+    let first = u16::from_be_bytes(random);
+    (0..0x8000u16).map(move |i| (0x8000 | (first.wrapping_add(i) & 0x7fff)).to_be_bytes())
 }
 
 /// An MPPE key taken out of a reply: which of the two, and the key in clear.
@@ -266,6 +278,24 @@ mod tests {
         }
         let again = take_mppe_keys(&mut reply, b"client-secret", &client_auth).unwrap();
         assert_eq!(again, [send, recv]);
+    }
+
+    /// RFC 2548 §2.4.2: for every random value, the salts of one packet differ (also
+    /// once their high bit is set, which the salts drawn apart did not ensure) and each
+    /// has the high bit set.
+    #[test]
+    fn the_salts_of_one_packet_always_differ_and_have_the_high_bit_set() {
+        for random in 0..=u16::MAX {
+            let salts: Vec<[u8; 2]> = mppe_salts(random.to_be_bytes()).take(2).collect();
+            assert_eq!(salts.len(), 2);
+            assert!(
+                salts.iter().all(|s| s[0] & 0x80 == 0x80),
+                "{random}: {salts:?}"
+            );
+            assert_ne!(salts[0], salts[1], "{random}");
+        }
+        let all: std::collections::HashSet<[u8; 2]> = mppe_salts([0x12, 0x34]).collect();
+        assert_eq!(all.len(), 0x8000, "every salt of one packet is different");
     }
 
     proptest! {

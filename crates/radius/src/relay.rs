@@ -6,7 +6,9 @@
 
 use crate::upstream::{random, Answer, Forward};
 use mfad_core::engine::Outcome;
-use mfad_radius_proto::{add_mppe_key, attr, vendor_attributes, Attribute, MppeKey, Packet};
+use mfad_radius_proto::{
+    add_mppe_key, attr, mppe_salts, vendor_attributes, Attribute, MppeKey, Packet,
+};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -35,13 +37,31 @@ impl Relay {
     /// Adds the target's attributes to the client's reply, the MPPE keys hidden with the
     /// client's secret and the Request Authenticator of the request being answered.
     pub fn apply(&self, reply: &mut Packet, secret: &[u8], request_authenticator: &[u8; 16]) {
+        if self.keys.is_empty() {
+            reply.attributes.extend(self.attributes.iter().cloned());
+            return;
+        }
+        match random::<2>() {
+            Ok(salt) => self.apply_salted(reply, salt, secret, request_authenticator),
+            Err(err) => {
+                reply.attributes.extend(self.attributes.iter().cloned());
+                tracing::warn!("the MPPE keys of the target are not passed on: {err}");
+            }
+        }
+    }
+
+    /// [`Relay::apply`] with the salts of the keys derived from `salt`: RFC 2548 §2.4.2
+    /// wants them different, so they come from one [`mppe_salts`], never drawn apart.
+    fn apply_salted(
+        &self,
+        reply: &mut Packet,
+        salt: [u8; 2],
+        secret: &[u8],
+        request_authenticator: &[u8; 16],
+    ) {
         reply.attributes.extend(self.attributes.iter().cloned());
-        for key in &self.keys {
-            let added = random::<2>().and_then(|salt| {
-                add_mppe_key(reply, key, salt, secret, request_authenticator)
-                    .map_err(|e| e.to_string())
-            });
-            if let Err(err) = added {
+        for (key, salt) in self.keys.iter().zip(mppe_salts(salt)) {
+            if let Err(err) = add_mppe_key(reply, key, salt, secret, request_authenticator) {
                 tracing::warn!("an MPPE key of the target is not passed on: {err}");
             }
         }
@@ -142,6 +162,37 @@ mod tests {
         let types: Vec<u8> = kept.iter().map(|a| a.typ).collect();
         assert_eq!(types, [attr::CLASS, attr::VENDOR_SPECIFIC]);
         assert_eq!(kept[1].value[4], attr::ms::CHAP2_SUCCESS);
+    }
+
+    /// RFC 2548 §2.4.2: the Send-Key and Recv-Key of one reply never share a salt (and
+    /// so a key stream), whatever the random value drawn for the reply.
+    #[test]
+    fn the_mppe_keys_of_one_reply_never_share_a_salt() {
+        let key = |typ, byte| MppeKey {
+            typ,
+            key: zeroize::Zeroizing::new(vec![byte; 16]),
+        };
+        let relay = Relay {
+            attributes: Vec::new(),
+            keys: vec![
+                key(attr::ms::MPPE_SEND_KEY, 1),
+                key(attr::ms::MPPE_RECV_KEY, 2),
+            ],
+        };
+        for random in 0..=u16::MAX {
+            let mut reply = Packet::new(Code::AccessAccept, 1, [0; 16]);
+            relay.apply_salted(&mut reply, random.to_be_bytes(), b"s", &[3; 16]);
+            let salts: Vec<Vec<u8>> = reply
+                .attributes
+                .iter()
+                .filter_map(|a| vendor_attributes(&a.value))
+                .flatten()
+                .map(|v| v.value[..2].to_vec())
+                .collect();
+            assert_eq!(salts.len(), 2, "{random}");
+            assert_ne!(salts[0], salts[1], "{random}");
+            assert!(salts.iter().all(|s| s[0] & 0x80 != 0), "{random}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use mfad_core::clock::testing::FixedClock;
 use mfad_core::clock::Random;
 use mfad_core::engine::{ClientInfo, Engine, Outcome, Reason, Request, ServerInfo};
-use mfad_core::model::{FirstFactor, NewToken, Prompt, Secret};
+use mfad_core::model::{ChallengeKind, FirstFactor, NewToken, Prompt, Secret};
 use mfad_core::otp::{format_code, hotp, totp_step, Algorithm, OtpKind};
 use mfad_core::policy::{CacheMode, Policy};
 use mfad_core::store::Store;
@@ -288,6 +288,7 @@ impl mfad_core::delivery::SmsSender for Texts {
         to: &str,
         code: &str,
         _with_pin: bool,
+        _client: &str,
     ) -> Result<(), mfad_core::delivery::DeliveryError> {
         self.send_code(to, code).await
     }
@@ -367,6 +368,61 @@ async fn sms_code_is_accepted_once_and_only_at_the_number_on_file() {
         Outcome::Reject(Reason::ChallengeExpired),
         "a state and its code are single-use"
     );
+}
+
+/// The hash SMS codes were kept under before they were keyed: SHA-256(salt, 0, code).
+fn unkeyed_code_hash(salt: &str, code: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(salt)
+        .chain_update(b"\0")
+        .chain_update(code)
+        .finalize();
+    data_encoding::HEXLOWER.encode(&digest)
+}
+
+/// The code key of a world's store, derived from its key file as the store does.
+fn code_mac_of(w: &World) -> mfad_core::code_mac::CodeMac {
+    let hex = std::fs::read_to_string(w._dir.path().join("k")).unwrap();
+    let key = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.trim().as_bytes())
+        .unwrap();
+    mfad_core::code_mac::CodeMac::derive(&key.try_into().unwrap())
+}
+
+#[tokio::test]
+async fn a_stored_sms_code_is_keyed_with_the_key_file_and_not_a_plain_hash() {
+    let s = sms_world(Policy::default(), Default::default()).await;
+    let (state, _) = sms_challenge(&s, "").await;
+    let (_, code) = s.texts.last();
+    let stored = s.w.store.take_challenge(&state, T0).await.unwrap().unwrap();
+    let ChallengeKind::SmsCode {
+        salt, code_hash, ..
+    } = stored.kind
+    else {
+        panic!("an SMS code challenge: {:?}", stored.kind)
+    };
+    assert_ne!(
+        code_hash,
+        unkeyed_code_hash(&salt, &code),
+        "a reader of the database would find the code by trying all of them"
+    );
+    assert_eq!(code_hash, code_mac_of(&s.w).digest(&salt, &code));
+
+    let mut policy = Policy::default();
+    policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
+    let s = sms_world(policy, Default::default()).await;
+    let txn = pending(&s.engine, request("x")).await;
+    let (_, code) = s.texts.last();
+    let stored = s.w.store.take_challenge(txn.as_bytes(), T0).await.unwrap();
+    let Some(ChallengeKind::SmsReply {
+        salt, code_hash, ..
+    }) = stored.map(|c| c.kind)
+    else {
+        panic!("a pending two-way SMS")
+    };
+    assert_ne!(code_hash, unkeyed_code_hash(&salt, &code));
+    assert_eq!(code_hash, code_mac_of(&s.w).digest(&salt, &code));
 }
 
 #[tokio::test]
@@ -721,6 +777,40 @@ async fn a_two_way_sms_is_decided_by_the_reply_from_the_users_number() {
     assert!(engine.sms_reply("(425) 555-0100", &code).await.unwrap());
     assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
     assert!(!engine.sms_reply("+14255550100", &code).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_second_two_way_login_on_one_phone_ends_both() {
+    let (s, engine, first) = two_way_login().await;
+    let (_, code) = s.texts.last();
+    assert_eq!(
+        engine.authenticate(request("x")).await,
+        Outcome::Reject(Reason::SmsReplyPending)
+    );
+    assert_eq!(s.texts.count(), 1, "the second login sends nothing");
+    assert_eq!(
+        engine.wait(&first, LONG).await,
+        Outcome::Reject(Reason::SmsReplyPending)
+    );
+    assert!(
+        !engine.sms_reply("+14255550100", &code).await.unwrap(),
+        "the reply finds no login to decide"
+    );
+}
+
+#[tokio::test]
+async fn a_two_way_login_that_timed_out_leaves_the_phone_free() {
+    let (s, engine, first) = two_way_login().await;
+    assert_eq!(
+        engine
+            .wait(&first, std::time::Duration::from_millis(10))
+            .await,
+        Outcome::Reject(Reason::SmsNoReply)
+    );
+    let txn = pending(&engine, request("x")).await;
+    let (_, code) = s.texts.last();
+    assert!(engine.sms_reply("+14255550100", &code).await.unwrap());
+    assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
 }
 
 #[tokio::test]

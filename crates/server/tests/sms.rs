@@ -115,6 +115,60 @@ fn the_code_texted_to_the_phone_is_accepted_once() {
     server.stop();
 }
 
+/// The salted hashes of SMS codes in the challenges of `node`'s database, read as anyone
+/// who can read the file (a copy, a backup) would: read-only, beside the running server.
+fn stored_code_hashes(node: &Mfad) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open_with_flags(
+        node.dir().join("mfad.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut rows = db.prepare("SELECT kind FROM challenges").unwrap();
+    let kinds: Vec<String> = rows
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    kinds
+        .iter()
+        .map(|k| serde_json::from_str::<serde_json::Value>(k).unwrap())
+        .filter_map(|k| Some((k["salt"].as_str()?.into(), k["code_hash"].as_str()?.into())))
+        .collect()
+}
+
+/// Every 6-digit code whose unkeyed hash SHA-256(salt, 0, code) is `hash`.
+fn codes_with_unkeyed_hash(salt: &str, hash: &str) -> Vec<String> {
+    use sha2::Digest;
+    let prefix = sha2::Sha256::new().chain_update(salt).chain_update(b"\0");
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .filter(|code| {
+            let digest = prefix.clone().chain_update(code).finalize();
+            data_encoding::HEXLOWER.encode(&digest) == hash
+        })
+        .collect()
+}
+
+#[test]
+fn a_copy_of_the_database_does_not_reveal_a_live_sms_code() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, "");
+    let server = node.start();
+    let state = start_login(&server);
+    let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
+    let stored = stored_code_hashes(&node);
+    assert_eq!(stored.len(), 1, "the pending login's challenge: {stored:?}");
+    let (salt, hash) = &stored[0];
+    assert!(!hash.contains(&code));
+    assert_eq!(
+        codes_with_unkeyed_hash(salt, hash),
+        Vec::<String>::new(),
+        "trying every code against the stored hash finds the one sent"
+    );
+    assert!(answer(&server, &state, &code).is("Access-Accept"));
+    server.stop();
+}
+
 #[test]
 fn a_wrong_code_is_challenged_again_and_the_last_attempt_rejects() {
     let fake = FakeTwilio::start(SID, TOKEN);
@@ -298,7 +352,7 @@ fn two_way_a_reply_with_the_code_accepts() {
     let code = sms[0].code(6).unwrap();
     assert_eq!(
         sms[0].body,
-        format!("To sign in, reply to this message with {code}")
+        format!("To sign in to vpn, reply to this message with {code}")
     );
     assert_eq!(t.reply(&format!(" {code}\n")), 200);
     let reply = login.join().unwrap();
@@ -397,7 +451,7 @@ fn two_way_pin_users_reply_with_pin_and_code() {
     let code = sms[0].code(6).unwrap();
     assert_eq!(
         sms[0].body,
-        format!("To sign in, reply to this message with your PIN followed by {code}")
+        format!("To sign in to vpn, reply to this message with your PIN followed by {code}")
     );
     t.reply(&format!("1357{code}"));
     assert!(login.join().unwrap().is("Access-Reject"));
@@ -427,6 +481,47 @@ fn two_way_the_backup_phone_is_texted_and_its_reply_accepts() {
     assert_eq!(t.reply_from(BACKUP, &code), 200);
     let reply = login.join().unwrap();
     assert!(reply.is("Access-Accept"), "{}", reply.output);
+    t.server.stop();
+}
+
+#[test]
+fn two_way_the_users_reply_never_approves_a_second_login_on_their_phone() {
+    let t = TwoWay::start(15);
+    let users_login = t.login();
+    t.code(1);
+    // Someone who knows the password signs in right after the user.
+    let second_login = t.login();
+    let refused = t.server.wait_for_log(
+        "two sign-ins wait for an SMS reply from one phone",
+        Duration::from_secs(3),
+    );
+    // The user answers the newest text on their phone.
+    let newest = t.fake.messages().last().unwrap().code(6).unwrap();
+    t.reply(&newest);
+    let (users_login, second_login) = (users_login.join().unwrap(), second_login.join().unwrap());
+    assert!(
+        !second_login.is("Access-Accept"),
+        "the user's reply approved the second login"
+    );
+    assert!(second_login.is("Access-Reject"), "{}", second_login.output);
+    assert!(
+        users_login.is("Access-Reject"),
+        "a reply cannot tell the two apart, so the first is refused as well: {}",
+        users_login.output
+    );
+    assert!(refused, "{}", t.server.logs());
+    assert_eq!(t.fake.messages().len(), 1, "no text for the second login");
+    let log = t.audit();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log.iter().all(|r| r["reason"] == "sms_reply_pending"),
+        "{log:?}"
+    );
+    // Once both ended, the phone takes a login again.
+    let login = t.login();
+    let code = t.code(2);
+    assert_eq!(t.reply(&code), 200);
+    assert!(login.join().unwrap().is("Access-Accept"));
     t.server.stop();
 }
 

@@ -1,4 +1,5 @@
-//! Encryption at rest: AES-256-GCM with a key file kept outside the database.
+//! Encryption at rest: AES-256-GCM with a key file kept outside the database, and the
+//! key of the short codes' hashes derived from it ([`CodeMac`]).
 //!
 //! Every stored value names the key that sealed it (`v1:<key id>:<base64>`), so a
 //! database opened with the wrong key file fails with a message that says so instead
@@ -8,6 +9,7 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use data_encoding::{BASE64, HEXLOWER, HEXLOWER_PERMISSIVE};
+use mfad_core::code_mac::CodeMac;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::fs;
@@ -87,6 +89,7 @@ pub enum CryptoError {
 pub struct Cipher {
     aead: Aes256Gcm,
     key_id: String,
+    code_mac: CodeMac,
 }
 
 impl fmt::Debug for Cipher {
@@ -118,7 +121,14 @@ impl Cipher {
         Self {
             aead: Aes256Gcm::new(key.into()),
             key_id,
+            code_mac: CodeMac::derive(key),
         }
+    }
+
+    /// The keyed hash of short codes, with a key derived from this key (never the key
+    /// itself, which seals the secrets).
+    pub fn code_mac(&self) -> &CodeMac {
+        &self.code_mac
     }
 
     /// The first 8 hex digits of SHA-256(key): names the key without revealing it.

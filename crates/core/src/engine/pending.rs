@@ -251,6 +251,7 @@ fn reason_from(word: &str) -> Reason {
         Reason::InvalidNumber,
         Reason::CallTimeout,
         Reason::SmsNoReply,
+        Reason::SmsReplyPending,
         Reason::DeliveryFailed,
         Reason::RateLimited,
         Reason::UnknownUser,

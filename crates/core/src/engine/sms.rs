@@ -8,7 +8,10 @@
 //! In two-way mode (`policy.sms.mode = "two-way"`) the user replies to the SMS instead:
 //! the login is `Pending` until the reply, received by the gateway's inbound webhook on
 //! any node, reaches [`Engine::sms_reply`], which matches the sender's number to the
-//! pending login and decides it.
+//! pending login and decides it. The text names what the reply approves, and one phone
+//! waits for one reply at a time: a reply carries nothing but the code, so when a second
+//! login asks the same phone, neither may take the reply (an attacker who knows the
+//! password would otherwise start a login right after the user's and get their reply).
 
 use super::{describe_phone, hex, Engine, Outcome, Reason, Request};
 use crate::audit::AuditRecord;
@@ -18,9 +21,7 @@ use crate::model::{Challenge, ChallengeKind, PinMode, User};
 use crate::phone;
 use crate::policy::SmsMode;
 use crate::store::StoreError;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 const PROMPT: &str = "Enter the code sent to your phone";
 
@@ -31,14 +32,6 @@ pub(super) struct SentCode {
     pub attempts: u32,
     pub sends: u32,
     pub expires_at: i64,
-}
-
-fn code_hash(salt: &str, code: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(salt.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(code.as_bytes());
-    hex(&hasher.finalize())
 }
 
 impl Engine {
@@ -146,7 +139,7 @@ impl Engine {
             return Ok(Outcome::Reject(Reason::DeliveryFailed));
         }
         let kind = ChallengeKind::SmsCode {
-            code_hash: code_hash(&salt, &code),
+            code_hash: self.store.code_mac().digest(&salt, &code),
             salt,
             attempts,
             sends,
@@ -187,8 +180,11 @@ impl Engine {
         let Some(failure) = self.take_slot(user, now).await? else {
             return Ok(Outcome::Reject(Reason::Locked));
         };
-        let given = code_hash(&sent.salt, answer);
-        if bool::from(given.as_bytes().ct_eq(sent.code_hash.as_bytes())) {
+        if self
+            .store
+            .code_mac()
+            .matches(&sent.salt, answer, &sent.code_hash)
+        {
             let cache_key = self.cache_key(user, req);
             return self.accepted(user, &req.client.name, now, cache_key).await;
         }
@@ -244,7 +240,7 @@ impl Engine {
                 user_id: user.id,
                 client: req.client.name.clone(),
                 kind: ChallengeKind::SmsReply {
-                    code_hash: code_hash(&salt, &code),
+                    code_hash: self.store.code_mac().digest(&salt, &code),
                     salt: salt.clone(),
                     ask_pin,
                     device: to.clone(),
@@ -260,20 +256,26 @@ impl Engine {
             };
             // Stored before the message goes out: the reply may come at once, to any node.
             self.store.put_challenge(&pending).await?;
-            match self.store.put_challenge(&index).await {
-                Ok(()) => {}
+            let indexed = match self.store.put_challenge(&index).await {
+                Ok(()) => true,
                 Err(StoreError::Duplicate(_)) => {
-                    // An older login to the same phone still waits: the newest one gets
-                    // the reply.
-                    self.store.take_challenge(&index.state, now).await?;
-                    self.store.put_challenge(&index).await?;
+                    !self.end_other_reply_login(&index.state, now).await?
+                        && self.put_reply_index(&index, &txn, now).await?
                 }
                 Err(e) => {
                     self.store.take_challenge(txn.as_bytes(), now).await?;
                     return Err(e);
                 }
+            };
+            if !indexed {
+                tracing::warn!(user = %user.username, phone = %to, "two sign-ins wait for an SMS reply from one phone; both are refused, as a reply could not tell them apart");
+                self.store.take_challenge(txn.as_bytes(), now).await?;
+                return Ok(Outcome::Reject(Reason::SmsReplyPending));
             }
-            match sender.send_reply_request(to, &code, ask_pin).await {
+            match sender
+                .send_reply_request(to, &code, ask_pin, &req.client.name)
+                .await
+            {
                 Ok(()) => return Ok(Outcome::Pending { txn }),
                 Err(err) => {
                     tracing::warn!(user = %user.username, "SMS not sent: {err}");
@@ -283,6 +285,46 @@ impl Engine {
             }
         }
         Ok(Outcome::Reject(Reason::DeliveryFailed))
+    }
+
+    /// Another login's reply index `state` was found where this one's goes. When that
+    /// login still waits, it is rejected (`sms_reply_pending`) and true says this one must
+    /// be refused as well; an index left by a login that has ended is removed (false).
+    async fn end_other_reply_login(&self, state: &[u8], now: i64) -> Result<bool, StoreError> {
+        let Some(index) = self.store.take_challenge(state, now).await? else {
+            return Ok(false);
+        };
+        let ChallengeKind::SmsReplyTo { txn } = &index.kind else {
+            return Ok(false);
+        };
+        let Some(other) = self.store.take_challenge(txn.as_bytes(), now).await? else {
+            return Ok(false);
+        };
+        let device = match &other.kind {
+            ChallengeKind::SmsReply { device, .. } => device.clone(),
+            _ => String::new(),
+        };
+        let refused = Outcome::Reject(Reason::SmsReplyPending);
+        self.settle(txn, &other, refused, "", &device).await?;
+        Ok(true)
+    }
+
+    /// Stores the reply index of `txn` in place of a stale one; false when yet another
+    /// login stored its own meanwhile.
+    async fn put_reply_index(
+        &self,
+        index: &Challenge,
+        txn: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        match self.store.put_challenge(index).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Duplicate(_)) => Ok(false),
+            Err(e) => {
+                self.store.take_challenge(txn.as_bytes(), now).await?;
+                Err(e)
+            }
+        }
     }
 
     /// Removes the reply index `state` if it still points to `txn`; a newer login to the
@@ -384,7 +426,7 @@ impl Engine {
         if let Some(reason) = self.slot_or_reject(user, now).await? {
             return Ok(Outcome::Reject(reason));
         }
-        let code_ok = bool::from(code_hash(salt, code).as_bytes().ct_eq(expected.as_bytes()));
+        let code_ok = self.store.code_mac().matches(salt, code, expected);
         if !code_ok || (!ask_pin && !pin.is_empty()) {
             return Ok(Outcome::Reject(Reason::WrongCode));
         }
@@ -414,14 +456,6 @@ fn e164(stored: &str, default_country: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn code_hashes_depend_on_salt_and_code() {
-        assert_eq!(code_hash("a", "123456"), code_hash("a", "123456"));
-        assert_ne!(code_hash("a", "123456"), code_hash("b", "123456"));
-        assert_ne!(code_hash("a", "123456"), code_hash("a", "123457"));
-        assert_eq!(code_hash("a", "1").len(), 64);
-    }
 
     #[test]
     fn the_number_texted_has_no_extension() {

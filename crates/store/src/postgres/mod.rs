@@ -432,6 +432,10 @@ impl Store for PgStore {
         on_conn!(self, |c| sessions::take_challenge(c, state, now))
     }
 
+    fn code_mac(&self) -> &mfad_core::code_mac::CodeMac {
+        self.cipher.code_mac()
+    }
+
     async fn put_cached_auth(&self, key: &str, until: i64) -> StoreResult<()> {
         on_conn!(self, |c| sessions::put_cached_auth(c, key, until))
     }

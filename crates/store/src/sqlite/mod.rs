@@ -556,6 +556,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    fn code_mac(&self) -> &mfad_core::code_mac::CodeMac {
+        self.cipher.code_mac()
+    }
+
     async fn put_cached_auth(&self, key: &str, until: i64) -> StoreResult<()> {
         let key = key.to_owned();
         self.write(move |c| sessions::put_cached_auth(c, &key, until))
