@@ -7,7 +7,7 @@ use crate::directory::Directory;
 use crate::first_factor;
 use crate::model::Challenge;
 use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
-use crate::otp::{find_hotp, find_totp, OtpKind};
+use crate::otp::{find_hotp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, LivePolicy, Policy};
 use crate::store::{Store, StoreError};
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 mod call;
+mod code;
 mod lockout;
 mod pending;
 mod sms;
@@ -159,12 +160,6 @@ pub enum AdminError {
     Resync(String),
 }
 
-/// What the second factor check concluded.
-enum Verdict {
-    Accept { token: Token },
-    Reject(Reason),
-}
-
 /// The verification engine. Cheap to share: hold it in an `Arc`.
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -273,13 +268,17 @@ impl Engine {
             self.waiting.hold(txn, audit);
             return outcome;
         }
-        self.write_audit(audit, &outcome).await;
-        outcome
+        self.write_audit(audit, outcome).await
     }
 
-    /// Completes and writes the one audit record of an attempt.
-    async fn write_audit(&self, mut audit: AuditRecord, outcome: &Outcome) {
-        match outcome {
+    /// Completes and writes the one audit record of an attempt, and returns the outcome
+    /// to send. The record is durable before the outcome is returned, and with it every
+    /// write the attempt made (the code it used): a reply never tells of an attempt the
+    /// log could lose. When it cannot be written, an Accept becomes a Reject (the code
+    /// may not be used for good), and the record of what was sent is queued instead, to
+    /// reach the log once the database is back.
+    async fn write_audit(&self, mut audit: AuditRecord, outcome: Outcome) -> Outcome {
+        match &outcome {
             Outcome::Accept => {
                 audit.result = Some(AuditResult::Accept);
                 if audit.reason.is_empty() {
@@ -292,10 +291,27 @@ impl Engine {
             }
             Outcome::Challenge { .. } => audit.result = Some(AuditResult::Challenge),
             // Never written: `wait` writes the record once the outcome is final.
-            Outcome::Pending { .. } => return,
+            Outcome::Pending { .. } => return outcome,
         }
-        if let Err(err) = self.store.append_audit(audit).await {
-            tracing::warn!("audit record not written: {err}");
+        if outcome == Outcome::Reject(Reason::StoreUnavailable) {
+            // The database is away: the record waits for it, the reply does not.
+            self.queue_audit(audit).await;
+            return outcome;
+        }
+        let Err(err) = self.store.append_audit(audit.clone()).await else {
+            return outcome;
+        };
+        tracing::warn!(user = %audit.username, "rejecting: the attempt's audit record could not be written: {err}");
+        audit.result = Some(AuditResult::Reject);
+        audit.reason = Reason::StoreUnavailable.as_str().into();
+        self.queue_audit(audit).await;
+        Outcome::Reject(Reason::StoreUnavailable)
+    }
+
+    /// Queues a record to be written once the database takes it.
+    async fn queue_audit(&self, audit: AuditRecord) {
+        if let Err(err) = self.store.queue_audit(audit).await {
+            tracing::error!("audit record lost: {err}");
         }
     }
 
@@ -605,32 +621,8 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)] // the request's parts the check needs
-    async fn second_factor(
-        &self,
-        user: &User,
-        tokens: &[Token],
-        answer: &str,
-        req: &Request,
-        now: i64,
-        cache_key: Option<String>,
-        audit: &mut AuditRecord,
-    ) -> Result<Outcome, StoreError> {
-        if let Some(reason) = self.slot_or_reject(user, now).await? {
-            return Ok(Outcome::Reject(reason));
-        }
-        match self.verify(user, tokens, answer, now, audit).await? {
-            Verdict::Reject(reason) => Ok(Outcome::Reject(reason)),
-            Verdict::Accept { token } => {
-                audit.method = token.kind.to_string();
-                audit.device = token.serial.clone();
-                self.accepted(user, &req.client.name, now, cache_key).await
-            }
-        }
-    }
-
     /// The second factor was proven: clear the failure count (with the slot this attempt
-    /// took), ask for a new PIN when one is due, remember the success for the cache.
+    /// took), then [`Engine::succeeded`].
     async fn accepted(
         &self,
         user: &User,
@@ -639,6 +631,18 @@ impl Engine {
         cache_key: Option<String>,
     ) -> Result<Outcome, StoreError> {
         self.store.clear_failures(user.id).await?;
+        self.succeeded(user, client, now, cache_key).await
+    }
+
+    /// After a proven second factor whose failure count is cleared: ask for a new PIN
+    /// when one is due, remember the success for the cache.
+    async fn succeeded(
+        &self,
+        user: &User,
+        client: &str,
+        now: i64,
+        cache_key: Option<String>,
+    ) -> Result<Outcome, StoreError> {
         if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
             let prompt = "Enter a new PIN".to_string();
             return self
@@ -681,126 +685,6 @@ impl Engine {
     /// The first factor of a `directory` client: `None` when the password is right.
     async fn directory_password(&self, username: &str, password: &str) -> Option<Reason> {
         first_factor::check_directory(self.directory.as_deref(), username, password).await
-    }
-
-    /// Checks `[PIN]code` against the user's tokens and consumes the code.
-    async fn verify(
-        &self,
-        user: &User,
-        tokens: &[Token],
-        answer: &str,
-        now: i64,
-        audit: &mut AuditRecord,
-    ) -> Result<Verdict, StoreError> {
-        audit.mode = user.pin_mode.to_string();
-        let pin_hash = match (user.pin_mode, &user.pin_hash) {
-            (PinMode::Pin, Some(hash)) => Some(hash.as_str()),
-            _ => None,
-        };
-        let mut verdict = Verdict::Reject(Reason::WrongCode);
-        for token in tokens {
-            let digits = token.digits as usize;
-            let Some(split) = answer.len().checked_sub(digits) else {
-                continue;
-            };
-            let (Some(pin), Some(code)) = (answer.get(..split), answer.get(split..)) else {
-                continue;
-            };
-            if pin_hash.is_none() && !pin.is_empty() {
-                continue;
-            }
-            match self.check_code(token, code, now).await? {
-                CodeCheck::Fresh(used) => {
-                    // The PIN is checked only for a code that matched, but before the code
-                    // is consumed, so a wrong PIN leaves the code unused.
-                    if let Some(hash) = pin_hash {
-                        if !self.pin_matches(hash, pin).await {
-                            return Ok(Verdict::Reject(Reason::WrongPin));
-                        }
-                    }
-                    if self.store.advance_token(token.id, used).await? {
-                        return Ok(Verdict::Accept {
-                            token: token.clone(),
-                        });
-                    }
-                    verdict = Verdict::Reject(Reason::Replayed);
-                }
-                CodeCheck::Used => verdict = Verdict::Reject(Reason::Replayed),
-                CodeCheck::NoMatch => {}
-            }
-        }
-        Ok(verdict)
-    }
-
-    async fn check_code(
-        &self,
-        token: &Token,
-        code: &str,
-        now: i64,
-    ) -> Result<CodeCheck, StoreError> {
-        let key = token.secret.expose();
-        match token.kind {
-            OtpKind::Totp => {
-                let skew = self.policy().totp_skew;
-                let at = |min| {
-                    find_totp(
-                        token.algorithm,
-                        key,
-                        token.digits,
-                        token.period,
-                        code,
-                        now,
-                        skew,
-                        min,
-                    )
-                };
-                Ok(match at(token.next) {
-                    Some(step) => CodeCheck::Fresh(step),
-                    None if at(0).is_some() => CodeCheck::Used,
-                    None => CodeCheck::NoMatch,
-                })
-            }
-            OtpKind::Hotp => {
-                let window = self.policy().hotp_window;
-                if let Some(c) =
-                    find_hotp(token.algorithm, key, token.digits, code, token.next, window)
-                {
-                    return Ok(CodeCheck::Fresh(c));
-                }
-                // RFC 4226 §7.4: beyond the look-ahead window, two consecutive codes
-                // resynchronise the counter.
-                let far = token.next.saturating_add(window);
-                let Some(c) = find_hotp(
-                    token.algorithm,
-                    key,
-                    token.digits,
-                    code,
-                    far,
-                    self.policy().hotp_resync_window,
-                ) else {
-                    // A code from just below the counter was used already: say so in the log.
-                    let recent = token.next.saturating_sub(window);
-                    let used = find_hotp(
-                        token.algorithm,
-                        key,
-                        token.digits,
-                        code,
-                        recent,
-                        token.next - recent,
-                    );
-                    return Ok(if used.is_some() {
-                        CodeCheck::Used
-                    } else {
-                        CodeCheck::NoMatch
-                    });
-                };
-                if token.resync.is_some_and(|r| r.checked_add(1) == Some(c)) {
-                    return Ok(CodeCheck::Fresh(c));
-                }
-                self.store.set_token_resync(token.id, Some(c)).await?;
-                Ok(CodeCheck::NoMatch)
-            }
-        }
     }
 
     /// argon2id is deliberately slow: run it off the async workers, bounded. Callers
@@ -1051,14 +935,6 @@ impl Engine {
             user.username
         )))
     }
-}
-
-enum CodeCheck {
-    /// Matches a counter or step not yet used.
-    Fresh(u64),
-    /// Matches one already used.
-    Used,
-    NoMatch,
 }
 
 /// Whether a password looks like `[PIN]code` for this user rather than something else

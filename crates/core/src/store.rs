@@ -117,6 +117,18 @@ pub struct FailureState {
     pub locked_until: Option<i64>,
 }
 
+/// What [`Store::attempt_code`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeAttempt {
+    /// The user is locked: nothing was changed.
+    Locked,
+    /// The code was fresh: its token moved past it and the failure count was cleared.
+    Accepted,
+    /// The attempt counted as a failure. `replayed`: the code matched a fresh counter
+    /// value when it was checked, but another request used that value first.
+    Failed { replayed: bool, state: FailureState },
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- users ---------------------------------------------------------------
@@ -158,6 +170,46 @@ pub trait Store: Send + Sync + 'static {
         max_failures: u32,
         lockout_seconds: i64,
     ) -> StoreResult<Option<FailureState>>;
+    /// One attempt at a one-time code: its slot and its outcome in one step. Refused
+    /// (`Locked`) while the user is locked; otherwise a slot is taken as by
+    /// [`Store::take_attempt`], and then `fresh` (the token and the counter value the code
+    /// matched, if it matched one not yet used) advances the token as by
+    /// [`Store::advance_token`] and clears the failure count. The code is compared before
+    /// the call, but what it matched decides nothing unless the slot is granted here, so
+    /// a burst of guesses learns no more than `max_failures` outcomes per lockout period.
+    ///
+    /// Backends may answer before the change is durable (SQLite answers once the
+    /// writer applied it): the caller makes the outcome durable with the attempt's
+    /// [`Store::append_audit`], which is committed with it or after it.
+    async fn attempt_code(
+        &self,
+        user: UserId,
+        fresh: Option<(TokenId, u64)>,
+        now: i64,
+        max_failures: u32,
+        lockout_seconds: i64,
+    ) -> StoreResult<CodeAttempt> {
+        let Some(state) = self
+            .take_attempt(user, now, max_failures, lockout_seconds)
+            .await?
+        else {
+            return Ok(CodeAttempt::Locked);
+        };
+        let Some((token, used)) = fresh else {
+            return Ok(CodeAttempt::Failed {
+                replayed: false,
+                state,
+            });
+        };
+        if self.advance_token(token, used).await? {
+            self.clear_failures(user).await?;
+            return Ok(CodeAttempt::Accepted);
+        }
+        Ok(CodeAttempt::Failed {
+            replayed: true,
+            state,
+        })
+    }
     /// Gives back a slot whose attempt proved nothing either way (a first factor that
     /// passed before a challenge, a directory that did not answer): one failure less, never
     /// below zero. A lock already set stays.
@@ -239,8 +291,16 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_client(&self, name: &str) -> StoreResult<()>;
 
     // --- audit log -------------------------------------------------------------
-    /// Queues the record; it is durable after the next group commit or [`Store::flush`].
+    /// Writes an attempt's record and answers once it is durable, together with every
+    /// write the caller made before it (which is how the outcome of
+    /// [`Store::attempt_code`] becomes durable before its reply leaves). On an error the
+    /// record is not kept: the caller decides what to record instead
+    /// ([`Store::queue_audit`]).
     async fn append_audit(&self, record: AuditRecord) -> StoreResult<()>;
+    /// Queues the record without waiting; it is durable after the next group commit or
+    /// [`Store::flush`], and kept for a retry while the database does not take it (the
+    /// rejects of an outage reach the log once it is back).
+    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()>;
     /// Newest first.
     async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
     /// Deletes records older than `before_ms`; returns how many.

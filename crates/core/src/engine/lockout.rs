@@ -21,10 +21,17 @@ impl Engine {
             .store
             .take_attempt(user.id, now, policy.max_failures, policy.lockout_seconds)
             .await?;
-        if let Some(until) = taken.and_then(|state| state.locked_until) {
-            tracing::warn!(user = %user.username, until, "user locked after too many failures");
+        if let Some(state) = &taken {
+            self.note_lock(user, state);
         }
         Ok(taken)
+    }
+
+    /// Says so in the log when this attempt's failure locked the user.
+    pub(super) fn note_lock(&self, user: &User, state: &FailureState) {
+        if let Some(until) = state.locked_until {
+            tracing::warn!(user = %user.username, until, "user locked after too many failures");
+        }
     }
 
     /// [`Engine::take_slot`], with the reject for a locked user.

@@ -118,16 +118,16 @@ impl Engine {
             }
         };
         let audit = self.waiting.release(txn);
-        if let Some(mut audit) = audit {
-            if !decision.device.is_empty() {
-                audit.device = decision.device;
-            }
-            if decision.outcome == Outcome::Accept {
-                audit.reason = decision.note;
-            }
-            self.write_audit(audit, &decision.outcome).await;
+        let Some(mut audit) = audit else {
+            return decision.outcome;
+        };
+        if !decision.device.is_empty() {
+            audit.device = decision.device;
         }
-        decision.outcome
+        if decision.outcome == Outcome::Accept {
+            audit.reason = decision.note;
+        }
+        self.write_audit(audit, decision.outcome).await
     }
 
     /// Ends a transaction nobody answered: `None` when a webhook took it first.

@@ -301,6 +301,8 @@ macro_rules! conformance_tests {
             attempt_at_the_limit_locks_and_resets_the_count,
             racing_attempts_get_at_most_the_limit_of_slots,
             a_released_slot_no_longer_counts,
+            a_code_attempt_takes_its_slot_and_its_outcome_together,
+            racing_code_attempts_decide_at_most_the_limit,
             clear_failures_resets_count_and_lock,
             pin_history_keeps_the_newest_hashes_first,
             bulk_load_creates_users_with_their_tokens,

@@ -6,7 +6,7 @@ use super::{
     Failure, NOW,
 };
 use mfad_core::model::{Challenge, ChallengeKind, PinMode};
-use mfad_core::store::{FailureState, Store, UserUpdate};
+use mfad_core::store::{CodeAttempt, FailureState, Store, UserUpdate};
 use std::sync::Arc;
 
 pub async fn created_user_reads_back_by_name_and_id(store: Arc<dyn Store>) -> CaseResult {
@@ -564,6 +564,90 @@ pub async fn auth_subject_returns_the_user_with_their_tokens(store: Arc<dyn Stor
     ensure!(
         store.auth_subject("nobody").await?.is_none(),
         "unknown user"
+    );
+    Ok(())
+}
+
+pub async fn a_code_attempt_takes_its_slot_and_its_outcome_together(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    let user = given_user(&*store, "pia").await?;
+    let token = given_token(&*store, "PIA-1", Some(user.id)).await?;
+    let wrong = store.attempt_code(user.id, None, NOW, 3, 60).await?;
+    ensure_eq!(
+        wrong,
+        CodeAttempt::Failed {
+            replayed: false,
+            state: FailureState {
+                failures: 1,
+                locked_until: None
+            }
+        }
+    );
+    ensure_eq!(
+        store
+            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60)
+            .await?,
+        CodeAttempt::Accepted,
+        "a fresh code is used and clears the count"
+    );
+    ensure_eq!(
+        store
+            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60)
+            .await?,
+        CodeAttempt::Failed {
+            replayed: true,
+            state: FailureState {
+                failures: 1,
+                locked_until: None
+            }
+        },
+        "the same value twice is a replay, counted as a failure"
+    );
+    for _ in 0..2 {
+        store.attempt_code(user.id, None, NOW, 3, 60).await?;
+    }
+    ensure_eq!(
+        store
+            .attempt_code(user.id, Some((token.id, 1)), NOW + 59, 3, 60)
+            .await?,
+        CodeAttempt::Locked,
+        "locked: even a fresh code decides nothing"
+    );
+    store.flush().await?;
+    let tokens = store.tokens_for_user(user.id).await?;
+    ensure_eq!(
+        tokens.first().map(|t| t.next),
+        Some(1),
+        "the locked attempt left the token as it was"
+    );
+    Ok(())
+}
+
+pub async fn racing_code_attempts_decide_at_most_the_limit(store: Arc<dyn Store>) -> CaseResult {
+    let user = given_user(&*store, "quinn").await?;
+    let token = given_token(&*store, "QUINN-1", Some(user.id)).await?;
+    // 199 wrong codes and, queued last, the right one.
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let fresh = (i == 199).then_some((token.id, 0));
+            tokio::spawn(async move { store.attempt_code(user.id, fresh, NOW, 10, 600).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await??);
+    }
+    let decided = outcomes
+        .iter()
+        .filter(|o| **o != CodeAttempt::Locked)
+        .count();
+    ensure_eq!(decided, 10, "{outcomes:?}");
+    ensure_eq!(
+        outcomes.last(),
+        Some(&CodeAttempt::Locked),
+        "the right code after ten wrong ones"
     );
     Ok(())
 }

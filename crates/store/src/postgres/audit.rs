@@ -26,8 +26,13 @@ pub(super) const FIELDS: &str = "id, time_ms, username, given_name, surname, ema
     device, method, mode, result, reason, server_name, server_ip, client_name, client_ip, \
     channel, calling_station";
 
+/// A caller waiting for its record to be committed.
+type Waiter = Option<oneshot::Sender<StoreResult<()>>>;
+
 pub(super) enum Command {
-    Record(Box<AuditRecord>),
+    /// A record; with a reply, answered once committed and dropped if its batch fails;
+    /// without, kept for a retry.
+    Record(Box<AuditRecord>, Waiter),
     /// Answered once everything queued before it is committed (or the attempt failed).
     Flush(oneshot::Sender<StoreResult<()>>),
 }
@@ -127,18 +132,20 @@ pub(super) async fn insert_batch(
 /// when it is back; flushes in between get the error.
 pub(super) async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Command>) {
     let mut pending: Vec<AuditRecord> = Vec::new();
+    // One per pending record, in the same order.
+    let mut waiters: Vec<Waiter> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<StoreResult<()>>> = Vec::new();
     let mut open = true;
     while open || !pending.is_empty() {
         if pending.is_empty() && flushes.is_empty() {
             match queue.recv().await {
-                Some(cmd) => take(cmd, &mut pending, &mut flushes),
+                Some(cmd) => take(cmd, &mut pending, &mut waiters, &mut flushes),
                 None => break,
             }
         }
         while pending.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(cmd) => take(cmd, &mut pending, &mut flushes),
+                Ok(cmd) => take(cmd, &mut pending, &mut waiters, &mut flushes),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     open = false;
@@ -166,6 +173,9 @@ pub(super) async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Command>)
         match written {
             Ok(()) => {
                 pending.drain(..batch);
+                for waiter in waiters.drain(..batch).flatten() {
+                    let _ = waiter.send(Ok(()));
+                }
                 if pending.is_empty() {
                     for flush in flushes.drain(..) {
                         let _ = flush.send(Ok(()));
@@ -177,16 +187,27 @@ pub(super) async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Command>)
                     queued = pending.len(),
                     "audit records wait for the database: {e}"
                 );
+                let failed = StoreError::Unavailable(format!("audit records are not written yet: {e}"));
                 for flush in flushes.drain(..) {
-                    let _ = flush.send(Err(StoreError::Unavailable(format!(
-                        "audit records are not written yet: {e}"
-                    ))));
+                    let _ = flush.send(Err(failed.clone()));
                 }
+                // Records whose callers wait hear the error and are not kept.
+                let mut kept = Vec::with_capacity(pending.len());
+                for (record, waiter) in pending.drain(..).zip(waiters.drain(..)) {
+                    match waiter {
+                        Some(waiter) => {
+                            let _ = waiter.send(Err(failed.clone()));
+                        }
+                        None => kept.push(record),
+                    }
+                }
+                pending = kept;
                 if pending.len() > MAX_CARRIED {
                     let dropped = pending.len() - MAX_CARRIED;
                     pending.drain(..dropped);
                     tracing::error!("dropped {dropped} audit records: the database stayed away");
                 }
+                waiters.resize_with(pending.len(), || None);
                 if !open {
                     tracing::error!(
                         "{} audit records were not written before shutdown: {e}",
@@ -206,10 +227,14 @@ pub(super) async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Command>)
 fn take(
     cmd: Command,
     pending: &mut Vec<AuditRecord>,
+    waiters: &mut Vec<Waiter>,
     flushes: &mut Vec<oneshot::Sender<StoreResult<()>>>,
 ) {
     match cmd {
-        Command::Record(record) => pending.push(*record),
+        Command::Record(record, waiter) => {
+            pending.push(*record);
+            waiters.push(waiter);
+        }
         Command::Flush(reply) => flushes.push(reply),
     }
 }

@@ -467,8 +467,18 @@ impl Store for PgStore {
     }
 
     async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
         self.audit
-            .send(audit::Command::Record(Box::new(record)))
+            .send(audit::Command::Record(Box::new(record), Some(reply)))
+            .await
+            .map_err(|_| audit_gone())?;
+        self.bounded(async { done.await.unwrap_or_else(|_| Err(audit_gone())) })
+            .await
+    }
+
+    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        self.audit
+            .send(audit::Command::Record(Box::new(record), None))
             .await
             .map_err(|_| audit_gone())
     }

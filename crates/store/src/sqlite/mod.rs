@@ -31,7 +31,7 @@ use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::settings::Setting;
 use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{
-    DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
+    CodeAttempt, DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
 };
 use reader::Readers;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -108,6 +108,13 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// SQLite's write-ahead log beside the database file.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 fn open_error(path: &Path, what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -219,10 +226,18 @@ impl SqliteStore {
             .spawn(move || checkpoint::run(checkpointer, stop))
             .map_err(|e| open_error(path, "start checkpoints", e))?;
 
+        // The writer commits without waiting for the disk; with `synchronous = full` its
+        // callers are answered once the sync thread has synced the WAL (see `writer`).
+        conn.pragma_update(None, "synchronous", Synchronous::Normal.pragma())
+            .map_err(|e| open_error(path, "set synchronous", e))?;
+        let durability = match options.synchronous {
+            Synchronous::Full => writer::Durability::SyncedWal(wal_path(path)),
+            Synchronous::Normal => writer::Durability::Committed,
+        };
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let writer_thread = std::thread::Builder::new()
             .name("mfad-store-writer".into())
-            .spawn(move || writer::run(conn, rx))
+            .spawn(move || writer::run(conn, rx, durability))
             .map_err(|e| open_error(path, "start writer", e))?;
 
         Ok(Self {
@@ -427,6 +442,39 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn attempt_code(
+        &self,
+        user: UserId,
+        fresh: Option<(TokenId, u64)>,
+        now: i64,
+        max_failures: u32,
+        lockout_seconds: i64,
+    ) -> StoreResult<CodeAttempt> {
+        // The trait's steps in one visit to the writer, answered once applied: the
+        // engine's audit record of the attempt, committed after it, makes it durable.
+        self.write_early(move |c| {
+            let Some(state) = users::take_attempt(c, user, now, max_failures, lockout_seconds)?
+            else {
+                return Ok(CodeAttempt::Locked);
+            };
+            let Some((token, used)) = fresh else {
+                return Ok(CodeAttempt::Failed {
+                    replayed: false,
+                    state,
+                });
+            };
+            if tokens::advance(c, token, used)? {
+                users::clear_failures(c, user)?;
+                return Ok(CodeAttempt::Accepted);
+            }
+            Ok(CodeAttempt::Failed {
+                replayed: true,
+                state,
+            })
+        })
+        .await
+    }
+
     async fn release_attempt(&self, id: UserId) -> StoreResult<()> {
         self.write_early(move |c| users::release_attempt(c, id))
             .await
@@ -593,7 +641,14 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
-        self.send(Command::Audit(Box::new(record))).await
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Audit(Box::new(record), Some(reply)))
+            .await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        self.send(Command::Audit(Box::new(record), None)).await
     }
 
     async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {

@@ -3,16 +3,26 @@
 //! SQLite allows one writer at a time and a durable commit costs an fsync, so the
 //! writer drains everything queued, applies it inside one `BEGIN IMMEDIATE`
 //! transaction (each operation in its own SAVEPOINT, so a failing one leaves the
-//! others intact) and commits once. Callers hear back only after that commit, which is
-//! what makes a `true` from `advance_token` durable replay protection. The one exception
-//! is a write answered as soon as it is applied ([`Answer::Applied`]): its order among
-//! the writes matters to the callers, its durability does not.
+//! others intact) and commits once. Callers hear back only after that commit is on
+//! disk, which is what makes a `true` from `advance_token` durable replay protection.
+//! The one exception is a write answered as soon as it is applied ([`Answer::Applied`]):
+//! its order among the writes matters to the callers, its durability does not.
+//!
+//! The fsync does not hold the writer up. The writer commits without one (its
+//! connection runs `synchronous = NORMAL`, which still syncs around checkpoints) and
+//! hands the batch's callers to the sync thread, which syncs the WAL file once for all
+//! the batches committed meanwhile and only then answers them. So a write answered once
+//! applied never waits behind a disk flush, and a request that visits the writer
+//! several times waits for about one flush in all.
 
 use super::audit::insert_audit;
 use super::map::db_err;
 use mfad_core::audit::AuditRecord;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::Connection;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as sync_mpsc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands applied in one transaction; bounds how long one commit takes.
@@ -33,8 +43,9 @@ pub(super) trait Op: Send {
 
 pub(super) enum Command {
     Write(Box<dyn Op>),
-    /// Fire and forget: durable with the batch it lands in.
-    Audit(Box<AuditRecord>),
+    /// An audit record, durable with the batch it lands in. With a reply, answered once
+    /// durable, and dropped if its batch fails; without, kept for a retry.
+    Audit(Box<AuditRecord>, Option<oneshot::Sender<StoreResult<()>>>),
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<StoreResult<()>>),
 }
@@ -120,11 +131,58 @@ where
     }
 }
 
+/// When a committed batch counts as durable.
+pub(super) enum Durability {
+    /// Once committed (`synchronous = normal`: a power cut may lose the last commits).
+    Committed,
+    /// Once the WAL file at this path has been synced after the commit.
+    SyncedWal(PathBuf),
+}
+
+/// A committed batch's callers, answered when it is durable.
+struct Settled {
+    ops: Vec<Box<dyn Op>>,
+    /// Flushes and audit records that wait for the batch.
+    waiting: Vec<oneshot::Sender<StoreResult<()>>>,
+    outcome: StoreResult<()>,
+}
+
+impl Settled {
+    fn answer(self, durable: StoreResult<()>) {
+        let outcome = self.outcome.and(durable);
+        for op in self.ops {
+            op.finish(outcome.clone());
+        }
+        for reply in self.waiting {
+            let _ = reply.send(outcome.clone());
+        }
+    }
+}
+
 /// Runs until every sender is dropped, then commits what is left and returns.
-pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
+pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, durability: Durability) {
+    let (sync, sync_thread) = match durability {
+        Durability::Committed => (None, None),
+        Durability::SyncedWal(wal) => {
+            let (tx, settled) = sync_mpsc::channel::<Settled>();
+            let thread = std::thread::Builder::new()
+                .name("mfad-store-sync".into())
+                .spawn(move || sync_wal(&wal, &settled));
+            match thread {
+                Ok(thread) => (Some(tx), Some(thread)),
+                Err(e) => {
+                    // Without it no commit could be known durable: fail every write.
+                    tracing::error!("cannot start the WAL sync thread: {e}");
+                    let (tx, _) = sync_mpsc::channel::<Settled>();
+                    (Some(tx), None)
+                }
+            }
+        }
+    };
     let mut writer = Writer {
         conn,
         carried: Vec::new(),
+        sync,
     };
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::with_capacity(64);
@@ -146,24 +204,79 @@ pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Command>) {
             "audit records could not be written before the store closed"
         );
     }
+    // The sync thread answers what it holds, then ends.
+    writer.sync = None;
+    if let Some(thread) = sync_thread {
+        let _ = thread.join();
+    }
+}
+
+/// The sync thread: one `fdatasync` of the WAL for every group of committed batches
+/// waiting, then their callers are answered.
+fn sync_wal(wal: &Path, settled: &sync_mpsc::Receiver<Settled>) {
+    let mut file: Option<File> = None;
+    while let Ok(first) = settled.recv() {
+        let mut group = vec![first];
+        group.extend(settled.try_iter());
+        let durable = sync_file(wal, &mut file);
+        if let Err(e) = &durable {
+            tracing::error!(error = %e, "the database's WAL could not be synced");
+        }
+        for batch in group {
+            batch.answer(durable.clone());
+        }
+    }
+}
+
+/// Syncs the WAL file, opening it (and syncing its directory, so that the file itself
+/// survives a power cut) the first time.
+fn sync_file(wal: &Path, file: &mut Option<File>) -> StoreResult<()> {
+    let unavailable = |what: &str, e: std::io::Error| {
+        StoreError::Unavailable(format!("{what} {}: {e}", wal.display()))
+    };
+    let open = match file.take() {
+        Some(open) => open,
+        None => {
+            let open = File::open(wal).map_err(|e| unavailable("cannot open", e))?;
+            if let Some(dir) = wal.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| unavailable("cannot sync the folder of", e))?;
+            }
+            open
+        }
+    };
+    // A failed fsync may have dropped the dirty pages: reopen before trusting another.
+    open.sync_data()
+        .map_err(|e| unavailable("cannot sync", e))?;
+    *file = Some(open);
+    Ok(())
 }
 
 struct Writer {
     conn: Connection,
     /// Audit records from batches whose commit failed, retried with the next batch.
     carried: Vec<AuditRecord>,
+    /// Where committed batches go to be made durable; `None`: they are once committed.
+    sync: Option<sync_mpsc::Sender<Settled>>,
 }
 
 impl Writer {
     fn commit_batch(&mut self, batch: Vec<Command>) {
         let mut ops: Vec<Box<dyn Op>> = Vec::new();
-        let mut flushes = Vec::new();
+        let mut waiting = Vec::new();
         let mut audits = std::mem::take(&mut self.carried);
+        // Records whose callers wait are not carried on failure: they hear the error.
+        let mut carry = vec![true; audits.len()];
         for cmd in batch {
             match cmd {
                 Command::Write(op) => ops.push(op),
-                Command::Audit(record) => audits.push(*record),
-                Command::Flush(reply) => flushes.push(reply),
+                Command::Audit(record, reply) => {
+                    audits.push(*record);
+                    carry.push(reply.is_none());
+                    waiting.extend(reply);
+                }
+                Command::Flush(reply) => waiting.push(reply),
             }
         }
         // Ops and audit records are independent rows, so applying the ops first and the
@@ -175,13 +288,27 @@ impl Writer {
         };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, writes = ops.len(), audit = audits.len(), "store commit failed");
-            self.carry(audits);
+            let kept = audits
+                .into_iter()
+                .zip(carry)
+                .filter_map(|(record, keep)| keep.then_some(record))
+                .collect();
+            self.carry(kept);
         }
-        for op in ops {
-            op.finish(outcome.clone());
-        }
-        for reply in flushes {
-            let _ = reply.send(outcome.clone());
+        let settled = Settled {
+            ops,
+            waiting,
+            outcome,
+        };
+        match &self.sync {
+            None => settled.answer(Ok(())),
+            Some(sync) => {
+                if let Err(sync_mpsc::SendError(settled)) = sync.send(settled) {
+                    settled.answer(Err(StoreError::Unavailable(
+                        "the database's WAL sync thread has stopped".into(),
+                    )));
+                }
+            }
         }
     }
 
