@@ -187,7 +187,8 @@ pub(super) async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Command>)
                     queued = pending.len(),
                     "audit records wait for the database: {e}"
                 );
-                let failed = StoreError::Unavailable(format!("audit records are not written yet: {e}"));
+                let failed =
+                    StoreError::Unavailable(format!("audit records are not written yet: {e}"));
                 for flush in flushes.drain(..) {
                     let _ = flush.send(Err(failed.clone()));
                 }

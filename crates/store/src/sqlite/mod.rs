@@ -235,9 +235,10 @@ impl SqliteStore {
             Synchronous::Normal => writer::Durability::Committed,
         };
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let wake = tx.downgrade();
         let writer_thread = std::thread::Builder::new()
             .name("mfad-store-writer".into())
-            .spawn(move || writer::run(conn, rx, durability))
+            .spawn(move || writer::run(conn, rx, wake, durability))
             .map_err(|e| open_error(path, "start writer", e))?;
 
         Ok(Self {
@@ -450,27 +451,33 @@ impl Store for SqliteStore {
         max_failures: u32,
         lockout_seconds: i64,
     ) -> StoreResult<CodeAttempt> {
-        // The trait's steps in one visit to the writer, answered once applied: the
-        // engine's audit record of the attempt, committed after it, makes it durable.
+        // The trait's rule in one visit to the writer, answered once applied (the
+        // engine's audit record of the attempt, committed after it, makes it durable).
+        // The writer runs one op at a time, so reading the lock first is as atomic as
+        // the trait's order, and a fresh code, the common case, costs one read and one
+        // write instead of three writes.
         self.write_early(move |c| {
-            let Some(state) = users::take_attempt(c, user, now, max_failures, lockout_seconds)?
-            else {
-                return Ok(CodeAttempt::Locked);
-            };
-            let Some((token, used)) = fresh else {
-                return Ok(CodeAttempt::Failed {
-                    replayed: false,
-                    state,
-                });
-            };
-            if tokens::advance(c, token, used)? {
-                users::clear_failures(c, user)?;
-                return Ok(CodeAttempt::Accepted);
+            if let Some((token, used)) = fresh {
+                let (failures, locked_until) = users::failure_state(c, user)?;
+                if locked_until.is_some_and(|until| until > now) {
+                    return Ok(CodeAttempt::Locked);
+                }
+                if tokens::advance(c, token, used)? {
+                    if failures > 0 || locked_until.is_some() {
+                        users::clear_failures(c, user)?;
+                    }
+                    return Ok(CodeAttempt::Accepted);
+                }
             }
-            Ok(CodeAttempt::Failed {
-                replayed: true,
-                state,
-            })
+            Ok(
+                match users::take_attempt(c, user, now, max_failures, lockout_seconds)? {
+                    None => CodeAttempt::Locked,
+                    Some(state) => CodeAttempt::Failed {
+                        replayed: fresh.is_some(),
+                        state,
+                    },
+                },
+            )
         })
         .await
     }

@@ -247,6 +247,14 @@ pub(super) fn take_attempt(
     }
 }
 
+/// The failure count and lock of a user (`NotFound` when there is none).
+pub(super) fn failure_state(conn: &Connection, id: UserId) -> StoreResult<(u32, Option<i64>)> {
+    conn.prepare_cached("SELECT failures, locked_until FROM users WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(db_err)?
+        .ok_or_else(|| not_found(id))
+}
+
 fn exists(conn: &Connection, id: UserId) -> StoreResult<bool> {
     conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1")
         .and_then(|mut s| s.exists([id]))

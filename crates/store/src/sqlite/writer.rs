@@ -48,6 +48,8 @@ pub(super) enum Command {
     Audit(Box<AuditRecord>, Option<oneshot::Sender<StoreResult<()>>>),
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<StoreResult<()>>),
+    /// From the sync thread: the last commit is durable, the next may go.
+    Synced,
 }
 
 /// When a write's caller hears back.
@@ -140,16 +142,15 @@ pub(super) enum Durability {
 }
 
 /// A committed batch's callers, answered when it is durable.
+#[derive(Default)]
 struct Settled {
     ops: Vec<Box<dyn Op>>,
     /// Flushes and audit records that wait for the batch.
     waiting: Vec<oneshot::Sender<StoreResult<()>>>,
-    outcome: StoreResult<()>,
 }
 
 impl Settled {
-    fn answer(self, durable: StoreResult<()>) {
-        let outcome = self.outcome.and(durable);
+    fn answer(self, outcome: StoreResult<()>) {
         for op in self.ops {
             op.finish(outcome.clone());
         }
@@ -160,14 +161,20 @@ impl Settled {
 }
 
 /// Runs until every sender is dropped, then commits what is left and returns.
-pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, durability: Durability) {
+/// `wake`: the writer's own queue, for the sync thread's word that a sync is done.
+pub(super) fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Command>,
+    wake: mpsc::WeakSender<Command>,
+    durability: Durability,
+) {
     let (sync, sync_thread) = match durability {
         Durability::Committed => (None, None),
         Durability::SyncedWal(wal) => {
             let (tx, settled) = sync_mpsc::channel::<Settled>();
             let thread = std::thread::Builder::new()
                 .name("mfad-store-sync".into())
-                .spawn(move || sync_wal(&wal, &settled));
+                .spawn(move || sync_wal(&wal, &settled, &wake));
             match thread {
                 Ok(thread) => (Some(tx), Some(thread)),
                 Err(e) => {
@@ -183,20 +190,30 @@ pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, durability:
         conn,
         carried: Vec::new(),
         sync,
+        syncing: false,
+        open: None,
     };
     while let Some(first) = rx.blocking_recv() {
-        let mut batch = Vec::with_capacity(64);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
+        writer.take(first);
+        let mut taken = 1;
+        while taken < MAX_BATCH {
             match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
+                Ok(cmd) => writer.take(cmd),
                 Err(_) => break,
             }
+            taken += 1;
         }
-        writer.commit_batch(batch);
+        // While the last commit is being synced, what arrives is applied (and answered,
+        // where it may be) in an open transaction that commits as soon as the sync is
+        // done: one commit per sync, however many requests come meanwhile.
+        if !writer.syncing || writer.open_len() >= MAX_BATCH {
+            writer.commit();
+        }
     }
+    writer.commit();
     if !writer.carried.is_empty() {
-        writer.commit_batch(Vec::new());
+        writer.begin();
+        writer.commit();
     }
     if !writer.carried.is_empty() {
         tracing::error!(
@@ -212,8 +229,8 @@ pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, durability:
 }
 
 /// The sync thread: one `fdatasync` of the WAL for every group of committed batches
-/// waiting, then their callers are answered.
-fn sync_wal(wal: &Path, settled: &sync_mpsc::Receiver<Settled>) {
+/// waiting, then their callers are answered and the writer is told it may commit again.
+fn sync_wal(wal: &Path, settled: &sync_mpsc::Receiver<Settled>, wake: &mpsc::WeakSender<Command>) {
     let mut file: Option<File> = None;
     while let Ok(first) = settled.recv() {
         let mut group = vec![first];
@@ -224,6 +241,10 @@ fn sync_wal(wal: &Path, settled: &sync_mpsc::Receiver<Settled>) {
         }
         for batch in group {
             batch.answer(durable.clone());
+        }
+        // A store that is closing has no writer left to wake.
+        if let Some(writer) = wake.upgrade() {
+            let _ = writer.blocking_send(Command::Synced);
         }
     }
 }
@@ -253,116 +274,178 @@ fn sync_file(wal: &Path, file: &mut Option<File>) -> StoreResult<()> {
     Ok(())
 }
 
+/// The transaction being filled: what it applied and who waits for its commit.
+#[derive(Default)]
+struct Open {
+    callers: Settled,
+    /// Audit records inserted, with whether to keep them for a retry should the
+    /// transaction fail (records whose callers wait hear the error instead).
+    audits: Vec<(AuditRecord, bool)>,
+}
+
 struct Writer {
     conn: Connection,
-    /// Audit records from batches whose commit failed, retried with the next batch.
+    /// Audit records from transactions that failed, retried with the next one.
     carried: Vec<AuditRecord>,
     /// Where committed batches go to be made durable; `None`: they are once committed.
     sync: Option<sync_mpsc::Sender<Settled>>,
+    /// A commit is with the sync thread.
+    syncing: bool,
+    /// The transaction being filled; `None` when there is none (flushes alone wait
+    /// without one).
+    open: Option<Open>,
 }
 
 impl Writer {
-    fn commit_batch(&mut self, batch: Vec<Command>) {
-        let mut ops: Vec<Box<dyn Op>> = Vec::new();
-        let mut waiting = Vec::new();
-        let mut audits = std::mem::take(&mut self.carried);
-        // Records whose callers wait are not carried on failure: they hear the error.
-        let mut carry = vec![true; audits.len()];
-        for cmd in batch {
-            match cmd {
-                Command::Write(op) => ops.push(op),
-                Command::Audit(record, reply) => {
-                    audits.push(*record);
-                    carry.push(reply.is_none());
-                    waiting.extend(reply);
+    fn open_len(&self) -> usize {
+        self.open
+            .as_ref()
+            .map_or(0, |o| o.callers.ops.len() + o.audits.len())
+    }
+
+    /// Applies one command in the open transaction.
+    fn take(&mut self, cmd: Command) {
+        match cmd {
+            Command::Synced => self.syncing = false,
+            Command::Flush(reply) => self.begin_callers().waiting.push(reply),
+            Command::Write(mut op) => {
+                if !self.begin() {
+                    op.finish(Err(rolled_back()));
+                    return;
                 }
-                Command::Flush(reply) => waiting.push(reply),
+                let applied = self.apply(&mut op);
+                self.begin_callers().ops.push(op);
+                if let Err(e) = applied {
+                    self.abort(e);
+                }
             }
-        }
-        // Ops and audit records are independent rows, so applying the ops first and the
-        // audit records after keeps each caller's order where it matters (its own writes).
-        let outcome = if ops.is_empty() && audits.is_empty() {
-            Ok(())
-        } else {
-            self.transaction(&mut ops, &audits)
-        };
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, writes = ops.len(), audit = audits.len(), "store commit failed");
-            let kept = audits
-                .into_iter()
-                .zip(carry)
-                .filter_map(|(record, keep)| keep.then_some(record))
-                .collect();
-            self.carry(kept);
-        }
-        let settled = Settled {
-            ops,
-            waiting,
-            outcome,
-        };
-        match &self.sync {
-            None => settled.answer(Ok(())),
-            Some(sync) => {
-                if let Err(sync_mpsc::SendError(settled)) = sync.send(settled) {
-                    settled.answer(Err(StoreError::Unavailable(
-                        "the database's WAL sync thread has stopped".into(),
-                    )));
+            Command::Audit(record, reply) => {
+                if !self.begin() {
+                    match reply {
+                        Some(reply) => drop(reply.send(Err(rolled_back()))),
+                        None => self.carried.push(*record),
+                    }
+                    return;
+                }
+                let inserted = insert_audit(&self.conn, &record);
+                let keep = reply.is_none();
+                let open = self.open.get_or_insert_with(Open::default);
+                open.audits.push((*record, keep));
+                open.callers.waiting.extend(reply);
+                if let Err(e) = inserted {
+                    if self.conn.is_autocommit() {
+                        self.abort(e);
+                    } else {
+                        tracing::error!(error = %e, "audit record dropped");
+                    }
                 }
             }
         }
     }
 
-    fn transaction(&self, ops: &mut [Box<dyn Op>], audits: &[AuditRecord]) -> StoreResult<()> {
-        let conn = &self.conn;
-        exec(conn, "BEGIN IMMEDIATE")?;
-        for op in ops.iter_mut() {
-            let savepoint = !op.single_statement();
-            if savepoint {
-                if let Err(e) = exec(conn, "SAVEPOINT op") {
-                    return Err(abort(conn, e));
-                }
-            }
-            let ok = op.apply(conn);
-            // An I/O or disk-full error makes SQLite roll the whole transaction back.
-            if conn.is_autocommit() {
-                return Err(StoreError::Unavailable(
-                    "the database rolled the transaction back after an error".into(),
-                ));
-            }
-            if !savepoint {
-                continue;
-            }
-            let end = if ok {
-                exec(conn, "RELEASE op")
-            } else {
-                rollback_op(conn)
-            };
-            if let Err(e) = end {
-                return Err(abort(conn, e));
-            }
+    /// The callers of the open transaction, made if there is none.
+    fn begin_callers(&mut self) -> &mut Settled {
+        &mut self.open.get_or_insert_with(Open::default).callers
+    }
+
+    /// Starts a transaction if none is running (with the records kept from a failed one
+    /// first); false when it cannot.
+    fn begin(&mut self) -> bool {
+        if !self.conn.is_autocommit() {
+            return true;
         }
-        for record in audits {
-            if let Err(e) = insert_audit(conn, record) {
-                if conn.is_autocommit() {
-                    return Err(e);
-                }
+        if let Err(e) = exec(&self.conn, "BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "cannot start a write transaction");
+            return false;
+        }
+        for record in std::mem::take(&mut self.carried) {
+            if let Err(e) = insert_audit(&self.conn, &record) {
                 tracing::error!(error = %e, id = %record.id, "audit record dropped");
             }
+            self.open
+                .get_or_insert_with(Open::default)
+                .audits
+                .push((record, true));
         }
-        exec(conn, "COMMIT").map_err(|e| abort(conn, e))
+        true
     }
 
-    fn carry(&mut self, mut audits: Vec<AuditRecord>) {
-        if audits.len() > MAX_CARRIED_AUDIT {
-            let excess = audits.len() - MAX_CARRIED_AUDIT;
+    /// Runs one op in its savepoint (if it needs one).
+    fn apply(&mut self, op: &mut Box<dyn Op>) -> StoreResult<()> {
+        let conn = &self.conn;
+        let savepoint = !op.single_statement();
+        if savepoint {
+            exec(conn, "SAVEPOINT op")?;
+        }
+        let ok = op.apply(conn);
+        // An I/O or disk-full error makes SQLite roll the whole transaction back.
+        if conn.is_autocommit() {
+            return Err(rolled_back());
+        }
+        if savepoint {
+            if ok {
+                exec(conn, "RELEASE op")?;
+            } else {
+                rollback_op(conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction and hands its callers on to be answered once it
+    /// is durable.
+    fn commit(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        if !self.conn.is_autocommit() {
+            if let Err(e) = exec(&self.conn, "COMMIT") {
+                let e = abort(&self.conn, e);
+                self.fail(open, e);
+                return;
+            }
+        }
+        match &self.sync {
+            None => open.callers.answer(Ok(())),
+            Some(sync) => match sync.send(open.callers) {
+                Ok(()) => self.syncing = true,
+                Err(sync_mpsc::SendError(callers)) => callers.answer(Err(StoreError::Unavailable(
+                    "the database's WAL sync thread has stopped".into(),
+                ))),
+            },
+        }
+    }
+
+    /// Ends the open transaction after an error that lost it.
+    fn abort(&mut self, e: StoreError) {
+        let e = abort(&self.conn, e);
+        if let Some(open) = self.open.take() {
+            self.fail(open, e);
+        }
+    }
+
+    /// Answers a lost transaction's callers with `e` and keeps its other audit records.
+    fn fail(&mut self, open: Open, e: StoreError) {
+        tracing::error!(error = %e, writes = open.callers.ops.len(), audit = open.audits.len(), "store commit failed");
+        let kept = open
+            .audits
+            .into_iter()
+            .filter_map(|(record, keep)| keep.then_some(record));
+        self.carried.extend(kept);
+        if self.carried.len() > MAX_CARRIED_AUDIT {
+            let excess = self.carried.len() - MAX_CARRIED_AUDIT;
             tracing::error!(
                 lost = excess,
                 "audit records dropped: the database is not accepting writes"
             );
-            audits.drain(..excess);
+            self.carried.drain(..excess);
         }
-        self.carried = audits;
+        open.callers.answer(Err(e));
     }
+}
+
+fn rolled_back() -> StoreError {
+    StoreError::Unavailable("the database rolled the transaction back after an error".into())
 }
 
 fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
