@@ -362,6 +362,13 @@ fn client_add_refuses_unknown_targets() {
         err.contains("--targets applies only with --first-factor radius"),
         "{err}"
     );
+    let list = node.cli_ok(["client", "list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!([]),
+        "neither refused client was added"
+    );
     node.cli_ok([
         "client",
         "add",
@@ -376,10 +383,10 @@ fn client_add_refuses_unknown_targets() {
         "nps-1",
     ]);
     let list = node.cli_ok(["client", "list", "--format", "json"]);
-    assert!(
-        list.contains("\"targets\":[\"nps-1\"]") || list.contains("\"nps-1\""),
-        "{list}"
-    );
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["name"], "vpn", "{list}");
+    assert_eq!(list[0]["targets"], serde_json::json!(["nps-1"]), "{list}");
 }
 
 #[test]
