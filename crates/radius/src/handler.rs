@@ -377,6 +377,14 @@ fn with_proxy_state(mut reply: Packet, request: &Packet) -> Packet {
     reply
 }
 
+/// How long a reject waits before it is sent: every reject leaves `delay` after its
+/// request arrived, whatever deciding it took (an unknown user, a locked one, a wrong
+/// directory password), so that its timing tells nothing about why. Deciding for
+/// longer than `delay` sends at once.
+fn reject_pad(delay: Duration, spent: Duration) -> Duration {
+    delay.saturating_sub(spent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,12 +514,4 @@ mod tests {
             assert!(engine_request(&p, &c, ip).is_err());
         }
     }
-}
-
-/// How long a reject waits before it is sent: every reject leaves `delay` after its
-/// request arrived, whatever deciding it took (an unknown user, a locked one, a wrong
-/// directory password), so that its timing tells nothing about why. Deciding for
-/// longer than `delay` sends at once.
-fn reject_pad(delay: Duration, spent: Duration) -> Duration {
-    delay.saturating_sub(spent)
 }
