@@ -136,6 +136,19 @@ impl Harness {
         self.stats.snapshot()
     }
 
+    /// Polls the counters until `done` holds; panics after [`REPLY`].
+    async fn wait_for(&self, done: impl Fn(&StatsSnapshot) -> bool) {
+        let deadline = tokio::time::Instant::now() + REPLY;
+        loop {
+            let s = self.stats();
+            if done(&s) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still {s:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     async fn audit_records(&self) -> usize {
         self.store.flush().await.unwrap();
         self.store
@@ -188,8 +201,12 @@ impl Nas {
     }
 
     async fn exchange(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        self.send_and_recv(bytes, REPLY).await
+    }
+
+    async fn send_and_recv(&self, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
         self.send(bytes).await;
-        self.recv(REPLY).await
+        self.recv(wait).await
     }
 
     /// Sends and waits briefly: for requests that must get no answer.
@@ -270,9 +287,9 @@ async fn inline_code_is_accepted_and_its_replay_rejected_without_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retransmissions_are_never_decided_twice() {
-    // The reject delay keeps the first copy in progress long enough to
-    // retransmit during it.
-    let options = RadiusOptions::default().with_reject_delay(Duration::from_millis(600));
+    // The reject delay keeps the first copy in progress, from its arrival, long
+    // enough to retransmit during it.
+    let options = RadiusOptions::default().with_reject_delay(Duration::from_secs(3));
     let h = Harness::start(
         &[new_client("vpn", "127.0.0.1/32", Prompt::Auto, true)],
         options,
@@ -283,7 +300,8 @@ async fn retransmissions_are_never_decided_twice() {
     let auth = [0x21; 16];
     let wrong = access_request(7, auth, "alice", Some("000000"), &[], true);
     client.send(&wrong).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Once the server has read the first copy, it is in progress for the reject delay.
+    h.wait_for(|s| s.received == 1).await;
     client.send(&wrong).await; // while the first is in progress: dropped
     let first = client.recv(REPLY).await.expect("the first reply");
     assert_eq!(decode_verified(&first, &auth).code, nas::ACCESS_REJECT);
@@ -507,23 +525,44 @@ async fn clients_added_to_the_store_are_served_without_restart() {
         .create_client(&new_client("vpn", "127.0.0.0/8", Prompt::Auto, true), T0)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // A new identifier: the first copy was dropped before the duplicate cache.
-    let auth = [0x82; 16];
-    let request = access_request(2, auth, "alice", Some(&code(0)), &[], true);
-    let reply = client
-        .exchange(&request)
-        .await
-        .expect("answered after refresh");
-    assert_eq!(decode_verified(&reply, &auth).code, nas::ACCESS_ACCEPT);
+    // Served after the next reload: asked again, each time with a new identifier (a
+    // dropped copy never reaches the duplicate cache), until answered.
+    let deadline = tokio::time::Instant::now() + REPLY;
+    let mut id = 2;
+    let reply = loop {
+        let auth = [0x80 + id; 16];
+        let request = access_request(id, auth, "alice", Some(&code(0)), &[], true);
+        if let Some(reply) = client.send_and_recv(&request, NO_REPLY).await {
+            break decode_verified(&reply, &auth);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not served within {REPLY:?} of being added"
+        );
+        id += 1;
+    };
+    assert_eq!(reply.code, nas::ACCESS_ACCEPT);
 
+    // Removed: dropped again after the next reload. Status-Server asks without
+    // using a code or counting a failure.
     h.store.delete_client("vpn").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let request = access_request(3, [0x83; 16], "alice", Some(&code(1)), &[], true);
-    assert!(
-        client.unanswered(&request).await,
-        "removed clients are dropped again"
-    );
-    assert_eq!(h.stats().dropped_unknown_client, 2);
+    let deadline = tokio::time::Instant::now() + REPLY;
+    for n in 0u32.. {
+        // A new identifier and authenticator each time: never a duplicate.
+        let auth: [u8; 16] = [n.to_be_bytes(), [0x90; 4], [0x90; 4], [0x90; 4]]
+            .concat()
+            .try_into()
+            .unwrap();
+        let status = Request::new(nas::STATUS_SERVER, n as u8, auth).encode(SECRET);
+        if client.unanswered(&status).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still answered {REPLY:?} after removal"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(h.stats().dropped_unknown_client >= 2);
     h.stop().await;
 }
