@@ -562,7 +562,10 @@ fn a_hung_server_is_skipped_for_the_next_and_alone_it_rejects_within_the_timeout
             &format!("servers = [\"{hung}\", \"{}\"]", slapd.url()),
         )
         .replace("connect_timeout_ms = 2000", "connect_timeout_ms = 10000");
-    assert!(failover.contains("connect_timeout_ms = 10000"), "{failover}");
+    assert!(
+        failover.contains("connect_timeout_ms = 10000"),
+        "{failover}"
+    );
     std::fs::write(node.config_path(), &failover).unwrap();
     let server = node.start();
     let slow_login = |password: &str| {

@@ -319,10 +319,15 @@ fn cli_changes_on_any_node_are_in_force_on_every_node_within_5_seconds() {
 fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
     let mut cluster = PgCluster::start();
     let db = cluster.create_database();
-    // The store's per-call deadline (2 s by default) stays under radclient's 3 s.
+    // A store deadline of 500 ms per call leaves radclient's 3 s timeout, the deadline
+    // of the Reject, a wide margin on a loaded machine.
     let node = Mfad::new(bin())
         .with_store_url(&db.url())
         .with_config("reject_delay_ms = 0");
+    let config = node
+        .config()
+        .replace("[store]\n", "[store]\ntimeout_ms = 500\n");
+    std::fs::write(node.config_path(), config).unwrap();
     node.add_client("vpn", "127.0.0.1", SECRET);
     node.cli_ok(["user", "add", "alice"]);
     node.cli_ok([
@@ -333,7 +338,6 @@ fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
 
     cluster.stop();
     for attempt in 0..3 {
-        let started = Instant::now();
         let reply = login(&server, "alice", &hotp(1));
         assert!(
             !reply.is("Access-Accept"),
@@ -344,11 +348,6 @@ fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
             reply.is("Access-Reject"),
             "the node answers Reject within the client's timeout: {}",
             reply.output
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
         );
     }
 
