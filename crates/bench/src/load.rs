@@ -285,6 +285,18 @@ fn wrong_code(key: &[u8], counter: u64) -> String {
 pub struct Replay {
     pub sent: u64,
     pub accepted: u64,
+    pub rejected: u64,
+    /// Requests with no valid answer in time: a server that does not answer proves
+    /// nothing about replay protection.
+    pub unanswered: u64,
+}
+
+impl Replay {
+    /// Every replayed code was answered, and with an Access-Reject; and there was one to
+    /// replay.
+    pub fn held(&self) -> bool {
+        self.sent > 0 && self.rejected == self.sent
+    }
 }
 
 /// Sends each user's last accepted code again (after the server was killed and restarted).
@@ -312,13 +324,20 @@ pub async fn replay_last_accepted(target: SocketAddr, site: &Site) -> anyhow::Re
     let mut out = Replay {
         sent: 0,
         accepted: 0,
+        rejected: 0,
+        unanswered: 0,
     };
     for (n, (user, code)) in codes.iter().enumerate() {
         let answer = exchange(&socket, n as u8, &username(*user), code).await?;
         out.sent += 1;
-        if answer == Some(Code::AccessAccept) {
-            out.accepted += 1;
-            eprintln!("accepted again: {} with code {code}", username(*user));
+        match answer {
+            Some(Code::AccessReject) => out.rejected += 1,
+            Some(Code::AccessAccept) => {
+                out.accepted += 1;
+                eprintln!("accepted again: {} with code {code}", username(*user));
+            }
+            Some(other) => eprintln!("answered {other:?}: {} with code {code}", username(*user)),
+            None => out.unanswered += 1,
         }
     }
     let _ = site;

@@ -148,11 +148,19 @@ fn main() -> anyhow::Result<()> {
         rss_kb as f64 / 1024.0
     );
     println!(
-        "after SIGKILL and restart: {} of {} previously accepted codes accepted again (must be 0)",
-        replay.accepted, replay.sent
+        "after SIGKILL and restart: of {} previously accepted codes sent again, {} rejected (must be all), {} accepted, {} unanswered",
+        replay.sent, replay.rejected, replay.accepted, replay.unanswered
     );
     if replay.accepted > 0 {
         bail!("replay protection did not survive SIGKILL");
+    }
+    if !replay.held() {
+        bail!(
+            "the replay check proves nothing: {} of {} codes sent again were rejected ({} unanswered)",
+            replay.rejected,
+            replay.sent,
+            replay.unanswered
+        );
     }
     Ok(())
 }

@@ -190,9 +190,23 @@ async fn a_certificate_from_an_untrusted_ca_is_refused() {
     let ca = TestCa::new();
     let server = SmtpServer::start(SmtpMode::Starttls, Some(&ca), None);
     let mailer = Mailer::new(&config(server.port(), Security::Starttls, None)).unwrap();
-    let err = mailer.send("bob@example.org", "Hello", "x\n").await;
-    assert!(err.is_err(), "an unverified server gets no mail");
+    let err = mailer
+        .send("bob@example.org", "Hello", "x\n")
+        .await
+        .expect_err("an unverified server gets no mail")
+        .to_string();
+    assert!(
+        err.contains("invalid peer certificate") && err.contains("UnknownIssuer"),
+        "the certificate is what was refused: {err}"
+    );
     assert!(server.messages().is_empty());
+    // The same server, its CA trusted, gets the mail: the issuer was the only fault.
+    let trusting = Mailer::new(&config(server.port(), Security::Starttls, Some(&ca))).unwrap();
+    trusting
+        .send("bob@example.org", "Hello", "x\n")
+        .await
+        .unwrap();
+    assert_eq!(server.wait_for_messages(1, WAIT).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

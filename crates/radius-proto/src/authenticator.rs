@@ -354,12 +354,59 @@ mod tests {
         }
 
         #[test]
-        fn checks_never_panic(
+        fn random_bytes_never_panic_and_never_verify(
             bytes in proptest::collection::vec(any::<u8>(), 0..300),
             auth in proptest::option::of(proptest::array::uniform16(any::<u8>())),
         ) {
-            let _ = check_message_authenticator(&bytes, b"secret", auth.as_ref());
-            let _ = verify_accounting_request(&bytes, b"secret");
+            prop_assert_ne!(
+                check_message_authenticator(&bytes, b"secret", auth.as_ref()),
+                MessageAuthenticator::Valid
+            );
+            prop_assert!(!verify_accounting_request(&bytes, b"secret"));
+            prop_assert!(!crate::exchange::verify_response(&bytes, &auth.unwrap_or_default(), b"secret"));
+        }
+
+        /// Well framed, so every check reaches its MD5 or HMAC comparison, with a
+        /// Message-Authenticator and a header authenticator that are random: nothing
+        /// verifies (a forgery by chance is 2^-128).
+        #[test]
+        fn random_well_framed_packets_never_verify(
+            code in any::<u8>(),
+            identifier in any::<u8>(),
+            header_auth in any::<[u8; 16]>(),
+            request_auth in any::<[u8; 16]>(),
+            mac in any::<[u8; 16]>(),
+            others in proptest::collection::vec(
+                ((1u8..=255).prop_filter("not Message-Authenticator", |t| *t != attr::MESSAGE_AUTHENTICATOR),
+                 proptest::collection::vec(any::<u8>(), 0..40)),
+                0..6,
+            ),
+            at in any::<proptest::sample::Index>(),
+        ) {
+            let mut p = Packet::new(Code::from(code), identifier, header_auth);
+            let position = at.index(others.len() + 1);
+            for (i, (typ, value)) in others.iter().enumerate() {
+                if i == position {
+                    p.add(attr::MESSAGE_AUTHENTICATOR, mac);
+                }
+                p.add(*typ, value);
+            }
+            if position == others.len() {
+                p.add(attr::MESSAGE_AUTHENTICATOR, mac);
+            }
+            let raw = p.encode().unwrap();
+            for secret in [&b"secret"[..], b""] {
+                prop_assert_eq!(
+                    check_message_authenticator(&raw, secret, None),
+                    MessageAuthenticator::Invalid
+                );
+                prop_assert_eq!(
+                    check_message_authenticator(&raw, secret, Some(&request_auth)),
+                    MessageAuthenticator::Invalid
+                );
+                prop_assert!(!verify_accounting_request(&raw, secret));
+                prop_assert!(!crate::exchange::verify_response(&raw, &request_auth, secret));
+            }
         }
     }
 }

@@ -573,6 +573,7 @@ pub(crate) mod tests {
                 let again = p.encode().unwrap();
                 prop_assert_eq!(&again[..], &bytes[..again.len()]);
             }
+            prop_assert!(!verifies(&bytes));
         }
 
         #[test]
@@ -586,6 +587,20 @@ pub(crate) mod tests {
             bytes.extend_from_slice(&body);
             bytes.truncate(bytes.len().saturating_sub(slack));
             let _ = Packet::decode(&bytes);
+            prop_assert!(!verifies(&bytes));
         }
+    }
+
+    /// Whether `bytes` pass any check of a signed packet under the secret "secret".
+    fn verifies(bytes: &[u8]) -> bool {
+        use crate::authenticator::{
+            check_message_authenticator, verify_accounting_request, MessageAuthenticator,
+        };
+        let request_auth = [0xAA; 16];
+        check_message_authenticator(bytes, b"secret", None) == MessageAuthenticator::Valid
+            || check_message_authenticator(bytes, b"secret", Some(&request_auth))
+                == MessageAuthenticator::Valid
+            || verify_accounting_request(bytes, b"secret")
+            || crate::exchange::verify_response(bytes, &request_auth, b"secret")
     }
 }

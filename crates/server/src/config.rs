@@ -475,34 +475,72 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// Dotted key -> value for every leaf of `value` (an empty table is a leaf).
+    fn leaves(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+        match value.as_table() {
+            Some(table) if !table.is_empty() => {
+                for (key, value) in table {
+                    let dotted = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    leaves(&dotted, value, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_owned(), value.clone());
+            }
+        }
+    }
+
+    /// The keys of `documented` whose values differ from `defaults`, or that one side
+    /// lacks, skipping `examples` (keys whose documented value is an example, not a
+    /// default); one line each.
+    fn differences(
+        documented: &toml::Value,
+        defaults: &toml::Value,
+        examples: &[&str],
+    ) -> Vec<String> {
+        let (mut doc, mut code) = (BTreeMap::new(), BTreeMap::new());
+        leaves("", documented, &mut doc);
+        leaves("", defaults, &mut code);
+        let keys: std::collections::BTreeSet<&String> = doc.keys().chain(code.keys()).collect();
+        keys.into_iter()
+            .filter(|key| {
+                !examples
+                    .iter()
+                    .any(|e| key == e || key.starts_with(&format!("{e}.")))
+            })
+            .filter_map(|key| match (doc.get(key), code.get(key)) {
+                (Some(d), Some(c)) if d == c => None,
+                (d, c) => Some(format!(
+                    "{key}: documented {}, code default {}",
+                    d.map_or("(missing)".into(), ToString::to_string),
+                    c.map_or("(none)".into(), ToString::to_string)
+                )),
+            })
+            .collect()
+    }
 
     #[test]
-    fn the_shipped_example_parses_and_documents_every_key() {
+    fn the_shipped_example_parses_and_documents_every_default_as_it_is() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mfad.example.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let parsed: Config = toml::from_str(&text).unwrap();
         parsed.validate().unwrap();
-        // Every key of the defaults appears in the example (uncommented or as `# key =`).
+        // "Every key is optional: these are the defaults": each key of the defaults is in
+        // the example with the value the code uses, and the example has no other key.
+        let documented: toml::Value = toml::from_str(&text).unwrap();
         let defaults = toml::Value::try_from(Config::default()).unwrap();
-        for (section, table) in defaults.as_table().unwrap() {
-            assert!(
-                text.contains(&format!("[{section}]")),
-                "section [{section}] missing"
-            );
-            for (key, value) in table.as_table().unwrap() {
-                let documented = match value.as_table() {
-                    Some(sub) => {
-                        text.contains(&format!("[{section}.{key}]"))
-                            && sub.keys().all(|k| text.contains(&format!("{k} =")))
-                    }
-                    None => text.contains(&format!("{key} =")),
-                };
-                assert!(
-                    documented,
-                    "{section}.{key} is missing from mfad.example.toml"
-                );
-            }
-        }
+        let wrong = differences(&documented, &defaults, &[]);
+        assert!(
+            wrong.is_empty(),
+            "mfad.example.toml and the code disagree:\n{}",
+            wrong.join("\n")
+        );
     }
 
     #[test]
@@ -542,6 +580,28 @@ mod tests {
                 "directory.{key} is missing from the example"
             );
         }
+        // Keys whose value shows the form, not the default: the rest are the defaults.
+        let examples = [
+            "servers",
+            "ca_file",
+            "bind_dn",
+            "bind_password_file",
+            "base_dn",
+            "sync_interval",
+            "attributes",
+            "sync_items",
+        ];
+        let documented: toml::Value = toml::from_str(&section).unwrap();
+        let wrong = differences(
+            documented.get("directory").unwrap(),
+            &toml::Value::try_from(mfad_directory::DirectoryConfig::default()).unwrap(),
+            &examples,
+        );
+        assert!(
+            wrong.is_empty(),
+            "the example [directory] and the code disagree:\n{}",
+            wrong.join("\n")
+        );
     }
 
     #[test]
@@ -575,6 +635,26 @@ mod tests {
             assert!(
                 section.contains(&format!("{key} =")),
                 "radius.targets.{key} is missing from the example"
+            );
+        }
+        // Both targets show the defaults of the keys that have one.
+        let documented: toml::Value = toml::from_str(&section).unwrap();
+        let targets = documented["radius"]["targets"].as_array().unwrap();
+        for target in targets {
+            let name = target["name"].as_str().unwrap();
+            let minimal: TargetConfig = toml::from_str(&format!(
+                "name = \"{name}\"\naddress = \"h:1\"\nsecret = \"s\"\n"
+            ))
+            .unwrap();
+            let wrong = differences(
+                target,
+                &toml::Value::try_from(minimal).unwrap(),
+                &["name", "address", "secret", "secret_file"],
+            );
+            assert!(
+                wrong.is_empty(),
+                "the example target {name} and the code disagree:\n{}",
+                wrong.join("\n")
             );
         }
     }

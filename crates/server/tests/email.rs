@@ -8,12 +8,15 @@
     clippy::indexing_slicing
 )]
 
-use mfad_testkit::{free_tcp_port, Mfad, SmtpMode, SmtpServer, TestCa};
+use mfad_testkit::{free_tcp_port, oathtool_hotp, Mfad, Radclient, SmtpMode, SmtpServer, TestCa};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "smtp pass 8c1f";
+const SECRET: &str = "a-shared-secret-of-28-bytes!";
+/// RFC 4226 Appendix D's key "12345678901234567890" in base32.
+const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
 fn mfad() -> Mfad {
     Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")))
@@ -212,7 +215,29 @@ fn a_mail_to_a_down_server_is_retried_by_serve_and_delivered_once() {
         .unwrap_or_default()
         .is_empty());
     // Authentication is not held up by mail: the server starts and answers meanwhile.
+    node.add_client("vpn", "127.0.0.1", SECRET);
+    node.cli_ok(["user", "add", "frank"]);
+    node.cli_ok([
+        "token", "add", "frank", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
+    ]);
     let running = node.start();
+    let reply = Radclient::new(running.radius_addr(), SECRET).send(
+        "auth",
+        &[
+            ("User-Name", "frank"),
+            ("User-Password", &oathtool_hotp(SEED, 0, 6)),
+        ],
+    );
+    assert!(
+        reply.is("Access-Accept"),
+        "answered while the mail server is down: {}",
+        reply.output
+    );
+    assert!(
+        running.wait_for_log("e-mail not delivered, will retry", WAIT),
+        "serve retried the mail meanwhile:\n{}",
+        running.logs()
+    );
 
     let server = SmtpServer::start_on(
         port,
@@ -233,6 +258,9 @@ fn a_mail_to_a_down_server_is_retried_by_serve_and_delivered_once() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(running.wait_for_log("e-mail sent", WAIT));
+    // Past the longest retry interval (max_seconds = 2) and a poll (poll_seconds = 1),
+    // twice over: a mail not marked sent would have gone out again by now.
+    std::thread::sleep(Duration::from_secs(6));
     assert_eq!(server.messages().len(), 1, "delivered once");
     running.stop();
 }

@@ -172,6 +172,17 @@ async fn hotp_resyncs_on_two_consecutive_codes_beyond_the_window() {
     );
 }
 
+/// Another engine on `w`'s store and clock: a second node.
+fn second_node(w: &World, policy: Policy) -> Arc<Engine> {
+    Arc::new(Engine::new(
+        w.store.clone(),
+        w.clock.clone(),
+        Arc::new(OsRandom),
+        policy,
+        ServerInfo::default(),
+    ))
+}
+
 #[tokio::test]
 async fn lockout_expires_and_failures_are_shared() {
     let policy = Policy {
@@ -179,20 +190,26 @@ async fn lockout_expires_and_failures_are_shared() {
         lockout_seconds: 600,
         ..Policy::default()
     };
-    let w = world(policy, OtpKind::Hotp).await;
-    for _ in 0..3 {
+    let w = world(policy.clone(), OtpKind::Hotp).await;
+    let other = second_node(&w, policy);
+    // Two failures on one node and one on the other reach the limit of three together;
+    // neither node alone has seen three.
+    for engine in [&w.engine, &w.engine, &other] {
         assert_eq!(
-            w.engine.authenticate(request("000000")).await,
+            engine.authenticate(request("000000")).await,
             Outcome::Reject(Reason::WrongCode)
         );
     }
-    assert_eq!(
-        w.engine.authenticate(request(&hotp_at(0))).await,
-        Outcome::Reject(Reason::Locked)
-    );
+    for engine in [&w.engine, &other] {
+        assert_eq!(
+            engine.authenticate(request(&hotp_at(0))).await,
+            Outcome::Reject(Reason::Locked),
+            "locked on both nodes"
+        );
+    }
     w.clock.advance(601);
     assert_eq!(
-        w.engine.authenticate(request(&hotp_at(0))).await,
+        other.authenticate(request(&hotp_at(0))).await,
         Outcome::Accept,
         "the lock expired and the code was unused"
     );
@@ -259,7 +276,14 @@ async fn a_state_answered_from_another_client_is_rejected() {
         w.engine.authenticate(answer).await,
         Outcome::Reject(Reason::ChallengeExpired)
     );
-    let _ = &w.store;
+    // The same code answering a new challenge from the client it was issued to is
+    // accepted: the other client was the only fault.
+    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+        panic!("challenge expected")
+    };
+    let mut answer = request(&hotp_at(0));
+    answer.state = Some(state);
+    assert_eq!(w.engine.authenticate(answer).await, Outcome::Accept);
 }
 
 /// The SMS provider for engine tests: keeps what would have been sent, or fails.

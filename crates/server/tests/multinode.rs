@@ -301,14 +301,16 @@ fn cli_changes_on_any_node_are_in_force_on_every_node_within_5_seconds() {
         },
     );
     assert!(took <= REFRESH + POLL_SLACK, "took {took:?}");
-    // And node B no longer answers under the removed client's secret.
+    // And node B no longer answers under the removed client's secret: its
+    // Message-Authenticator does not verify under the new one, so the request is
+    // dropped (RFC 3579 §3.2) and nothing comes back, not even a Reject.
     let old = Radclient::new(node_b.radius_addr(), SECRET)
-        .with_timeout(Duration::from_millis(500))
+        .with_timeout(Duration::from_millis(1500))
         .send(
             "auth",
             &[("User-Name", "alice"), ("User-Password", &hotp(counter))],
         );
-    assert!(!old.is("Access-Accept"), "{}", old.output);
+    assert!(old.is_silence(), "{}", old.output);
     node_a.stop();
     node_b.stop();
 }
@@ -317,10 +319,15 @@ fn cli_changes_on_any_node_are_in_force_on_every_node_within_5_seconds() {
 fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
     let mut cluster = PgCluster::start();
     let db = cluster.create_database();
-    // The store's per-call deadline (2 s by default) stays under radclient's 3 s.
+    // A store deadline of 500 ms per call leaves radclient's 3 s timeout, the deadline
+    // of the Reject, a wide margin on a loaded machine.
     let node = Mfad::new(bin())
         .with_store_url(&db.url())
         .with_config("reject_delay_ms = 0");
+    let config = node
+        .config()
+        .replace("[store]\n", "[store]\ntimeout_ms = 500\n");
+    std::fs::write(node.config_path(), config).unwrap();
     node.add_client("vpn", "127.0.0.1", SECRET);
     node.cli_ok(["user", "add", "alice"]);
     node.cli_ok([
@@ -331,7 +338,6 @@ fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
 
     cluster.stop();
     for attempt in 0..3 {
-        let started = Instant::now();
         let reply = login(&server, "alice", &hotp(1));
         assert!(
             !reply.is("Access-Accept"),
@@ -342,11 +348,6 @@ fn with_the_database_down_nodes_fail_closed_and_recover_without_a_restart() {
             reply.is("Access-Reject"),
             "the node answers Reject within the client's timeout: {}",
             reply.output
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
         );
     }
 
@@ -402,9 +403,14 @@ fn a_node_started_while_the_database_is_down_waits_for_it_and_then_serves() {
 #[test]
 fn a_mistyped_database_url_stops_the_start_at_once() {
     let node = Mfad::new(bin()).with_store_url("postgres://mfad@db:notaport/mfad");
-    let starting = node.spawn();
+    let mut starting = node.spawn();
+    let status = starting.wait_for_exit(Duration::from_secs(20));
     assert!(
-        starting.wait_for_log("is not usable", Duration::from_secs(20)),
+        status.is_some_and(|s| !s.success()),
+        "the start fails and the process exits, with no wait for a database: {status:?}"
+    );
+    assert!(
+        starting.wait_for_log("is not usable", Duration::ZERO),
         "the error names the URL"
     );
     assert!(!starting.wait_for_log("waiting for the database", Duration::ZERO));

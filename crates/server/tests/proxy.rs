@@ -16,7 +16,7 @@ use mfad_testkit::{
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Between the VPN and mfad.
 const SECRET: &str = "a-shared-secret-of-28-bytes!";
@@ -310,17 +310,25 @@ fn every_target_down_is_a_reject_within_the_clients_timeout() {
     let node = node(&targets, &["--code-separator", ","]);
     let server = node.start();
 
-    let started = Instant::now();
-    let reply = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    // A client whose timeout is above the targets' 2 × 300 ms, as the docs ask, with
+    // room to spare for a loaded machine: it hears a Reject, not silence, once both
+    // targets have timed out.
+    let password = format!("pw-alice,{}", hotp(0));
+    let reply = Radclient::new(server.radius_addr(), SECRET)
+        .with_timeout(Duration::from_secs(10))
+        .send(
+            "auth",
+            &[("User-Name", "alice"), ("User-Password", &password)],
+        );
     assert!(
         reply.is("Access-Reject"),
-        "never an accept: {}",
+        "a Reject within the client's timeout, never an accept: {}",
         reply.output
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "rejected within the client's timeout: {:?}",
-        started.elapsed()
+        server.logs().contains("no target answered"),
+        "{}",
+        server.logs()
     );
     assert_eq!(last_reason(&node), "upstream_unavailable");
     server.stop();
@@ -362,6 +370,13 @@ fn client_add_refuses_unknown_targets() {
         err.contains("--targets applies only with --first-factor radius"),
         "{err}"
     );
+    let list = node.cli_ok(["client", "list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!([]),
+        "neither refused client was added"
+    );
     node.cli_ok([
         "client",
         "add",
@@ -376,10 +391,10 @@ fn client_add_refuses_unknown_targets() {
         "nps-1",
     ]);
     let list = node.cli_ok(["client", "list", "--format", "json"]);
-    assert!(
-        list.contains("\"targets\":[\"nps-1\"]") || list.contains("\"nps-1\""),
-        "{list}"
-    );
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["name"], "vpn", "{list}");
+    assert_eq!(list[0]["targets"], serde_json::json!(["nps-1"]), "{list}");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 
 use mfad_testkit::{FakeTwilio, Mfad, RadReply, Radclient, Running};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SECRET: &str = "a-shared-secret-of-28-bytes!";
 const SID: &str = "AC00000000000000000000000000000001";
@@ -194,12 +194,20 @@ fn an_expired_code_is_rejected() {
     let server = node.start();
     let state = start_login(&server);
     let code = fake.wait_for_messages(1, WAIT)[0].code(6).unwrap();
-    // Expiry is a matter of time: wait until the code's second has surely passed.
-    let expired = Instant::now() + Duration::from_millis(2100);
-    while Instant::now() < expired {
-        std::thread::sleep(expired - Instant::now());
+    // The code was sent in this second or before, so it expires (whole seconds, as the
+    // server counts) by this second + code_seconds: wait until the clock is past that.
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let past_expiry = unix() + 1 + 1;
+    while unix() < past_expiry {
+        std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(answer(&server, &state, &code).is("Access-Reject"));
+    let late = answer(&server, &state, &code);
+    assert!(late.is("Access-Reject"), "{}", late.output);
     server.stop();
 }
 

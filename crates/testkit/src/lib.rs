@@ -7,6 +7,8 @@
 //! - [`Radclient`] sends RADIUS packets with FreeRADIUS' `radclient` and parses the reply.
 //! - [`FreeRadius`] runs a minimal FreeRADIUS 3.2 with PAP users, as an upstream target and
 //!   as the reference server for benchmarks.
+//! - [`nas`] is a minimal RADIUS client written from the RFCs, sharing no code with
+//!   mfad's codec, for tests that need byte-level control radclient does not give.
 //! - [`MsChapV2`] computes the MS-CHAPv2 attributes a VPN sends (RFC 2759), for radclient.
 //! - [`pam_login`] logs in through the real `pam_radius_auth` module with `pamtester`.
 //! - [`oathtool_totp`] / [`oathtool_hotp`] are the independent OTP oracle.
@@ -36,6 +38,7 @@ mod freeradius;
 mod guess;
 mod mfad;
 mod mschap;
+pub mod nas;
 mod oath;
 mod pam;
 mod postgres;

@@ -288,6 +288,11 @@ impl Starting {
         wait_for_log(&self.process, needle, timeout)
     }
 
+    /// Waits for the server to exit, at most `timeout`; `None` if it is still running.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.process.wait_timeout(timeout)
+    }
+
     /// Waits until the server logs the RADIUS address it bound.
     pub fn running(self) -> Running {
         let Starting { mut process, dir } = self;

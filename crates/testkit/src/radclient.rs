@@ -201,6 +201,12 @@ impl RadReply {
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
+
+    /// Whether nothing at all came back: no reply, not even one that failed verification
+    /// (radclient drops that and reports it on stderr, so `code` alone cannot tell).
+    pub fn is_silence(&self) -> bool {
+        self.code.is_none() && !self.output.contains("Reply verification failed")
+    }
 }
 
 /// Parses the `Received <Code> Id ...` line and the indented attributes after it.

@@ -1,6 +1,10 @@
 //! OpenLDAP `slapd` as a real directory: a generated `slapd.conf` (mdb backend) and a
 //! self-signed CA with a server certificate for StartTLS and ldaps, all in a temp dir,
 //! on free ports.
+//!
+//! Like some production directories, it accepts a DN with an empty password as an
+//! unauthenticated bind (RFC 4513 §5.1.2, `allow bind_anon_dn`), so a test of "an empty
+//! password is never a bind" proves mfad's own refusal, not slapd's.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -243,6 +247,7 @@ fn config(dir: &Path) -> String {
          pidfile {d}/slapd.pid\n\
          modulepath /usr/lib/ldap\n\
          moduleload back_mdb\n\
+         allow bind_anon_dn\n\
          TLSCACertificateFile {d}/ca.pem\n\
          TLSCertificateFile {d}/server.pem\n\
          TLSCertificateKeyFile {d}/server.key\n\

@@ -62,7 +62,7 @@ pub async fn settings_version_moves_on_every_change(store: Arc<dyn Store>) -> Ca
     store.delete_setting("policy.totp_skew").await?;
     let v3 = store.settings_version().await?;
     ensure!(v3 != v2 && v3 != v0, "and a delete");
-    let _ = store.delete_setting("policy.totp_skew").await;
+    ensure_err!(store.delete_setting("policy.totp_skew").await, NotFound);
     ensure_eq!(
         store.settings_version().await?,
         v3,

@@ -751,3 +751,29 @@ impl Store for SqliteStore {
         self.write(move |c| snapshot::import(c, &snapshot)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRAGMA synchronous` is per connection: every connection the store opens, for
+    /// writing and for reading, carries the configured mode (FULL = 2, NORMAL = 1).
+    #[test]
+    fn the_synchronous_option_is_set_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        for (synchronous, want) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
+            let options = SqliteOptions {
+                synchronous,
+                ..SqliteOptions::default()
+            };
+            for read_only in [false, true] {
+                let conn = connect(&path, &options, read_only).unwrap();
+                let got: i64 = conn
+                    .pragma_query_value(None, "synchronous", |r| r.get(0))
+                    .unwrap();
+                assert_eq!(got, want, "{synchronous:?}, read_only {read_only}");
+            }
+        }
+    }
+}
