@@ -19,6 +19,7 @@ async fn ready(State(store): State<Arc<dyn Store>>) -> (StatusCode, &'static str
     match store.settings_version().await {
         Ok(_) => (StatusCode::OK, "ready\n"),
         Err(err) => {
+            metrics::counter!("mfad_store_errors_total", "during" => "readyz").increment(1);
             tracing::warn!("not ready, the store failed: {err}");
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n")
         }

@@ -548,7 +548,7 @@ impl LiveSms {
 #[async_trait]
 impl SmsSender for LiveSms {
     async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError> {
-        self.current().send_code(to, code).await
+        counted(self.current().send_code(to, code).await)
     }
 
     async fn send_reply_request(
@@ -557,8 +557,16 @@ impl SmsSender for LiveSms {
         code: &str,
         with_pin: bool,
     ) -> Result<(), DeliveryError> {
-        self.current().send_reply_request(to, code, with_pin).await
+        counted(self.current().send_reply_request(to, code, with_pin).await)
     }
+}
+
+/// Counts a message the gateway refused or never answered, for `/metrics`.
+fn counted(sent: Result<(), DeliveryError>) -> Result<(), DeliveryError> {
+    let result = if sent.is_ok() { "sent" } else { "error" };
+    metrics::counter!("mfad_gateway_requests_total", "gateway" => "sms", "result" => result)
+        .increment(1);
+    sent
 }
 
 #[async_trait]

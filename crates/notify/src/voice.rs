@@ -254,7 +254,16 @@ pub fn call_ended(form: &BTreeMap<String, String>) -> Option<CallResult> {
 #[async_trait]
 impl VoiceCaller for LiveVoice {
     async fn place(&self, call: &CallRequest, txn: &str) -> Result<(), CallResult> {
-        self.current().place(call, txn).await
+        let placed = self.current().place(call, txn).await;
+        // A number the provider calls invalid is the user's, not the gateway's, error.
+        let result = match &placed {
+            Ok(()) => "sent",
+            Err(CallResult::InvalidNumber) => "invalid_number",
+            Err(_) => "error",
+        };
+        metrics::counter!("mfad_gateway_requests_total", "gateway" => "voice", "result" => result)
+            .increment(1);
+        placed
     }
 }
 

@@ -190,6 +190,7 @@ impl Handler {
             let timeout = Duration::from_secs(self.engine.policy().out_of_band_timeout_seconds);
             outcome = self.engine.wait(txn, timeout).await;
         }
+        record_outcome(&outcome, started.elapsed());
         let (counter, delay) = match outcome {
             Outcome::Accept => (Counter::Accepted, Duration::ZERO),
             Outcome::Reject(_) | Outcome::Pending { .. } => (
@@ -303,6 +304,22 @@ impl Handler {
     }
 }
 
+/// Counts an authentication for `/metrics` by channel, result and reason, with the time
+/// deciding it took (the reject delay not included).
+fn record_outcome(outcome: &Outcome, took: Duration) {
+    let (result, reason) = match outcome {
+        Outcome::Accept => ("accept", ""),
+        Outcome::Reject(reason) => ("reject", reason.as_str()),
+        // What `Engine::wait` gives back when the wait ended without an outcome.
+        Outcome::Pending { .. } => ("reject", "timeout"),
+        Outcome::Challenge { .. } => ("challenge", ""),
+    };
+    metrics::counter!("mfad_auth_total", "channel" => CHANNEL, "result" => result, "reason" => reason)
+        .increment(1);
+    metrics::histogram!("mfad_auth_duration_seconds", "channel" => CHANNEL, "result" => result)
+        .record(took.as_secs_f64());
+}
+
 /// Maps an Access-Request to the engine's request. Errors name what is
 /// missing or broken, for the debug log.
 pub(crate) fn engine_request(
@@ -375,6 +392,14 @@ fn with_proxy_state(mut reply: Packet, request: &Packet) -> Packet {
         reply.add(attr::PROXY_STATE, value);
     }
     reply
+}
+
+/// How long a reject waits before it is sent: every reject leaves `delay` after its
+/// request arrived, whatever deciding it took (an unknown user, a locked one, a wrong
+/// directory password), so that its timing tells nothing about why. Deciding for
+/// longer than `delay` sends at once.
+fn reject_pad(delay: Duration, spent: Duration) -> Duration {
+    delay.saturating_sub(spent)
 }
 
 #[cfg(test)]
@@ -506,12 +531,4 @@ mod tests {
             assert!(engine_request(&p, &c, ip).is_err());
         }
     }
-}
-
-/// How long a reject waits before it is sent: every reject leaves `delay` after its
-/// request arrived, whatever deciding it took (an unknown user, a locked one, a wrong
-/// directory password), so that its timing tells nothing about why. Deciding for
-/// longer than `delay` sends at once.
-fn reject_pad(delay: Duration, spent: Duration) -> Duration {
-    delay.saturating_sub(spent)
 }

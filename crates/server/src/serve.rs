@@ -241,6 +241,7 @@ async fn scheduled_sync(
         let now = clock.now();
         match store.sync_state().await {
             Ok(state) if state.last_run.is_some_and(|t| now - t < half) => {
+                metrics::counter!("mfad_directory_sync_total", "result" => "skipped").increment(1);
                 tracing::info!(
                     "directory sync skipped: another node synced within half an interval"
                 );
@@ -273,11 +274,23 @@ async fn scheduled_sync(
         };
         match result {
             Some(Ok(report)) => {
+                metrics::counter!("mfad_directory_sync_total", "result" => "ok").increment(1);
+                for (change, n) in [
+                    ("added", report.added),
+                    ("updated", report.updated),
+                    ("disabled", report.disabled),
+                    ("removed", report.removed),
+                    ("skipped", report.skipped.len()),
+                ] {
+                    metrics::counter!("mfad_directory_sync_users_total", "change" => change)
+                        .increment(u64::try_from(n).unwrap_or(u64::MAX));
+                }
                 tracing::info!("directory sync: {report}");
                 welcome(&ctx, &report.added_ids).await;
                 notify_phone_changes(&ctx, &report.phones_held).await;
             }
             Some(Err(err)) => {
+                metrics::counter!("mfad_directory_sync_total", "result" => "failed").increment(1);
                 tracing::warn!("directory sync failed, will retry at the next interval: {err}")
             }
             None => {}

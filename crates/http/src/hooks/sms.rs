@@ -33,6 +33,7 @@ impl Inbound {
         let from = form.get(from).map_or("", String::as_str);
         let text = Zeroizing::new(form.get(text).cloned().unwrap_or_default());
         if let Err(err) = self.engine.sms_reply(from, &text).await {
+            metrics::counter!("mfad_store_errors_total", "during" => "webhook").increment(1);
             tracing::warn!("SMS reply not recorded, the store failed: {err}");
         }
     }

@@ -41,6 +41,7 @@ impl Hooks {
         match self.engine.call_ended(txn, result).await {
             Ok(decided) => decided,
             Err(err) => {
+                metrics::counter!("mfad_store_errors_total", "during" => "webhook").increment(1);
                 tracing::warn!("call outcome not recorded, the store failed: {err}");
                 false
             }
