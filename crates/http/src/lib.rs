@@ -123,10 +123,19 @@ impl HttpServer {
             listeners.push(bound);
         }
         let public_url = if config.public_url.is_empty() {
-            listeners
+            let webhooks = listeners
                 .iter()
-                .find(|l| l.surfaces().contains(&Surface::Webhooks))
-                .map(Listener::url)
+                .find(|l| l.surfaces().contains(&Surface::Webhooks));
+            let calls_back = app.voice.is_some() || app.sms.is_some();
+            if let Some(listener) =
+                webhooks.filter(|l| calls_back && !l.local_addr().ip().is_loopback())
+            {
+                tracing::warn!(
+                    "[http] public_url is empty: the gateways are told to call back {}, which they cannot reach from outside; set it to the address they reach",
+                    listener.url()
+                );
+            }
+            webhooks.map(Listener::url)
         } else {
             Some(config.public_url.trim_end_matches('/').to_owned())
         };
