@@ -33,7 +33,7 @@ test_deps_present() {
     local tool module bin
     bin="$(postgres_server_bin)"
     [ -n "$bin" ] && [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] || return 1
-    for tool in radclient freeradius oathtool pamtester slapd slapadd ldapmodify openssl psql pg_dump; do
+    for tool in radclient freeradius oathtool pamtester slapd slapadd ldapmodify openssl curl psql pg_dump; do
         # freeradius lives in /usr/sbin, which is not on every user's PATH.
         command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || return 1
     done
@@ -59,12 +59,12 @@ stop_packaged_servers() {
 
 step "test dependencies"
 if test_deps_present; then
-    echo "radclient, freeradius, oathtool, pamtester, pam_radius_auth.so, slapd, ldap-utils, openssl, aiosmtpd and PostgreSQL are installed"
+    echo "radclient, freeradius, oathtool, pamtester, pam_radius_auth.so, slapd, ldap-utils, openssl, curl, aiosmtpd and PostgreSQL are installed"
 else
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         freeradius freeradius-utils oathtool libpam-radius-auth pamtester \
-        slapd ldap-utils openssl python3-aiosmtpd postgresql
+        slapd ldap-utils openssl curl python3-aiosmtpd postgresql
     stop_packaged_servers
     test_deps_present || { echo "test dependencies still missing after apt-get install" >&2; exit 1; }
 fi

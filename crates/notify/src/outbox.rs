@@ -73,6 +73,8 @@ impl Outbox {
             if claimed.is_empty() {
                 return Ok(report);
             }
+            #[allow(clippy::cast_precision_loss)] // a batch holds at most BATCH mails
+            metrics::histogram!("mfad_outbox_batch_size").record(claimed.len() as f64);
             for mail in claimed {
                 let result = self
                     .mailer()
@@ -83,6 +85,8 @@ impl Outbox {
                     Ok(()) => {
                         tracing::info!(id = mail.id, kind = %mail.kind, to = %mail.recipient, "e-mail sent");
                         report.sent += 1;
+                        metrics::counter!("mfad_outbox_emails_total", "result" => "sent")
+                            .increment(1);
                         Attempt::Sent { at: now }
                     }
                     Err(err) => {
@@ -92,11 +96,15 @@ impl Outbox {
                         match &attempt {
                             Attempt::Retry { at, .. } => {
                                 report.retried += 1;
+                                metrics::counter!("mfad_outbox_emails_total", "result" => "retry")
+                                    .increment(1);
                                 tracing::warn!(id = mail.id, to = %mail.recipient, attempt = mail.attempts,
                                     retry_in = at - now, "e-mail not delivered, will retry: {err}");
                             }
                             _ => {
                                 report.failed += 1;
+                                metrics::counter!("mfad_outbox_emails_total", "result" => "failed")
+                                    .increment(1);
                                 tracing::error!(id = mail.id, to = %mail.recipient, attempts = mail.attempts,
                                     "e-mail not delivered, giving up: {err}; see 'mfad email status'");
                             }
@@ -120,6 +128,7 @@ impl Outbox {
                 _ = stop.wait_for(|s| *s) => return,
             }
             if let Err(err) = self.deliver_due().await {
+                metrics::counter!("mfad_store_errors_total", "during" => "outbox").increment(1);
                 tracing::warn!("e-mail outbox pass failed, will try again: {err}");
             }
         }

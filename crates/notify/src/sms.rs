@@ -1,24 +1,18 @@
 //! SMS gateways: the Twilio Messages API and a generic HTTP gateway whose request and
-//! success condition the operator describes, and the inbound webhook that receives the
-//! replies of two-way SMS (Twilio's incoming-message webhook, signed with
-//! `X-Twilio-Signature`).
+//! success condition the operator describes, and the checks of the inbound webhooks that
+//! bring the replies of two-way SMS (Twilio's incoming-message webhook, signed with
+//! `X-Twilio-Signature`; the generic gateway's, with a shared secret). The HTTP
+//! front-end serves those webhooks.
 
 use crate::live::{Listening, Live};
-use crate::webhook::{require_twilio_signature, PublicUrl};
+use crate::webhook::{check_twilio_signature, PublicUrl};
 use crate::{one_line, NotifyError, SecretText};
 use async_trait::async_trait;
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Form, Router};
 use mfad_core::delivery::{DeliveryError, SmsSender};
-use mfad_core::engine::Engine;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -45,10 +39,12 @@ pub struct SmsConfig {
     /// the reply approves (the RADIUS client the login came through).
     pub two_way_message: String,
     pub two_way_pin_message: String,
-    /// Two-way mode: where the inbound webhook listener binds (plain HTTP: put a TLS
-    /// proxy in front of it), and the URL Twilio reaches it at (empty: `http://<listen>`).
-    pub listen: String,
-    pub public_url: String,
+    /// Retired: the inbound webhooks are served by the HTTP listeners that serve
+    /// `webhooks`, at `[http] public_url`. Set, the configuration is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Limit for one request to the gateway.
     pub timeout_seconds: u64,
     pub twilio: TwilioConfig,
@@ -65,8 +61,8 @@ impl Default for SmsConfig {
             two_way_pin_message:
                 "To sign in to {{ client }}, reply to this message with your PIN followed by {{ code }}"
                     .into(),
-            listen: "127.0.0.1:8089".into(),
-            public_url: String::new(),
+            listen: None,
+            public_url: None,
             timeout_seconds: 10,
             twilio: TwilioConfig::default(),
             http: HttpSmsConfig::default(),
@@ -328,7 +324,7 @@ impl SmsGateway {
             backend,
             templates,
             client,
-            public_url: PublicUrl::new(&config.public_url),
+            public_url: PublicUrl::default(),
         };
         // Render once with sample values: a misspelt placeholder fails now.
         gateway.render("sms.message", "+15550100", "123456", "")?;
@@ -483,8 +479,77 @@ impl SmsGateway {
 pub type LiveSms = Live<SmsGateway>;
 
 impl Listening for SmsGateway {
-    fn listening_on(&self, addr: std::net::SocketAddr) {
-        self.public_url.listening_on(addr);
+    fn listening_at(&self, url: &str) {
+        self.public_url.set(url);
+    }
+}
+
+/// Where Twilio's incoming-message webhook is served (a form POST with `From`, `To`,
+/// `Body`; answered with [`EMPTY_TWIML`]).
+pub const INBOUND_PATH: &str = "/hooks/sms/inbound";
+/// Where the generic gateway posts replies: form fields `from` and `text`, with
+/// `Authorization: Bearer <sms.http.inbound_secret_file>`.
+pub const INBOUND_HTTP_PATH: &str = "/hooks/sms/inbound/http";
+/// The answer to Twilio's incoming-message webhook: mfad texts nothing back.
+pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
+/// What to do with an inbound webhook request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboundCheck {
+    /// This gateway takes no replies this way (404).
+    NotServed,
+    /// Not from the gateway (403; logged).
+    Refused,
+    /// From the gateway: hand the reply to the engine.
+    Accepted,
+}
+
+impl SmsGateway {
+    /// Checks Twilio's incoming-message webhook to `path_and_query` (as received) with
+    /// `signature` (`X-Twilio-Signature`) and the posted `form`.
+    pub fn check_twilio_inbound(
+        &self,
+        path_and_query: &str,
+        signature: Option<&str>,
+        form: &BTreeMap<String, String>,
+    ) -> InboundCheck {
+        let Backend::Twilio {
+            token,
+            checks_webhooks: true,
+            ..
+        } = &self.backend
+        else {
+            return InboundCheck::NotServed;
+        };
+        let url = self.public_url.get();
+        if check_twilio_signature("inbound SMS", token, &url, path_and_query, signature, form) {
+            InboundCheck::Accepted
+        } else {
+            InboundCheck::Refused
+        }
+    }
+
+    /// Checks the generic gateway's reply: `authorization` is the header's value,
+    /// `Bearer <secret>`.
+    pub fn check_http_inbound(&self, authorization: Option<&str>) -> InboundCheck {
+        let Backend::Http { inbound_secret, .. } = &self.backend else {
+            return InboundCheck::NotServed;
+        };
+        if inbound_secret.is_empty() {
+            return InboundCheck::NotServed;
+        }
+        let given = authorization
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            inbound_secret.as_bytes(),
+        )) {
+            InboundCheck::Accepted
+        } else {
+            tracing::warn!("inbound SMS webhook without the shared secret ignored");
+            InboundCheck::Refused
+        }
     }
 }
 
@@ -500,22 +565,12 @@ impl LiveSms {
             Backend::Http { inbound_secret, .. } => !inbound_secret.is_empty(),
         }
     }
-
-    /// The inbound webhooks (`POST /sms/inbound`, Twilio's incoming-message webhook, and
-    /// `POST /sms/inbound/http` for the generic gateway), to be served on the
-    /// `[sms] listen` address; replies go to `engine`.
-    pub fn inbound_router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
-        Router::new()
-            .route("/sms/inbound", post(inbound))
-            .route("/sms/inbound/http", post(inbound_http))
-            .with_state(Inbound { sms: self, engine })
-    }
 }
 
 #[async_trait]
 impl SmsSender for LiveSms {
     async fn send_code(&self, to: &str, code: &str) -> Result<(), DeliveryError> {
-        self.current().send_code(to, code).await
+        counted(self.current().send_code(to, code).await)
     }
 
     async fn send_reply_request(
@@ -525,90 +580,20 @@ impl SmsSender for LiveSms {
         with_pin: bool,
         client: &str,
     ) -> Result<(), DeliveryError> {
-        self.current()
-            .send_reply_request(to, code, with_pin, client)
-            .await
+        counted(
+            self.current()
+                .send_reply_request(to, code, with_pin, client)
+                .await,
+        )
     }
 }
 
-#[derive(Clone)]
-struct Inbound {
-    sms: Arc<LiveSms>,
-    engine: Arc<Engine>,
-}
-
-impl Inbound {
-    /// Hands the reply in the form fields `from` and `text` (each gateway names them its
-    /// own way) to the engine.
-    async fn reply(&self, form: &BTreeMap<String, String>, from: &str, text: &str) {
-        let from = form.get(from).map_or("", String::as_str);
-        let text = Zeroizing::new(form.get(text).cloned().unwrap_or_default());
-        if let Err(err) = self.engine.sms_reply(from, &text).await {
-            tracing::warn!("SMS reply not recorded, the store failed: {err}");
-        }
-    }
-}
-
-/// Twilio's incoming-message webhook: form fields `From`, `To`, `Body` (and more). The
-/// answer is empty TwiML: mfad texts nothing back.
-async fn inbound(
-    State(inbound): State<Inbound>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
-) -> Response {
-    let gateway = inbound.sms.current();
-    let Backend::Twilio {
-        token,
-        checks_webhooks: true,
-        ..
-    } = &gateway.backend
-    else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let url = gateway.public_url.get();
-    if let Err(refused) =
-        require_twilio_signature("inbound SMS", token, &url, &uri, &headers, &form)
-    {
-        return refused.into_response();
-    }
-    inbound.reply(&form, "From", "Body").await;
-    (
-        StatusCode::OK,
-        [("content-type", "text/xml")],
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
-    )
-        .into_response()
-}
-
-/// A reply through the generic HTTP gateway: form fields `from` and `text`, with
-/// `Authorization: Bearer <sms.http.inbound_secret_file>`.
-async fn inbound_http(
-    State(inbound): State<Inbound>,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
-) -> Response {
-    let gateway = inbound.sms.current();
-    let Backend::Http { inbound_secret, .. } = &gateway.backend else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if inbound_secret.is_empty() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        given.as_bytes(),
-        inbound_secret.as_bytes(),
-    )) {
-        tracing::warn!("inbound SMS webhook without the shared secret ignored");
-        return StatusCode::FORBIDDEN.into_response();
-    }
-    inbound.reply(&form, "from", "text").await;
-    StatusCode::NO_CONTENT.into_response()
+/// Counts a message the gateway refused or never answered, for `/metrics`.
+fn counted(sent: Result<(), DeliveryError>) -> Result<(), DeliveryError> {
+    let result = if sent.is_ok() { "sent" } else { "error" };
+    metrics::counter!("mfad_gateway_requests_total", "gateway" => "sms", "result" => result)
+        .increment(1);
+    sent
 }
 
 #[async_trait]

@@ -2,26 +2,19 @@
 //!
 //! mfad places the call (POST /2010-04-01/Accounts/{sid}/Calls.json) with a `Url` that
 //! answers with TwiML `<Gather>` and a `StatusCallback` for calls that are not answered.
-//! Every webhook is checked against `X-Twilio-Signature` ([`crate::webhook`]) before it
-//! can decide a login. The webhooks carry the login's transaction id and hand how the call
-//! ended to the engine, which finds the transaction in the store: any node may receive
-//! them.
+//! The HTTP front-end serves those webhooks; here are the plain parts: the signature
+//! check ([`crate::webhook`]) every webhook passes before it can decide a login, the TwiML
+//! it answers with, and how Twilio's fields map to a [`CallResult`]. The webhooks carry the
+//! login's transaction id, so any node may receive them.
 
 use crate::live::{Listening, Live};
 use crate::sms::TwilioConfig;
-use crate::webhook::{require_twilio_signature, PublicUrl};
+use crate::webhook::{check_twilio_signature, twiml, PublicUrl};
 use crate::{one_line, NotifyError};
 use async_trait::async_trait;
-use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Form, Router};
 use mfad_core::delivery::{CallRequest, CallResult, VoiceCaller};
-use mfad_core::engine::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -41,10 +34,12 @@ pub enum VoiceKind {
 #[serde(deny_unknown_fields, default)]
 pub struct VoiceConfig {
     pub gateway: VoiceKind,
-    /// Where the webhook listener binds (plain HTTP: put a TLS proxy in front of it).
-    pub listen: String,
-    /// The URL Twilio reaches the listener at; empty: `http://<listen address>`.
-    pub public_url: String,
+    /// Retired: the webhooks are served by the HTTP listeners that serve `webhooks`, at
+    /// `[http] public_url`. Set, the configuration is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// How long the phone rings before the call counts as unanswered.
     pub ring_seconds: u32,
     /// Replaced by `policy.out_of_band_timeout_seconds`; when set, it is used for it.
@@ -57,8 +52,8 @@ impl Default for VoiceConfig {
     fn default() -> Self {
         Self {
             gateway: VoiceKind::None,
-            listen: "127.0.0.1:8088".into(),
-            public_url: String::new(),
+            listen: None,
+            public_url: None,
             ring_seconds: 30,
             timeout_seconds: None,
             twilio: TwilioConfig::default(),
@@ -88,15 +83,6 @@ fn xml_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn twiml(body: &str) -> Response {
-    (
-        StatusCode::OK,
-        [("content-type", "text/xml")],
-        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{body}</Response>"),
-    )
-        .into_response()
 }
 
 impl TwilioVoice {
@@ -138,7 +124,7 @@ impl TwilioVoice {
             token,
             from: t.from.clone(),
             ring_seconds: config.ring_seconds.max(5),
-            public_url: PublicUrl::new(&config.public_url),
+            public_url: PublicUrl::default(),
             client,
         }))
     }
@@ -147,20 +133,70 @@ impl TwilioVoice {
         self.public_url.get()
     }
 
-    /// Refuses (403, logged) a webhook request that does not come from Twilio.
-    fn require_signature(
+    /// Whether a webhook request to `path_and_query` (as received) comes from Twilio:
+    /// `signature` is its `X-Twilio-Signature`. A request that does not is logged.
+    pub fn verify_webhook(
         &self,
-        uri: &axum::http::Uri,
-        headers: &HeaderMap,
+        path_and_query: &str,
+        signature: Option<&str>,
         form: &BTreeMap<String, String>,
-    ) -> Result<(), StatusCode> {
-        require_twilio_signature("voice", &self.token, &self.public_url(), uri, headers, form)
+    ) -> bool {
+        check_twilio_signature(
+            "voice",
+            &self.token,
+            &self.public_url(),
+            path_and_query,
+            signature,
+            form,
+        )
+    }
+
+    /// The TwiML that answers a call: a `<Gather>` asking for the pound key (or the PIN
+    /// and the pound key when `ask_pin`), mentioning `fraud_code` when there is one.
+    pub fn answer_twiml(&self, txn: &str, ask_pin: bool, fraud_code: &str) -> String {
+        let action = xml_escape(&format!("{}{GATHER_PATH}?txn={txn}", self.public_url()));
+        let report = if fraud_code.is_empty() {
+            String::new()
+        } else {
+            // Digits apart, so that "10" is read as "1 0", not "ten".
+            let keys: Vec<String> = fraud_code.chars().map(String::from).collect();
+            format!(
+                " If you did not start this sign-in, press {} and then pound.",
+                keys.join(" ")
+            )
+        };
+        // Twilio requests the action URL only for input (no actionOnEmptyResult): a Gather
+        // that times out without a key (a voicemail, a phone left ringing in a pocket) goes
+        // on to the goodbye, and the status callback ends the login as answered without a
+        // key. In standard mode # must therefore be input, not the key that ends it: no
+        // finishing key, and the Gather ends at the first key when the fraud code is one
+        // key (the default "0": "#" approves, "0" reports at once), else after the fraud
+        // code's length and "#" (a lone # then waits for the Gather's timeout).
+        let (ask, keys) = if ask_pin {
+            (
+                "Enter your PIN followed by the pound key.",
+                "finishOnKey=\"#\"".to_owned(),
+            )
+        } else {
+            let most = match fraud_code.len() {
+                0 | 1 => 1,
+                n => n + 1,
+            };
+            (
+                "Press the pound key to sign in.",
+                format!("finishOnKey=\"\" numDigits=\"{most}\""),
+            )
+        };
+        let prompt = xml_escape(&format!("This is your sign-in verification. {ask}{report}"));
+        twiml(&format!(
+            "<Gather action=\"{action}\" method=\"POST\" {keys} timeout=\"15\"><Say>{prompt}</Say></Gather><Say>No input received. Goodbye.</Say><Hangup/>"
+        ))
     }
 }
 
 impl Listening for TwilioVoice {
-    fn listening_on(&self, addr: std::net::SocketAddr) {
-        self.public_url.listening_on(addr);
+    fn listening_at(&self, url: &str) {
+        self.public_url.set(url);
     }
 }
 
@@ -168,169 +204,66 @@ impl Listening for TwilioVoice {
 /// webhooks check signatures with the credential in force.
 pub type LiveVoice = Live<TwilioVoice>;
 
-impl LiveVoice {
-    /// The webhook routes, to be served on the `[voice] listen` address; they report to
-    /// `engine`.
-    pub fn router(self: Arc<Self>, engine: Arc<Engine>) -> Router {
-        Router::new()
-            .route("/voice/answer", post(answer))
-            .route("/voice/gather", post(gather))
-            .route("/voice/status", post(status))
-            .with_state(Hooks {
-                voice: self,
-                engine,
-            })
-    }
-}
+/// Twilio fetches this when the call is answered (`?txn=...&pin=0|1`).
+pub const ANSWER_PATH: &str = "/hooks/voice/answer";
+/// The `<Gather>`'s action: the keys pressed (`?txn=...`).
+pub const GATHER_PATH: &str = "/hooks/voice/gather";
+/// The status callback: how the call ended (`?txn=...`).
+pub const STATUS_PATH: &str = "/hooks/voice/status";
 
-#[derive(Clone)]
-struct Hooks {
-    voice: Arc<LiveVoice>,
-    engine: Arc<Engine>,
-}
-
-impl Hooks {
-    /// Hands how a call ended to the engine: false when no login waits for it.
-    async fn report(&self, txn: &str, result: CallResult) -> bool {
-        match self.engine.call_ended(txn, result).await {
-            Ok(decided) => decided,
-            Err(err) => {
-                tracing::warn!("call outcome not recorded, the store failed: {err}");
-                false
-            }
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct Txn {
-    txn: String,
-    /// "1": ask for the PIN (part of the signed URL, so it cannot be changed).
-    #[serde(default)]
-    pin: String,
-}
-
-async fn answer(
-    State(hooks): State<Hooks>,
-    OriginalUri(uri): OriginalUri,
-    Query(q): Query<Txn>,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
-) -> Response {
-    let voice = hooks.voice.current();
-    if let Err(refused) = voice.require_signature(&uri, &headers, &form) {
-        return refused.into_response();
-    }
-    let action = xml_escape(&format!(
-        "{}/voice/gather?txn={}",
-        voice.public_url(),
-        q.txn
-    ));
-    let policy = hooks.engine.policy();
-    let fraud_code = policy.fraud.report_code().unwrap_or_default();
-    let report = if fraud_code.is_empty() {
-        String::new()
-    } else {
-        // Digits apart, so that "10" is read as "1 0", not "ten".
-        let keys: Vec<String> = fraud_code.chars().map(String::from).collect();
-        format!(
-            " If you did not start this sign-in, press {} and then pound.",
-            keys.join(" ")
-        )
-    };
-    // Twilio requests the action URL only for input (no actionOnEmptyResult): a Gather
-    // that times out without a key (a voicemail, a phone left ringing in a pocket) goes
-    // on to the goodbye, and the status callback ends the login as answered without a
-    // key. In standard mode # must therefore be input, not the key that ends it: no
-    // finishing key, and the Gather ends at the first key when the fraud code is one
-    // key (the default "0": "#" approves, "0" reports at once), else after the fraud
-    // code's length and "#" (a lone # then waits for the Gather's timeout).
-    let (ask, keys) = if q.pin == "1" {
-        (
-            "Enter your PIN followed by the pound key.",
-            "finishOnKey=\"#\"".to_owned(),
-        )
-    } else {
-        let most = match fraud_code.len() {
-            0 | 1 => 1,
-            n => n + 1,
-        };
-        (
-            "Press the pound key to sign in.",
-            format!("finishOnKey=\"\" numDigits=\"{most}\""),
-        )
-    };
-    let prompt = xml_escape(&format!("This is your sign-in verification. {ask}{report}"));
-    twiml(&format!(
-        "<Gather action=\"{action}\" method=\"POST\" {keys} timeout=\"15\"><Say>{prompt}</Say></Gather><Say>No input received. Goodbye.</Say><Hangup/>"
-    ))
-}
-
-async fn gather(
-    State(hooks): State<Hooks>,
-    OriginalUri(uri): OriginalUri,
-    Query(q): Query<Txn>,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
-) -> Response {
-    if let Err(refused) = hooks
-        .voice
-        .current()
-        .require_signature(&uri, &headers, &form)
-    {
-        return refused.into_response();
-    }
-    // A request without Digits is no key press: it decides nothing (a timeout never comes
-    // here; see `answer`). Standard mode's Digits end in the # that approves ("#", or the
-    // fraud code and "#"); in PIN mode Twilio leaves the finishing # out. Either way the
-    // engine gets the keys before the #.
-    let Some(digits) = form.get("Digits") else {
-        tracing::warn!("voice gather webhook without Digits ignored");
-        return twiml("<Say>No input received. Goodbye.</Say><Hangup/>");
-    };
-    let digits = digits.strip_suffix('#').unwrap_or(digits).to_owned();
-    if hooks
-        .report(&q.txn, CallResult::Digits(Zeroizing::new(digits)))
-        .await
-    {
+/// The answer to a gather whose keys reached the engine: `decided` when a login waited
+/// for them.
+pub fn gathered_twiml(decided: bool) -> String {
+    if decided {
         twiml("<Say>Thank you. Goodbye.</Say><Hangup/>")
     } else {
         twiml("<Say>This sign-in has ended. Goodbye.</Say><Hangup/>")
     }
 }
 
-async fn status(
-    State(hooks): State<Hooks>,
-    OriginalUri(uri): OriginalUri,
-    Query(q): Query<Txn>,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
-) -> Response {
-    if let Err(refused) = hooks
-        .voice
-        .current()
-        .require_signature(&uri, &headers, &form)
-    {
-        return refused.into_response();
+/// The answer to a gather without keys.
+pub fn no_input_twiml() -> String {
+    twiml("<Say>No input received. Goodbye.</Say><Hangup/>")
+}
+
+/// The keys of a gather's `Digits` the engine gets. A request without Digits is no key
+/// press: it decides nothing (a timeout never comes here; see
+/// [`TwilioVoice::answer_twiml`]). Standard mode's Digits end in the # that approves
+/// ("#", or the fraud code and "#"); in PIN mode Twilio leaves the finishing # out.
+/// Either way the engine gets the keys before the #.
+pub fn gathered_keys(form: &BTreeMap<String, String>) -> Option<CallResult> {
+    let digits = form.get("Digits")?;
+    let digits = digits.strip_suffix('#').unwrap_or(digits).to_owned();
+    Some(CallResult::Digits(Zeroizing::new(digits)))
+}
+
+/// How a call ended, from the status callback's `CallStatus` (Twilio's call resource:
+/// queued, ringing, in-progress, completed, busy, failed, no-answer, canceled); `None`
+/// for a call still going. "completed" is a call that was answered; one whose keys
+/// decided the login finds nothing left to decide.
+pub fn call_ended(form: &BTreeMap<String, String>) -> Option<CallResult> {
+    match form.get("CallStatus").map(String::as_str) {
+        Some("no-answer") | Some("canceled") => Some(CallResult::NoAnswer),
+        Some("busy") => Some(CallResult::Busy),
+        Some("failed") => Some(CallResult::InvalidNumber),
+        Some("completed") => Some(CallResult::HungUp),
+        _ => None,
     }
-    // CallStatus values per Twilio's call resource: queued, ringing, in-progress,
-    // completed, busy, failed, no-answer, canceled. "completed" is a call that was
-    // answered; one whose keys decided the login finds nothing left to decide.
-    let result = match form.get("CallStatus").map(String::as_str) {
-        Some("no-answer") | Some("canceled") => CallResult::NoAnswer,
-        Some("busy") => CallResult::Busy,
-        Some("failed") => CallResult::InvalidNumber,
-        Some("completed") => CallResult::HungUp,
-        _ => return StatusCode::NO_CONTENT.into_response(),
-    };
-    hooks.report(&q.txn, result).await;
-    StatusCode::NO_CONTENT.into_response()
 }
 
 #[async_trait]
 impl VoiceCaller for LiveVoice {
     async fn place(&self, call: &CallRequest, txn: &str) -> Result<(), CallResult> {
-        self.current().place(call, txn).await
+        let placed = self.current().place(call, txn).await;
+        // A number the provider calls invalid is the user's, not the gateway's, error.
+        let result = match &placed {
+            Ok(()) => "sent",
+            Err(CallResult::InvalidNumber) => "invalid_number",
+            Err(_) => "error",
+        };
+        metrics::counter!("mfad_gateway_requests_total", "gateway" => "voice", "result" => result)
+            .increment(1);
+        placed
     }
 }
 
@@ -340,15 +273,15 @@ impl VoiceCaller for TwilioVoice {
         let base = self.public_url();
         if base.is_empty() {
             return Err(CallResult::Failed(
-                "the voice webhook listener is not running".into(),
+                "no HTTP listener serves the voice webhooks and [http] public_url is empty".into(),
             ));
         }
         let pin = if call.ask_pin { "1" } else { "0" };
         let mut form = vec![
             ("To", call.to.clone()),
             ("From", self.from.clone()),
-            ("Url", format!("{base}/voice/answer?txn={txn}&pin={pin}")),
-            ("StatusCallback", format!("{base}/voice/status?txn={txn}")),
+            ("Url", format!("{base}{ANSWER_PATH}?txn={txn}&pin={pin}")),
+            ("StatusCallback", format!("{base}{STATUS_PATH}?txn={txn}")),
             ("Timeout", self.ring_seconds.to_string()),
         ];
         if let Some(ext) = &call.extension {

@@ -3,7 +3,6 @@
 //! followed by its value)), as Twilio's webhook security guide describes. Shared by the
 //! voice webhooks and the inbound SMS webhook.
 
-use axum::http::{HeaderMap, StatusCode, Uri};
 use hmac::{Hmac, Mac};
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
@@ -25,21 +24,15 @@ pub fn twilio_signature(token: &str, url: &str, params: &BTreeMap<String, String
     data_encoding::BASE64.encode(&mac.finalize().into_bytes())
 }
 
-/// The URL Twilio reaches a listener at: configured, or learnt once the listener is bound.
+/// The URL Twilio reaches the webhooks at (`[http] public_url`, else the listener that
+/// serves them), learnt once the HTTP listeners are bound.
 #[derive(Debug, Default)]
 pub(crate) struct PublicUrl(RwLock<String>);
 
 impl PublicUrl {
-    pub(crate) fn new(configured: &str) -> Self {
-        Self(RwLock::new(configured.trim_end_matches('/').to_owned()))
-    }
-
-    /// Sets `http://<addr>` unless a URL was configured.
-    pub(crate) fn listening_on(&self, addr: std::net::SocketAddr) {
-        let mut url = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        if url.is_empty() {
-            *url = format!("http://{addr}");
-        }
+    pub(crate) fn set(&self, url: &str) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) =
+            url.trim_end_matches('/').to_owned();
     }
 
     pub(crate) fn get(&self) -> String {
@@ -50,42 +43,42 @@ impl PublicUrl {
     }
 }
 
-/// Whether a webhook request to `uri` (path and query as received) carries the signature
-/// Twilio makes with `token` for `public_url` + that path.
-pub(crate) fn twilio_verified(
+/// Whether a webhook request to `path_and_query` (as received) carries the signature
+/// (`X-Twilio-Signature`) Twilio makes with `token` for `public_url` + that path.
+pub fn twilio_verified(
     token: &str,
     public_url: &str,
-    uri: &Uri,
-    headers: &HeaderMap,
+    path_and_query: &str,
+    signature: Option<&str>,
     form: &BTreeMap<String, String>,
 ) -> bool {
-    let Some(given) = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(given) = signature else {
         return false;
     };
-    let path = uri.path_and_query().map_or("", |p| p.as_str());
-    let url = format!("{public_url}{path}");
+    let url = format!("{public_url}{path_and_query}");
     let expected = twilio_signature(token, &url, form);
     !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
 }
 
-/// Refuses (403, logged as `{what} webhook ...`) a request that does not carry Twilio's
-/// signature; see [`twilio_verified`].
-pub(crate) fn require_twilio_signature(
+/// [`twilio_verified`], logging (as `{what} webhook ...`) a request that is not.
+pub(crate) fn check_twilio_signature(
     what: &str,
     token: &str,
     public_url: &str,
-    uri: &Uri,
-    headers: &HeaderMap,
+    path_and_query: &str,
+    signature: Option<&str>,
     form: &BTreeMap<String, String>,
-) -> Result<(), StatusCode> {
-    if twilio_verified(token, public_url, uri, headers, form) {
-        return Ok(());
+) -> bool {
+    if twilio_verified(token, public_url, path_and_query, signature, form) {
+        return true;
     }
     tracing::warn!("{what} webhook with a missing or wrong X-Twilio-Signature ignored");
-    Err(StatusCode::FORBIDDEN)
+    false
+}
+
+/// A TwiML document holding `body` (the verbs inside `<Response>`).
+pub fn twiml(body: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{body}</Response>")
 }
 
 #[cfg(test)]
@@ -119,29 +112,17 @@ mod tests {
     fn a_request_is_verified_only_with_the_right_signature() {
         let form: BTreeMap<String, String> =
             [("From".to_owned(), "+14255550142".to_owned())].into();
-        let uri: Uri = "/sms/inbound".parse().unwrap();
-        let good = twilio_signature("t", "https://mfa.example.org/sms/inbound", &form);
-        let mut headers = HeaderMap::new();
-        headers.insert("x-twilio-signature", good.parse().unwrap());
-        assert!(twilio_verified(
-            "t",
-            "https://mfa.example.org",
-            &uri,
-            &headers,
-            &form
-        ));
-        assert!(!twilio_verified(
-            "u",
-            "https://mfa.example.org",
-            &uri,
-            &headers,
-            &form
-        ));
+        let path = "/hooks/sms/inbound";
+        let good = twilio_signature("t", "https://mfa.example.org/hooks/sms/inbound", &form);
+        let url = "https://mfa.example.org";
+        assert!(twilio_verified("t", url, path, Some(&good), &form));
+        assert!(!twilio_verified("u", url, path, Some(&good), &form));
+        assert!(!twilio_verified("t", url, path, None, &form));
         assert!(!twilio_verified(
             "t",
-            "https://mfa.example.org",
-            &uri,
-            &HeaderMap::new(),
+            url,
+            "/hooks/sms/other",
+            Some(&good),
             &form
         ));
     }

@@ -190,6 +190,7 @@ impl Handler {
             let timeout = Duration::from_secs(self.engine.policy().out_of_band_timeout_seconds);
             outcome = self.engine.wait(txn, timeout).await;
         }
+        record_outcome(&outcome, started.elapsed());
         let (counter, delay) = match outcome {
             Outcome::Accept => (Counter::Accepted, Duration::ZERO),
             Outcome::Reject(_) | Outcome::Pending { .. } => (
@@ -301,6 +302,22 @@ impl Handler {
         self.stats.bump(Counter::DroppedBadAuthenticator);
         tracing::debug!(client = %client.info.name, %source, "dropping {why}");
     }
+}
+
+/// Counts an authentication for `/metrics` by channel, result and reason, with the time
+/// deciding it took (the reject delay not included).
+fn record_outcome(outcome: &Outcome, took: Duration) {
+    let (result, reason) = match outcome {
+        Outcome::Accept => ("accept", ""),
+        Outcome::Reject(reason) => ("reject", reason.as_str()),
+        // What `Engine::wait` gives back when the wait ended without an outcome.
+        Outcome::Pending { .. } => ("reject", "timeout"),
+        Outcome::Challenge { .. } => ("challenge", ""),
+    };
+    metrics::counter!("mfad_auth_total", "channel" => CHANNEL, "result" => result, "reason" => reason)
+        .increment(1);
+    metrics::histogram!("mfad_auth_duration_seconds", "channel" => CHANNEL, "result" => result)
+        .record(took.as_secs_f64());
 }
 
 /// Maps an Access-Request to the engine's request. Errors name what is

@@ -76,6 +76,7 @@ impl Stats {
             Counter::Duplicates => &self.duplicates,
         };
         cell.fetch_add(1, Ordering::Relaxed);
+        record(counter);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -92,6 +93,33 @@ impl Stats {
             dropped_malformed: get(&self.dropped_malformed),
             duplicates: get(&self.duplicates),
         }
+    }
+}
+
+/// The same event for `/metrics`: datagrams received, replies by kind, drops by cause,
+/// duplicate-cache hits.
+fn record(counter: Counter) {
+    let (name, label) = match counter {
+        Counter::Received => ("mfad_radius_received_total", None),
+        Counter::Duplicates => ("mfad_radius_duplicates_total", None),
+        Counter::Accepted => ("mfad_radius_replies_total", Some(("kind", "accept"))),
+        Counter::Rejected => ("mfad_radius_replies_total", Some(("kind", "reject"))),
+        Counter::Challenged => ("mfad_radius_replies_total", Some(("kind", "challenge"))),
+        Counter::StatusServer => ("mfad_radius_replies_total", Some(("kind", "status_server"))),
+        Counter::Accounting => ("mfad_radius_replies_total", Some(("kind", "accounting"))),
+        Counter::DroppedUnknownClient => (
+            "mfad_radius_dropped_total",
+            Some(("cause", "unknown_client")),
+        ),
+        Counter::DroppedBadAuthenticator => (
+            "mfad_radius_dropped_total",
+            Some(("cause", "bad_authenticator")),
+        ),
+        Counter::DroppedMalformed => ("mfad_radius_dropped_total", Some(("cause", "malformed"))),
+    };
+    match label {
+        Some((key, value)) => metrics::counter!(name, key => value).increment(1),
+        None => metrics::counter!(name).increment(1),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub portal: PortalConfig,
     pub sms: SmsConfig,
     pub voice: VoiceConfig,
+    /// The HTTP front-end: listeners, TLS, limits, `public_url`.
+    pub http: mfad_http::HttpConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -385,12 +387,14 @@ impl Config {
             mfad_notify::Mailer::new(&self.smtp)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         }
+        self.refuse_retired_keys()?;
+        self.http
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         mfad_notify::TwilioVoice::new(&self.voice)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.voice.gateway != mfad_notify::VoiceKind::None {
-            self.voice.listen.parse::<std::net::SocketAddr>().with_context(|| {
-                format!("invalid configuration: voice.listen '{}' is not an address such as \"127.0.0.1:8088\"", self.voice.listen)
-            })?;
+            self.require_webhooks("voice.gateway = \"twilio\"")?;
         }
         mfad_notify::SmsGateway::new(&self.sms)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -425,9 +429,7 @@ impl Config {
             {
                 bail!("invalid configuration: policy.sms.mode = \"two-way\" checks the signature of Twilio's inbound webhook with the account's auth token; leave sms.twilio.api_key_sid empty and set sms.twilio.auth_token_file");
             }
-            self.sms.listen.parse::<std::net::SocketAddr>().with_context(|| {
-                format!("invalid configuration: sms.listen '{}' is not an address such as \"127.0.0.1:8089\"", self.sms.listen)
-            })?;
+            self.require_webhooks("policy.sms.mode = \"two-way\"")?;
         }
         if self.email.poll_seconds == 0 {
             bail!("invalid configuration: email.poll_seconds must be at least 1");
@@ -451,6 +453,32 @@ impl Config {
             if !names.insert(target.name.as_str()) {
                 bail!("invalid configuration: two radius.targets are named '{}'; give each a distinct name", target.name);
             }
+        }
+        Ok(())
+    }
+
+    /// The keys of the webhook listeners that the HTTP front-end replaced: refused, with
+    /// the new way in one line.
+    fn refuse_retired_keys(&self) -> anyhow::Result<()> {
+        for (section, listen, public_url) in [
+            ("voice", &self.voice.listen, &self.voice.public_url),
+            ("sms", &self.sms.listen, &self.sms.public_url),
+        ] {
+            if listen.is_some() {
+                bail!("invalid configuration: {section}.listen is no longer read; the {section} webhooks are served under /hooks/{section}/ by the [[http.listeners]] whose serve list includes \"webhooks\" (remove {section}.listen)");
+            }
+            if public_url.is_some() {
+                bail!("invalid configuration: {section}.public_url is no longer read; set [http] public_url, the address the gateways reach the \"webhooks\" listener at (remove {section}.public_url)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses `what` (a gateway that calls back) when its webhooks have nowhere to go:
+    /// no listener serves `webhooks` and no `[http] public_url` points at another node.
+    fn require_webhooks(&self, what: &str) -> anyhow::Result<()> {
+        if self.http.public_url.is_empty() && !self.http.serves(mfad_http::Surface::Webhooks) {
+            bail!("invalid configuration: {what} needs its webhooks served: add \"webhooks\" to serve = [...] of an [[http.listeners]] entry, or set [http] public_url to a node that serves them");
         }
         Ok(())
     }
@@ -535,7 +563,8 @@ mod tests {
         // the example with the value the code uses, and the example has no other key.
         let documented: toml::Value = toml::from_str(&text).unwrap();
         let defaults = toml::Value::try_from(Config::default()).unwrap();
-        let wrong = differences(&documented, &defaults, &[]);
+        // The listeners shown are an example; with none, `mfad serve` runs its default.
+        let wrong = differences(&documented, &defaults, &["http.listeners"]);
         assert!(
             wrong.is_empty(),
             "mfad.example.toml and the code disagree:\n{}",
@@ -694,6 +723,73 @@ mod tests {
         .unwrap();
         let err = load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("two radius.targets are named 'a'"), "{err}");
+    }
+
+    #[test]
+    fn the_retired_webhook_listen_keys_are_refused_naming_the_http_listeners() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfad.toml");
+        for (section, key) in [
+            ("voice", "listen"),
+            ("sms", "listen"),
+            ("voice", "public_url"),
+            ("sms", "public_url"),
+        ] {
+            std::fs::write(&path, format!("[{section}]\n{key} = \"127.0.0.1:8088\"\n")).unwrap();
+            let err = load(Some(&path)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{section}.{key} is no longer read")),
+                "{err}"
+            );
+            assert!(err.contains("http"), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_on_a_public_address_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfad.toml");
+        std::fs::write(
+            &path,
+            "[[http.listeners]]\nlisten = \"0.0.0.0:8080\"\nserve = [\"portal\"]\ntls = false\n",
+        )
+        .unwrap();
+        let err = load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("loopback"), "{err}");
+        std::fs::write(
+            &path,
+            "[[http.listeners]]\nlisten = \"127.0.0.1:8080\"\nserve = [\"portal\", \"metrics\"]\ntls = false\n",
+        )
+        .unwrap();
+        let config = load(Some(&path)).unwrap();
+        assert_eq!(config.http.listeners.len(), 1);
+    }
+
+    #[test]
+    fn calls_without_a_webhooks_listener_or_public_url_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfad.toml");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t").unwrap();
+        let voice = format!(
+            "[voice]\ngateway = \"twilio\"\n[voice.twilio]\naccount_sid = \"AC1\"\nfrom = \"+15550100\"\nauth_token_file = {:?}\n",
+            token.display().to_string()
+        );
+        let inside =
+            "[[http.listeners]]\nlisten = \"127.0.0.1:0\"\nserve = [\"metrics\"]\ntls = false\n";
+        std::fs::write(&path, format!("{inside}{voice}")).unwrap();
+        let err = load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("\"webhooks\""), "{err}");
+        std::fs::write(
+            &path,
+            format!("[http]\npublic_url = \"https://mfa.example.org\"\n{inside}{voice}"),
+        )
+        .unwrap();
+        load(Some(&path)).unwrap();
+        // No listeners at all: the default one serves the webhooks.
+        std::fs::write(&path, &voice).unwrap();
+        load(Some(&path)).unwrap();
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
     // Installed before anything is logged: a supervisor (or test) that sends SIGTERM as
     // soon as it sees a log line must get a graceful stop, not the default kill.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    // Before any front-end records a metric; `/metrics` renders what it collects.
+    let metrics = mfad_http::metrics::install_recorder();
     // Listen addresses are read at start only, never from stored settings.
     let base = layers.unchecked()?;
     let listen = base.radius_listen()?;
@@ -69,20 +71,6 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
             ));
         }
     }
-    if let Some(voice) = &ctx.voice {
-        let (voice, engine) = (voice.clone(), ctx.engine.clone());
-        serve_webhooks(
-            "voice",
-            &ctx.config.voice.listen,
-            &mut tasks,
-            &stop_rx,
-            |bound| {
-                voice.listening_on(bound);
-                voice.router(engine)
-            },
-        )
-        .await?;
-    }
     let two_way = ctx.config.policy.sms.mode == mfad_core::policy::SmsMode::TwoWay;
     if two_way && ctx.sms.as_ref().is_some_and(|s| !s.receives_replies()) {
         tracing::error!(
@@ -90,20 +78,16 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
              for Twilio use the account's auth token (no api_key_sid), for the HTTP gateway set sms.http.inbound_secret_file"
         );
     }
-    if let Some(sms) = ctx.sms.as_ref().filter(|s| two_way && s.receives_replies()) {
-        let (sms, engine) = (sms.clone(), ctx.engine.clone());
-        serve_webhooks(
-            "sms",
-            &ctx.config.sms.listen,
-            &mut tasks,
-            &stop_rx,
-            |bound| {
-                sms.listening_on(bound);
-                sms.inbound_router(engine)
-            },
-        )
-        .await?;
-    }
+    let app = mfad_http::App {
+        engine: ctx.engine.clone(),
+        store: ctx.store.clone(),
+        voice: ctx.voice.clone(),
+        sms: ctx.sms.clone().filter(|s| two_way && s.receives_replies()),
+        metrics,
+    };
+    let data_dir = mfad_http::data_dir_of(&ctx.config.store.key_file);
+    let http = mfad_http::HttpServer::bind(&ctx.config.http, &data_dir, app).await?;
+    tasks.spawn(http.run(stop_rx.clone()));
     let mut mailer_slot = None;
     if ctx.config.smtp.enabled() {
         // Broken templates stop the start here, naming the template and line, instead of
@@ -147,42 +131,6 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     ctx.store.flush().await?;
     tracing::info!("stopped");
-    Ok(())
-}
-
-/// Binds `listen` for a provider's webhooks (`gateway`: the config section, `voice` or
-/// `sms`) and serves the router that `bound` makes there until the stop signal.
-async fn serve_webhooks(
-    gateway: &str,
-    listen: &str,
-    tasks: &mut tokio::task::JoinSet<()>,
-    stop: &tokio::sync::watch::Receiver<bool>,
-    bound: impl FnOnce(SocketAddr) -> axum::Router,
-) -> anyhow::Result<()> {
-    let addr: SocketAddr = listen.parse().with_context(|| {
-        format!("{gateway}.listen = \"{listen}\" is not an address such as 127.0.0.1:8443")
-    })?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen for {gateway} webhooks on {addr}; is another server using it?")
-    })?;
-    let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
-        tracing::warn!("{gateway} webhooks are served over plain HTTP on {addr}; put a TLS proxy in front and set {gateway}.public_url");
-    }
-    let router = bound(addr);
-    tracing::info!("{gateway} webhook listening on {addr}");
-    let mut stop = stop.clone();
-    let gateway = gateway.to_owned();
-    tasks.spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(err) = served {
-            tracing::error!("{gateway} webhook listener failed: {err}");
-        }
-    });
     Ok(())
 }
 
@@ -293,6 +241,7 @@ async fn scheduled_sync(
         let now = clock.now();
         match store.sync_state().await {
             Ok(state) if state.last_run.is_some_and(|t| now - t < half) => {
+                metrics::counter!("mfad_directory_sync_total", "result" => "skipped").increment(1);
                 tracing::info!(
                     "directory sync skipped: another node synced within half an interval"
                 );
@@ -325,11 +274,23 @@ async fn scheduled_sync(
         };
         match result {
             Some(Ok(report)) => {
+                metrics::counter!("mfad_directory_sync_total", "result" => "ok").increment(1);
+                for (change, n) in [
+                    ("added", report.added),
+                    ("updated", report.updated),
+                    ("disabled", report.disabled),
+                    ("removed", report.removed),
+                    ("skipped", report.skipped.len()),
+                ] {
+                    metrics::counter!("mfad_directory_sync_users_total", "change" => change)
+                        .increment(u64::try_from(n).unwrap_or(u64::MAX));
+                }
                 tracing::info!("directory sync: {report}");
                 welcome(&ctx, &report.added_ids).await;
                 notify_phone_changes(&ctx, &report.phones_held).await;
             }
             Some(Err(err)) => {
+                metrics::counter!("mfad_directory_sync_total", "result" => "failed").increment(1);
                 tracing::warn!("directory sync failed, will retry at the next interval: {err}")
             }
             None => {}

@@ -52,6 +52,7 @@ const SECTIONS: &[&str] = &[
     "portal",
     "sms",
     "voice",
+    "http",
 ];
 
 pub fn is_secret(key: &str) -> bool {
@@ -175,6 +176,7 @@ mod tests {
             "policy.sms.mode",
             "sms.gateway",
             "sms.listen",
+            "http.public_url",
         ] {
             let err = check_key(key).unwrap_err().to_string();
             assert!(err.contains("config file"), "{key}: {err}");

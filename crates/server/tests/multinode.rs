@@ -619,7 +619,7 @@ fn out_of_band_answers_reaching_another_node_end_the_waiting_login() {
     const TOKEN: &str = "twilio-multinode-token";
     let db = PgDatabase::create();
     let fake = mfad_testkit::FakeTwilio::start(SID, TOKEN);
-    let gateways = |node: &Mfad, voice_url: &str| {
+    let gateways = |node: &Mfad| {
         let token_file = node.dir().join("twilio-token");
         std::fs::write(&token_file, TOKEN).unwrap();
         let twilio = format!(
@@ -630,16 +630,16 @@ fn out_of_band_answers_reaching_another_node_end_the_waiting_login() {
         format!(
             "reject_delay_ms = 0\n\n[policy]\nout_of_band_timeout_seconds = 15\n\n\
              [policy.sms]\nmode = \"two-way\"\n\n\
-             [voice]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"{voice_url}\"\n\n\
+             [voice]\ngateway = \"twilio\"\n\n\
              [voice.twilio]\n{twilio}\n\
-             [sms]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\n\n[sms.twilio]\n{twilio}"
+             [sms]\ngateway = \"twilio\"\n\n[sms.twilio]\n{twilio}"
         )
     };
     let b = Mfad::new(bin())
         .with_store_url(&db.url())
         .with_name("node-b");
     let b = {
-        let config = gateways(&b, "");
+        let config = gateways(&b);
         b.with_config(&config)
     };
     b.add_client("vpn", "127.0.0.0/8", SECRET);
@@ -662,18 +662,19 @@ fn out_of_band_answers_reaching_another_node_end_the_waiting_login() {
         "+14255550142",
     ]);
     let server_b = b.start();
-    let voice_b = format!("http://{}", server_b.listener_addr("voice webhook"));
-    let sms_b = format!(
-        "http://{}/sms/inbound",
-        server_b.listener_addr("sms webhook")
-    );
-    // Twilio is told to call node B back for node A's calls.
+    let voice_b = server_b.http_url("webhooks");
+    let sms_b = format!("{voice_b}/hooks/sms/inbound");
+    // Twilio is told to call node B back for node A's calls: A's public URL is B's.
     let a = Mfad::new(bin())
         .sharing_store_with(&b)
         .with_name("node-a")
-        .with_listen("127.0.0.2:0");
+        .with_listen("127.0.0.2:0")
+        .with_http(&format!(
+            "[http]\npublic_url = \"{voice_b}\"\n\n\
+             [[http.listeners]]\nlisten = \"127.0.0.1:0\"\nserve = [\"metrics\"]\ntls = false\n"
+        ));
     let a = {
-        let config = gateways(&a, &voice_b);
+        let config = gateways(&a);
         a.with_config(&config)
     };
     let server_a = a.start();

@@ -25,7 +25,7 @@ fn node(fake: &FakeTwilio, policy_sms: &str) -> Mfad {
     std::fs::write(&token_file, TOKEN).unwrap();
     let node = node.with_config(&format!(
         "reject_delay_ms = 0\n\n[policy.sms]\n{policy_sms}\n\n\
-         [sms]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\nmessage = \"mfad code: {{{{ code }}}}\"\n\n\
+         [sms]\ngateway = \"twilio\"\nmessage = \"mfad code: {{{{ code }}}}\"\n\n\
          [sms.twilio]\napi_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token_file = {:?}\nfrom = \"+15005550006\"\n",
         fake.url(),
         token_file.display().to_string()
@@ -277,7 +277,7 @@ fn the_backup_phone_gets_the_code_when_the_phone_cannot_be_texted() {
 }
 
 /// A node in two-way mode serving, with its provider: logins wait `timeout` seconds for
-/// the reply, which comes on the inbound webhook (a free port).
+/// the reply, which comes on the inbound webhook (the HTTP listener serving `webhooks`).
 struct TwoWay {
     fake: FakeTwilio,
     node: Mfad,
@@ -304,7 +304,7 @@ impl TwoWay {
         ));
         prepare(&node);
         let server = node.start();
-        let url = format!("http://{}/sms/inbound", server.listener_addr("sms webhook"));
+        let url = format!("{}/hooks/sms/inbound", server.http_url("webhooks"));
         Self {
             fake,
             node,
@@ -573,17 +573,14 @@ fn two_way_replies_through_the_http_gateway_need_its_shared_secret() {
     let node = node.with_config(&format!(
         "reject_delay_ms = 0\n\n[policy]\nout_of_band_timeout_seconds = 15\n\n\
          [policy.sms]\nmode = \"two-way\"\n\n\
-         [sms]\ngateway = \"http\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [sms]\ngateway = \"http\"\n\n\
          [sms.http]\nurl = \"{}/generic/send\"\ninbound_secret_file = {:?}\n",
         fake.url(),
         secret_file.display().to_string()
     ));
     let node = with_vpn_and_sam(node);
     let server = node.start();
-    let url = format!(
-        "http://{}/sms/inbound/http",
-        server.listener_addr("sms webhook")
-    );
+    let url = format!("{}/hooks/sms/inbound/http", server.http_url("webhooks"));
     let login = pending_login(&server);
     let sent = fake.wait_for_generic(1, WAIT).remove(0);
     // "to=...&text=To%20sign%20in%2C%20reply%20to%20this%20message%20with%20123456"

@@ -32,7 +32,7 @@ fn node(fake: &FakeTwilio, timeout: u64, pin_mode: &str) -> Mfad {
     let node = node.with_config(&format!(
         "reject_delay_ms = 0\n\n\
          [policy]\nout_of_band_timeout_seconds = {timeout}\n\n\
-         [voice]\ngateway = \"twilio\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [voice]\ngateway = \"twilio\"\n\n\
          [voice.twilio]\napi_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token_file = {:?}\nfrom = \"+15005550006\"\n",
         fake.url(),
         token_file.display().to_string()

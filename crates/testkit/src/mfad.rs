@@ -41,8 +41,14 @@ pub struct Mfad {
     key_file: PathBuf,
     name: String,
     listen: String,
+    http: String,
     extra: String,
 }
+
+/// The base config's HTTP listener: every surface, plain HTTP on loopback, port 0.
+const DEFAULT_HTTP: &str = "[[http.listeners]]\nlisten = \"127.0.0.1:0\"\n\
+    serve = [\"portal\", \"app\", \"webhooks\", \"validate\", \"api\", \"console\", \"metrics\"]\n\
+    tls = false\n";
 
 impl Mfad {
     /// A node with a fresh temp dir and the base config: server name `test-node`, SQLite
@@ -61,6 +67,7 @@ impl Mfad {
             key_file,
             name: "test-node".into(),
             listen: "127.0.0.1:0".into(),
+            http: DEFAULT_HTTP.into(),
             extra: String::new(),
         };
         mfad.write_config();
@@ -68,7 +75,8 @@ impl Mfad {
     }
 
     /// Appends TOML to the config, e.g. a `[policy]` section. Sections of the base config
-    /// (`[server]`, `[store]`, `[radius]`) cannot be repeated, but keys before any header
+    /// (`[server]`, `[store]`, `[radius]`, `[http]`: see [`Mfad::with_http`]) cannot be
+    /// repeated, but keys before any header
     /// land in `[radius]`, the last of them; for the store see [`Mfad::with_store_url`].
     pub fn with_config(mut self, extra: &str) -> Mfad {
         self.extra.push('\n');
@@ -76,6 +84,14 @@ impl Mfad {
         if !extra.ends_with('\n') {
             self.extra.push('\n');
         }
+        self.write_config();
+        self
+    }
+
+    /// Replaces the base config's HTTP listener (every surface, plain HTTP on
+    /// 127.0.0.1 port 0) with `http`: `[http]` keys and `[[http.listeners]]`, or nothing.
+    pub fn with_http(mut self, http: &str) -> Mfad {
+        http.clone_into(&mut self.http);
         self.write_config();
         self
     }
@@ -130,12 +146,13 @@ impl Mfad {
         format!(
             "[server]\nname = {}\n\n\
              [store]\nurl = {}\nkey_file = {}\n\n\
-             [radius]\nlisten = {}\n{}",
+             [radius]\nlisten = {}\n{}\n{}",
             toml_string(&self.name),
             toml_string(&self.store_url),
             toml_string(&self.key_file.to_string_lossy()),
             toml_string(&self.listen),
-            self.extra
+            self.extra,
+            self.http
         )
     }
 
@@ -377,6 +394,29 @@ impl Running {
             })
     }
 
+    /// The address of the first HTTP listener that logged serving `surface`
+    /// (`http listening on ADDR serving portal, webhooks`); panics when none is logged
+    /// within the start-up time.
+    pub fn http_addr(&self, surface: &str) -> SocketAddr {
+        self.process
+            .output()
+            .wait_for(Instant::now() + START_TIMEOUT, |lines| {
+                lines.iter().find_map(|l| http_listener(l, surface))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "mfad logged no `http listening on <addr> serving ...{surface}...`\nlog:\n{}",
+                    self.process.output().text()
+                )
+            })
+    }
+
+    /// `http://ADDR` of the first HTTP listener serving `surface` (plain HTTP, as the
+    /// base config's listener is).
+    pub fn http_url(&self, surface: &str) -> String {
+        format!("http://{}", self.http_addr(surface))
+    }
+
     /// Waits until a log line contains `needle`; `false` on timeout or if the server exited.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         wait_for_log(&self.process, needle, timeout)
@@ -430,6 +470,17 @@ fn listening_addr(line: &str) -> Option<Result<SocketAddr, String>> {
     let token = token.rsplit_once('=').map_or(token, |(_, value)| value);
     let token = token.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '.'));
     Some(token.parse().map_err(|_| line.to_owned()))
+}
+
+/// The address of an `http listening on ADDR serving a, b` line that lists `surface`.
+fn http_listener(line: &str, surface: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once("http listening on ")?;
+    let (addr, served) = rest.split_once(" serving ")?;
+    served
+        .split(',')
+        .any(|s| s.trim() == surface)
+        .then(|| addr.trim().parse().ok())
+        .flatten()
 }
 
 fn collect_args<I, S>(args: I) -> Vec<std::ffi::OsString>
@@ -496,6 +547,17 @@ mod tests {
     }
 
     #[test]
+    fn an_http_listener_is_found_by_the_surface_it_serves() {
+        let line = "2024-01-01T00:00:00Z  INFO mfad_http: http listening on 127.0.0.1:4321 serving portal, webhooks";
+        assert_eq!(
+            http_listener(line, "webhooks"),
+            Some("127.0.0.1:4321".parse().unwrap())
+        );
+        assert_eq!(http_listener(line, "metrics"), None);
+        assert_eq!(http_listener(line, "hooks"), None);
+    }
+
+    #[test]
     fn base_config_names_files_in_the_temp_dir() {
         let mfad = Mfad::new(Path::new("/bin/true")).with_config("[policy]\nx = 1");
         let written = std::fs::read_to_string(mfad.config_path()).unwrap();
@@ -504,7 +566,11 @@ mod tests {
         assert!(written.contains(&format!("url = \"sqlite://{dir}/mfad.db\"\n")));
         assert!(written.contains(&format!("key_file = \"{dir}/mfad.key\"\n")));
         assert!(written.contains("[radius]\nlisten = \"127.0.0.1:0\"\n"));
-        assert!(written.ends_with("\n[policy]\nx = 1\n"));
+        assert!(written.contains("\n[policy]\nx = 1\n"));
+        assert!(written.ends_with(DEFAULT_HTTP), "{written}");
+        let replaced = mfad.with_http("");
+        let written = std::fs::read_to_string(replaced.config_path()).unwrap();
+        assert!(!written.contains("http.listeners"), "{written}");
     }
 
     /// Stands in for `mfad` in these tests of the harness itself; the real binary is tested

@@ -203,7 +203,7 @@ impl FakeTwilio {
     }
 
     /// The phone `from` replies `body` to a message sent from `to`: posts Twilio's signed
-    /// incoming-message webhook to `webhook_url` (mfad's `/sms/inbound`) and returns the
+    /// incoming-message webhook to `webhook_url` (mfad's `/hooks/sms/inbound`) and returns the
     /// HTTP status mfad answered with.
     pub fn reply_sms(&self, webhook_url: &str, from: &str, to: &str, body: &str) -> u16 {
         let shared = Arc::clone(&self.shared);
@@ -227,7 +227,7 @@ impl FakeTwilio {
 
     /// The phone `from` replies `text` through the generic HTTP gateway: posts the form
     /// (`from`, `text`) with `Authorization: Bearer <secret>` to `webhook_url` (mfad's
-    /// `/sms/inbound/http`) and returns the HTTP status mfad answered with.
+    /// `/hooks/sms/inbound/http`) and returns the HTTP status mfad answered with.
     pub fn reply_http_sms(&self, webhook_url: &str, secret: &str, from: &str, text: &str) -> u16 {
         let (url, secret, from, text) = (
             webhook_url.to_owned(),

@@ -1,0 +1,111 @@
+//! Twilio's voice webhooks: the call was answered (TwiML `<Gather>`), keys were pressed,
+//! the call ended. Each is signed; the transaction id in the URL names the login.
+
+use super::{twilio_signature, twiml, FormFields};
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Form, Router};
+use mfad_core::delivery::CallResult;
+use mfad_core::engine::Engine;
+use mfad_notify::voice::{self, LiveVoice};
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub(super) fn router(voice: Arc<LiveVoice>, engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route(voice::ANSWER_PATH, post(answer))
+        .route(voice::GATHER_PATH, post(gather))
+        .route(voice::STATUS_PATH, post(status))
+        .with_state(Hooks { voice, engine })
+}
+
+#[derive(Clone)]
+struct Hooks {
+    voice: Arc<LiveVoice>,
+    engine: Arc<Engine>,
+}
+
+impl Hooks {
+    /// Whether the request is signed by Twilio with the credential in force.
+    fn verified(&self, uri: &axum::http::Uri, headers: &HeaderMap, form: &FormFields) -> bool {
+        let path = uri.path_and_query().map_or("", |p| p.as_str());
+        self.voice
+            .current()
+            .verify_webhook(path, twilio_signature(headers), form)
+    }
+
+    /// Hands how a call ended to the engine: false when no login waits for it.
+    async fn report(&self, txn: &str, result: CallResult) -> bool {
+        match self.engine.call_ended(txn, result).await {
+            Ok(decided) => decided,
+            Err(err) => {
+                metrics::counter!("mfad_store_errors_total", "during" => "webhook").increment(1);
+                tracing::warn!("call outcome not recorded, the store failed: {err}");
+                false
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Txn {
+    txn: String,
+    /// "1": ask for the PIN (part of the signed URL, so it cannot be changed).
+    #[serde(default)]
+    pin: String,
+}
+
+async fn answer(
+    State(hooks): State<Hooks>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<Txn>,
+    headers: HeaderMap,
+    Form(form): Form<FormFields>,
+) -> Response {
+    if !hooks.verified(&uri, &headers, &form) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let policy = hooks.engine.policy();
+    let fraud_code = policy.fraud.report_code().unwrap_or_default();
+    twiml(
+        hooks
+            .voice
+            .current()
+            .answer_twiml(&q.txn, q.pin == "1", fraud_code),
+    )
+}
+
+async fn gather(
+    State(hooks): State<Hooks>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<Txn>,
+    headers: HeaderMap,
+    Form(form): Form<FormFields>,
+) -> Response {
+    if !hooks.verified(&uri, &headers, &form) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Some(keys) = voice::gathered_keys(&form) else {
+        tracing::warn!("voice gather webhook without Digits ignored");
+        return twiml(voice::no_input_twiml());
+    };
+    twiml(voice::gathered_twiml(hooks.report(&q.txn, keys).await))
+}
+
+async fn status(
+    State(hooks): State<Hooks>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<Txn>,
+    headers: HeaderMap,
+    Form(form): Form<FormFields>,
+) -> Response {
+    if !hooks.verified(&uri, &headers, &form) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if let Some(result) = voice::call_ended(&form) {
+        hooks.report(&q.txn, result).await;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
