@@ -211,21 +211,26 @@ fn a_burst_of_guesses_over_two_nodes_checks_no_more_codes_than_the_lockout_allow
     let db = PgDatabase::create();
     let (a, b) = two_nodes(&db.url(), "[policy]\nmax_failures = 10\n", &[]);
     let (ra, rb) = (a.start(), b.start());
-    let replies = hotp_burst(
+    let (replies, right) = hotp_burst(
         &[ra.radius_addr(), rb.radius_addr()],
         SECRET,
         "alice",
         SEED,
-        199,
+        200,
     );
     ra.stop();
     rb.stop();
-    assert_eq!(replies.get("Access-Accept"), None, "{replies:?}");
+    assert_eq!(replies.get("Access-Reject"), Some(&200), "{replies:?}");
+    assert_eq!(
+        right.as_deref(),
+        Some("Access-Reject"),
+        "locked: the right code too"
+    );
     let reasons = audit_reasons(&a, "alice");
     let checked = reasons.get("wrong_code").copied().unwrap_or(0)
         + reasons.get("accepted").copied().unwrap_or(0);
     assert_eq!(checked, 10, "codes checked: {reasons:?}");
-    assert_eq!(reasons.get("locked"), Some(&190), "{reasons:?}");
+    assert_eq!(reasons.get("locked"), Some(&191), "{reasons:?}");
 }
 
 #[test]

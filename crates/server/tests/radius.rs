@@ -281,26 +281,27 @@ fn lockout_rejects_even_the_right_code_until_unlocked() {
     assert!(log.contains(",locked,"), "{log}");
 }
 
-/// 199 wrong codes and then the right one, all in flight at once: each attempt takes its
-/// slot in the store before its code is checked, so no more codes are checked than the
-/// lockout allows, and the right code, which comes after the tenth, is refused.
+/// 200 wrong codes in flight at once: each attempt takes its slot in the store before its
+/// code decides anything, so no more codes are checked than the lockout allows, and the
+/// right code after them is refused.
 #[test]
 fn a_burst_of_guesses_checks_no_more_codes_than_the_lockout_allows() {
     let node =
         node_with_alice(&[]).with_config("reject_delay_ms = 0\n[policy]\nmax_failures = 10\n");
     let server = node.start();
-    let replies = hotp_burst(&[server.radius_addr()], SECRET, "alice", SEED, 199);
+    let (replies, right) = hotp_burst(&[server.radius_addr()], SECRET, "alice", SEED, 200);
     server.stop();
+    assert_eq!(replies.get("Access-Reject"), Some(&200), "{replies:?}");
     assert_eq!(
-        replies.get("Access-Accept"),
-        None,
-        "the right code after the burst was refused: {replies:?}"
+        right.as_deref(),
+        Some("Access-Reject"),
+        "locked: the right code too"
     );
     let reasons = audit_reasons(&node, "alice");
     let checked = reasons.get("wrong_code").copied().unwrap_or(0)
         + reasons.get("accepted").copied().unwrap_or(0);
     assert_eq!(checked, 10, "codes checked: {reasons:?}");
-    assert_eq!(reasons.get("locked"), Some(&190), "{reasons:?}");
+    assert_eq!(reasons.get("locked"), Some(&191), "{reasons:?}");
 }
 
 #[test]

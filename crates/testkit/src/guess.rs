@@ -6,16 +6,17 @@ use crate::{Mfad, Radclient};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-/// Sends `wrong` wrong six-digit codes and then the next right HOTP code of `seed` for
-/// `user`, spread over `servers` (one radclient burst each, all running together), and
-/// returns how many of each reply came back.
+/// Sends `wrong` wrong six-digit codes for `user` all at once, spread over `servers`
+/// (one radclient burst each, all running together), then, once every reply is in, the
+/// next right HOTP code of `seed`. Returns how many of each reply the burst got, and
+/// the right code's reply.
 pub fn hotp_burst(
     servers: &[SocketAddr],
     secret: &str,
     user: &str,
     seed: &str,
     wrong: usize,
-) -> BTreeMap<String, usize> {
+) -> (BTreeMap<String, usize>, Option<String>) {
     // Codes the token may accept now (its counter is at most 20 here, look-ahead 10 and
     // the resynchronisation window beyond) are never sent as wrong ones.
     let near = oathtool_hotp_window(seed, 0, 60);
@@ -30,10 +31,6 @@ pub fn hotp_burst(
         if let Some(burst) = bursts.get_mut(i % servers.len().max(1)) {
             burst.push(vec![("User-Name", user), ("User-Password", code.as_str())]);
         }
-    }
-    // The right code goes last, after every guess has been queued.
-    if let Some(last) = bursts.last_mut() {
-        last.push(vec![("User-Name", user), ("User-Password", right.as_str())]);
     }
     let replies = std::thread::scope(|scope| {
         let running: Vec<_> = servers
@@ -52,7 +49,12 @@ pub fn hotp_burst(
     for (code, n) in replies {
         *counts.entry(code).or_default() += n;
     }
-    counts
+    let after = servers.first().and_then(|addr| {
+        Radclient::new(*addr, secret)
+            .send("auth", &[("User-Name", user), ("User-Password", &right)])
+            .code
+    });
+    (counts, after)
 }
 
 /// How many audit records of `user` there are per reason (`wrong_code`, `locked`,
