@@ -11,8 +11,8 @@
 )]
 
 use mfad_testkit::{
-    audit_reasons, hotp_burst, oathtool_hotp, Mfad, PgCluster, PgDatabase, RadReply, Radclient,
-    Running,
+    accepts_until_killed, audit_reasons, hotp_burst, oathtool_hotp, Mfad, PgCluster, PgDatabase,
+    RadReply, Radclient, Running,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -231,6 +231,27 @@ fn a_burst_of_guesses_over_two_nodes_checks_no_more_codes_than_the_lockout_allow
         + reasons.get("accepted").copied().unwrap_or(0);
     assert_eq!(checked, 10, "codes checked: {reasons:?}");
     assert_eq!(reasons.get("locked"), Some(&191), "{reasons:?}");
+}
+
+/// The SQLite durability test on PostgreSQL: every Accept a client saw before the
+/// node was killed has its audit record.
+#[test]
+fn every_accept_a_client_saw_has_its_audit_record_after_sigkill() {
+    let db = PgDatabase::create();
+    let (a, _) = two_nodes(&db.url(), "", &[]);
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    for user in &users {
+        a.cli_ok(["user", "add", user]);
+        a.cli_ok(["token", "add", user, "--type", "hotp", "--secret", SEED]);
+    }
+    let seen = accepts_until_killed(a.start(), SECRET, SEED, &users, 300);
+    for (user, &count) in users.iter().zip(&seen) {
+        let reasons = audit_reasons(&a, user);
+        assert!(
+            reasons.get("accepted").copied().unwrap_or(0) >= count,
+            "{user}: the client saw {count} Accepts, the log has {reasons:?}"
+        );
+    }
 }
 
 #[test]

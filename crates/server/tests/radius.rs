@@ -12,7 +12,10 @@
 use mfad_radius_proto::{
     attr, encode_request, encrypt_user_password, verify_response, Code, Packet,
 };
-use mfad_testkit::{audit_reasons, hotp_burst, oathtool_hotp, pam_login, Mfad, Radclient, Running};
+use mfad_testkit::{
+    accepts_until_killed, audit_reasons, hotp_burst, oathtool_hotp, pam_login, Mfad, Radclient,
+    Running,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
@@ -302,6 +305,29 @@ fn a_burst_of_guesses_checks_no_more_codes_than_the_lockout_allows() {
         + reasons.get("accepted").copied().unwrap_or(0);
     assert_eq!(checked, 10, "codes checked: {reasons:?}");
     assert_eq!(reasons.get("locked"), Some(&191), "{reasons:?}");
+}
+
+/// Twenty users log in as fast as they can; the server is killed (SIGKILL) in the middle
+/// of it. After a restart, every Accept the clients received has its audit record: the
+/// record is committed before the reply leaves, with the code it used.
+#[test]
+fn every_accept_a_client_saw_has_its_audit_record_after_sigkill() {
+    let node = mfad().with_config("reject_delay_ms = 0\n");
+    node.add_client("vpn", "127.0.0.1", SECRET);
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    for user in &users {
+        node.cli_ok(["user", "add", user]);
+        node.cli_ok(["token", "add", user, "--type", "hotp", "--secret", SEED]);
+    }
+    let seen = accepts_until_killed(node.start(), SECRET, SEED, &users, 300);
+    node.start().stop();
+    for (user, &count) in users.iter().zip(&seen) {
+        let reasons = audit_reasons(&node, user);
+        assert!(
+            reasons.get("accepted").copied().unwrap_or(0) >= count,
+            "{user}: the client saw {count} Accepts, the log has {reasons:?}"
+        );
+    }
 }
 
 #[test]

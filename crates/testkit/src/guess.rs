@@ -1,10 +1,12 @@
-//! Guessing attacks for the lockout tests: many wrong codes and one right one, all in
-//! flight at once, and what the audit log says was checked.
+//! Load for the lockout and durability tests: many wrong codes in flight at once, many
+//! right ones until the server is killed, and what the audit log says.
 
 use crate::oath::oathtool_hotp_window;
-use crate::{Mfad, Radclient};
+use crate::{nas, Mfad, Radclient, Running};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// Sends `wrong` wrong six-digit codes for `user` all at once, spread over `servers`
 /// (one radclient burst each, all running together), then, once every reply is in, the
@@ -69,5 +71,85 @@ pub fn audit_reasons(node: &Mfad, user: &str) -> BTreeMap<String, usize> {
         let reason = record["reason"].as_str().unwrap_or_default().to_owned();
         *counts.entry(reason).or_default() += 1;
     }
+    counts
+}
+
+/// Each of `users` (HOTP tokens with `seed`, counters at 0) logs in with its next code
+/// as fast as the server answers, one thread each, through the RFC client in [`nas`];
+/// once `kill_after` Accepts have come back, the server is killed with SIGKILL while the
+/// clients keep sending. Returns how many Accepts each user saw.
+pub fn accepts_until_killed(
+    server: Running,
+    secret: &str,
+    seed: &str,
+    users: &[String],
+    kill_after: usize,
+) -> Vec<usize> {
+    let addr = server.radius_addr();
+    let codes = oathtool_hotp_window(seed, 0, 999);
+    let (accepted, seen) = mpsc::channel::<()>();
+    let counts = std::thread::scope(|scope| {
+        let clients: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                let (accepted, codes) = (accepted.clone(), &codes);
+                scope.spawn(move || {
+                    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a client socket");
+                    let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut count = 0;
+                    for (counter, code) in codes.iter().enumerate() {
+                        let mut auth = [u8::try_from(i % 256).unwrap_or(0); 16];
+                        auth[..8].copy_from_slice(&(counter as u64).to_be_bytes());
+                        let request = nas::Request::access(
+                            (counter % 256) as u8,
+                            auth,
+                            secret.as_bytes(),
+                            user,
+                            Some(code),
+                        );
+                        if socket
+                            .send_to(&request.encode(secret.as_bytes()), addr)
+                            .is_err()
+                        {
+                            break;
+                        }
+                        let mut buf = [0u8; 4096];
+                        let Ok((n, _)) = socket.recv_from(&mut buf) else {
+                            break; // the server is gone
+                        };
+                        let reply = nas::verify_reply(
+                            buf.get(..n).unwrap_or_default(),
+                            &auth,
+                            secret.as_bytes(),
+                        )
+                        .unwrap_or_else(|e| panic!("{user}: a reply that does not verify: {e}"));
+                        assert_eq!(reply.code, nas::ACCESS_ACCEPT, "{user}: code {counter}");
+                        count += 1;
+                        if accepted.send(()).is_err() {
+                            break;
+                        }
+                    }
+                    count
+                })
+            })
+            .collect();
+        drop(accepted);
+        for _ in 0..kill_after {
+            if seen.recv().is_err() {
+                break;
+            }
+        }
+        server.kill9();
+        drop(seen);
+        clients
+            .into_iter()
+            .map(|c| c.join().unwrap_or_else(|_| panic!("a client failed")))
+            .collect::<Vec<usize>>()
+    });
+    assert!(
+        counts.iter().sum::<usize>() >= kill_after,
+        "the load ended before the server was killed: {counts:?}"
+    );
     counts
 }

@@ -52,7 +52,7 @@ mod twilio;
 use std::path::{Path, PathBuf};
 
 pub use freeradius::{FreeRadius, FreeRadiusBuilder};
-pub use guess::{audit_reasons, hotp_burst};
+pub use guess::{accepts_until_killed, audit_reasons, hotp_burst};
 pub use mfad::{Mfad, Running, Starting};
 pub use mschap::MsChapV2;
 pub use oath::{oathtool_hotp, oathtool_totp};
