@@ -627,3 +627,51 @@ fn a_stored_auth_token_replaces_the_file_on_a_running_server() {
     );
     server.stop();
 }
+
+/// The server's peak resident memory so far, in MiB (`VmHWM`).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
+/// 48 PIN guesses at once for an SMS user in PIN mode: each takes its slot before its
+/// argon2id hash (19 MiB each, run at most one per core), so no more PINs are checked
+/// than the lockout allows, nothing is texted, and the server's memory stays small.
+#[test]
+fn a_burst_of_pin_guesses_checks_no_more_pins_than_the_lockout_allows() {
+    let fake = FakeTwilio::start(SID, TOKEN);
+    let node = node(&fake, "");
+    node.cli_ok(["user", "update", "sam", "--pin-mode", "pin"]);
+    node.cli_ok_with_input(["user", "set-pin", "sam", "--pin-file", "-"], b"2580\n");
+    let server = node.start();
+    let guesses: Vec<String> = (0..48).map(|i| format!("{}", 1000 + i)).collect();
+    let requests: Vec<Vec<(&str, &str)>> = guesses
+        .iter()
+        .map(|pin| vec![("User-Name", "sam"), ("User-Password", pin.as_str())])
+        .collect();
+    let replies = Radclient::new(server.radius_addr(), SECRET).burst("auth", &requests);
+    let peak = peak_rss_mib(server.pid());
+    server.stop();
+    eprintln!("peak RSS of mfad serve after 48 parallel PIN guesses: {peak} MiB");
+    assert_eq!(
+        replies,
+        vec![("Access-Reject".to_string(), 48)],
+        "every guess rejected"
+    );
+    let log = node.cli_ok(["log", "--user", "sam", "--limit", "100", "--format", "json"]);
+    let records: Vec<serde_json::Value> = serde_json::from_str(&log).unwrap();
+    let count = |reason: &str| records.iter().filter(|r| r["reason"] == reason).count();
+    assert_eq!(count("wrong_pin"), 10, "PINs checked: {log}");
+    assert_eq!(count("locked"), 38, "{log}");
+    assert!(fake.messages().is_empty(), "no SMS for a wrong PIN");
+    assert!(
+        peak < 150,
+        "peak RSS {peak} MiB under a burst of PIN guesses"
+    );
+}
