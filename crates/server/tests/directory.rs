@@ -826,6 +826,59 @@ fn no_alias_passes_a_client_without_a_first_factor_without_the_code() {
     server.stop();
 }
 
+/// Every reject leaves the reject delay after its request, whatever deciding took: a
+/// known user whose directory lookup hangs until its timeout, a name nobody has (the
+/// directory is asked about it too), and a blocked user (nothing asked) are answered at
+/// the same time, so the timing tells nothing about who exists or why.
+#[test]
+fn rejects_take_the_same_time_whoever_is_rejected() {
+    // A directory that takes connections and never answers: every search or bind waits
+    // for the timeout.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let node = mfad(&format!(
+        "reject_delay_ms = 1500\n\n[directory]\nservers = [\"ldap://{}\"]\npreset = \"openldap\"\n\
+         starttls = false\nbase_dn = \"{BASE_DN}\"\nconnect_timeout_ms = 400\ntimeout_ms = 400\n",
+        hole.local_addr().unwrap()
+    ));
+    node.cli_ok_with_input(
+        [
+            "client",
+            "add",
+            "vpn",
+            "--address",
+            "127.0.0.1",
+            "--first-factor",
+            "directory",
+            "--secret-file",
+            "-",
+        ],
+        SECRET.as_bytes(),
+    );
+    for user in ["alice", "bob"] {
+        node.cli_ok(["user", "add", user]);
+        node.cli_ok(["token", "add", user, "--type", "hotp", "--secret", SEED]);
+    }
+    node.cli_ok(["user", "block", "bob", "--reason", "lost phone"]);
+    let server = node.start();
+    let timed = |user: &str| {
+        let started = Instant::now();
+        let reply = Radclient::new(server.radius_addr(), SECRET)
+            .send("auth", &[("User-Name", user), ("User-Password", "000000")]);
+        assert!(reply.is("Access-Reject"), "{user}: {}", reply.output);
+        started.elapsed()
+    };
+    for user in ["alice", "nobody", "bob"] {
+        let took = timed(user);
+        // The directory's timeout alone is 400 ms: padded on top of the delay, the
+        // reject would come after 1,900 ms or more.
+        assert!(
+            took >= Duration::from_millis(1_500) && took < Duration::from_millis(1_850),
+            "{user}: rejected after {took:?}, not at the reject delay"
+        );
+    }
+    server.stop();
+}
+
 #[test]
 fn users_added_by_an_import_or_sync_get_the_welcome_mail_once() {
     let mail = mfad_testkit::SmtpServer::start(mfad_testkit::SmtpMode::Plain, None, None);
