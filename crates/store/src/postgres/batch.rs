@@ -6,9 +6,8 @@
 //! per node and kind of call runs one batch at a time: the calls that arrive while a
 //! batch runs form the next one, in one statement, and every caller is answered only
 //! after that statement finished (for a write: committed). The busier the node, the
-//! larger the batches; an idle node runs each call at once. (Measured with the RADIUS
-//! benchmark on 2 cores: one batch in flight per kind gave 8,290 auth/s, two 7,523 and
-//! four 6,582, as fewer, larger batches cost the database less.)
+//! larger the batches; an idle node runs each call at once. One batch is in flight per
+//! kind, because fewer, larger batches cost the database less.
 //!
 //! A batch holds each key at most once (a second call with the same key waits for the
 //! next batch, so its outcome is that of running the two one after the other), sorted by
