@@ -82,6 +82,9 @@ impl Engine {
     /// at most `timeout`; then writes the attempt's one audit record and returns the final
     /// outcome. Without an answer in time the login is rejected (`call_timeout`,
     /// `sms_no_reply`) and a late answer finds nothing to decide.
+    // How long this node holds a request is the runtime's timer (tokio's, which tests can
+    // pause), not the time of any rule: the transaction's expiry is the Clock's.
+    #[allow(clippy::disallowed_methods)]
     pub async fn wait(&self, txn: &str, timeout: Duration) -> Outcome {
         let Some(wake) = self.waiting.waker(txn) else {
             return Outcome::Reject(Reason::ChallengeExpired);
