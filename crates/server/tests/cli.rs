@@ -754,3 +754,32 @@ fn an_empty_secret_file_or_stdin_is_refused_in_one_line() {
         "no PIN was set: {shown}"
     );
 }
+
+#[test]
+fn a_list_piped_into_head_ends_quietly_when_the_reader_goes_away() {
+    use std::io::BufRead;
+    let node = Mfad::new(bin());
+    // More than a pipe buffer (64 KiB on Linux) of JSON, so mfad is still writing
+    // when the reader closes its end.
+    let long_name = "n".repeat(100_000);
+    node.cli_ok(["user", "add", "carol", "--given-name", &long_name]);
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(node.config_path())
+        .args(["user", "list", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "[\n");
+    // The reader (and with it the pipe's only read end) is dropped here, as `head -1` exits.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
