@@ -783,3 +783,28 @@ fn a_list_piped_into_head_ends_quietly_when_the_reader_goes_away() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn set_pin_on_a_user_whose_logins_ignore_the_pin_says_so_and_how_to_require_it() {
+    let node = Mfad::new(bin());
+    node.cli_ok(["user", "add", "erin"]);
+    let out = node.cli(["user", "set-pin", "erin", "--pin", "5820"]);
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("logins do not ask for this PIN")
+            && stderr.contains("mfad user update erin --pin-mode pin"),
+        "{stderr}"
+    );
+    let generated = node.cli(["user", "set-pin", "erin", "--generate"]);
+    assert!(
+        stderr_of(&generated).contains("--pin-mode pin"),
+        "--generate warns too"
+    );
+    let pin = String::from_utf8(generated.stdout).unwrap();
+    assert_eq!(pin.lines().count(), 1, "stdout is the PIN alone: {pin}");
+
+    node.cli_ok(["user", "update", "erin", "--pin-mode", "pin"]);
+    let stderr =
+        stderr_of(&node.cli_with_input(["user", "set-pin", "erin", "--pin-file", "-"], b"7391\n"));
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

@@ -75,6 +75,15 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
             change_required,
         } => {
             let found = ctx.user(&user).await?;
+            if found.pin_mode != PinMode::Pin {
+                // Setting a PIN does not switch the mode: an operator who stops here
+                // would believe logins now need it.
+                eprintln!(
+                    "warning: the PIN mode of {0} is {1} (code only), so logins do not ask for this PIN; run 'mfad user update {0} --pin-mode pin' to require it",
+                    output::for_terminal(&found.username),
+                    found.pin_mode
+                );
+            }
             if generate {
                 // A PIN someone else chose is known to them: the user must replace it.
                 let pin = Zeroizing::new(ctx.engine.generate_pin(&found, true).await?);
