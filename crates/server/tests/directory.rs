@@ -1115,3 +1115,36 @@ fn a_directory_phone_change_of_an_sms_user_waits_for_approval_and_the_user_is_to
     );
     assert_eq!(mail.messages().len(), 1, "no further mail");
 }
+
+#[test]
+fn a_directory_that_refuses_starttls_is_named_with_what_to_do() {
+    let slapd = Slapd::start_without_tls(&seed(0));
+    let config = |extra: &str| {
+        format!(
+            "[directory]\nservers = [\"{}\"]\npreset = \"openldap\"\nbind_dn = \"{ADMIN_DN}\"\n\
+             bind_password_file = \"{}\"\nbase_dn = \"{BASE_DN}\"\nconnect_timeout_ms = 2000\n\
+             timeout_ms = 2000\n{extra}{}",
+            slapd.url(),
+            slapd.admin_password_file().display(),
+            staff_item()
+        )
+    };
+    let stderr = mfad(&config("")).cli_err(["directory", "import"]);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    let [err] = errors[..] else {
+        panic!("one error line: {stderr}");
+    };
+    for says in [
+        "refused StartTLS",
+        "ldaps://",
+        "directory.ca_file",
+        "directory.starttls = false",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+
+    // On a trusted network the operator turns StartTLS off and the import works.
+    let node = mfad(&config("starttls = false\n"));
+    node.cli_ok(["directory", "import"]);
+    assert!(node.cli_ok(["user", "list"]).contains("alice"));
+}
