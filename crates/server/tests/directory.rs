@@ -1148,3 +1148,32 @@ fn a_directory_that_refuses_starttls_is_named_with_what_to_do() {
     node.cli_ok(["directory", "import"]);
     assert!(node.cli_ok(["user", "list"]).contains("alice"));
 }
+
+#[test]
+fn directory_phone_numbers_are_stored_as_e164_and_the_rest_is_reported() {
+    let written = |uid: &str, given: &str, phone: &str| {
+        person_ldif(uid, &staff(), given, "Example", "pw").replace(
+            &format!("telephoneNumber: +1555{:07}\n", uid.len()),
+            &format!("telephoneNumber: {phone}\n"),
+        )
+    };
+    let mut ldif = seed(0);
+    ldif.push_str(&written("carol", "Carol", "+1 425 555 0000"));
+    ldif.push_str(&written("dave", "Dave", "ask reception"));
+    let slapd = Slapd::start(&ldif);
+    let node = mfad(&directory_config(&slapd, &staff_item()));
+
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(out.contains("added 3,"), "{out}");
+    assert!(
+        out.contains("phone numbers kept as written (not E.164") && out.contains(": 1 (dave)"),
+        "{out}"
+    );
+    assert_eq!(user_json(&node, "carol")["phone"], "+14255550000");
+    assert_eq!(user_json(&node, "dave")["phone"], "ask reception");
+    assert_eq!(user_json(&node, "alice")["phone"], "+15550000005");
+
+    // Already stored in E.164, the next sync finds nothing to change.
+    let again = node.cli_ok(["directory", "import"]);
+    assert!(again.contains("updated 0, unchanged 3"), "{again}");
+}

@@ -95,7 +95,9 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
             }
         }
     };
-    let result = mfad_directory::run_sync(dir, &*ctx.store, now, dry_run, &progress).await;
+    let country = ctx.engine.policy().default_country_code.clone();
+    let result =
+        mfad_directory::run_sync(dir, &*ctx.store, now, &country, dry_run, &progress).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
