@@ -127,7 +127,17 @@ impl LdapDirectory {
         )
         .await
         .map_err(|_| format!("no connection within {} ms", self.config.connect_timeout_ms))?;
-        let (conn, ldap) = opened.map_err(|e| describe(&e))?;
+        let (conn, ldap) = opened.map_err(|e| match e {
+            // The only operation before the connection is handed over is StartTLS, so
+            // an LDAP result here is the server's answer to it (OpenLDAP without a
+            // certificate: rc=2 "unsupported extended operation").
+            LdapError::LdapResult { result } if starttls => format!(
+                "the server refused StartTLS (rc={} {}); use an ldaps:// URL in directory.servers (with directory.ca_file if its certificate is from a private CA), give the server a certificate, or set directory.starttls = false if the network to it is trusted",
+                result.rc,
+                result.text.trim()
+            ),
+            e => describe(&e),
+        })?;
         let server = url.to_string();
         tokio::spawn(async move {
             if let Err(e) = conn.drive().await {

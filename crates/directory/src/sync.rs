@@ -30,6 +30,8 @@ pub struct SyncReport {
     /// Phone changes of SMS and call users waiting for `mfad directory approve-phone`
     /// after this run, including ones earlier runs held.
     pub phones_held: Vec<PendingPhone>,
+    /// Users whose phone or mobile number is not E.164 and is stored as written.
+    pub phones_as_written: Vec<String>,
     /// The directory IDs of the users added (empty on a dry run), for their welcome mails.
     pub added_ids: Vec<String>,
     pub dry_run: bool,
@@ -56,6 +58,9 @@ impl fmt::Display for SyncReport {
         if !self.phones_held.is_empty() {
             write!(f, "; {}", phones_reason(&self.phones_held))?;
         }
+        if !self.phones_as_written.is_empty() {
+            write!(f, "; {}", as_written_reason(&self.phones_as_written))?;
+        }
         Ok(())
     }
 }
@@ -79,6 +84,26 @@ fn phones_reason(held: &[PendingPhone]) -> String {
          'mfad directory status' lists them, 'mfad directory approve-phone USER' applies one",
         held.len(),
         names.join(", ")
+    )
+}
+
+/// Names shown in a report line; the rest are counted.
+const NAMES_SHOWN: usize = 10;
+
+fn as_written_reason(users: &[String]) -> String {
+    let mut names = users
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if users.len() > NAMES_SHOWN {
+        names.push_str(&format!(", and {} more", users.len() - NAMES_SHOWN));
+    }
+    format!(
+        "phone numbers kept as written (not E.164, so SMS and calls cannot reach them): {} ({names}); \
+         correct them in the directory",
+        users.len()
     )
 }
 
@@ -121,10 +146,13 @@ async fn items(dir: &LdapDirectory) -> Result<Vec<SyncItem>, Error> {
 }
 
 /// Runs one import or sync. With `dry_run` nothing is written, not even the sync state.
+/// Numbers written without a country code get `default_country`
+/// (`policy.default_country_code`).
 pub async fn run_sync(
     dir: &LdapDirectory,
     store: &dyn Store,
     now: i64,
+    default_country: &str,
     dry_run: bool,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<SyncReport, Error> {
@@ -153,6 +181,7 @@ pub async fn run_sync(
         removed: config.removed_users,
         threshold: config.mass_change_threshold,
         approved: state.approved_count,
+        default_country: default_country.to_owned(),
     };
     let planned = plan(&existing, &incoming, &options);
     report.added = planned.changes.add.len();
@@ -162,6 +191,9 @@ pub async fn run_sync(
     report.removed = planned.changes.remove.len();
     report.held = planned.held.clone();
     report.skipped.extend(planned.skipped.iter().cloned());
+    report
+        .phones_as_written
+        .clone_from(&planned.phones_as_written);
     report.phones_held = pending_phones(&state.pending_phones, &planned.held_phones, now);
     if dry_run {
         return Ok(report);

@@ -1,10 +1,16 @@
 //! `mfad`: the multi-factor authentication server and its operator commands.
 
+// Output goes through `out!`/`outln!`, which end quietly when the reader of a pipe
+// goes away; `print!` would panic there.
+#![warn(clippy::print_stdout)]
+
+#[macro_use]
+mod output;
+
 mod cli;
 mod cmd;
 mod config;
 mod live;
-mod output;
 mod serve;
 mod settings;
 mod system;
@@ -32,6 +38,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `mfad user list | head -1`: the reader has what it wanted.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: what went wrong, with its causes.
             eprintln!("error: {err:#}");

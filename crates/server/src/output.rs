@@ -4,11 +4,51 @@
 //! (a User-Name from any RADIUS client, names from the directory): a table escapes
 //! control characters so a cell cannot drive the operator's terminal, and CSV cells
 //! that a spreadsheet would run as a formula are made plain text. JSON needs neither.
+//!
+//! Everything a command prints goes through [`out!`] and [`outln!`], which return a
+//! write error instead of panicking as `print!` does: when the reader of a pipe goes
+//! away (`mfad user list | head -1`), `main` ends the command quietly.
+
+/// `print!` that returns the write error to the calling command (with `?`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::stdout(format_args!($($arg)*))?
+    };
+}
+
+/// `println!` that returns the write error to the calling command (with `?`).
+macro_rules! outln {
+    () => {
+        $crate::output::stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::output::stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
 
 use crate::cli::OutputFormat;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::io::Write as _;
+
+/// Writes to standard output, returning the error (a closed pipe, a full disk) that
+/// `print!` would panic with.
+pub fn stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.flush()
+}
+
+/// Whether `err` is standard output's reader having gone away: not a failure of the
+/// command, whose output nobody wants any more.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// Prints rows as an aligned table, CSV, or (from `items`) JSON.
 pub fn print<T: Serialize>(
@@ -18,9 +58,9 @@ pub fn print<T: Serialize>(
     rows: Vec<Vec<String>>,
 ) -> anyhow::Result<()> {
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(items)?),
-        OutputFormat::Csv => print!("{}", csv(headers, &rows)?),
-        OutputFormat::Table => print!("{}", table(headers, &rows)),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(items)?),
+        OutputFormat::Csv => out!("{}", csv(headers, &rows)?),
+        OutputFormat::Table => out!("{}", table(headers, &rows)),
     }
     Ok(())
 }

@@ -267,7 +267,9 @@ async fn scheduled_sync(
                 continue;
             }
         }
-        let run = mfad_directory::run_sync(&directory, &*store, now, false, &|_| {});
+        // The policy in force now: stored settings may have changed it.
+        let country = ctx.engine.policy().default_country_code.clone();
+        let run = mfad_directory::run_sync(&directory, &*store, now, &country, false, &|_| {});
         let result = tokio::select! {
             result = run => Some(result),
             _ = stop.wait_for(|s| *s) => None,

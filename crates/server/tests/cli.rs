@@ -754,3 +754,57 @@ fn an_empty_secret_file_or_stdin_is_refused_in_one_line() {
         "no PIN was set: {shown}"
     );
 }
+
+#[test]
+fn a_list_piped_into_head_ends_quietly_when_the_reader_goes_away() {
+    use std::io::BufRead;
+    let node = Mfad::new(bin());
+    // More than a pipe buffer (64 KiB on Linux) of JSON, so mfad is still writing
+    // when the reader closes its end.
+    let long_name = "n".repeat(100_000);
+    node.cli_ok(["user", "add", "carol", "--given-name", &long_name]);
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(node.config_path())
+        .args(["user", "list", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "[\n");
+    // The reader (and with it the pipe's only read end) is dropped here, as `head -1` exits.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn set_pin_on_a_user_whose_logins_ignore_the_pin_says_so_and_how_to_require_it() {
+    let node = Mfad::new(bin());
+    node.cli_ok(["user", "add", "erin"]);
+    let out = node.cli(["user", "set-pin", "erin", "--pin", "5820"]);
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("logins do not ask for this PIN")
+            && stderr.contains("mfad user update erin --pin-mode pin"),
+        "{stderr}"
+    );
+    let generated = node.cli(["user", "set-pin", "erin", "--generate"]);
+    assert!(
+        stderr_of(&generated).contains("--pin-mode pin"),
+        "--generate warns too"
+    );
+    let pin = String::from_utf8(generated.stdout).unwrap();
+    assert_eq!(pin.lines().count(), 1, "stdout is the PIN alone: {pin}");
+
+    node.cli_ok(["user", "update", "erin", "--pin-mode", "pin"]);
+    let stderr =
+        stderr_of(&node.cli_with_input(["user", "set-pin", "erin", "--pin-file", "-"], b"7391\n"));
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

@@ -1168,3 +1168,65 @@ fn a_directory_phone_change_of_an_sms_user_waits_for_approval_and_the_user_is_to
     );
     assert_eq!(mail.messages().len(), 1, "no further mail");
 }
+
+#[test]
+fn a_directory_that_refuses_starttls_is_named_with_what_to_do() {
+    let slapd = Slapd::start_without_tls(&seed(0));
+    let config = |extra: &str| {
+        format!(
+            "[directory]\nservers = [\"{}\"]\npreset = \"openldap\"\nbind_dn = \"{ADMIN_DN}\"\n\
+             bind_password_file = \"{}\"\nbase_dn = \"{BASE_DN}\"\nconnect_timeout_ms = 2000\n\
+             timeout_ms = 2000\n{extra}{}",
+            slapd.url(),
+            slapd.admin_password_file().display(),
+            staff_item()
+        )
+    };
+    let stderr = mfad(&config("")).cli_err(["directory", "import"]);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    let [err] = errors[..] else {
+        panic!("one error line: {stderr}");
+    };
+    for says in [
+        "refused StartTLS",
+        "ldaps://",
+        "directory.ca_file",
+        "directory.starttls = false",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+
+    // On a trusted network the operator turns StartTLS off and the import works.
+    let node = mfad(&config("starttls = false\n"));
+    node.cli_ok(["directory", "import"]);
+    assert!(node.cli_ok(["user", "list"]).contains("alice"));
+}
+
+#[test]
+fn directory_phone_numbers_are_stored_as_e164_and_the_rest_is_reported() {
+    let written = |uid: &str, given: &str, phone: &str| {
+        person_ldif(uid, &staff(), given, "Example", "pw").replace(
+            &format!("telephoneNumber: +1555{:07}\n", uid.len()),
+            &format!("telephoneNumber: {phone}\n"),
+        )
+    };
+    let mut ldif = seed(0);
+    ldif.push_str(&written("carol", "Carol", "+1 425 555 0000"));
+    ldif.push_str(&written("dave", "Dave", "ask reception"));
+    let slapd = Slapd::start(&ldif);
+    let node = mfad(&directory_config(&slapd, &staff_item()));
+
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(out.contains("added 3,"), "{out}");
+    assert!(
+        out.contains("phone numbers kept as written (not E.164") && out.contains(": 1 (dave)"),
+        "{out}"
+    );
+    assert_eq!(user_json(&node, "carol")["phone"], "+14255550000");
+    assert_eq!(user_json(&node, "dave")["phone"], "ask reception");
+    assert_eq!(user_json(&node, "alice")["phone"], "+15550000005");
+
+    // Already stored in E.164, the next sync finds nothing to change.
+    let again = node.cli_ok(["directory", "import"]);
+    assert!(again.contains("updated 0, unchanged 3"), "{again}");
+}

@@ -31,6 +31,8 @@ pub struct Slapd {
     dir: TempDir,
     port: u16,
     ldaps_port: u16,
+    /// Whether slapd has a certificate: StartTLS on [`Slapd::url`] and an ldaps listener.
+    tls: bool,
     process: Option<Process>,
 }
 
@@ -62,6 +64,16 @@ impl Slapd {
     /// Starts slapd with `ldif` loaded (by `slapadd`, before the start, which is fast
     /// enough for 100,000 entries). `ldif` should begin with [`base_ldif`].
     pub fn start(ldif: &str) -> Slapd {
+        Self::start_with(ldif, true)
+    }
+
+    /// [`Slapd::start`] without a certificate, as a directory that does not offer TLS:
+    /// StartTLS is refused and there is no ldaps listener.
+    pub fn start_without_tls(ldif: &str) -> Slapd {
+        Self::start_with(ldif, false)
+    }
+
+    fn start_with(ldif: &str, tls: bool) -> Slapd {
         require_tool("slapd");
         let slapadd = require_tool("slapadd");
         require_tool("ldapmodify");
@@ -70,10 +82,12 @@ impl Slapd {
             .tempdir()
             .expect("create a temp dir for slapd");
         std::fs::create_dir(dir.path().join("db")).expect("create slapd's db dir");
-        make_certificates(dir.path());
+        if tls {
+            make_certificates(dir.path());
+        }
         std::fs::write(dir.path().join("msuser.schema"), msuser_schema())
             .expect("write the msuser schema");
-        std::fs::write(dir.path().join("slapd.conf"), config(dir.path()))
+        std::fs::write(dir.path().join("slapd.conf"), config(dir.path(), tls))
             .expect("write slapd.conf");
         let ldif_path = dir.path().join("seed.ldif");
         std::fs::write(&ldif_path, ldif).expect("write the seed LDIF");
@@ -94,12 +108,15 @@ impl Slapd {
             dir,
             port: 0,
             ldaps_port: 0,
+            tls,
             process: None,
         };
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
             slapd.port = crate::free_tcp_port();
-            slapd.ldaps_port = crate::free_tcp_port();
+            if tls {
+                slapd.ldaps_port = crate::free_tcp_port();
+            }
             match slapd.launch() {
                 Ok(()) => return slapd,
                 Err(log) => last_log = log,
@@ -112,13 +129,18 @@ impl Slapd {
     }
 
     fn launch(&mut self) -> Result<(), String> {
+        let listeners = if self.tls {
+            format!("{}/ {}/", self.url(), self.ldaps_url())
+        } else {
+            format!("{}/", self.url())
+        };
         let mut command = Command::new(require_tool("slapd"));
         command
             // -d keeps slapd in the foreground, as our child; level 0 logs only errors.
             .args(["-d", "0", "-f"])
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(format!("{}/ {}/", self.url(), self.ldaps_url()));
+            .arg(listeners);
         let mut process = Process::spawn("slapd", command);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
@@ -126,7 +148,7 @@ impl Slapd {
                 return Err(process.output().text());
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && TcpStream::connect(("127.0.0.1", self.ldaps_port)).is_ok()
+                && (!self.tls || TcpStream::connect(("127.0.0.1", self.ldaps_port)).is_ok())
             {
                 self.process = Some(process);
                 return Ok(());
@@ -140,7 +162,7 @@ impl Slapd {
         ))
     }
 
-    /// `ldap://127.0.0.1:PORT` (StartTLS is offered on it).
+    /// `ldap://127.0.0.1:PORT` (StartTLS is offered on it unless started without TLS).
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
     }
@@ -236,8 +258,17 @@ fn msuser_schema() -> String {
     patched
 }
 
-fn config(dir: &Path) -> String {
+fn config(dir: &Path, tls: bool) -> String {
     let d = dir.display();
+    let tls = if tls {
+        format!(
+            "TLSCACertificateFile {d}/ca.pem\n\
+             TLSCertificateFile {d}/server.pem\n\
+             TLSCertificateKeyFile {d}/server.key\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "include /etc/ldap/schema/core.schema\n\
          include /etc/ldap/schema/cosine.schema\n\
@@ -248,9 +279,7 @@ fn config(dir: &Path) -> String {
          modulepath /usr/lib/ldap\n\
          moduleload back_mdb\n\
          allow bind_anon_dn\n\
-         TLSCACertificateFile {d}/ca.pem\n\
-         TLSCertificateFile {d}/server.pem\n\
-         TLSCertificateKeyFile {d}/server.key\n\
+         {tls}\
          sizelimit unlimited\n\
          database mdb\n\
          maxsize 4294967296\n\

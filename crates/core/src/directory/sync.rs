@@ -1,9 +1,11 @@
 //! Sync planning: which users to add, update, leave alone, disable or remove, the
 //! mass-change safeguard, and holding phone changes of SMS and call users for approval.
-//! Pure functions over what the directory and the store hold.
+//! Pure functions over what the directory and the store hold. Phone numbers are stored
+//! in E.164, as the CLI stores what an operator types.
 
 use super::DirectoryUser;
 use crate::model::{Method, NewUser, PinMode, User, UserId};
+use crate::phone;
 use crate::store::{DirectoryRecord, DirectorySync, PendingPhone};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -71,6 +73,9 @@ pub struct SyncOptions {
     pub threshold: u32,
     /// `mfad directory approve` allowed up to this many.
     pub approved: Option<u32>,
+    /// The country code of numbers the directory writes without one
+    /// (`policy.default_country_code`).
+    pub default_country: String,
 }
 
 /// Disables or removals that the safeguard held back.
@@ -91,6 +96,10 @@ pub struct SyncPlan {
     /// Phone changes not applied: the users' phone is their second factor. `since` is 0;
     /// [`pending_phones`] dates them.
     pub held_phones: Vec<PendingPhone>,
+    /// Users added or kept whose phone or mobile number is not a number E.164 can
+    /// write (letters, too few digits): stored as the directory writes it, for the
+    /// operator to correct there.
+    pub phones_as_written: Vec<String>,
 }
 
 impl SyncPlan {
@@ -134,6 +143,7 @@ pub fn plan(
             continue;
         }
         let mut record = record(user, item);
+        let as_written = to_e164(&mut record, &options.default_country);
         let stored = by_id.get(user.unique_id.as_str()).copied().or_else(|| {
             // A local user of the same name that no entry owns yet is linked, so an
             // operator's manual users are taken over by the first import.
@@ -157,7 +167,15 @@ pub fn plan(
                 // their own entry: applying such a change to an SMS or call user would
                 // let anyone with the password alone move the second factor to their own
                 // phone. The rest of the entry is applied; the phone waits for approval.
-                if stored.method.uses_phone() && stored.phone != record.phone {
+                // A number stored before it was normalised is the same number, not a
+                // change.
+                let same_number = stored.phone == record.phone
+                    || stored_form(&stored.phone, &options.default_country).as_deref()
+                        == Some(record.phone.as_str());
+                if as_written {
+                    out.phones_as_written.push(record.username.clone());
+                }
+                if stored.method.uses_phone() && !same_number {
                     out.held_phones.push(PendingPhone {
                         user_id: stored.id,
                         username: record.username.clone(),
@@ -181,21 +199,26 @@ pub fn plan(
             }
             // A disabled account that mfad does not know yet has nothing to protect.
             None if !user.enabled => out.unchanged += 1,
-            None => out.changes.add.push(NewUser {
-                username: record.username.clone(),
-                given_name: record.given_name.clone(),
-                surname: record.surname.clone(),
-                email: record.email.clone(),
-                phone: record.phone.clone(),
-                mobile: record.mobile.clone(),
-                extension: record.extension.clone(),
-                language: record.language.clone(),
-                method: item.method,
-                pin_mode: item.pin_mode,
-                directory_id: Some(record.directory_id.clone()),
-                sync_item: Some(item.name.clone()),
-                ..NewUser::default()
-            }),
+            None => {
+                if as_written {
+                    out.phones_as_written.push(record.username.clone());
+                }
+                out.changes.add.push(NewUser {
+                    username: record.username.clone(),
+                    given_name: record.given_name.clone(),
+                    surname: record.surname.clone(),
+                    email: record.email.clone(),
+                    phone: record.phone.clone(),
+                    mobile: record.mobile.clone(),
+                    extension: record.extension.clone(),
+                    language: record.language.clone(),
+                    method: item.method,
+                    pin_mode: item.pin_mode,
+                    directory_id: Some(record.directory_id.clone()),
+                    sync_item: Some(item.name.clone()),
+                    ..NewUser::default()
+                });
+            }
         }
     }
     let mut leaving: Vec<UserId> = Vec::new();
@@ -296,6 +319,30 @@ fn record(user: &DirectoryUser, item: &SyncItem) -> DirectoryRecord {
     }
 }
 
+/// The record's phone and mobile in their stored E.164 form (as `mfad user add` stores
+/// them); true when one cannot be normalised and stays as the directory writes it.
+fn to_e164(record: &mut DirectoryRecord, default_country: &str) -> bool {
+    let mut as_written = false;
+    for number in [&mut record.phone, &mut record.mobile] {
+        match stored_form(number, default_country) {
+            Some(e164) => *number = e164,
+            None => as_written = true,
+        }
+    }
+    as_written
+}
+
+/// `written` as stored: E.164 (with `x` and an extension), "" for no number, or None
+/// when it is not a phone number.
+fn stored_form(written: &str, default_country: &str) -> Option<String> {
+    if written.trim().is_empty() {
+        return Some(String::new());
+    }
+    phone::normalise(written, default_country)
+        .ok()
+        .map(|p| phone::stored(&p))
+}
+
 /// Whether the stored user already holds everything the directory says.
 fn same(stored: &User, r: &DirectoryRecord) -> bool {
     stored.directory_id.as_deref() == Some(r.directory_id.as_str())
@@ -374,6 +421,7 @@ mod tests {
             removed: RemovedUsers::Disable,
             threshold: 5,
             approved: None,
+            default_country: "1".into(),
         }
     }
 
@@ -481,6 +529,58 @@ mod tests {
             (record.username.as_str(), record.phone.as_str()),
             ("renamed", "+15550001")
         );
+    }
+
+    #[test]
+    fn directory_numbers_are_stored_as_e164_and_the_rest_is_reported_as_written() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let mut written = dir_user(1, "uid=u1,ou=staff,dc=x");
+        written.phone = "+1 425 555 0000".into();
+        written.mobile = "(425) 555-0101".into();
+        let mut national = dir_user(2, "uid=u2,ou=staff,dc=x");
+        national.phone = "425.555.0102 x7".into();
+        let mut words = dir_user(3, "uid=u3,ou=staff,dc=x");
+        words.phone = "ask reception".into();
+        words.mobile = "+1 425 555 0103".into();
+        let no_phone = dir_user(4, "uid=u4,ou=staff,dc=x");
+        let incoming: Vec<_> = [written, national, words, no_phone]
+            .into_iter()
+            .map(|u| (u, &staff))
+            .collect();
+        let p = plan(&[], &incoming, &options());
+        let numbers: Vec<_> = p
+            .changes
+            .add
+            .iter()
+            .map(|u| (u.username.as_str(), u.phone.as_str(), u.mobile.as_str()))
+            .collect();
+        assert_eq!(
+            numbers,
+            [
+                ("user1", "+14255550000", "+14255550101"),
+                ("user2", "+14255550102x7", ""),
+                ("user3", "ask reception", "+14255550103"),
+                ("user4", "", ""),
+            ]
+        );
+        assert_eq!(p.phones_as_written, ["user3"]);
+    }
+
+    #[test]
+    fn a_number_stored_as_written_is_normalised_without_holding_it_for_approval() {
+        let staff = item("staff", "ou=staff,dc=x");
+        let mut u = dir_user(1, "uid=u1,ou=staff,dc=x");
+        u.phone = "+1 425 555 0000".into();
+        // Stored by an earlier version, which kept the directory's spelling.
+        let existing = [User {
+            phone: u.phone.clone(),
+            method: Method::Sms,
+            ..stored(10, &u, &staff)
+        }];
+        let p = plan(&existing, &[(u, &staff)], &options());
+        assert!(p.held_phones.is_empty(), "{p:?}");
+        assert_eq!(p.changes.update.len(), 1);
+        assert_eq!(p.changes.update[0].1.phone, "+14255550000");
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 }
                 other => other?,
             };
-            println!("added client {name} for {address}; mfad answers it within 5 seconds");
+            outln!("added client {name} for {address}; mfad answers it within 5 seconds");
             Ok(())
         }
         ClientCommand::List { format } => {
@@ -100,7 +100,7 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 }
                 other => other?,
             };
-            println!("removed client {name}");
+            outln!("removed client {name}");
             Ok(())
         }
     }

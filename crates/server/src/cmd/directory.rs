@@ -41,7 +41,7 @@ async fn test(ctx: &Ctx) -> anyhow::Result<()> {
     for server in &dir.config().servers {
         let mine: Vec<_> = checks.iter().filter(|c| &c.server == server).collect();
         for c in &mine {
-            println!(
+            outln!(
                 "{server}  {:<6} {}  {}",
                 c.step,
                 if c.ok { "ok    " } else { "FAILED" },
@@ -57,11 +57,11 @@ async fn test(ctx: &Ctx) -> anyhow::Result<()> {
         bail!("no directory server passed every check; fix what FAILED above");
     }
     if servers_ok < total {
-        println!(
+        outln!(
             "{servers_ok} of {total} servers passed; mfad fails over to the next server in order"
         );
     } else {
-        println!("all {total} servers passed");
+        outln!("all {total} servers passed");
     }
     Ok(())
 }
@@ -95,7 +95,9 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
             }
         }
     };
-    let result = mfad_directory::run_sync(dir, &*ctx.store, now, dry_run, &progress).await;
+    let country = ctx.engine.policy().default_country_code.clone();
+    let result =
+        mfad_directory::run_sync(dir, &*ctx.store, now, &country, dry_run, &progress).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -112,15 +114,15 @@ async fn sync(ctx: &Ctx, dry_run: bool) -> anyhow::Result<()> {
             report.skipped.len() - SKIPPED_SHOWN
         );
     }
-    println!("{report}");
+    outln!("{report}");
     if !dry_run {
         let welcomed = super::email::welcome_added(ctx, &report.added_ids).await?;
         if !welcomed.is_empty() {
-            println!("{welcomed}");
+            outln!("{welcomed}");
         }
         let notices = super::email::notify_phone_changes(ctx, &report.phones_held).await?;
         if notices > 0 {
-            println!("queued the notice of the held phone change for {notices} users");
+            outln!("queued the notice of the held phone change for {notices} users");
         }
     }
     Ok(())
@@ -139,7 +141,7 @@ async fn approve(ctx: &Ctx) -> anyhow::Result<()> {
     }
     state.approved_count = Some(state.pending_count);
     ctx.store.put_sync_state(&state).await?;
-    println!(
+    outln!(
         "approved: the next sync may disable or remove up to {} users; run 'mfad directory sync' to apply it now",
         state.pending_count
     );
@@ -149,10 +151,10 @@ async fn approve(ctx: &Ctx) -> anyhow::Result<()> {
 async fn approve_phone(ctx: &Ctx, user: Option<String>) -> anyhow::Result<()> {
     let applied = mfad_directory::approve_phones(&*ctx.store, user.as_deref()).await?;
     if applied.is_empty() {
-        println!("no phone changes are waiting for approval");
+        outln!("no phone changes are waiting for approval");
     }
     for change in &applied {
-        println!(
+        outln!(
             "approved: {} now uses {} (was {})",
             change.username,
             change.new_phone,
@@ -187,29 +189,29 @@ async fn status(ctx: &Ctx, format: OutputFormat) -> anyhow::Result<()> {
         pending_phones: s.pending_phones,
     };
     if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
     match status.last_run {
-        None => println!("last sync: never"),
-        Some(t) => println!(
+        None => outln!("last sync: never"),
+        Some(t) => outln!(
             "last sync: {} ({})",
             crate::output::time(Some(t)),
             status.last_summary
         ),
     }
     if status.pending_count > 0 {
-        println!("waiting for approval: {}", status.pending_reason);
+        outln!("waiting for approval: {}", status.pending_reason);
     }
     if let Some(n) = status.approved_count {
-        println!("approved: the next sync may disable or remove up to {n} users");
+        outln!("approved: the next sync may disable or remove up to {n} users");
     }
     if !status.pending_phones.is_empty() {
-        println!(
+        outln!(
             "phone changes waiting for approval ('mfad directory approve-phone USER' applies one):"
         );
         for p in &status.pending_phones {
-            println!(
+            outln!(
                 "  {}: {} -> {} (held since {})",
                 p.username,
                 if p.old_phone.is_empty() {

@@ -44,7 +44,7 @@ pub async fn send(
     };
     let mail = compose(&templates, &settings, user, kind, pin, once)?;
     let Some(queued) = ctx.store.queue_email(&mail, ctx.now()).await? else {
-        println!(
+        outln!(
             "{kind} e-mail for {} was sent before; use 'mfad email send' to send it again",
             user.username
         );
@@ -68,14 +68,14 @@ pub async fn send(
         .find(|e| e.id == queued.id);
     match state {
         Some(e) if e.status == mfad_core::outbox::EmailStatus::Sent => {
-            println!("sent the {kind} e-mail to {}", mail.recipient);
+            outln!("sent the {kind} e-mail to {}", mail.recipient);
         }
-        Some(e) => println!(
+        Some(e) => outln!(
             "queued the {kind} e-mail to {}; delivery failed ({}); mfad serve retries it, see 'mfad email status'",
             mail.recipient,
             e.last_error.unwrap_or_default()
         ),
-        None => println!("queued the {kind} e-mail to {}", mail.recipient),
+        None => outln!("queued the {kind} e-mail to {}", mail.recipient),
     }
     Ok(())
 }

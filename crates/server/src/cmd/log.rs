@@ -62,9 +62,9 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!("{}", output::table(&headers, &rows));
+            out!("{}", output::table(&headers, &rows));
         }
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&records)?),
         OutputFormat::Csv => {
             let rows: Vec<Vec<String>> = records
                 .iter()
@@ -91,7 +91,7 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!("{}", output::csv(&CSV_HEADERS, &rows)?);
+            out!("{}", output::csv(&CSV_HEADERS, &rows)?);
         }
     }
     Ok(())

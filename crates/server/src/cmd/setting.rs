@@ -98,7 +98,7 @@ async fn get(ctx: &Ctx, key: &str, format: OutputFormat) -> anyhow::Result<()> {
         source.into(),
     ]];
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&shown)?),
         _ => output::print(format, &[&shown], &["KEY", "VALUE", "SOURCE"], rows)?,
     }
     Ok(())
@@ -154,9 +154,9 @@ async fn set(
         .with_context(|| format!("'{key}' was not set"))?;
     ctx.store.put_setting(key, &stored, secret, now).await?;
     if secret {
-        println!("stored {key} (encrypted); running servers use it within a few seconds");
+        outln!("stored {key} (encrypted); running servers use it within a few seconds");
     } else {
-        println!(
+        outln!(
             "stored {key} = {}; running servers use it within a few seconds",
             *stored
         );
@@ -177,7 +177,7 @@ async fn unset(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         })?;
     }
     remove(ctx, key, "setting", key).await?;
-    println!("removed {key}; the config file's value is in force again");
+    outln!("removed {key}; the config file's value is in force again");
     Ok(())
 }
 
@@ -225,7 +225,7 @@ pub async fn template(ctx: &Ctx, cmd: TemplateCommand) -> anyhow::Result<()> {
             let text = templates.source(&name).with_context(|| {
                 format!("there is no template '{name}'; see 'mfad template list'")
             })?;
-            print!("{text}");
+            out!("{text}");
             Ok(())
         }
         TemplateCommand::Set { name, file } => {
@@ -237,12 +237,12 @@ pub async fn template(ctx: &Ctx, cmd: TemplateCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("template '{name}' was not stored"))?;
             let key = format!("{TEMPLATE_PREFIX}{name}");
             ctx.store.put_setting(&key, &text, false, ctx.now()).await?;
-            println!("stored template {name}; it is used for mails composed from now on");
+            outln!("stored template {name}; it is used for mails composed from now on");
             Ok(())
         }
         TemplateCommand::Unset { name } => {
             remove(ctx, &format!("{TEMPLATE_PREFIX}{name}"), "template", &name).await?;
-            println!("removed the stored template {name}");
+            outln!("removed the stored template {name}");
             Ok(())
         }
     }

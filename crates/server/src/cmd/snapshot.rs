@@ -58,7 +58,7 @@ pub async fn copy(config: &Config, from: &str, to: &str) -> anyhow::Result<()> {
         .with_context(|| format!("while reading {from_name}"))?;
     load(&*target, &snapshot, &to_name).await?;
     target.flush().await?;
-    println!(
+    outln!(
         "copied {} from {from_name} to {to_name}",
         describe(&snapshot.counts())
     );
@@ -99,7 +99,7 @@ pub async fn backup(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&partial);
         return Err(e).with_context(|| format!("while writing the backup {shown}"));
     }
-    println!("backed up {} to {shown}", describe(&snapshot.counts()));
+    outln!("backed up {} to {shown}", describe(&snapshot.counts()));
     Ok(())
 }
 
@@ -110,7 +110,7 @@ pub async fn restore(ctx: &Ctx, file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("{shown} cannot be restored"))?;
     let target = mfad_store::redact(&ctx.config.store.url);
     load(&*ctx.store, &snapshot, &target).await?;
-    println!(
+    outln!(
         "restored {} from {shown} into {target}",
         describe(&snapshot.counts())
     );

@@ -56,20 +56,20 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<()> {
             let user = ctx.user(&user).await?;
             let token = token(ctx, &serial).await?;
             ctx.store.assign_token(token.id, Some(user.id)).await?;
-            println!("assigned token {} to {}", token.serial, user.username);
+            outln!("assigned token {} to {}", token.serial, user.username);
             Ok(())
         }
         TokenCommand::Resync { user, code1, code2 } => {
             let user = ctx.user(&user).await?;
             let (serial, next) = ctx.engine.resync(&user, &code1, &code2).await?;
-            println!("resynchronised token {serial}: the next code expected is number {next}");
+            outln!("resynchronised token {serial}: the next code expected is number {next}");
             Ok(())
         }
         TokenCommand::List { user, format } => list(ctx, user.as_deref(), format.format).await,
         TokenCommand::Delete { serial } => {
             let token = token(ctx, &serial).await?;
             ctx.store.delete_token(token.id).await?;
-            println!("deleted token {}", token.serial);
+            outln!("deleted token {}", token.serial);
             Ok(())
         }
     }
@@ -151,14 +151,14 @@ async fn add(
     .to_uri();
     if format == OutputFormat::Json {
         let value = serde_json::json!({ "serial": serial, "user": user.username, "uri": uri });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    println!("created {kind} token {serial} for {}", user.username);
-    println!("{uri}");
+    outln!("created {kind} token {serial} for {}", user.username);
+    outln!("{uri}");
     if qr {
-        println!("{}", qr_text(&uri)?);
-        println!(
+        outln!("{}", qr_text(&uri)?);
+        outln!(
             "Scan the code with the authenticator app, or enter the secret {}",
             encode_base32(&secret)
         );
@@ -219,7 +219,7 @@ async fn import(
         }
         other => other?,
     };
-    println!(
+    outln!(
         "imported {} tokens from {}; assign them with 'mfad token assign SERIAL USER'",
         tokens.len(),
         file.display()

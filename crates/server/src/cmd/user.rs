@@ -23,7 +23,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
             let found = ctx.user(&user).await?;
             let update = update_of(ctx, fields)?;
             let updated = ctx.store.update_user(found.id, &update).await?;
-            println!("updated user {}", found.username);
+            outln!("updated user {}", found.username);
             let changed = updated.phone != found.phone || updated.method != found.method;
             if changed && ctx.config.email.send_updates && !updated.email.is_empty() {
                 email::send(ctx, &updated, EmailKind::Update, None, false).await?;
@@ -35,13 +35,13 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Delete { user } => {
             let found = ctx.user(&user).await?;
             ctx.store.delete_user(found.id).await?;
-            println!("deleted user {} and their tokens", found.username);
+            outln!("deleted user {} and their tokens", found.username);
             Ok(())
         }
         UserCommand::Unlock { user } => {
             let found = ctx.user(&user).await?;
             ctx.store.clear_failures(found.id).await?;
-            println!("unlocked user {}", found.username);
+            outln!("unlocked user {}", found.username);
             Ok(())
         }
         UserCommand::Block { user, reason, days } => {
@@ -54,7 +54,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
             ctx.store
                 .set_block(found.id, Some(until), Some(&reason))
                 .await?;
-            println!(
+            outln!(
                 "blocked user {} until {}",
                 found.username,
                 output::time(Some(until))
@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Unblock { user } => {
             let found = ctx.user(&user).await?;
             ctx.store.set_block(found.id, None, None).await?;
-            println!("unblocked user {}", found.username);
+            outln!("unblocked user {}", found.username);
             Ok(())
         }
         UserCommand::SetPin {
@@ -75,19 +75,28 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
             change_required,
         } => {
             let found = ctx.user(&user).await?;
+            if found.pin_mode != PinMode::Pin {
+                // Setting a PIN does not switch the mode: an operator who stops here
+                // would believe logins now need it.
+                eprintln!(
+                    "warning: the PIN mode of {0} is {1} (code only), so logins do not ask for this PIN; run 'mfad user update {0} --pin-mode pin' to require it",
+                    output::for_terminal(&found.username),
+                    found.pin_mode
+                );
+            }
             if generate {
                 // A PIN someone else chose is known to them: the user must replace it.
                 let pin = Zeroizing::new(ctx.engine.generate_pin(&found, true).await?);
                 if ctx.config.email.send_to_users && !found.email.is_empty() {
                     email::send(ctx, &found, EmailKind::Welcome, Some(&pin), false).await?;
                 } else {
-                    println!("{}", *pin);
+                    outln!("{}", *pin);
                 }
             } else {
                 let pin = super::secret::from_args("pin", pin, pin_file.as_deref())?
                     .context("give --pin-file FILE, --pin-file - (standard input) or --generate")?;
                 ctx.engine.set_pin(&found, &pin, change_required).await?;
-                println!("set the PIN of {}", found.username);
+                outln!("set the PIN of {}", found.username);
             }
             Ok(())
         }
@@ -122,7 +131,7 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields, generate_pin: bool) -> a
     };
     match ctx.store.create_user(&new, ctx.now()).await {
         Ok(user) => {
-            println!("created user {}", user.username);
+            outln!("created user {}", user.username);
             let pin = if generate_pin {
                 Some(Zeroizing::new(ctx.engine.generate_pin(&user, true).await?))
             } else {
@@ -133,7 +142,7 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields, generate_pin: bool) -> a
                 let pin = pin.as_ref().map(|p| p.as_str());
                 email::send(ctx, &user, EmailKind::Welcome, pin, true).await?;
             } else if let Some(pin) = &pin {
-                println!("initial PIN: {}", pin.as_str());
+                outln!("initial PIN: {}", pin.as_str());
             }
             Ok(())
         }
@@ -191,7 +200,7 @@ async fn set_enabled(ctx: &Ctx, name: &str, enabled: bool) -> anyhow::Result<()>
         ..UserUpdate::default()
     };
     ctx.store.update_user(found.id, &update).await?;
-    println!(
+    outln!(
         "{} user {}",
         if enabled { "enabled" } else { "disabled" },
         found.username
@@ -247,7 +256,7 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
     if format == OutputFormat::Json {
         let value =
             serde_json::json!({ "user": user, "state": state(&user, ctx.now()), "tokens": tokens });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let now = ctx.now();
@@ -306,7 +315,7 @@ async fn show(ctx: &Ctx, name: &str, format: OutputFormat) -> anyhow::Result<()>
         ),
     ];
     for (name, value) in fields {
-        println!("{name:<20} {}", output::for_terminal(&value));
+        outln!("{name:<20} {}", output::for_terminal(&value));
     }
     Ok(())
 }
@@ -318,7 +327,7 @@ pub async fn bypass(ctx: &Ctx, name: &str, seconds: i64) -> anyhow::Result<()> {
     let user = ctx.user(name).await?;
     let until = ctx.now().saturating_add(seconds);
     ctx.store.set_bypass(user.id, Some(until)).await?;
-    println!(
+    outln!(
         "{} may log in once without a second factor until {}",
         user.username,
         output::time(Some(until))
