@@ -13,8 +13,8 @@ use mfad_radius_proto::{
     attr, encode_request, encrypt_user_password, verify_response, Code, Packet,
 };
 use mfad_testkit::{
-    accepts_until_killed, audit_reasons, hotp_burst, oathtool_hotp, pam_login, Mfad, Radclient,
-    Running,
+    accepts_until_killed, audit_reasons, hotp_burst, nas, oathtool_hotp, pam_login, Mfad,
+    Radclient, Running,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -555,4 +555,105 @@ fn pam_radius_auth_login_with_pin_and_code() {
     );
     assert!(challenged.success, "{}", challenged.output);
     server.stop();
+}
+
+/// The secret of the second client, `wifi` at 127.0.0.2.
+const WIFI_SECRET: &str = "another-secret-for-the-wifi!";
+
+/// [`node_with_alice`] with a second client, `wifi`, at 127.0.0.2 and `config` appended.
+fn node_with_two_clients(config: &str) -> Mfad {
+    let node = node_with_alice(&[]).with_config(config);
+    node.add_client("wifi", "127.0.0.2", WIFI_SECRET);
+    node
+}
+
+/// An Access-Request from `source` (a loopback address: all of 127/8 is local) through
+/// the RFC client, with `secret`; the reply's code, or `None` for no answer.
+fn login_from(
+    server: &Running,
+    source: &str,
+    secret: &str,
+    user: &str,
+    password: &str,
+) -> Option<u8> {
+    let socket = UdpSocket::bind((source, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let authenticator: [u8; 16] = fresh_authenticator();
+    let request = nas::Request::access(1, authenticator, secret.as_bytes(), user, Some(password))
+        .encode(secret.as_bytes());
+    let reply = exchange(&socket, server.radius_addr(), &request)?;
+    let reply = nas::verify_reply(&reply, &authenticator, secret.as_bytes()).unwrap();
+    Some(reply.code)
+}
+
+/// A Request Authenticator unique to this process's requests: the retransmission cache
+/// must never take one for another.
+fn fresh_authenticator() -> [u8; 16] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut a = [0x3c; 16];
+    a[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    a[8..12].copy_from_slice(&std::process::id().to_be_bytes());
+    a
+}
+
+#[test]
+fn user_cache_accepts_a_wrong_code_from_any_client_after_one_accept() {
+    let node = node_with_two_clients(
+        "reject_delay_ms = 0\n[policy]\ncache = \"user\"\ncache_seconds = 300\n",
+    );
+    let server = node.start();
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_REJECT),
+        "nothing cached before the first Accept"
+    );
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    assert!(
+        login(&server, "alice", "000000").is("Access-Accept"),
+        "cached for the same client"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_ACCEPT),
+        "cached for the user, whichever client asks"
+    );
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("cached"), Some(&2), "{reasons:?}");
+    assert_eq!(reasons.get("accepted"), Some(&1), "{reasons:?}");
+}
+
+#[test]
+fn user_client_cache_accepts_a_wrong_code_only_from_the_same_client() {
+    let node = node_with_two_clients(
+        "reject_delay_ms = 0\n[policy]\ncache = \"user_client\"\ncache_seconds = 300\n",
+    );
+    let server = node.start();
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    assert!(
+        login(&server, "alice", "000000").is("Access-Accept"),
+        "cached for the same user and client"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_REJECT),
+        "another client is not covered by the cache"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", &hotp(1)),
+        Some(nas::ACCESS_ACCEPT),
+        "the other client takes the right code"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_ACCEPT),
+        "and is cached on its own from then on"
+    );
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("cached"), Some(&2), "{reasons:?}");
+    assert_eq!(reasons.get("wrong_code"), Some(&1), "{reasons:?}");
 }
