@@ -18,7 +18,7 @@ use mfad_testkit::{
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SECRET: &str = "a-shared-secret-of-28-bytes!";
 /// RFC 4226 Appendix D's key "12345678901234567890" in base32.
@@ -656,4 +656,42 @@ fn user_client_cache_accepts_a_wrong_code_only_from_the_same_client() {
     let reasons = audit_reasons(&node, "alice");
     assert_eq!(reasons.get("cached"), Some(&2), "{reasons:?}");
     assert_eq!(reasons.get("wrong_code"), Some(&1), "{reasons:?}");
+}
+
+/// Polls `attempt` every 200 ms until it returns true; fails after `deadline`.
+fn poll_until(what: &str, deadline: Duration, mut attempt: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !attempt() {
+        assert!(Instant::now() < end, "{what}: not within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_lockout_ends_by_itself_after_lockout_seconds() {
+    let node = node_with_alice(&[])
+        .with_config("reject_delay_ms = 0\n[policy]\nmax_failures = 2\nlockout_seconds = 2\n");
+    let server = node.start();
+    assert!(login(&server, "alice", "000000").is("Access-Reject"));
+    assert!(login(&server, "alice", "111111").is("Access-Reject"));
+    let locked_at = Instant::now();
+    assert!(
+        login(&server, "alice", &hotp(0)).is("Access-Reject"),
+        "locked: the right code is rejected too"
+    );
+    // A locked attempt checks no code, so the same code is still unused when it ends.
+    poll_until("the lockout ends", Duration::from_secs(15), || {
+        login(&server, "alice", &hotp(0)).is("Access-Accept")
+    });
+    let held = locked_at.elapsed();
+    server.stop();
+    // Lockouts are counted in whole seconds: 2 s from a moment within the first second.
+    assert!(held >= Duration::from_secs(1), "lifted after {held:?}");
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("wrong_code"), Some(&2), "{reasons:?}");
+    assert!(
+        reasons.get("locked").is_some_and(|&n| n >= 1),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons.get("accepted"), Some(&1), "{reasons:?}");
 }
