@@ -695,3 +695,32 @@ fn a_lockout_ends_by_itself_after_lockout_seconds() {
     );
     assert_eq!(reasons.get("accepted"), Some(&1), "{reasons:?}");
 }
+
+#[test]
+fn an_unused_bypass_expires() {
+    let node = node_with_alice(&[]);
+    let server = node.start();
+    node.cli_ok(["bypass", "alice", "--seconds", "2"]);
+    let bypass_until = |node: &Mfad| {
+        let show = node.cli_ok(["user", "show", "alice"]);
+        let line = show
+            .lines()
+            .find(|l| l.starts_with("bypass until"))
+            .unwrap_or_else(|| panic!("no bypass line: {show}"))
+            .to_owned();
+        line.trim_start_matches("bypass until").trim().to_owned()
+    };
+    assert_ne!(bypass_until(&node), "-", "the bypass was granted");
+    poll_until("the bypass expires", Duration::from_secs(15), || {
+        bypass_until(&node) == "-"
+    });
+    let reply = login(&server, "alice", "anything");
+    assert!(
+        reply.is("Access-Challenge"),
+        "an expired bypass lets no one in; the code is asked for: {}",
+        reply.output
+    );
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("bypass"), None, "{reasons:?}");
+}
