@@ -724,3 +724,27 @@ fn an_unused_bypass_expires() {
     let reasons = audit_reasons(&node, "alice");
     assert_eq!(reasons.get("bypass"), None, "{reasons:?}");
 }
+
+#[test]
+fn rejects_wait_for_reject_delay_and_accepts_do_not() {
+    let node = node_with_alice(&[]).with_config("reject_delay_ms = 600\n");
+    let server = node.start();
+    let timed = |password: &str| {
+        let start = Instant::now();
+        let reply = login(&server, "alice", password);
+        (reply, start.elapsed())
+    };
+    let (reply, took) = timed("000000");
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "the Reject came after {took:?}"
+    );
+    let (reply, took) = timed(&hotp(0));
+    assert!(reply.is("Access-Accept"), "{}", reply.output);
+    assert!(
+        took < Duration::from_millis(500),
+        "the Accept came after {took:?}"
+    );
+    server.stop();
+}
