@@ -748,3 +748,31 @@ fn rejects_wait_for_reject_delay_and_accepts_do_not() {
     );
     server.stop();
 }
+
+/// `[audit] retention_days = 0` keeps nothing from before the purge `mfad serve` runs when
+/// it starts (and hourly after): the records of an earlier run are gone from `mfad log`.
+#[test]
+fn serve_purges_audit_records_older_than_the_retention_period() {
+    let node = node_with_alice(&[]).with_config("reject_delay_ms = 0\n");
+    let server = node.start();
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    assert!(login(&server, "alice", "000000").is("Access-Reject"));
+    server.stop();
+    assert_eq!(audit_reasons(&node, "alice").values().sum::<usize>(), 2);
+
+    let node = node.with_config("[audit]\nretention_days = 0\n");
+    let server = node.start();
+    assert!(
+        server.wait_for_log("purged 2 audit records", Duration::from_secs(30)),
+        "{}",
+        server.logs()
+    );
+    assert!(login(&server, "alice", &hotp(1)).is("Access-Accept"));
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(
+        reasons.into_iter().collect::<Vec<_>>(),
+        [("accepted".to_owned(), 1)],
+        "only the login after the purge is left"
+    );
+}
