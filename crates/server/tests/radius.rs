@@ -13,12 +13,12 @@ use mfad_radius_proto::{
     attr, encode_request, encrypt_user_password, verify_response, Code, Packet,
 };
 use mfad_testkit::{
-    accepts_until_killed, audit_reasons, hotp_burst, oathtool_hotp, pam_login, Mfad, Radclient,
-    Running,
+    accepts_until_killed, audit_reasons, hotp_burst, nas, oathtool_hotp, pam_login, Mfad,
+    Radclient, Running,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SECRET: &str = "a-shared-secret-of-28-bytes!";
 /// RFC 4226 Appendix D's key "12345678901234567890" in base32.
@@ -555,4 +555,224 @@ fn pam_radius_auth_login_with_pin_and_code() {
     );
     assert!(challenged.success, "{}", challenged.output);
     server.stop();
+}
+
+/// The secret of the second client, `wifi` at 127.0.0.2.
+const WIFI_SECRET: &str = "another-secret-for-the-wifi!";
+
+/// [`node_with_alice`] with a second client, `wifi`, at 127.0.0.2 and `config` appended.
+fn node_with_two_clients(config: &str) -> Mfad {
+    let node = node_with_alice(&[]).with_config(config);
+    node.add_client("wifi", "127.0.0.2", WIFI_SECRET);
+    node
+}
+
+/// An Access-Request from `source` (a loopback address: all of 127/8 is local) through
+/// the RFC client, with `secret`; the reply's code, or `None` for no answer.
+fn login_from(
+    server: &Running,
+    source: &str,
+    secret: &str,
+    user: &str,
+    password: &str,
+) -> Option<u8> {
+    let socket = UdpSocket::bind((source, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let authenticator: [u8; 16] = fresh_authenticator();
+    let request = nas::Request::access(1, authenticator, secret.as_bytes(), user, Some(password))
+        .encode(secret.as_bytes());
+    let reply = exchange(&socket, server.radius_addr(), &request)?;
+    let reply = nas::verify_reply(&reply, &authenticator, secret.as_bytes()).unwrap();
+    Some(reply.code)
+}
+
+/// A Request Authenticator unique to this process's requests: the retransmission cache
+/// must never take one for another.
+fn fresh_authenticator() -> [u8; 16] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut a = [0x3c; 16];
+    a[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    a[8..12].copy_from_slice(&std::process::id().to_be_bytes());
+    a
+}
+
+#[test]
+fn user_cache_accepts_a_wrong_code_from_any_client_after_one_accept() {
+    let node = node_with_two_clients(
+        "reject_delay_ms = 0\n[policy]\ncache = \"user\"\ncache_seconds = 300\n",
+    );
+    let server = node.start();
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_REJECT),
+        "nothing cached before the first Accept"
+    );
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    assert!(
+        login(&server, "alice", "000000").is("Access-Accept"),
+        "cached for the same client"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_ACCEPT),
+        "cached for the user, whichever client asks"
+    );
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("cached"), Some(&2), "{reasons:?}");
+    assert_eq!(reasons.get("accepted"), Some(&1), "{reasons:?}");
+}
+
+#[test]
+fn user_client_cache_accepts_a_wrong_code_only_from_the_same_client() {
+    let node = node_with_two_clients(
+        "reject_delay_ms = 0\n[policy]\ncache = \"user_client\"\ncache_seconds = 300\n",
+    );
+    let server = node.start();
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    assert!(
+        login(&server, "alice", "000000").is("Access-Accept"),
+        "cached for the same user and client"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_REJECT),
+        "another client is not covered by the cache"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", &hotp(1)),
+        Some(nas::ACCESS_ACCEPT),
+        "the other client takes the right code"
+    );
+    assert_eq!(
+        login_from(&server, "127.0.0.2", WIFI_SECRET, "alice", "000000"),
+        Some(nas::ACCESS_ACCEPT),
+        "and is cached on its own from then on"
+    );
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("cached"), Some(&2), "{reasons:?}");
+    assert_eq!(reasons.get("wrong_code"), Some(&1), "{reasons:?}");
+}
+
+/// Polls `attempt` every 200 ms until it returns true; fails after `deadline`.
+fn poll_until(what: &str, deadline: Duration, mut attempt: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !attempt() {
+        assert!(Instant::now() < end, "{what}: not within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_lockout_ends_by_itself_after_lockout_seconds() {
+    let node = node_with_alice(&[])
+        .with_config("reject_delay_ms = 0\n[policy]\nmax_failures = 2\nlockout_seconds = 2\n");
+    let server = node.start();
+    assert!(login(&server, "alice", "000000").is("Access-Reject"));
+    assert!(login(&server, "alice", "111111").is("Access-Reject"));
+    let locked_at = Instant::now();
+    assert!(
+        login(&server, "alice", &hotp(0)).is("Access-Reject"),
+        "locked: the right code is rejected too"
+    );
+    // A locked attempt checks no code, so the same code is still unused when it ends.
+    poll_until("the lockout ends", Duration::from_secs(15), || {
+        login(&server, "alice", &hotp(0)).is("Access-Accept")
+    });
+    let held = locked_at.elapsed();
+    server.stop();
+    // Lockouts are counted in whole seconds: 2 s from a moment within the first second.
+    assert!(held >= Duration::from_secs(1), "lifted after {held:?}");
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("wrong_code"), Some(&2), "{reasons:?}");
+    assert!(
+        reasons.get("locked").is_some_and(|&n| n >= 1),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons.get("accepted"), Some(&1), "{reasons:?}");
+}
+
+#[test]
+fn an_unused_bypass_expires() {
+    let node = node_with_alice(&[]);
+    let server = node.start();
+    node.cli_ok(["bypass", "alice", "--seconds", "2"]);
+    let bypass_until = |node: &Mfad| {
+        let show = node.cli_ok(["user", "show", "alice"]);
+        let line = show
+            .lines()
+            .find(|l| l.starts_with("bypass until"))
+            .unwrap_or_else(|| panic!("no bypass line: {show}"))
+            .to_owned();
+        line.trim_start_matches("bypass until").trim().to_owned()
+    };
+    assert_ne!(bypass_until(&node), "-", "the bypass was granted");
+    poll_until("the bypass expires", Duration::from_secs(15), || {
+        bypass_until(&node) == "-"
+    });
+    let reply = login(&server, "alice", "anything");
+    assert!(
+        reply.is("Access-Challenge"),
+        "an expired bypass lets no one in; the code is asked for: {}",
+        reply.output
+    );
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(reasons.get("bypass"), None, "{reasons:?}");
+}
+
+#[test]
+fn rejects_wait_for_reject_delay_and_accepts_do_not() {
+    let node = node_with_alice(&[]).with_config("reject_delay_ms = 600\n");
+    let server = node.start();
+    let timed = |password: &str| {
+        let start = Instant::now();
+        let reply = login(&server, "alice", password);
+        (reply, start.elapsed())
+    };
+    let (reply, took) = timed("000000");
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "the Reject came after {took:?}"
+    );
+    let (reply, took) = timed(&hotp(0));
+    assert!(reply.is("Access-Accept"), "{}", reply.output);
+    assert!(
+        took < Duration::from_millis(500),
+        "the Accept came after {took:?}"
+    );
+    server.stop();
+}
+
+/// `[audit] retention_days = 0` keeps nothing from before the purge `mfad serve` runs when
+/// it starts (and hourly after): the records of an earlier run are gone from `mfad log`.
+#[test]
+fn serve_purges_audit_records_older_than_the_retention_period() {
+    let node = node_with_alice(&[]).with_config("reject_delay_ms = 0\n");
+    let server = node.start();
+    assert!(login(&server, "alice", &hotp(0)).is("Access-Accept"));
+    assert!(login(&server, "alice", "000000").is("Access-Reject"));
+    server.stop();
+    assert_eq!(audit_reasons(&node, "alice").values().sum::<usize>(), 2);
+
+    let node = node.with_config("[audit]\nretention_days = 0\n");
+    let server = node.start();
+    assert!(
+        server.wait_for_log("purged 2 audit records", Duration::from_secs(30)),
+        "{}",
+        server.logs()
+    );
+    assert!(login(&server, "alice", &hotp(1)).is("Access-Accept"));
+    server.stop();
+    let reasons = audit_reasons(&node, "alice");
+    assert_eq!(
+        reasons.into_iter().collect::<Vec<_>>(),
+        [("accepted".to_owned(), 1)],
+        "only the login after the purge is left"
+    );
 }
