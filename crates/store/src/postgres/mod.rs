@@ -8,6 +8,7 @@
 //! engine answers Reject, well inside a RADIUS client's timeout, never Accept.
 
 mod advance;
+mod attempt;
 mod audit;
 mod batch;
 mod clients;
@@ -35,7 +36,7 @@ use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::settings::Setting;
 use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{
-    DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
+    CodeAttempt, DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -73,6 +74,7 @@ pub struct PgStore {
     cipher: Arc<Cipher>,
     audit: mpsc::Sender<audit::Command>,
     advances: Batcher<AdvanceJob>,
+    attempts: Batcher<attempt::AttemptJob>,
     subjects: Batcher<users::SubjectJob>,
     failures: Batcher<users::FailureJob>,
     timeout: Duration,
@@ -131,6 +133,7 @@ impl PgStore {
         tokio::spawn(audit::run_writer(pool.clone(), rx));
         let cipher = Arc::new(cipher);
         let advances = Batcher::start(AdvanceJob, pool.clone(), options.timeout);
+        let attempts = Batcher::start(attempt::AttemptJob, pool.clone(), options.timeout);
         let subjects = Batcher::start(
             users::SubjectJob {
                 cipher: Arc::clone(&cipher),
@@ -153,6 +156,7 @@ impl PgStore {
             cipher,
             audit: tx,
             advances,
+            attempts,
             subjects,
             failures,
             timeout: options.timeout,
@@ -301,6 +305,38 @@ impl Store for PgStore {
         self.bounded(self.failures.call(take))
             .await?
             .ok_or_else(|| users::not_found(id))
+    }
+
+    async fn attempt_code(
+        &self,
+        user: UserId,
+        fresh: Option<(TokenId, u64)>,
+        now: i64,
+        max_failures: u32,
+        lockout_seconds: i64,
+    ) -> StoreResult<CodeAttempt> {
+        let fresh = match fresh {
+            Some((token, used)) => {
+                let used = map::counter(used)?;
+                if used == i64::MAX {
+                    return Err(StoreError::Corrupt(format!(
+                        "counter {used} cannot be advanced"
+                    )));
+                }
+                Some((token, used))
+            }
+            None => None,
+        };
+        let attempt = attempt::Attempt {
+            user,
+            fresh,
+            now,
+            max_failures: i64::from(max_failures),
+            lockout_seconds,
+        };
+        self.bounded(self.attempts.call(attempt))
+            .await?
+            .ok_or_else(|| users::not_found(user))
     }
 
     async fn release_attempt(&self, id: UserId) -> StoreResult<()> {
