@@ -59,6 +59,49 @@ pub fn hotp_burst(
     (counts, after)
 }
 
+/// What a [`hotp_burst`] of `sent` wrong codes against a lockout of `max_failures` must
+/// leave: every guess and the right code after them rejected, and in the audit log no
+/// more codes checked than `max_failures`, the rest rejected as locked.
+pub fn assert_lockout_held(
+    node: &Mfad,
+    user: &str,
+    burst: &(BTreeMap<String, usize>, Option<String>),
+    sent: usize,
+    max_failures: usize,
+) {
+    let (replies, right) = burst;
+    assert_eq!(replies.get("Access-Reject"), Some(&sent), "{replies:?}");
+    assert_eq!(
+        right.as_deref(),
+        Some("Access-Reject"),
+        "locked: the right code too"
+    );
+    let reasons = audit_reasons(node, user);
+    let count = |reason: &str| reasons.get(reason).copied().unwrap_or(0);
+    assert_eq!(
+        count("wrong_code") + count("accepted"),
+        max_failures,
+        "codes checked: {reasons:?}"
+    );
+    assert_eq!(
+        count("locked"),
+        sent + 1 - max_failures,
+        "rejected as locked: {reasons:?}"
+    );
+}
+
+/// Asserts that each of `users` has at least as many `accepted` audit records as the
+/// Accepts its client saw (`seen`, from [`accepts_until_killed`]).
+pub fn assert_every_accept_recorded(node: &Mfad, users: &[String], seen: &[usize]) {
+    for (user, &count) in users.iter().zip(seen) {
+        let reasons = audit_reasons(node, user);
+        assert!(
+            reasons.get("accepted").copied().unwrap_or(0) >= count,
+            "{user}: the client saw {count} Accepts, the log has {reasons:?}"
+        );
+    }
+}
+
 /// How many audit records of `user` there are per reason (`wrong_code`, `locked`,
 /// `accepted`, ...), read with `mfad log --format json`.
 pub fn audit_reasons(node: &Mfad, user: &str) -> BTreeMap<String, usize> {

@@ -52,7 +52,10 @@ mod twilio;
 use std::path::{Path, PathBuf};
 
 pub use freeradius::{FreeRadius, FreeRadiusBuilder};
-pub use guess::{accepts_until_killed, audit_reasons, hotp_burst};
+pub use guess::{
+    accepts_until_killed, assert_every_accept_recorded, assert_lockout_held, audit_reasons,
+    hotp_burst,
+};
 pub use mfad::{Mfad, Running, Starting};
 pub use mschap::MsChapV2;
 pub use oath::{oathtool_hotp, oathtool_totp};
