@@ -656,3 +656,82 @@ fn a_target_that_does_not_sign_its_replies_is_refused_by_default() {
     );
     server.stop();
 }
+
+/// How many requests reached `socket` so far (it never answers them).
+fn requests_received(socket: &UdpSocket) -> usize {
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut count = 0;
+    while socket.recv(&mut buf).is_ok() {
+        count += 1;
+    }
+    count
+}
+
+#[test]
+fn a_target_that_did_not_answer_is_skipped_on_the_next_login() {
+    const TIMEOUT_MS: u64 = 1500;
+    let timeout = Duration::from_millis(TIMEOUT_MS);
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start();
+    let (silent, down) = silent_target();
+    let targets = format!(
+        "{}{}",
+        target("down", down, TIMEOUT_MS),
+        target("up", freeradius.addr(), 2000)
+    );
+    let node = node(&targets, &["--code-separator", ",", "--targets", "down,up"]);
+    let server = node.start();
+
+    // The first login waits out the first target's timeout, then the second accepts.
+    let started = std::time::Instant::now();
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    let first = started.elapsed();
+    assert!(
+        accept.is("Access-Accept"),
+        "{}\n{}",
+        accept.output,
+        server.logs()
+    );
+    assert!(
+        first >= timeout,
+        "the first login waited for the timeout: {first:?}"
+    );
+    assert_eq!(
+        requests_received(&silent),
+        1,
+        "the first login asked the silent target"
+    );
+
+    // Right after, the silent target is held down: the login goes to the second
+    // target first, which answers, so the silent one is not asked at all.
+    let started = std::time::Instant::now();
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(1)), None);
+    let second = started.elapsed();
+    assert!(
+        accept.is("Access-Accept"),
+        "{}\n{}",
+        accept.output,
+        server.logs()
+    );
+    assert_eq!(
+        requests_received(&silent),
+        0,
+        "the held-down target got no request on the second login"
+    );
+    assert!(
+        second < timeout / 2,
+        "the second login did not wait for the silent target: {second:?}"
+    );
+    assert_eq!(
+        server
+            .logs()
+            .matches("target failed, trying the next one")
+            .count(),
+        1,
+        "{}",
+        server.logs()
+    );
+    server.stop();
+}
