@@ -735,3 +735,50 @@ fn a_target_that_did_not_answer_is_skipped_on_the_next_login() {
     );
     server.stop();
 }
+
+#[test]
+fn a_held_down_target_is_tried_first_again_once_its_hold_down_ms_passed() {
+    const TIMEOUT_MS: u64 = 1000;
+    const HOLD_DOWN_MS: u64 = 2500;
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start();
+    let (silent, down) = silent_target();
+    let targets = format!(
+        "{}hold_down_ms = {HOLD_DOWN_MS}\n{}",
+        target("down", down, TIMEOUT_MS),
+        target("up", freeradius.addr(), 2000)
+    );
+    let node = node(&targets, &["--code-separator", ",", "--targets", "down,up"]);
+    let server = node.start();
+
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    // The target was marked down before this reply left mfad.
+    let failed_by = std::time::Instant::now();
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    assert_eq!(requests_received(&silent), 1);
+
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(1)), None);
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    assert!(
+        failed_by.elapsed() < Duration::from_millis(HOLD_DOWN_MS),
+        "the second login came within the hold-down"
+    );
+    assert_eq!(requests_received(&silent), 0, "held down");
+
+    // Once the hold-down has surely passed, the first target is asked first again.
+    std::thread::sleep(Duration::from_millis(HOLD_DOWN_MS).saturating_sub(failed_by.elapsed()));
+    let started = std::time::Instant::now();
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(2)), None);
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    assert!(
+        started.elapsed() >= Duration::from_millis(TIMEOUT_MS),
+        "the login waited for the first target again"
+    );
+    assert_eq!(
+        requests_received(&silent),
+        1,
+        "the first target is tried again after its hold-down"
+    );
+    server.stop();
+}
