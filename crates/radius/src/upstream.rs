@@ -28,9 +28,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-/// How long a target that did not answer is tried after the others.
-const HOLD_DOWN: Duration = Duration::from_secs(30);
-
 /// One target server as the operator configured it.
 #[derive(Clone)]
 pub struct TargetConfig {
@@ -43,6 +40,8 @@ pub struct TargetConfig {
     pub retries: u32,
     /// Replies without Message-Authenticator are discarded (BlastRADIUS, CVE-2024-3596).
     pub require_message_authenticator: bool,
+    /// How long this target, once it did not answer, is tried after the others.
+    pub hold_down: Duration,
 }
 
 impl std::fmt::Debug for TargetConfig {
@@ -463,7 +462,7 @@ impl Upstream for Forward {
                     tracing::warn!(target = %target.config.name, address = %target.config.address,
                         "target failed, trying the next one: {err}");
                     if matches!(err, ExchangeError::Timeout | ExchangeError::Io(_)) {
-                        *lock(&target.down_until) = Some(Instant::now() + HOLD_DOWN);
+                        *lock(&target.down_until) = Some(Instant::now() + target.config.hold_down);
                     }
                     failures.push(format!("{}: {err}", target.config.name));
                 }

@@ -127,6 +127,9 @@ pub struct TargetConfig {
     /// Discard replies without Message-Authenticator (BlastRADIUS, CVE-2024-3596).
     #[serde(default = "TargetConfig::default_require_message_authenticator")]
     pub require_message_authenticator: bool,
+    /// Once this target did not answer, how long it is tried after the others.
+    #[serde(default = "TargetConfig::default_hold_down_ms")]
+    pub hold_down_ms: u64,
 }
 
 impl std::fmt::Debug for TargetConfig {
@@ -150,6 +153,9 @@ impl TargetConfig {
     }
     fn default_require_message_authenticator() -> bool {
         true
+    }
+    fn default_hold_down_ms() -> u64 {
+        30_000
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -660,6 +666,7 @@ mod tests {
             "timeout_ms",
             "retries",
             "require_message_authenticator",
+            "hold_down_ms",
         ] {
             assert!(
                 section.contains(&format!("{key} =")),

@@ -168,6 +168,7 @@ async fn targets(
             timeout: Duration::from_millis(config.timeout_ms),
             retries: config.retries,
             require_message_authenticator: config.require_message_authenticator,
+            hold_down: Duration::from_millis(config.hold_down_ms),
         });
     }
     let names: Vec<String> = targets

@@ -558,3 +558,227 @@ fn concurrent_logins_through_one_target_each_get_their_own_answer() {
     }
     server.stop();
 }
+
+/// The target node's token of alice: its codes are her "password" at the front node.
+const TARGET_SEED: &str = "ORUGKLLUMFZGOZLUFVXG6ZDFFVZWKZLE";
+
+/// A `[[radius.targets]]` entry that leaves `require_message_authenticator` at its
+/// default.
+fn signing_required(name: &str, addr: SocketAddr, timeout_ms: u64) -> String {
+    let entry =
+        target(name, addr, timeout_ms).replace("require_message_authenticator = false\n", "");
+    assert!(!entry.contains("require_message_authenticator"), "{entry}");
+    entry
+}
+
+#[test]
+fn a_target_that_signs_its_replies_passes_the_default_message_authenticator_check() {
+    // A second mfad as the target: it adds Message-Authenticator to every reply. It
+    // checks alice's "password" as the code of a token of her own there.
+    let target_node = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")))
+        .with_name("target-node")
+        .with_config("reject_delay_ms = 0");
+    target_node.add_client("front", "127.0.0.1", TARGET_SECRET);
+    target_node.cli_ok(["user", "add", "alice"]);
+    target_node.cli_ok([
+        "token",
+        "add",
+        "alice",
+        "--type",
+        "hotp",
+        "--secret",
+        TARGET_SEED,
+        "--serial",
+        "hw-t",
+    ]);
+    let target_server = target_node.start();
+    let target_password = |counter| oathtool_hotp(TARGET_SEED, counter, 6);
+
+    let node = node(
+        &signing_required("mfad-target", target_server.radius_addr(), 2000),
+        &["--code-separator", ","],
+    );
+    let server = node.start();
+
+    // Password and code in one field: the password to the target, the code here.
+    let accept = pap(
+        &server,
+        &format!("{},{}", target_password(0), hotp(0)),
+        None,
+    );
+    assert!(
+        accept.is("Access-Accept"),
+        "{}\n{}\n{}",
+        accept.output,
+        server.logs(),
+        target_server.logs()
+    );
+    assert!(
+        !server.logs().contains("discarding a reply"),
+        "{}",
+        server.logs()
+    );
+
+    // The password first, the code in a second prompt once the target accepted.
+    let challenge = pap(&server, &target_password(1), None);
+    assert!(challenge.is("Access-Challenge"), "{}", challenge.output);
+    let state = challenge.get("State").unwrap().to_string();
+    let accept = pap(&server, &hotp(1), Some(&state));
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+
+    // The target's own reject, signed too, is a wrong password, not a failed target.
+    let reject = pap(&server, &format!("000000,{}", hotp(2)), None);
+    assert!(reject.is("Access-Reject"), "{}", reject.output);
+    assert_eq!(last_reason(&node), "wrong_password");
+    server.stop();
+    target_server.stop();
+}
+
+#[test]
+fn a_target_that_does_not_sign_its_replies_is_refused_by_default() {
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start();
+    let node = node(
+        &signing_required("freeradius", freeradius.addr(), 300),
+        &["--code-separator", ","],
+    );
+    let server = node.start();
+    let reply = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    assert!(reply.is("Access-Reject"), "{}", reply.output);
+    assert_eq!(last_reason(&node), "upstream_unavailable");
+    assert!(
+        server
+            .logs()
+            .contains("no Message-Authenticator, which this target must send"),
+        "{}",
+        server.logs()
+    );
+    server.stop();
+}
+
+/// How many requests reached `socket` so far (it never answers them).
+fn requests_received(socket: &UdpSocket) -> usize {
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut count = 0;
+    while socket.recv(&mut buf).is_ok() {
+        count += 1;
+    }
+    count
+}
+
+#[test]
+fn a_target_that_did_not_answer_is_skipped_on_the_next_login() {
+    const TIMEOUT_MS: u64 = 1500;
+    let timeout = Duration::from_millis(TIMEOUT_MS);
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start();
+    let (silent, down) = silent_target();
+    let targets = format!(
+        "{}{}",
+        target("down", down, TIMEOUT_MS),
+        target("up", freeradius.addr(), 2000)
+    );
+    let node = node(&targets, &["--code-separator", ",", "--targets", "down,up"]);
+    let server = node.start();
+
+    // The first login waits out the first target's timeout, then the second accepts.
+    let started = std::time::Instant::now();
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    let first = started.elapsed();
+    assert!(
+        accept.is("Access-Accept"),
+        "{}\n{}",
+        accept.output,
+        server.logs()
+    );
+    assert!(
+        first >= timeout,
+        "the first login waited for the timeout: {first:?}"
+    );
+    assert_eq!(
+        requests_received(&silent),
+        1,
+        "the first login asked the silent target"
+    );
+
+    // Right after, the silent target is held down: the login goes to the second
+    // target first, which answers, so the silent one is not asked at all.
+    let started = std::time::Instant::now();
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(1)), None);
+    let second = started.elapsed();
+    assert!(
+        accept.is("Access-Accept"),
+        "{}\n{}",
+        accept.output,
+        server.logs()
+    );
+    assert_eq!(
+        requests_received(&silent),
+        0,
+        "the held-down target got no request on the second login"
+    );
+    assert!(
+        second < timeout / 2,
+        "the second login did not wait for the silent target: {second:?}"
+    );
+    assert_eq!(
+        server
+            .logs()
+            .matches("target failed, trying the next one")
+            .count(),
+        1,
+        "{}",
+        server.logs()
+    );
+    server.stop();
+}
+
+#[test]
+fn a_held_down_target_is_tried_first_again_once_its_hold_down_ms_passed() {
+    const TIMEOUT_MS: u64 = 1000;
+    const HOLD_DOWN_MS: u64 = 2500;
+    let freeradius = FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start();
+    let (silent, down) = silent_target();
+    let targets = format!(
+        "{}hold_down_ms = {HOLD_DOWN_MS}\n{}",
+        target("down", down, TIMEOUT_MS),
+        target("up", freeradius.addr(), 2000)
+    );
+    let node = node(&targets, &["--code-separator", ",", "--targets", "down,up"]);
+    let server = node.start();
+
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
+    // The target was marked down before this reply left mfad.
+    let failed_by = std::time::Instant::now();
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    assert_eq!(requests_received(&silent), 1);
+
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(1)), None);
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    assert!(
+        failed_by.elapsed() < Duration::from_millis(HOLD_DOWN_MS),
+        "the second login came within the hold-down"
+    );
+    assert_eq!(requests_received(&silent), 0, "held down");
+
+    // Once the hold-down has surely passed, the first target is asked first again.
+    std::thread::sleep(Duration::from_millis(HOLD_DOWN_MS).saturating_sub(failed_by.elapsed()));
+    let started = std::time::Instant::now();
+    let accept = pap(&server, &format!("pw-alice,{}", hotp(2)), None);
+    assert!(accept.is("Access-Accept"), "{}", accept.output);
+    assert!(
+        started.elapsed() >= Duration::from_millis(TIMEOUT_MS),
+        "the login waited for the first target again"
+    );
+    assert_eq!(
+        requests_received(&silent),
+        1,
+        "the first target is tried again after its hold-down"
+    );
+    server.stop();
+}
