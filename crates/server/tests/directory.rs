@@ -218,6 +218,52 @@ fn removed_users_setting_deletes_leavers() {
 }
 
 #[test]
+fn a_mass_removal_waits_for_approval_and_then_deletes_the_leavers() {
+    let slapd = Slapd::start(&seed(8));
+    let node = mfad(&directory_config(
+        &slapd,
+        &format!("removed_users = \"remove\"\n{}", staff_item()),
+    ));
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(out.contains("added 9"), "{out}");
+    // Six deleted from the directory: more than the threshold (5).
+    let six: String = (0..6)
+        .map(|i| format!("dn: uid=user{i},{}\nchangetype: delete\n\n", staff()))
+        .collect();
+    slapd.modify(&six);
+    let held = node.cli_ok(["directory", "sync"]);
+    assert!(
+        held.contains("removed 0") && held.contains("held back") && held.contains("remove 6 users"),
+        "{held}"
+    );
+    for i in 0..6 {
+        assert_eq!(user_json(&node, &format!("user{i}"))["enabled"], true);
+    }
+    let status = node.cli_ok(["directory", "status"]);
+    assert!(
+        status.contains("waiting for approval") && status.contains("remove 6 users"),
+        "{status}"
+    );
+    let again = node.cli_ok(["directory", "sync"]);
+    assert!(
+        again.contains("removed 0") && again.contains("held back"),
+        "still held without approval: {again}"
+    );
+    node.cli_ok(["user", "show", "user0"]);
+
+    node.cli_ok(["directory", "approve"]);
+    let applied = node.cli_ok(["directory", "sync"]);
+    assert!(applied.contains("removed 6"), "{applied}");
+    for i in 0..6 {
+        node.cli_err(["user", "show", &format!("user{i}")]);
+    }
+    for name in ["user6", "user7", "alice"] {
+        assert_eq!(user_json(&node, name)["enabled"], true, "{name}");
+    }
+    assert!(!node.cli_ok(["directory", "status"]).contains("waiting"));
+}
+
+#[test]
 fn group_items_match_first_in_order_with_their_method_and_language() {
     let mut ldif = seed(2);
     ldif.push_str(&format!(
