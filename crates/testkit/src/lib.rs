@@ -59,7 +59,7 @@ pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};
 pub use postgres::{PgCluster, PgDatabase};
 pub use radclient::{RadReply, Radclient};
-pub use slapd::{base_ldif, ou_ldif, person_ldif, Slapd, ADMIN_DN, BASE_DN};
+pub use slapd::{base_ldif, ou_ldif, person_category_dn, person_ldif, Slapd, ADMIN_DN, BASE_DN};
 pub use smtp::{ReceivedMail, SmtpMode, SmtpServer, TestCa};
 pub use tap::{attribute_types, UdpTap};
 pub use twilio::{Call, CallScript, FakeTwilio, GenericRequest, Sms};
