@@ -15,7 +15,7 @@ use mfad_core::outbox::{EmailKind, EmailStatus, RetryPolicy};
 use mfad_core::store::Store;
 use mfad_notify::compose::MailSettings;
 use mfad_notify::{compose, Mailer, Outbox, Security, SmtpConfig, Templates};
-use mfad_testkit::{free_tcp_port, SmtpMode, SmtpServer, TestCa};
+use mfad_testkit::{ReservedTcpPort, SmtpMode, SmtpServer, TestCa};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -260,7 +260,8 @@ async fn the_outbox_retries_while_the_server_is_down_and_delivers_once_when_it_i
     .unwrap();
     store.queue_email(&mail, NOW).await.unwrap().unwrap();
 
-    let port = free_tcp_port();
+    // Held, refusing connections, until the mail server starts on it.
+    let port = ReservedTcpPort::new();
     let clock = Arc::new(FixedClock::at(NOW));
     let retry = RetryPolicy {
         initial_seconds: 30,
@@ -269,7 +270,7 @@ async fn the_outbox_retries_while_the_server_is_down_and_delivers_once_when_it_i
     };
     let outbox = Outbox::new(
         store.clone(),
-        Mailer::new(&config(port, Security::None, None)).unwrap(),
+        Mailer::new(&config(port.port(), Security::None, None)).unwrap(),
         clock.clone(),
         retry,
     );

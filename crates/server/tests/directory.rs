@@ -13,8 +13,8 @@
 )]
 
 use mfad_testkit::{
-    base_ldif, oathtool_hotp, ou_ldif, person_ldif, Mfad, RadReply, Radclient, ReceivedMail,
-    Running, Slapd, SmtpMode, SmtpServer, ADMIN_DN, BASE_DN,
+    base_ldif, oathtool_hotp, ou_ldif, person_category_dn, person_ldif, Mfad, RadReply, Radclient,
+    ReceivedMail, Running, Slapd, SmtpMode, SmtpServer, ADMIN_DN, BASE_DN,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -215,6 +215,52 @@ fn removed_users_setting_deletes_leavers() {
     let out = node.cli_ok(["directory", "sync"]);
     assert!(out.contains("removed 1"), "{out}");
     node.cli_err(["user", "show", "user1"]);
+}
+
+#[test]
+fn a_mass_removal_waits_for_approval_and_then_deletes_the_leavers() {
+    let slapd = Slapd::start(&seed(8));
+    let node = mfad(&directory_config(
+        &slapd,
+        &format!("removed_users = \"remove\"\n{}", staff_item()),
+    ));
+    let out = node.cli_ok(["directory", "import"]);
+    assert!(out.contains("added 9"), "{out}");
+    // Six deleted from the directory: more than the threshold (5).
+    let six: String = (0..6)
+        .map(|i| format!("dn: uid=user{i},{}\nchangetype: delete\n\n", staff()))
+        .collect();
+    slapd.modify(&six);
+    let held = node.cli_ok(["directory", "sync"]);
+    assert!(
+        held.contains("removed 0") && held.contains("held back") && held.contains("remove 6 users"),
+        "{held}"
+    );
+    for i in 0..6 {
+        assert_eq!(user_json(&node, &format!("user{i}"))["enabled"], true);
+    }
+    let status = node.cli_ok(["directory", "status"]);
+    assert!(
+        status.contains("waiting for approval") && status.contains("remove 6 users"),
+        "{status}"
+    );
+    let again = node.cli_ok(["directory", "sync"]);
+    assert!(
+        again.contains("removed 0") && again.contains("held back"),
+        "still held without approval: {again}"
+    );
+    node.cli_ok(["user", "show", "user0"]);
+
+    node.cli_ok(["directory", "approve"]);
+    let applied = node.cli_ok(["directory", "sync"]);
+    assert!(applied.contains("removed 6"), "{applied}");
+    for i in 0..6 {
+        node.cli_err(["user", "show", &format!("user{i}")]);
+    }
+    for name in ["user6", "user7", "alice"] {
+        assert_eq!(user_json(&node, name)["enabled"], true, "{name}");
+    }
+    assert!(!node.cli_ok(["directory", "status"]).contains("waiting"));
 }
 
 #[test]
@@ -660,8 +706,9 @@ fn ad_user(cn: &str, upn: Option<&str>, sam: &str, uac: u32, guid_base64: &str) 
         "dn: cn={cn},ou=people,{BASE_DN}\nobjectClass: user\nobjectClass: extensibleObject\n\
          cn: {cn}\nsn: {cn}\ngivenName: {cn}\n{upn}sAMAccountName: {sam}\nuserAccountControl: {uac}\n\
          instanceType: 4\nnTSecurityDescriptor:: AQAEgA==\n\
-         objectCategory: CN=Person,CN=Schema,CN=Configuration,{BASE_DN}\n\
-         objectGUID:: {guid_base64}\nuserPassword: pw-{sam}\n\n"
+         objectCategory: {category}\n\
+         objectGUID:: {guid_base64}\nuserPassword: pw-{sam}\n\n",
+        category = person_category_dn()
     )
 }
 
@@ -691,16 +738,25 @@ fn active_directory_preset_maps_object_guid_upn_fallback_and_the_disabled_bit() 
         514,
         "EBEREhMUFRYXGBkaGxwdHg==",
     ));
+    // A computer account: objectClass user as well, objectCategory Computer.
+    ldif.push_str(
+        &ad_user("WS01", None, "ws01$", 4096, "ICEiIyQlJicoKSorLC0uLw==").replace(
+            &person_category_dn(),
+            &format!("CN=Computer,CN=Schema,CN=Configuration,{BASE_DN}"),
+        ),
+    );
     let slapd = Slapd::start(&ldif);
-    // slapd has no objectCategory=person shorthand (AD expands it to the category's DN).
-    let config = directory_config(&slapd, "user_filter = \"(objectClass=user)\"\n")
+    // The preset's own filter, (&(objectCategory=person)(objectClass=user)): the
+    // computer account is a user too, but of another category.
+    let config = directory_config(&slapd, "")
         .replace("preset = \"openldap\"", "preset = \"active-directory\"");
     let node = mfad(&config);
     let out = node.cli_ok(["directory", "import"]);
     assert!(
         out.contains("added 2, updated 0, unchanged 1"),
-        "a disabled account is not added: {out}"
+        "a disabled account and a computer are not added: {out}"
     );
+    node.cli_err(["user", "show", "ws01$"]);
     let alice = user_json(&node, "alice@example.org");
     assert_eq!(
         alice["directory_id"],
@@ -744,7 +800,7 @@ fn ad_node_letting_unknown_users_in(first_factor: &str) -> (Mfad, Slapd) {
         "AQIDBAUGBwgJCgsMDQ4PEA==",
     ));
     let slapd = Slapd::start(&ldif);
-    let config = directory_config(&slapd, "user_filter = \"(objectClass=user)\"\n")
+    let config = directory_config(&slapd, "")
         .replace("preset = \"openldap\"", "preset = \"active-directory\"");
     let node = mfad(&config);
     node.cli_ok(["directory", "import"]);

@@ -8,7 +8,9 @@
     clippy::indexing_slicing
 )]
 
-use mfad_testkit::{free_tcp_port, oathtool_hotp, Mfad, Radclient, SmtpMode, SmtpServer, TestCa};
+use mfad_testkit::{
+    free_tcp_port, oathtool_hotp, Mfad, Radclient, ReservedTcpPort, SmtpMode, SmtpServer, TestCa,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -195,11 +197,12 @@ fn set_pin_generate_mails_the_pin_and_requires_a_change() {
 #[test]
 fn a_mail_to_a_down_server_is_retried_by_serve_and_delivered_once() {
     let ca = TestCa::new();
-    let port = free_tcp_port();
+    // Held, refusing connections, until the mail server starts on it.
+    let port = ReservedTcpPort::new();
     let node = mfad();
     let config = mail_config(
         &node,
-        port,
+        port.port(),
         &ca,
         "\n[email.retry]\ninitial_seconds = 1\nmax_seconds = 2\nmax_attempts = 50\n",
     );

@@ -62,7 +62,7 @@ pub use oath::{oathtool_hotp, oathtool_totp};
 pub use pam::{pam_login, PamResult};
 pub use postgres::{PgCluster, PgDatabase};
 pub use radclient::{RadReply, Radclient};
-pub use slapd::{base_ldif, ou_ldif, person_ldif, Slapd, ADMIN_DN, BASE_DN};
+pub use slapd::{base_ldif, ou_ldif, person_category_dn, person_ldif, Slapd, ADMIN_DN, BASE_DN};
 pub use smtp::{ReceivedMail, SmtpMode, SmtpServer, TestCa};
 pub use tap::{attribute_types, UdpTap};
 pub use twilio::{Call, CallScript, FakeTwilio, GenericRequest, Sms};
@@ -109,6 +109,45 @@ pub fn free_tcp_port() -> u16 {
         .local_addr()
         .expect("local_addr of a bound listener")
         .port()
+}
+
+/// A TCP port on 127.0.0.1 held from now on: a socket bound to it that does not listen,
+/// so connections to it are refused (a server that is down) and no other process can
+/// take the port. [`SmtpServer::start_on`] serves on this very socket.
+pub struct ReservedTcpPort {
+    socket: socket2::Socket,
+    port: u16,
+}
+
+impl ReservedTcpPort {
+    pub fn new() -> ReservedTcpPort {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("create a TCP socket");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        socket.bind(&addr.into()).expect("bind 127.0.0.1:0");
+        let port = socket
+            .local_addr()
+            .expect("local_addr of a bound socket")
+            .as_socket()
+            .expect("an IPv4 address")
+            .port();
+        ReservedTcpPort { socket, port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bound socket, for a child process to listen on.
+    pub(crate) fn into_stdio(self) -> std::process::Stdio {
+        std::process::Stdio::from(std::os::fd::OwnedFd::from(self.socket))
+    }
+}
+
+impl Default for ReservedTcpPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago: bind port 0, read it, release it.

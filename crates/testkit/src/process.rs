@@ -106,9 +106,15 @@ pub(crate) struct Process {
 
 impl Process {
     /// Spawns `command` with stdout and stderr captured and stdin closed.
-    pub(crate) fn spawn(name: &str, mut command: Command) -> Process {
+    pub(crate) fn spawn(name: &str, command: Command) -> Process {
+        Self::spawn_with_stdin(name, command, Stdio::null())
+    }
+
+    /// [`Process::spawn`] with `stdin` as the child's standard input, e.g. a socket it
+    /// is to serve on.
+    pub(crate) fn spawn_with_stdin(name: &str, mut command: Command, stdin: Stdio) -> Process {
         command
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn(&mut command)

@@ -5,6 +5,9 @@
 //! Like some production directories, it accepts a DN with an empty password as an
 //! unauthenticated bind (RFC 4513 §5.1.2, `allow bind_anon_dn`), so a test of "an empty
 //! password is never a bind" proves mfad's own refusal, not slapd's.
+//!
+//! For Active Directory's `objectCategory=person` shorthand, an `rwm` overlay rewrites
+//! that filter term to the category's DN ([`person_category_dn`]), as AD expands it.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -238,13 +241,17 @@ impl Slapd {
 }
 
 /// Debian's `msuser` schema (Active Directory's user attributes), with the equality
-/// matching Active Directory has for the names users log in with: Debian's copy defines
-/// none for sAMAccountName and userPrincipalName, so a search by either finds nothing.
+/// matching Active Directory has: Debian's copy defines none for sAMAccountName,
+/// userPrincipalName and objectCategory, so a search by any of them finds nothing.
 fn msuser_schema() -> String {
     let schema = std::fs::read_to_string("/etc/ldap/schema/msuser.schema")
         .expect("read /etc/ldap/schema/msuser.schema (Debian's slapd package)");
     let mut patched = schema;
-    for name in ["sAMAccountName", "userPrincipalName"] {
+    for (name, rule) in [
+        ("sAMAccountName", "caseIgnoreMatch"),
+        ("userPrincipalName", "caseIgnoreMatch"),
+        ("objectCategory", "distinguishedNameMatch"),
+    ] {
         let plain = format!("NAME '{name}'\n\tSYNTAX");
         assert!(
             patched.contains(&plain),
@@ -252,10 +259,16 @@ fn msuser_schema() -> String {
         );
         patched = patched.replace(
             &plain,
-            &format!("NAME '{name}'\n\tEQUALITY caseIgnoreMatch\n\tSYNTAX"),
+            &format!("NAME '{name}'\n\tEQUALITY {rule}\n\tSYNTAX"),
         );
     }
     patched
+}
+
+/// The DN Active Directory puts in `objectCategory` of a user entry, and that it
+/// searches for when a filter says `objectCategory=person`.
+pub fn person_category_dn() -> String {
+    format!("CN=Person,CN=Schema,CN=Configuration,{BASE_DN}")
 }
 
 fn config(dir: &Path, tls: bool) -> String {
@@ -278,6 +291,7 @@ fn config(dir: &Path, tls: bool) -> String {
          pidfile {d}/slapd.pid\n\
          modulepath /usr/lib/ldap\n\
          moduleload back_mdb\n\
+         moduleload rwm\n\
          allow bind_anon_dn\n\
          {tls}\
          sizelimit unlimited\n\
@@ -290,7 +304,13 @@ fn config(dir: &Path, tls: bool) -> String {
          limits * size=unlimited time=unlimited\n\
          index objectClass eq\n\
          index uid eq\n\
-         index entryUUID eq\n"
+         index entryUUID eq\n\
+         overlay rwm\n\
+         rwm-rewriteEngine on\n\
+         rwm-rewriteContext searchFilter\n\
+         rwm-rewriteRule \"^(.*)[(]objectCategory=person[)](.*)$\" \
+         \"%1(objectCategory={category})%2\" \":\"\n",
+        category = person_category_dn()
     )
 }
 

@@ -2,6 +2,7 @@
 //! STARTTLS or implicit TLS on a certificate from a test CA, and AUTH when asked.
 
 use crate::process::{run_with_input, Process};
+use crate::ReservedTcpPort;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -208,12 +209,13 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts a server on a free port.
     pub fn start(mode: SmtpMode, ca: Option<&TestCa>, auth: Option<(&str, &str)>) -> SmtpServer {
-        Self::start_on(0, mode, ca, auth)
+        Self::start_on(ReservedTcpPort::new(), mode, ca, auth)
     }
 
-    /// Starts a server on `port` (0: a free one), e.g. the port of a server stopped before.
+    /// Starts a server on `port`, held since it was reserved (e.g. while mail to it
+    /// failed): the server listens on that very socket, passed as its stdin.
     pub fn start_on(
-        port: u16,
+        port: ReservedTcpPort,
         mode: SmtpMode,
         ca: Option<&TestCa>,
         auth: Option<(&str, &str)>,
@@ -232,7 +234,7 @@ impl SmtpServer {
         let path = script.path().join("server.py");
         std::fs::write(&path, SCRIPT).expect("write server.py");
         let mut command = Command::new(python);
-        command.arg(&path).arg(port.to_string()).arg(mode.arg());
+        command.arg(&path).arg(mode.arg());
         if mode != SmtpMode::Plain {
             let ca = ca.expect("a TLS mode needs a TestCa");
             command.arg(ca.cert()).arg(ca.key());
@@ -240,7 +242,7 @@ impl SmtpServer {
         if let Some((user, password)) = auth {
             command.arg(user).arg(password);
         }
-        let process = Process::spawn("aiosmtpd", command);
+        let process = Process::spawn_with_stdin("aiosmtpd", command, port.into_stdio());
         let deadline = Instant::now() + START_TIMEOUT;
         let port = process.output().wait_for(deadline, |lines| {
             lines

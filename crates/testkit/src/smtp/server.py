@@ -1,11 +1,12 @@
 """A real SMTP server (aiosmtpd) for mfad's tests.
 
-Usage: server.py PORT MODE [CERT KEY] [USER PASSWORD]
-MODE is plain, starttls or tls. PORT 0 picks a free port. Prints
-"listening PORT" once bound, then one JSON line per received message.
+Usage: server.py MODE [CERT KEY] [USER PASSWORD] <&SOCKET
+MODE is plain, starttls or tls. Listens on the bound TCP socket it gets as stdin.
+Prints "listening PORT" once listening, then one JSON line per received message.
 """
 import asyncio
 import json
+import socket
 import ssl
 import sys
 
@@ -28,9 +29,8 @@ class Handler:
 
 
 def main():
-    port = int(sys.argv[1])
-    mode = sys.argv[2]
-    rest = sys.argv[3:]
+    mode = sys.argv[1]
+    rest = sys.argv[2:]
     context = None
     if mode in ("starttls", "tls"):
         cert, key, rest = rest[0], rest[1], rest[2:]
@@ -63,10 +63,8 @@ def main():
     server = loop.run_until_complete(
         loop.create_server(
             factory,
-            "127.0.0.1",
-            port,
+            sock=socket.socket(fileno=0),
             ssl=context if mode == "tls" else None,
-            reuse_address=True,
         )
     )
     print("listening %d" % server.sockets[0].getsockname()[1], flush=True)
