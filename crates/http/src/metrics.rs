@@ -28,6 +28,16 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
     Some(handle)
 }
 
+/// Drains the histograms' raw samples into their buckets every few seconds: without it
+/// they pile up in memory between scrapes (or forever, with nobody scraping).
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 pub fn router(handle: PrometheusHandle) -> Router {
     Router::new()
         .route("/metrics", get(render))

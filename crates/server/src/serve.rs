@@ -12,6 +12,9 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     // Before any front-end records a metric; `/metrics` renders what it collects.
     let metrics = mfad_http::metrics::install_recorder();
+    if let Some(handle) = &metrics {
+        tokio::spawn(mfad_http::metrics::upkeep(handle.clone()));
+    }
     // Listen addresses are read at start only, never from stored settings.
     let base = layers.unchecked()?;
     let listen = base.radius_listen()?;
