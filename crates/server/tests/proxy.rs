@@ -398,30 +398,6 @@ fn client_add_refuses_unknown_targets() {
 }
 
 #[test]
-fn a_target_reply_without_message_authenticator_is_discarded_when_required() {
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
-    let strict = target("freeradius", freeradius.addr(), 300).replace(
-        "require_message_authenticator = false",
-        "require_message_authenticator = true",
-    );
-    let node = node(&strict, &["--code-separator", ","]);
-    let server = node.start();
-    let reply = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
-    assert!(reply.is("Access-Reject"), "{}", reply.output);
-    assert_eq!(last_reason(&node), "upstream_unavailable");
-    assert!(
-        server
-            .logs()
-            .contains("no Message-Authenticator, which this target must send"),
-        "{}",
-        server.logs()
-    );
-    server.stop();
-}
-
-#[test]
 fn wrong_passwords_at_the_target_lock_the_user_out() {
     let freeradius = FreeRadius::builder(TARGET_SECRET)
         .user("alice", "pw-alice")
