@@ -96,7 +96,7 @@ pub fn check_key(key: &str) -> anyhow::Result<()> {
                 .join(", ")
         );
     }
-    bail!("unknown setting '{key}'; see the configuration reference in the README")
+    bail!("unknown setting '{key}'; see docs/configuration.md")
 }
 
 /// A value as typed on the command line: TOML (`5`, `true`, `"text"`, `["a", "b"]`), or
