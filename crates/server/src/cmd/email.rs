@@ -38,10 +38,7 @@ pub async fn send(
         );
     }
     let templates = super::templates(ctx)?;
-    let settings = MailSettings {
-        language: ctx.config.email.language.clone(),
-        portal_url: ctx.config.portal.url.clone(),
-    };
+    let settings = mail_settings(ctx);
     let mail = compose(&templates, &settings, user, kind, pin, once)?;
     let Some(queued) = ctx.store.queue_email(&mail, ctx.now()).await? else {
         outln!(
@@ -50,16 +47,7 @@ pub async fn send(
         );
         return Ok(());
     };
-    let mailer = Mailer::new(&ctx.config.smtp)?;
-    let outbox = Outbox::new(
-        ctx.store.clone(),
-        mailer,
-        ctx.clock.clone(),
-        ctx.config.email.retry.clone(),
-    );
-    if let Err(err) = outbox.deliver_due().await {
-        tracing::warn!("e-mail delivery pass failed: {err}");
-    }
+    deliver_now(ctx).await?;
     let state = ctx
         .store
         .list_emails(200)
@@ -165,10 +153,7 @@ pub async fn welcome_added(ctx: &Ctx, added_ids: &[String]) -> anyhow::Result<We
     } else {
         None
     };
-    let settings = MailSettings {
-        language: ctx.config.email.language.clone(),
-        portal_url: ctx.config.portal.url.clone(),
-    };
+    let settings = mail_settings(ctx);
     for user in &added {
         let pin = match initial_pin(user, mail_on) {
             InitialPin::Generate if generate => {
@@ -203,15 +188,7 @@ pub async fn welcome_added(ctx: &Ctx, added_ids: &[String]) -> anyhow::Result<We
         }
     }
     if welcomed.queued > 0 {
-        let outbox = Outbox::new(
-            ctx.store.clone(),
-            Mailer::new(&ctx.config.smtp)?,
-            ctx.clock.clone(),
-            ctx.config.email.retry.clone(),
-        );
-        if let Err(err) = outbox.deliver_due().await {
-            tracing::warn!("e-mail delivery pass failed: {err}");
-        }
+        deliver_now(ctx).await?;
     }
     Ok(welcomed)
 }
@@ -225,10 +202,7 @@ pub async fn notify_phone_changes(ctx: &Ctx, held: &[PendingPhone]) -> anyhow::R
         return Ok(0);
     }
     let templates = super::templates(ctx)?;
-    let settings = MailSettings {
-        language: ctx.config.email.language.clone(),
-        portal_url: ctx.config.portal.url.clone(),
-    };
+    let settings = mail_settings(ctx);
     let mut queued = 0;
     for change in held {
         let Some(user) = ctx.store.user_by_id(change.user_id).await? else {
@@ -246,17 +220,32 @@ pub async fn notify_phone_changes(ctx: &Ctx, held: &[PendingPhone]) -> anyhow::R
         }
     }
     if queued > 0 {
-        let outbox = Outbox::new(
-            ctx.store.clone(),
-            Mailer::new(&ctx.config.smtp)?,
-            ctx.clock.clone(),
-            ctx.config.email.retry.clone(),
-        );
-        if let Err(err) = outbox.deliver_due().await {
-            tracing::warn!("e-mail delivery pass failed: {err}");
-        }
+        deliver_now(ctx).await?;
     }
     Ok(queued)
+}
+
+/// The mail settings of the configuration in force.
+fn mail_settings(ctx: &Ctx) -> MailSettings {
+    MailSettings {
+        language: ctx.config.email.language.clone(),
+        portal_url: ctx.config.portal.url.clone(),
+    }
+}
+
+/// One delivery pass over the outbox, so mails just queued go out before the command
+/// ends; what fails stays queued for `mfad serve` to retry.
+async fn deliver_now(ctx: &Ctx) -> anyhow::Result<()> {
+    let outbox = Outbox::new(
+        ctx.store.clone(),
+        Mailer::new(&ctx.config.smtp)?,
+        ctx.clock.clone(),
+        ctx.config.email.retry.clone(),
+    );
+    if let Err(err) = outbox.deliver_due().await {
+        tracing::warn!("e-mail delivery pass failed: {err}");
+    }
+    Ok(())
 }
 
 const HEADERS: [&str; 8] = [
