@@ -2,7 +2,7 @@
 //! the call ended. Each is signed; the transaction id in the URL names the login.
 
 use super::{twilio_signature, twiml, FormFields};
-use axum::extract::{OriginalUri, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -57,16 +57,36 @@ struct Txn {
     pin: String,
 }
 
-async fn answer(
-    State(hooks): State<Hooks>,
-    OriginalUri(uri): OriginalUri,
-    Query(q): Query<Txn>,
-    headers: HeaderMap,
-    Form(form): Form<FormFields>,
-) -> Response {
-    if !hooks.verified(&uri, &headers, &form) {
-        return StatusCode::FORBIDDEN.into_response();
+/// A voice webhook whose Twilio signature checked out: the login it names and the
+/// fields Twilio posted. Unsigned or forged requests are refused with 403.
+struct Signed {
+    txn: Txn,
+    form: FormFields,
+}
+
+impl FromRequest<Hooks> for Signed {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, hooks: &Hooks) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let OriginalUri(uri) = OriginalUri::from_request_parts(&mut parts, hooks)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(txn) = Query::<Txn>::from_request_parts(&mut parts, hooks)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Form(form) = Form::<FormFields>::from_request(Request::from_parts(parts, body), hooks)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !hooks.verified(&uri, &headers, &form) {
+            return Err(StatusCode::FORBIDDEN.into_response());
+        }
+        Ok(Signed { txn, form })
     }
+}
+
+async fn answer(State(hooks): State<Hooks>, Signed { txn: q, .. }: Signed) -> Response {
     let policy = hooks.engine.policy();
     let fraud_code = policy.fraud.report_code().unwrap_or_default();
     twiml(
@@ -77,16 +97,7 @@ async fn answer(
     )
 }
 
-async fn gather(
-    State(hooks): State<Hooks>,
-    OriginalUri(uri): OriginalUri,
-    Query(q): Query<Txn>,
-    headers: HeaderMap,
-    Form(form): Form<FormFields>,
-) -> Response {
-    if !hooks.verified(&uri, &headers, &form) {
-        return StatusCode::FORBIDDEN.into_response();
-    }
+async fn gather(State(hooks): State<Hooks>, Signed { txn: q, form }: Signed) -> Response {
     let Some(keys) = voice::gathered_keys(&form) else {
         tracing::warn!("voice gather webhook without Digits ignored");
         return twiml(voice::no_input_twiml());
@@ -94,16 +105,7 @@ async fn gather(
     twiml(voice::gathered_twiml(hooks.report(&q.txn, keys).await))
 }
 
-async fn status(
-    State(hooks): State<Hooks>,
-    OriginalUri(uri): OriginalUri,
-    Query(q): Query<Txn>,
-    headers: HeaderMap,
-    Form(form): Form<FormFields>,
-) -> Response {
-    if !hooks.verified(&uri, &headers, &form) {
-        return StatusCode::FORBIDDEN.into_response();
-    }
+async fn status(State(hooks): State<Hooks>, Signed { txn: q, form }: Signed) -> Response {
     if let Some(result) = voice::call_ended(&form) {
         hooks.report(&q.txn, result).await;
     }
