@@ -370,19 +370,9 @@ fn first_factor_node(slapd: &Slapd, client_flags: &[&str], extra: &str) -> Mfad 
         &format!("{}{extra}", staff_item()),
     ));
     node.cli_ok(["directory", "import"]);
-    let mut args = vec![
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-        "--first-factor",
-        "directory",
-    ];
-    args.extend_from_slice(client_flags);
-    node.cli_ok(args);
+    let mut options = vec!["--first-factor", "directory"];
+    options.extend_from_slice(client_flags);
+    node.add_client_with("vpn", "127.0.0.1", SECRET, &options);
     node.cli_ok([
         "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
     ]);
@@ -816,19 +806,17 @@ fn ad_node_letting_unknown_users_in(first_factor: &str) -> (Mfad, Slapd) {
         "--serial",
         "hw-1",
     ]);
-    node.cli_ok([
-        "client",
-        "add",
+    node.add_client_with(
         "vpn",
-        "--address",
         "127.0.0.1",
-        "--secret",
         SECRET,
-        "--first-factor",
-        first_factor,
-        "--require-user-match",
-        "false",
-    ]);
+        &[
+            "--first-factor",
+            first_factor,
+            "--require-user-match",
+            "false",
+        ],
+    );
     (node, slapd)
 }
 
@@ -896,20 +884,7 @@ fn rejects_take_the_same_time_whoever_is_rejected() {
          starttls = false\nbase_dn = \"{BASE_DN}\"\nconnect_timeout_ms = 400\ntimeout_ms = 400\n",
         hole.local_addr().unwrap()
     ));
-    node.cli_ok_with_input(
-        [
-            "client",
-            "add",
-            "vpn",
-            "--address",
-            "127.0.0.1",
-            "--first-factor",
-            "directory",
-            "--secret-file",
-            "-",
-        ],
-        SECRET.as_bytes(),
-    );
+    node.add_client_with("vpn", "127.0.0.1", SECRET, &["--first-factor", "directory"]);
     for user in ["alice", "bob"] {
         node.cli_ok(["user", "add", user]);
         node.cli_ok(["token", "add", user, "--type", "hotp", "--secret", SEED]);

@@ -377,19 +377,12 @@ fn client_add_refuses_unknown_targets() {
         serde_json::json!([]),
         "neither refused client was added"
     );
-    node.cli_ok([
-        "client",
-        "add",
+    node.add_client_with(
         "vpn",
-        "--address",
         "127.0.0.1",
-        "--secret",
         SECRET,
-        "--first-factor",
-        "radius",
-        "--targets",
-        "nps-1",
-    ]);
+        &["--first-factor", "radius", "--targets", "nps-1"],
+    );
     let list = node.cli_ok(["client", "list", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");

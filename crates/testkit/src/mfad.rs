@@ -209,18 +209,23 @@ impl Mfad {
     /// standard input (`mfad client add NAME --address ADDRESS --secret-file -`); the
     /// command must succeed.
     pub fn add_client(&self, name: &str, address: &str, secret: &str) {
-        self.cli_ok_with_input(
-            [
-                "client",
-                "add",
-                name,
-                "--address",
-                address,
-                "--secret-file",
-                "-",
-            ],
-            secret.as_bytes(),
-        );
+        self.add_client_with(name, address, secret, &[]);
+    }
+
+    /// [`Mfad::add_client`] with more `client add` options, e.g.
+    /// `["--first-factor", "directory"]`.
+    pub fn add_client_with(&self, name: &str, address: &str, secret: &str, options: &[&str]) {
+        let mut args = vec![
+            "client",
+            "add",
+            name,
+            "--address",
+            address,
+            "--secret-file",
+            "-",
+        ];
+        args.extend_from_slice(options);
+        self.cli_ok_with_input(args, secret.as_bytes());
     }
 
     /// Stores a secret setting as an operator does, typed on standard input
