@@ -462,15 +462,7 @@ fn assert_inert(out: &str, what: &str) {
 #[test]
 fn log_shows_an_attackers_user_name_harmlessly_in_tables_and_csv() {
     let node = Mfad::new(bin());
-    node.cli_ok([
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1/32",
-        "--secret",
-        "0123456789abcdef-x",
-    ]);
+    node.add_client("vpn", "127.0.0.1/32", "0123456789abcdef-x");
     let server = node.start();
     let radius = Radclient::new(server.radius_addr(), "0123456789abcdef-x");
     for name in [ESCAPED_NAME, FORMULA_NAME] {
