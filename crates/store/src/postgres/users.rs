@@ -323,6 +323,7 @@ impl Job for FailureJob {
     type Key = UserId;
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a failure count";
+    const LABEL: &'static str = "failure";
 
     fn key(item: &FailureUpdate) -> &UserId {
         &item.id
@@ -429,6 +430,7 @@ impl Job for SubjectJob {
     type Key = String;
     const MAX_BATCH: usize = 256;
     const WHAT: &'static str = "a user lookup";
+    const LABEL: &'static str = "lookup";
 
     fn key(username: &String) -> &String {
         username

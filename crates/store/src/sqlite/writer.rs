@@ -395,9 +395,12 @@ impl Writer {
     /// Commits the open transaction and hands its callers on to be answered once it
     /// is durable.
     fn commit(&mut self) {
+        let size = self.open_len();
         let Some(open) = self.open.take() else {
             return;
         };
+        metrics::histogram!("mfad_store_batch_size", "store" => "sqlite", "kind" => "write")
+            .record(size as f64);
         if !self.conn.is_autocommit() {
             if let Err(e) = exec(&self.conn, "COMMIT") {
                 let e = abort(&self.conn, e);
