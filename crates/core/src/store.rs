@@ -178,8 +178,11 @@ pub trait Store: Send + Sync + 'static {
     /// the call, but what it matched decides nothing unless the slot is granted here, so
     /// a burst of guesses learns no more than `max_failures` outcomes per lockout period.
     ///
-    /// Backends may answer before the change is durable (SQLite answers once the
-    /// writer applied it): the caller makes the outcome durable with the attempt's
+    /// `accepted`: the attempt's final audit record should the code be accepted; it is
+    /// then written as by [`Store::append_audit`], durable with the accepted code before
+    /// the answer (SQLite: in the same transaction, so an Accept costs one commit).
+    /// Otherwise backends may answer before the change is durable (SQLite answers once
+    /// the writer applied it): the caller makes the outcome durable with the attempt's
     /// [`Store::append_audit`], which is committed with it or after it.
     async fn attempt_code(
         &self,
@@ -188,6 +191,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
+        accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
         let Some(state) = self
             .take_attempt(user, now, max_failures, lockout_seconds)
@@ -203,6 +207,9 @@ pub trait Store: Send + Sync + 'static {
         };
         if self.advance_token(token, used).await? {
             self.clear_failures(user).await?;
+            if let Some(record) = accepted {
+                self.append_audit(record).await?;
+            }
             return Ok(CodeAttempt::Accepted);
         }
         Ok(CodeAttempt::Failed {

@@ -314,6 +314,7 @@ impl Store for PgStore {
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
+        accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
         let fresh = match fresh {
             Some((token, used)) => {
@@ -334,9 +335,14 @@ impl Store for PgStore {
             max_failures: i64::from(max_failures),
             lockout_seconds,
         };
-        self.bounded(self.attempts.call(attempt))
+        let outcome = self
+            .bounded(self.attempts.call(attempt))
             .await?
-            .ok_or_else(|| users::not_found(user))
+            .ok_or_else(|| users::not_found(user))?;
+        if let (CodeAttempt::Accepted, Some(record)) = (&outcome, accepted) {
+            self.append_audit(record).await?;
+        }
+        Ok(outcome)
     }
 
     async fn release_attempt(&self, id: UserId) -> StoreResult<()> {

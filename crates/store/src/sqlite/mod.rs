@@ -43,7 +43,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokens::SealedToken;
 use tokio::sync::{mpsc, oneshot};
-use writer::Command;
+use writer::{Command, Heard};
 
 /// Commands that may wait for the writer before `append_audit` has to wait for room.
 const WRITE_QUEUE: usize = 16_384;
@@ -450,36 +450,42 @@ impl Store for SqliteStore {
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
+        accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
-        // The trait's rule in one visit to the writer, answered once applied (the
-        // engine's audit record of the attempt, committed after it, makes it durable).
-        // The writer runs one op at a time, so reading the lock first is as atomic as
-        // the trait's order, and a fresh code, the common case, costs one read and one
-        // write instead of three writes.
-        self.write_early(move |c| {
+        // The trait's rule in one visit to the writer. The writer runs one op at a time,
+        // so reading the lock first is as atomic as the trait's order, and a fresh code,
+        // the common case, costs one read and one write instead of three writes. A
+        // failed attempt is answered once applied (the engine's audit record of it,
+        // committed after it, makes it durable); an accepted one with its audit record
+        // in the same transaction, once durable: one commit per Accept.
+        let (op, done) = writer::decided(move |c| {
             if let Some((token, used)) = fresh {
                 let (failures, locked_until) = users::failure_state(c, user)?;
                 if locked_until.is_some_and(|until| until > now) {
-                    return Ok(CodeAttempt::Locked);
+                    return Ok((CodeAttempt::Locked, Heard::Applied));
                 }
                 if tokens::advance(c, token, used)? {
                     if failures > 0 || locked_until.is_some() {
                         users::clear_failures(c, user)?;
                     }
-                    return Ok(CodeAttempt::Accepted);
+                    let Some(record) = accepted else {
+                        return Ok((CodeAttempt::Accepted, Heard::Applied));
+                    };
+                    audit::insert_audit(c, &record)?;
+                    return Ok((CodeAttempt::Accepted, Heard::Durable));
                 }
             }
-            Ok(
-                match users::take_attempt(c, user, now, max_failures, lockout_seconds)? {
-                    None => CodeAttempt::Locked,
-                    Some(state) => CodeAttempt::Failed {
-                        replayed: fresh.is_some(),
-                        state,
-                    },
+            let attempt = match users::take_attempt(c, user, now, max_failures, lockout_seconds)? {
+                None => CodeAttempt::Locked,
+                Some(state) => CodeAttempt::Failed {
+                    replayed: fresh.is_some(),
+                    state,
                 },
-            )
-        })
-        .await
+            };
+            Ok((attempt, Heard::Applied))
+        });
+        self.send(Command::Write(op)).await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
     }
 
     async fn release_attempt(&self, id: UserId) -> StoreResult<()> {
