@@ -53,6 +53,32 @@ pub fn compose(
     })
 }
 
+/// The templates and mail settings in force, through which the core's mail service
+/// renders what it queues.
+pub struct TemplateComposer {
+    pub templates: Templates,
+    pub settings: MailSettings,
+}
+
+impl mfad_core::service::Composer for TemplateComposer {
+    fn compose(
+        &self,
+        user: &User,
+        kind: EmailKind,
+        pin: Option<&str>,
+        once: bool,
+    ) -> Result<NewEmail, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(compose(
+            &self.templates,
+            &self.settings,
+            user,
+            kind,
+            pin,
+            once,
+        )?)
+    }
+}
+
 /// Renders the notice that a directory sync holds `change` of `user`'s phone for
 /// approval. It goes to the address on record when the change was held, once per user
 /// and new number (every later sync that still holds it asks again).
