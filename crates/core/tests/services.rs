@@ -21,7 +21,7 @@ use mfad_core::service::pins::PinNotice;
 use mfad_core::service::tokens::TokenSpec;
 use mfad_core::service::users::{UserFields, UserState};
 use mfad_core::service::{Access, Clients, Composer, Error, MailRules, Mails, Pins, Tokens, Users};
-use mfad_core::store::{DirectorySync, Store, StoreError};
+use mfad_core::store::{DirectorySync, PendingPhone, Store, StoreError};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -647,6 +647,24 @@ impl Composer for TestComposer {
             once_key: once.then(|| format!("{kind}:{}", user.id)),
         })
     }
+
+    fn phone_change(
+        &self,
+        user: &User,
+        change: &PendingPhone,
+    ) -> Result<NewEmail, Box<dyn std::error::Error + Send + Sync>> {
+        if self.broken {
+            return Err("phone-change.en.txt line 1: unknown filter".into());
+        }
+        Ok(NewEmail {
+            user_id: Some(user.id),
+            recipient: change.email.clone(),
+            kind: EmailKind::PhoneChange,
+            subject: "phone change".into(),
+            body: Zeroizing::new(change.new_phone.clone()),
+            once_key: Some(format!("phone_change:{}:{}", user.id, change.new_phone)),
+        })
+    }
 }
 
 const ON: MailRules = MailRules {
@@ -821,6 +839,56 @@ async fn without_welcome_mails_a_sync_makes_no_pins() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn held_phone_changes_are_told_once_whenever_mail_can_be_sent() {
+    let w = world().await;
+    let carol = w
+        .users()
+        .add(
+            "carol",
+            fields(|f| f.email = Some("carol@example.org".into())),
+        )
+        .await
+        .unwrap();
+    let change = PendingPhone {
+        user_id: carol.id,
+        username: carol.username.clone(),
+        email: carol.email.clone(),
+        old_phone: "+14255550100".into(),
+        new_phone: "+14255550199".into(),
+        since: T0,
+    };
+    let gone = PendingPhone {
+        user_id: carol.id + 100,
+        ..change.clone()
+    };
+    let held = [change, gone];
+    // Not a welcome: it goes whether or not users are sent welcome mails.
+    let security_only = MailRules {
+        smtp: true,
+        ..MailRules::default()
+    };
+    let composer = TestComposer { broken: false };
+    let mails = w.mails(security_only);
+    // A notice that cannot be rendered is left out, and tried by the next sync.
+    let broken = TestComposer { broken: true };
+    assert_eq!(mails.notify_phone_changes(&held, &broken).await.unwrap(), 0);
+    assert_eq!(
+        mails.notify_phone_changes(&held, &composer).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        mails.notify_phone_changes(&held, &composer).await.unwrap(),
+        0
+    );
+    let sent = mails.list(10).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        mails.status(sent[0].id).await.unwrap().unwrap().recipient,
+        "carol@example.org"
+    );
 }
 
 /// Errors no store-backed test can bring about on purpose (a database that fails, a

@@ -77,6 +77,19 @@ impl mfad_core::service::Composer for TemplateComposer {
             once,
         )?)
     }
+
+    fn phone_change(
+        &self,
+        user: &User,
+        change: &PendingPhone,
+    ) -> Result<NewEmail, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(compose_phone_change(
+            &self.templates,
+            &self.settings,
+            user,
+            change,
+        )?)
+    }
 }
 
 /// Renders the notice that a directory sync holds `change` of `user`'s phone for

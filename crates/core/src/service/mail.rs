@@ -1,5 +1,5 @@
-//! Mails to users that operator actions and directory syncs queue (welcome, update): who
-//! gets one, with which initial PIN, and queuing it once. Rendering belongs to the
+//! Mails to users that operator actions and directory syncs queue (welcome, update,
+//! held phone changes): who gets one, with which initial PIN, and queuing it once. Rendering belongs to the
 //! templates ([`Composer`]); delivery to the outbox worker.
 
 use super::pins::Pins;
@@ -8,8 +8,8 @@ use super::{Error, Result};
 use crate::clock::Clock;
 use crate::directory::{initial_pin, InitialPin};
 use crate::model::User;
-use crate::outbox::{Email, EmailKind, NewEmail};
-use crate::store::Store;
+use crate::outbox::{Email, EmailId, EmailKind, NewEmail};
+use crate::store::{PendingPhone, Store};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -23,6 +23,13 @@ pub trait Composer: Send + Sync {
         kind: EmailKind,
         pin: Option<&str>,
         once: bool,
+    ) -> std::result::Result<NewEmail, Box<dyn std::error::Error + Send + Sync>>;
+
+    /// The notice to `user` that a directory sync holds `change` of their phone.
+    fn phone_change(
+        &self,
+        user: &User,
+        change: &PendingPhone,
     ) -> std::result::Result<NewEmail, Box<dyn std::error::Error + Send + Sync>>;
 }
 
@@ -53,6 +60,12 @@ impl MailRules {
     /// than from the operator.
     pub fn welcomes(&self, user: &User) -> bool {
         self.send_to_users && !user.email.is_empty()
+    }
+
+    /// Whether the users whose phone change a sync holds are told: a security notice,
+    /// so whenever mail can be sent.
+    pub fn tells_phone_changes(&self) -> bool {
+        self.smtp
     }
 
     /// Whether an update tells the user about it by mail.
@@ -148,6 +161,56 @@ impl Mails {
             .map_err(Error::Compose)?;
         let queued = self.store.queue_email(&mail, self.clock.now()).await?;
         Ok(queued.map(|queued| (mail, queued)))
+    }
+
+    /// The newest `limit` mails, newest first, bodies left empty.
+    pub async fn list(&self, limit: usize) -> Result<Vec<Email>> {
+        Ok(self.store.list_emails(limit).await?)
+    }
+
+    /// A mail queued a moment ago, as it stands now (sent, or queued with the error of
+    /// its last attempt); `None` once it is no longer among the newest.
+    pub async fn status(&self, id: EmailId) -> Result<Option<Email>> {
+        const RECENT: usize = 200;
+        let recent = self.store.list_emails(RECENT).await?;
+        Ok(recent.into_iter().find(|e| e.id == id))
+    }
+
+    /// Tells each user whose phone change a directory sync holds, at the address on
+    /// record, that their number is about to change and to call the help desk if they
+    /// did not do it: once per user and new number, whichever node or command asks
+    /// first. A notice that cannot be rendered is logged and left out. Returns how many
+    /// were queued.
+    pub async fn notify_phone_changes(
+        &self,
+        held: &[PendingPhone],
+        composer: &dyn Composer,
+    ) -> Result<usize> {
+        if !self.rules.tells_phone_changes() {
+            return Ok(0);
+        }
+        let mut queued = 0;
+        for change in held {
+            let Some(user) = self.store.user_by_id(change.user_id).await? else {
+                continue;
+            };
+            let mail = match composer.phone_change(&user, change) {
+                Ok(mail) => mail,
+                Err(err) => {
+                    tracing::warn!("no notice of the held phone change: {err}");
+                    continue;
+                }
+            };
+            if self
+                .store
+                .queue_email(&mail, self.clock.now())
+                .await?
+                .is_some()
+            {
+                queued += 1;
+            }
+        }
+        Ok(queued)
     }
 
     /// Welcomes the users a directory import or sync added (`added_ids`: their

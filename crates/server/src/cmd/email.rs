@@ -8,7 +8,7 @@ use mfad_core::model::User;
 use mfad_core::outbox::{Email, EmailKind};
 use mfad_core::service::mail::Welcomed;
 use mfad_core::store::PendingPhone;
-use mfad_notify::compose::{compose_phone_change, MailSettings, TemplateComposer};
+use mfad_notify::compose::{MailSettings, TemplateComposer};
 use mfad_notify::{Mailer, Outbox};
 
 pub async fn run(ctx: &Ctx, cmd: EmailCommand) -> anyhow::Result<()> {
@@ -42,12 +42,7 @@ pub async fn send(
         return Ok(());
     };
     deliver_now(ctx).await?;
-    let state = ctx
-        .store
-        .list_emails(200)
-        .await?
-        .into_iter()
-        .find(|e| e.id == queued.id);
+    let state = mails.status(queued.id).await?;
     match state {
         Some(e) if e.status == mfad_core::outbox::EmailStatus::Sent => {
             outln!("sent the {kind} e-mail to {}", mail.recipient);
@@ -97,27 +92,11 @@ pub async fn welcome_added(ctx: &Ctx, added_ids: &[String]) -> anyhow::Result<We
 /// it: once per user and new number, whichever node or command asks first. A security
 /// notice, so it goes whenever `[smtp]` is configured. Returns how many were queued.
 pub async fn notify_phone_changes(ctx: &Ctx, held: &[PendingPhone]) -> anyhow::Result<usize> {
-    if held.is_empty() || !ctx.config.smtp.enabled() {
+    let mails = ctx.mails();
+    if held.is_empty() || !mails.rules().tells_phone_changes() {
         return Ok(0);
     }
-    let templates = super::templates(ctx)?;
-    let settings = mail_settings(ctx);
-    let mut queued = 0;
-    for change in held {
-        let Some(user) = ctx.store.user_by_id(change.user_id).await? else {
-            continue;
-        };
-        let mail = match compose_phone_change(&templates, &settings, &user, change) {
-            Ok(mail) => mail,
-            Err(err) => {
-                tracing::warn!("no notice of the held phone change: {err}");
-                continue;
-            }
-        };
-        if ctx.store.queue_email(&mail, ctx.now()).await?.is_some() {
-            queued += 1;
-        }
-    }
+    let queued = mails.notify_phone_changes(held, &composer(ctx)?).await?;
     if queued > 0 {
         deliver_now(ctx).await?;
     }
@@ -184,7 +163,7 @@ fn row(e: &Email) -> Vec<String> {
 }
 
 async fn status(ctx: &Ctx, limit: usize, format: OutputFormat) -> anyhow::Result<()> {
-    let mails = ctx.store.list_emails(limit).await?;
+    let mails = ctx.mails().list(limit).await?;
     let rows = mails.iter().map(row).collect();
     output::print(format, &mails, &HEADERS, rows)
 }
