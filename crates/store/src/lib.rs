@@ -51,10 +51,10 @@ enum Target {
     Postgres,
 }
 
-/// The stored form of a username in every backend: lower-case, so uniqueness is
-/// case-insensitive.
+/// The stored form of a username in every backend, the core's one normalisation:
+/// trimmed and lower-case, so uniqueness is case-insensitive.
 pub(crate) fn normalise_username(username: &str) -> String {
-    username.to_lowercase()
+    mfad_core::username::normalise(username)
 }
 
 /// Hides passwords (`scheme://user:password@host`, `?password=...`) before a URL goes
