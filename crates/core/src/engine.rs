@@ -11,9 +11,8 @@ use crate::otp::{find_hotp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, LivePolicy, Policy};
 use crate::store::{Store, StoreError};
-use crate::upstream::{Resume, UpstreamAnswer, UpstreamHandle};
+use crate::upstream::{Resume, UpstreamAnswer};
 use crate::username;
-use std::net::IpAddr;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -21,7 +20,10 @@ mod call;
 mod code;
 mod lockout;
 mod pending;
+mod request;
 mod sms;
+
+pub use request::{Channel, Credentials, Request, TxnId};
 
 /// The client a request came through, as the engine needs it.
 #[derive(Clone, Debug)]
@@ -32,24 +34,6 @@ pub struct ClientInfo {
     pub require_user_match: bool,
     /// Separates the first-factor password from the code in one field; empty: none.
     pub code_separator: String,
-}
-
-/// One authentication attempt, from any channel.
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub username: String,
-    /// What the user typed (RADIUS User-Password): `[PIN]code`, a PIN, or a challenge answer.
-    pub password: Option<Zeroizing<String>>,
-    /// The state of the challenge this request answers (RADIUS State).
-    pub state: Option<Vec<u8>>,
-    pub client: ClientInfo,
-    pub source_ip: IpAddr,
-    /// `radius`, `api`, ...
-    pub channel: &'static str,
-    pub calling_station: Option<String>,
-    /// How to reach the target servers of a `first_factor = radius` client, set by the
-    /// front-end that received the request.
-    pub upstream: Option<UpstreamHandle>,
 }
 
 /// Why a request was rejected: a stable word for the audit log. Never sent to the client.
@@ -129,15 +113,16 @@ impl Reason {
 pub enum Outcome {
     Accept,
     Reject(Reason),
-    /// Ask the user for more: `state` goes back in the follow-up request.
+    /// Ask the user for more: `txn` goes back in the follow-up request.
     Challenge {
-        state: Vec<u8>,
+        txn: TxnId,
         prompt: String,
     },
     /// An out-of-band answer (a call, a two-way SMS reply) is awaited: the front-end
-    /// holds the request and asks [`Engine::wait`] for the final outcome.
+    /// holds the request and asks [`Engine::wait`] for the final outcome, or polls it.
     Pending {
-        txn: String,
+        txn: TxnId,
+        prompt: String,
     },
 }
 
@@ -253,18 +238,23 @@ impl Engine {
             server_ip: self.server.ip.clone(),
             client_name: req.client.name.clone(),
             client_ip: req.source_ip.to_string(),
-            channel: req.channel.to_string(),
+            channel: req.channel.as_str().to_owned(),
             calling_station: req.calling_station.clone().unwrap_or_default(),
             ..AuditRecord::default()
         };
         let outcome = match self.decide(&req, &mut audit).await {
+            // A channel that cannot take an answer has no way to go on: the code was not
+            // in the request.
+            Ok(Outcome::Challenge { .. }) if !req.channel.can_answer() => {
+                Outcome::Reject(Reason::NoCode)
+            }
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!(user = %req.username, "rejecting because the store failed: {err}");
                 Outcome::Reject(Reason::StoreUnavailable)
             }
         };
-        if let Outcome::Pending { txn } = &outcome {
+        if let Outcome::Pending { txn, .. } = &outcome {
             self.waiting.hold(txn, audit);
             return outcome;
         }
@@ -317,9 +307,11 @@ impl Engine {
 
     async fn decide(&self, req: &Request, audit: &mut AuditRecord) -> Result<Outcome, StoreError> {
         let now = self.clock.now();
-        let answer = req.password.as_ref().map_or("", |p| p.as_str());
-        if let Some(state) = &req.state {
-            return self.answer_challenge(req, state, answer, now, audit).await;
+        let answer = req.credentials.answer();
+        if let Some(txn) = &req.txn {
+            return self
+                .answer_challenge(req, txn.as_bytes(), answer, now, audit)
+                .await;
         }
         let subject = match self.resolve(&req.username).await? {
             Some(found) => Some(found),
@@ -335,26 +327,29 @@ impl Engine {
             match req.client.first_factor {
                 FirstFactor::None => {}
                 FirstFactor::Directory => {
-                    if let Some(reason) = self.directory_password(&req.username, answer).await {
+                    let password = req.credentials.password().unwrap_or(answer);
+                    if let Some(reason) = self.directory_password(&req.username, password).await {
                         return Ok(Outcome::Reject(reason));
                     }
                 }
                 // The credentials go to the target as they came: there is no code to split off.
-                FirstFactor::Radius => match self.upstream(req, None, None).await {
-                    Ok(UpstreamAnswer::Accept) => {}
-                    Ok(UpstreamAnswer::Reject) => {
-                        return Ok(Outcome::Reject(Reason::WrongPassword));
+                FirstFactor::Radius => {
+                    match self.upstream(req, req.credentials.password(), None).await {
+                        Ok(UpstreamAnswer::Accept) => {}
+                        Ok(UpstreamAnswer::Reject) => {
+                            return Ok(Outcome::Reject(Reason::WrongPassword));
+                        }
+                        Ok(UpstreamAnswer::Challenge { .. }) => {
+                            // A challenge is bound to a user mfad knows; this one has none.
+                            tracing::warn!(
+                                user = %req.username,
+                                "rejecting: the target challenged a user mfad does not know; add the user or set require_user_match"
+                            );
+                            return Ok(Outcome::Reject(Reason::Unsupported));
+                        }
+                        Err(reason) => return Ok(Outcome::Reject(reason)),
                     }
-                    Ok(UpstreamAnswer::Challenge { .. }) => {
-                        // A challenge is bound to a user mfad knows; this one has none.
-                        tracing::warn!(
-                            user = %req.username,
-                            "rejecting: the target challenged a user mfad does not know; add the user or set require_user_match"
-                        );
-                        return Ok(Outcome::Reject(Reason::Unsupported));
-                    }
-                    Err(reason) => return Ok(Outcome::Reject(reason)),
-                },
+                }
             }
             // The client accepts users mfad does not know on their first factor alone.
             audit.reason = "unknown_user_first_factor_only".into();
@@ -371,14 +366,9 @@ impl Engine {
             // A PAP password may hold the code; MS-CHAP and CHAP carry no password mfad
             // can read, so the code follows in a challenge.
             let code_len = tokens.first().map_or(6, |t| t.digits as usize);
-            let split = req.password.as_ref().map(|_| {
-                first_factor::split(
-                    req.client.prompt,
-                    &req.client.code_separator,
-                    code_len,
-                    answer,
-                )
-            });
+            let split =
+                req.credentials
+                    .split(req.client.prompt, &req.client.code_separator, code_len);
             // Only a password with a code split off is sent in place of the received
             // one; otherwise the target gets the User-Password octets as they came.
             let password = split
@@ -399,12 +389,12 @@ impl Engine {
         }
         if req.client.first_factor == FirstFactor::Directory {
             let code_len = tokens.first().map_or(6, |t| t.digits as usize);
-            let split = first_factor::split(
-                req.client.prompt,
-                &req.client.code_separator,
-                code_len,
-                answer,
-            );
+            let split = req
+                .credentials
+                .split(req.client.prompt, &req.client.code_separator, code_len)
+                .unwrap_or_else(|| {
+                    first_factor::split(req.client.prompt, &req.client.code_separator, code_len, "")
+                });
             if let Some(reason) = self.slot_or_reject(&user, now).await? {
                 return Ok(Outcome::Reject(reason));
             }
@@ -729,7 +719,10 @@ impl Engine {
             expires_at,
         };
         self.store.put_challenge(&challenge).await?;
-        Ok(Outcome::Challenge { state, prompt })
+        Ok(Outcome::Challenge {
+            txn: TxnId::from_bytes(state),
+            prompt,
+        })
     }
 
     async fn answer_challenge(

@@ -10,7 +10,9 @@
 
 use mfad_core::clock::testing::FixedClock;
 use mfad_core::clock::Random;
-use mfad_core::engine::{ClientInfo, Engine, Outcome, Reason, Request, ServerInfo};
+use mfad_core::engine::{
+    Channel, ClientInfo, Credentials, Engine, Outcome, Reason, Request, ServerInfo, TxnId,
+};
 use mfad_core::model::{ChallengeKind, FirstFactor, NewToken, Prompt, Secret};
 use mfad_core::otp::{format_code, hotp, totp_step, Algorithm, OtpKind};
 use mfad_core::policy::{CacheMode, Policy};
@@ -69,8 +71,8 @@ async fn world(policy: Policy, kind: OtpKind) -> World {
 fn request(password: &str) -> Request {
     Request {
         username: "alice".into(),
-        password: Some(Zeroizing::new(password.into())),
-        state: None,
+        credentials: Credentials::Inline(Zeroizing::new(password.into())),
+        txn: None,
         client: ClientInfo {
             name: "vpn".into(),
             first_factor: FirstFactor::None,
@@ -79,7 +81,7 @@ fn request(password: &str) -> Request {
             code_separator: String::new(),
         },
         source_ip: "127.0.0.1".parse().unwrap(),
-        channel: "test",
+        channel: Channel::Radius,
         calling_station: Some("203.0.113.9".into()),
         upstream: None,
     }
@@ -251,12 +253,12 @@ async fn cache_accepts_repeat_logins_for_its_lifetime_only() {
 #[tokio::test]
 async fn an_expired_challenge_is_rejected() {
     let w = world(Policy::default(), OtpKind::Hotp).await;
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+    let Outcome::Challenge { txn: state, .. } = w.engine.authenticate(request("")).await else {
         panic!("challenge expected")
     };
     w.clock.advance(121);
     let mut answer = request(&hotp_at(0));
-    answer.state = Some(state);
+    answer.txn = Some(state);
     assert_eq!(
         w.engine.authenticate(answer).await,
         Outcome::Reject(Reason::ChallengeExpired)
@@ -266,11 +268,11 @@ async fn an_expired_challenge_is_rejected() {
 #[tokio::test]
 async fn a_state_answered_from_another_client_is_rejected() {
     let w = world(Policy::default(), OtpKind::Hotp).await;
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+    let Outcome::Challenge { txn: state, .. } = w.engine.authenticate(request("")).await else {
         panic!("challenge expected")
     };
     let mut answer = request(&hotp_at(0));
-    answer.state = Some(state);
+    answer.txn = Some(state);
     answer.client.name = "other".into();
     assert_eq!(
         w.engine.authenticate(answer).await,
@@ -278,11 +280,11 @@ async fn a_state_answered_from_another_client_is_rejected() {
     );
     // The same code answering a new challenge from the client it was issued to is
     // accepted: the other client was the only fault.
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+    let Outcome::Challenge { txn: state, .. } = w.engine.authenticate(request("")).await else {
         panic!("challenge expected")
     };
     let mut answer = request(&hotp_at(0));
-    answer.state = Some(state);
+    answer.txn = Some(state);
     assert_eq!(w.engine.authenticate(answer).await, Outcome::Accept);
 }
 
@@ -362,15 +364,15 @@ async fn sms_world(policy: Policy, pin_mode: mfad_core::model::PinMode) -> SmsWo
     SmsWorld { w, texts, engine }
 }
 
-fn answer(state: &[u8], text: &str) -> Request {
+fn answer(state: &TxnId, text: &str) -> Request {
     let mut req = request(text);
-    req.state = Some(state.to_vec());
+    req.txn = Some(state.clone());
     req
 }
 
-async fn sms_challenge(s: &SmsWorld, password: &str) -> (Vec<u8>, String) {
+async fn sms_challenge(s: &SmsWorld, password: &str) -> (TxnId, String) {
     match s.engine.authenticate(request(password)).await {
-        Outcome::Challenge { state, prompt } => (state, prompt),
+        Outcome::Challenge { txn, prompt } => (txn, prompt),
         other => panic!("challenge expected, got {other:?}"),
     }
 }
@@ -419,7 +421,12 @@ async fn a_stored_sms_code_is_keyed_with_the_key_file_and_not_a_plain_hash() {
     let s = sms_world(Policy::default(), Default::default()).await;
     let (state, _) = sms_challenge(&s, "").await;
     let (_, code) = s.texts.last();
-    let stored = s.w.store.take_challenge(&state, T0).await.unwrap().unwrap();
+    let stored =
+        s.w.store
+            .take_challenge(state.as_bytes(), T0)
+            .await
+            .unwrap()
+            .unwrap();
     let ChallengeKind::SmsCode {
         salt, code_hash, ..
     } = stored.kind
@@ -476,7 +483,7 @@ async fn wrong_sms_codes_rechallenge_until_the_attempts_run_out() {
     let (_, code) = s.texts.last();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let Outcome::Challenge {
-        state: second,
+        txn: second,
         prompt,
     } = s.engine.authenticate(answer(&state, wrong)).await
     else {
@@ -492,11 +499,11 @@ async fn wrong_sms_codes_rechallenge_until_the_attempts_run_out() {
     let (state, _) = sms_challenge(&s, "").await;
     let (_, code) = s.texts.last();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    let Outcome::Challenge { txn: state, .. } = s.engine.authenticate(answer(&state, wrong)).await
     else {
         panic!("second try")
     };
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    let Outcome::Challenge { txn: state, .. } = s.engine.authenticate(answer(&state, wrong)).await
     else {
         panic!("third try")
     };
@@ -517,11 +524,11 @@ async fn a_resend_invalidates_the_old_code_and_keeps_the_failure_count() {
     let (state, _) = sms_challenge(&s, "").await;
     let (_, old) = s.texts.last();
     let wrong = if old == "000000" { "111111" } else { "000000" };
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    let Outcome::Challenge { txn: state, .. } = s.engine.authenticate(answer(&state, wrong)).await
     else {
         panic!("one wrong try")
     };
-    let Outcome::Challenge { state, prompt } =
+    let Outcome::Challenge { txn: state, prompt } =
         s.engine.authenticate(answer(&state, "resend")).await
     else {
         panic!("resend challenges again")
@@ -530,7 +537,7 @@ async fn a_resend_invalidates_the_old_code_and_keeps_the_failure_count() {
     assert_eq!(s.texts.count(), 2);
     let (_, new) = s.texts.last();
     if new != old {
-        let Outcome::Challenge { state: after, .. } =
+        let Outcome::Challenge { txn: after, .. } =
             s.engine.authenticate(answer(&state, &old)).await
         else {
             panic!("the old code is just a wrong code now")
@@ -554,7 +561,7 @@ async fn resends_are_limited() {
     let s = sms_world(Policy::default(), Default::default()).await;
     let (mut state, _) = sms_challenge(&s, "").await;
     for _ in 0..2 {
-        let Outcome::Challenge { state: next, .. } =
+        let Outcome::Challenge { txn: next, .. } =
             s.engine.authenticate(answer(&state, "RESEND")).await
         else {
             panic!("resend within the limit")
@@ -633,7 +640,8 @@ async fn sms_per_gateway_limit_holds_across_users_and_resends_count() {
     policy.limits.sms_per_gateway = 2;
     let s = sms_world(policy, Default::default()).await;
     let (state, _) = sms_challenge(&s, "").await;
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, "resend")).await
+    let Outcome::Challenge { txn: state, .. } =
+        s.engine.authenticate(answer(&state, "resend")).await
     else {
         panic!("the resend is the second SMS")
     };
@@ -689,9 +697,9 @@ async fn call_world() -> (World, Arc<Phones>, Arc<Engine>, Arc<Engine>) {
     (w, phones, a, b)
 }
 
-async fn pending(engine: &Engine, req: Request) -> String {
+async fn pending(engine: &Engine, req: Request) -> TxnId {
     match engine.authenticate(req).await {
-        Outcome::Pending { txn } => txn,
+        Outcome::Pending { txn, .. } => txn,
         other => panic!("pending expected, got {other:?}"),
     }
 }
@@ -711,7 +719,10 @@ async fn a_call_is_pending_until_its_webhook_decides_and_is_audited_once() {
     let (w, phones, a, _) = call_world().await;
     let txn = pending(&a, request("x")).await;
     assert_eq!(phones.placed.lock().unwrap().len(), 1);
-    assert_eq!(phones.placed.lock().unwrap()[0].1, txn);
+    assert_eq!(
+        Some(phones.placed.lock().unwrap()[0].1.as_str()),
+        txn.as_str()
+    );
     assert!(
         audit_records(&w.store).await.is_empty(),
         "no record while pending"
@@ -779,7 +790,7 @@ async fn a_wrong_key_in_a_call_counts_a_failure() {
 
 /// A node in two-way SMS mode with alice's login pending: the world (its texts and
 /// store), the engine and the login's transaction.
-async fn two_way_login() -> (SmsWorld, Arc<Engine>, String) {
+async fn two_way_login() -> (SmsWorld, Arc<Engine>, TxnId) {
     let mut policy = Policy::default();
     policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
     let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
@@ -868,7 +879,7 @@ async fn a_radius_state_naming_an_out_of_band_transaction_is_rejected_and_leaves
         format!("sms-reply:{to}").into_bytes(),
     ] {
         let mut req = request(&code);
-        req.state = Some(state);
+        req.txn = Some(TxnId::from_bytes(state));
         assert_eq!(
             engine.authenticate(req).await,
             Outcome::Reject(Reason::ChallengeExpired)

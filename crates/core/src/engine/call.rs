@@ -5,7 +5,7 @@
 //! [`Engine::call_ended`], which applies the rules. The backup phone is called when the
 //! phone does not answer.
 
-use super::{describe_phone, Engine, Outcome, Reason, Request};
+use super::{describe_phone, Engine, Outcome, Reason, Request, TxnId};
 use crate::audit::AuditRecord;
 use crate::delivery::{CallRequest, CallResult};
 use crate::model::{Challenge, ChallengeKind, PinMode, User};
@@ -40,7 +40,7 @@ impl Engine {
         }
         let txn = self.new_txn();
         let pending = Challenge {
-            state: txn.clone().into_bytes(),
+            state: txn.as_bytes().to_vec(),
             user_id: user.id,
             client: req.client.name.clone(),
             kind: ChallengeKind::Call {
@@ -57,7 +57,10 @@ impl Engine {
             self.store.take_challenge(txn.as_bytes(), now).await?;
             return Ok(Outcome::Reject(self.call_failed(user, result)));
         }
-        Ok(Outcome::Pending { txn })
+        Ok(Outcome::Pending {
+            txn,
+            prompt: "Answer the call to your phone".into(),
+        })
     }
 
     /// The call to place to a stored number, `None` when it is not a phone number.
@@ -71,9 +74,9 @@ impl Engine {
             })
     }
 
-    async fn place_call(&self, call: &CallRequest, txn: &str) -> Result<(), CallResult> {
+    async fn place_call(&self, call: &CallRequest, txn: &TxnId) -> Result<(), CallResult> {
         match &self.voice {
-            Some(voice) => voice.place(call, txn).await,
+            Some(voice) => voice.place(call, txn.as_str().unwrap_or_default()).await,
             None => Err(CallResult::Failed("no voice gateway".into())),
         }
     }
@@ -96,7 +99,7 @@ impl Engine {
     /// How call `txn` ended, as the provider's webhook reported it (on any node). Decides
     /// the login, or calls the backup phone when the phone did not answer. False when no
     /// call of that id is pending (ended, timed out, or another webhook decided it).
-    pub async fn call_ended(&self, txn: &str, result: CallResult) -> Result<bool, StoreError> {
+    pub async fn call_ended(&self, txn: &TxnId, result: CallResult) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let Some(taken) = self.store.take_challenge(txn.as_bytes(), now).await? else {
             return Ok(false);

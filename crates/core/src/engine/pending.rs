@@ -6,7 +6,7 @@
 //! request is woken at once when the webhook reached it, and otherwise finds the decision
 //! by polling the store.
 
-use super::{Engine, Outcome, Reason};
+use super::{Engine, Outcome, Reason, TxnId};
 use crate::audit::AuditRecord;
 use crate::model::{Challenge, ChallengeKind};
 use crate::store::StoreError;
@@ -30,14 +30,14 @@ struct Held {
 
 /// The transactions whose requests this node holds, with their audit records so far.
 #[derive(Default)]
-pub(super) struct Waiting(Mutex<HashMap<String, Held>>);
+pub(super) struct Waiting(Mutex<HashMap<TxnId, Held>>);
 
 impl Waiting {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TxnId, Held>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn hold(&self, txn: &str, audit: AuditRecord) {
+    pub(super) fn hold(&self, txn: &TxnId, audit: AuditRecord) {
         let mut held = self.lock();
         let entry = held.entry(txn.to_owned()).or_insert_with(|| Held {
             wake: Arc::new(Notify::new()),
@@ -46,17 +46,17 @@ impl Waiting {
         entry.audit = Some(audit);
     }
 
-    fn waker(&self, txn: &str) -> Option<Arc<Notify>> {
+    fn waker(&self, txn: &TxnId) -> Option<Arc<Notify>> {
         self.lock().get(txn).map(|h| h.wake.clone())
     }
 
-    fn release(&self, txn: &str) -> Option<AuditRecord> {
+    fn release(&self, txn: &TxnId) -> Option<AuditRecord> {
         self.lock().remove(txn).and_then(|h| h.audit)
     }
 
     /// Wakes the local waiter of `txn`, if this node holds it. `notify_one` keeps the
     /// wake-up for a waiter that is not parked yet.
-    fn wake(&self, txn: &str) {
+    fn wake(&self, txn: &TxnId) {
         if let Some(wake) = self.waker(txn) {
             wake.notify_one();
         }
@@ -64,8 +64,8 @@ impl Waiting {
 }
 
 /// The store key of a transaction's decision.
-fn decided_key(txn: &str) -> Vec<u8> {
-    format!("{txn}.done").into_bytes()
+fn decided_key(txn: &TxnId) -> Vec<u8> {
+    [txn.as_bytes(), b".done"].concat()
 }
 
 /// A decision as the store keeps it.
@@ -85,7 +85,7 @@ impl Engine {
     // How long this node holds a request is the runtime's timer (tokio's, which tests can
     // pause), not the time of any rule: the transaction's expiry is the Clock's.
     #[allow(clippy::disallowed_methods)]
-    pub async fn wait(&self, txn: &str, timeout: Duration) -> Outcome {
+    pub async fn wait(&self, txn: &TxnId, timeout: Duration) -> Outcome {
         let Some(wake) = self.waiting.waker(txn) else {
             return Outcome::Reject(Reason::ChallengeExpired);
         };
@@ -134,7 +134,7 @@ impl Engine {
     }
 
     /// Ends a transaction nobody answered: `None` when a webhook took it first.
-    async fn expire(&self, txn: &str) -> Result<Option<Decision>, StoreError> {
+    async fn expire(&self, txn: &TxnId) -> Result<Option<Decision>, StoreError> {
         let now = self.clock.now();
         let Some(taken) = self.store.take_challenge(txn.as_bytes(), now).await? else {
             // Taken by a webhook, or expired in the store (a clock far ahead).
@@ -147,7 +147,7 @@ impl Engine {
         Ok(Some(reject(reason, "")))
     }
 
-    async fn take_decision(&self, txn: &str) -> Result<Option<Decision>, StoreError> {
+    async fn take_decision(&self, txn: &TxnId) -> Result<Option<Decision>, StoreError> {
         let now = self.clock.now();
         let Some(found) = self.store.take_challenge(&decided_key(txn), now).await? else {
             return Ok(None);
@@ -164,7 +164,10 @@ impl Engine {
         };
         let outcome = match result.as_str() {
             "accept" => Outcome::Accept,
-            "challenge" => Outcome::Challenge { state, prompt },
+            "challenge" => Outcome::Challenge {
+                txn: TxnId::from_bytes(state),
+                prompt,
+            },
             _ => Outcome::Reject(reason_from(&reason)),
         };
         Ok(Some(Decision {
@@ -178,7 +181,7 @@ impl Engine {
     /// is on this node.
     pub(super) async fn settle(
         &self,
-        txn: &str,
+        txn: &TxnId,
         taken: &Challenge,
         outcome: Outcome,
         note: &str,
@@ -192,7 +195,9 @@ impl Engine {
                 Vec::new(),
                 String::new(),
             ),
-            Outcome::Challenge { state, prompt } => ("challenge", String::new(), state, prompt),
+            Outcome::Challenge { txn, prompt } => {
+                ("challenge", String::new(), txn.into_bytes(), prompt)
+            }
             // A decision is final by definition.
             Outcome::Pending { .. } => (
                 "reject",
@@ -220,8 +225,8 @@ impl Engine {
     }
 
     /// A fresh transaction id: random hex, safe in a URL.
-    pub(super) fn new_txn(&self) -> String {
-        super::hex(&crate::clock::random_array::<16>(&*self.rng))
+    pub(super) fn new_txn(&self) -> TxnId {
+        TxnId::from(super::hex(&crate::clock::random_array::<16>(&*self.rng)))
     }
 
     /// When an out-of-band transaction started now stops being answerable.

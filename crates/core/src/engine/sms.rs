@@ -13,7 +13,7 @@
 //! login asks the same phone, neither may take the reply (an attacker who knows the
 //! password would otherwise start a login right after the user's and get their reply).
 
-use super::{describe_phone, hex, Engine, Outcome, Reason, Request};
+use super::{describe_phone, hex, Engine, Outcome, Reason, Request, TxnId};
 use crate::audit::AuditRecord;
 use crate::clock::{random_array, random_digits};
 use crate::delivery::SmsSender;
@@ -229,7 +229,9 @@ impl Engine {
             self.policy().sms.code_digits.max(4),
         ));
         let salt = hex(&random_array::<16>(&*self.rng));
-        let txn = self.new_txn();
+        let id = self.new_txn();
+        // The reply index names the transaction by its text.
+        let txn = id.as_str().unwrap_or_default().to_owned();
         let expires_at = self.pending_expiry(now);
         for (nth, to) in numbers.iter().enumerate() {
             if !self.may_text(user, nth, now).await? {
@@ -276,7 +278,12 @@ impl Engine {
                 .send_reply_request(to, &code, ask_pin, &req.client.name)
                 .await
             {
-                Ok(()) => return Ok(Outcome::Pending { txn }),
+                Ok(()) => {
+                    return Ok(Outcome::Pending {
+                        txn: id,
+                        prompt: "Reply to the SMS sent to your phone".into(),
+                    })
+                }
                 Err(err) => {
                     tracing::warn!(user = %user.username, "SMS not sent: {err}");
                     self.store.take_challenge(txn.as_bytes(), now).await?;
@@ -305,7 +312,8 @@ impl Engine {
             _ => String::new(),
         };
         let refused = Outcome::Reject(Reason::SmsReplyPending);
-        self.settle(txn, &other, refused, "", &device).await?;
+        self.settle(&TxnId::from(txn.as_str()), &other, refused, "", &device)
+            .await?;
         Ok(true)
     }
 
@@ -396,7 +404,7 @@ impl Engine {
                 }
             },
         };
-        self.settle(&txn, &taken, outcome, "accepted", &device)
+        self.settle(&TxnId::from(txn), &taken, outcome, "accepted", &device)
             .await?;
         Ok(true)
     }
