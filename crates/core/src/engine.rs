@@ -6,7 +6,9 @@ use crate::delivery::{FraudAlerts, SmsSender, VoiceCaller};
 use crate::directory::Directory;
 use crate::first_factor;
 use crate::model::Challenge;
-use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
+use crate::model::{
+    ChallengeKind, FirstFactor, Method, PinMode, Prompt as PromptMode, Token, User,
+};
 use crate::otp::{find_hotp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, LivePolicy, Policy};
@@ -20,9 +22,11 @@ mod call;
 mod code;
 mod lockout;
 mod pending;
+mod prompt;
 mod request;
 mod sms;
 
+pub use prompt::{Prompt, PromptKind};
 pub use request::{Channel, Credentials, Request, TxnId};
 
 /// The client a request came through, as the engine needs it.
@@ -30,7 +34,7 @@ pub use request::{Channel, Credentials, Request, TxnId};
 pub struct ClientInfo {
     pub name: String,
     pub first_factor: FirstFactor,
-    pub prompt: Prompt,
+    pub prompt: PromptMode,
     pub require_user_match: bool,
     /// Separates the first-factor password from the code in one field; empty: none.
     pub code_separator: String,
@@ -116,13 +120,13 @@ pub enum Outcome {
     /// Ask the user for more: `txn` goes back in the follow-up request.
     Challenge {
         txn: TxnId,
-        prompt: String,
+        prompt: Prompt,
     },
     /// An out-of-band answer (a call, a two-way SMS reply) is awaited: the front-end
     /// holds the request and asks [`Engine::wait`] for the final outcome, or polls it.
     Pending {
         txn: TxnId,
-        prompt: String,
+        prompt: Prompt,
     },
 }
 
@@ -131,6 +135,8 @@ pub enum Outcome {
 pub struct ServerInfo {
     pub name: String,
     pub ip: String,
+    /// The language of prompts for users without one of their own (`[server] language`).
+    pub language: String,
 }
 
 /// Why an operator action on a token or PIN failed.
@@ -460,9 +466,9 @@ impl Engine {
         }
         let inline = !code_follows
             && match req.client.prompt {
-                Prompt::Inline => true,
-                Prompt::Challenge => req.client.first_factor != FirstFactor::None,
-                Prompt::Auto => {
+                PromptMode::Inline => true,
+                PromptMode::Challenge => req.client.first_factor != FirstFactor::None,
+                PromptMode::Auto => {
                     req.client.first_factor != FirstFactor::None || holds_code(user, tokens, answer)
                 }
             };
@@ -523,6 +529,7 @@ impl Engine {
                 prompt,
             }) => {
                 let kind = ChallengeKind::Upstream { target, state };
+                let prompt = PromptKind::Upstream { text: prompt };
                 Some(self.challenge(user, &req.client.name, kind, prompt).await?)
             }
             Err(reason) => Some(Outcome::Reject(reason)),
@@ -634,9 +641,8 @@ impl Engine {
         cache_key: Option<String>,
     ) -> Result<Outcome, StoreError> {
         if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
-            let prompt = "Enter a new PIN".to_string();
             return self
-                .challenge(user, client, ChallengeKind::NewPin, prompt)
+                .challenge(user, client, ChallengeKind::NewPin, PromptKind::NewPin)
                 .await;
         }
         if let Some(key) = cache_key {
@@ -686,12 +692,25 @@ impl Engine {
             .unwrap_or(false)
     }
 
+    /// `kind`, to be shown in `user`'s language (else the server's).
+    fn prompt(&self, user: &User, kind: PromptKind) -> Prompt {
+        let language = if user.language.is_empty() {
+            &self.server.language
+        } else {
+            &user.language
+        };
+        Prompt {
+            kind,
+            language: language.clone(),
+        }
+    }
+
     async fn challenge(
         &self,
         user: &User,
         client: &str,
         kind: ChallengeKind,
-        prompt: String,
+        prompt: PromptKind,
     ) -> Result<Outcome, StoreError> {
         let expires_at = self
             .clock
@@ -707,7 +726,7 @@ impl Engine {
         user: &User,
         client: &str,
         kind: ChallengeKind,
-        prompt: String,
+        prompt: PromptKind,
         expires_at: i64,
     ) -> Result<Outcome, StoreError> {
         let state = random_array::<STATE_LEN>(&*self.rng).to_vec();
@@ -721,7 +740,7 @@ impl Engine {
         self.store.put_challenge(&challenge).await?;
         Ok(Outcome::Challenge {
             txn: TxnId::from_bytes(state),
-            prompt,
+            prompt: self.prompt(user, prompt),
         })
     }
 
@@ -804,17 +823,12 @@ impl Engine {
                 match checked {
                     Ok(pin_hash) => {
                         let kind = ChallengeKind::ConfirmPin { pin_hash };
-                        self.challenge(
-                            &user,
-                            &req.client.name,
-                            kind,
-                            "Enter the new PIN again".into(),
-                        )
-                        .await
+                        self.challenge(&user, &req.client.name, kind, PromptKind::ConfirmPin)
+                            .await
                     }
                     Err(err) => {
                         audit.reason = Reason::PinRejected.as_str().into();
-                        let prompt = format!("PIN not accepted: {err}. Enter a new PIN");
+                        let prompt = PromptKind::PinRejected { why: err };
                         self.challenge(&user, &req.client.name, ChallengeKind::NewPin, prompt)
                             .await
                     }
@@ -848,7 +862,7 @@ impl Engine {
                     Ok(Outcome::Accept)
                 } else {
                     audit.reason = Reason::PinMismatch.as_str().into();
-                    let prompt = "The PINs did not match. Enter a new PIN".to_string();
+                    let prompt = PromptKind::PinMismatch;
                     self.challenge(&user, &req.client.name, ChallengeKind::NewPin, prompt)
                         .await
                 }
@@ -947,11 +961,11 @@ fn holds_code(user: &User, tokens: &[Token], answer: &str) -> bool {
     })
 }
 
-fn code_prompt(user: &User) -> String {
+fn code_prompt(user: &User) -> PromptKind {
     if user.pin_mode == PinMode::Pin && user.has_pin() {
-        "Enter your PIN followed by the code from your authenticator".into()
+        PromptKind::EnterPinAndCode
     } else {
-        "Enter the code from your authenticator".into()
+        PromptKind::EnterCode
     }
 }
 

@@ -410,7 +410,7 @@ pub enum ChallengeKind {
         reason: String,
         /// The challenge's state and prompt (a new PIN is due).
         state: Vec<u8>,
-        prompt: String,
+        prompt: Option<crate::engine::Prompt>,
         /// The phone that answered, for the audit log.
         device: String,
     },

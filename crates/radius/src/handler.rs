@@ -378,8 +378,9 @@ pub(crate) fn reply_for(request: &Packet, outcome: &Outcome) -> Packet {
             if !txn.as_bytes().is_empty() {
                 reply.add(attr::STATE, txn.as_bytes());
             }
-            if !prompt.is_empty() {
-                reply.add_string_split(attr::REPLY_MESSAGE, prompt.as_bytes());
+            let text = crate::prompts::reply_message(prompt);
+            if !text.is_empty() {
+                reply.add_string_split(attr::REPLY_MESSAGE, text.as_bytes());
             }
             reply
         }
@@ -407,8 +408,8 @@ fn reject_pad(delay: Duration, spent: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfad_core::engine::{ClientInfo, Reason};
-    use mfad_core::model::{FirstFactor, Prompt};
+    use mfad_core::engine::{ClientInfo, Prompt, PromptKind, Reason};
+    use mfad_core::model::{FirstFactor, Prompt as PromptMode};
     use mfad_radius_proto::encrypt_user_password;
 
     #[test]
@@ -436,7 +437,7 @@ mod tests {
             info: ClientInfo {
                 name: "vpn".into(),
                 first_factor: FirstFactor::None,
-                prompt: Prompt::Auto,
+                prompt: PromptMode::Auto,
                 require_user_match: true,
                 code_separator: String::new(),
             },
@@ -471,9 +472,13 @@ mod tests {
     #[test]
     fn a_challenge_carries_state_and_prompt() {
         let long_prompt = "x".repeat(300);
+        let upstream = |text: &str| Prompt {
+            kind: PromptKind::Upstream { text: text.into() },
+            language: String::new(),
+        };
         let outcome = Outcome::Challenge {
             txn: TxnId::from_bytes(vec![1, 2, 3]),
-            prompt: long_prompt.clone(),
+            prompt: upstream(&long_prompt),
         };
         let reply = reply_for(&request(), &outcome);
         assert_eq!(reply.code, Code::AccessChallenge);
@@ -487,7 +492,7 @@ mod tests {
         assert_eq!(reply.get_all(attr::PROXY_STATE).count(), 2);
         let empty = Outcome::Challenge {
             txn: TxnId::from_bytes(vec![9]),
-            prompt: String::new(),
+            prompt: upstream(""),
         };
         assert_eq!(reply_for(&request(), &empty).get(attr::REPLY_MESSAGE), None);
     }

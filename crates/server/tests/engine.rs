@@ -370,9 +370,18 @@ fn answer(state: &TxnId, text: &str) -> Request {
     req
 }
 
+/// A prompt as an English RADIUS Reply-Message (the test user's own language aside).
+fn english(prompt: &mfad_core::engine::Prompt) -> String {
+    let prompt = mfad_core::engine::Prompt {
+        language: "en".into(),
+        ..prompt.clone()
+    };
+    mfad_radius::prompts::reply_message(&prompt).into_owned()
+}
+
 async fn sms_challenge(s: &SmsWorld, password: &str) -> (TxnId, String) {
     match s.engine.authenticate(request(password)).await {
-        Outcome::Challenge { txn, prompt } => (txn, prompt),
+        Outcome::Challenge { txn, prompt } => (txn, english(&prompt)),
         other => panic!("challenge expected, got {other:?}"),
     }
 }
@@ -489,6 +498,7 @@ async fn wrong_sms_codes_rechallenge_until_the_attempts_run_out() {
     else {
         panic!("a wrong code gets another try")
     };
+    let prompt = english(&prompt);
     assert!(prompt.starts_with("Wrong code."), "{prompt}");
     // The right code still works under the new state after one wrong try.
     assert_eq!(
@@ -533,6 +543,7 @@ async fn a_resend_invalidates_the_old_code_and_keeps_the_failure_count() {
     else {
         panic!("resend challenges again")
     };
+    let prompt = english(&prompt);
     assert!(prompt.starts_with("A new code was sent."), "{prompt}");
     assert_eq!(s.texts.count(), 2);
     let (_, new) = s.texts.last();

@@ -5,7 +5,7 @@
 //! [`Engine::call_ended`], which applies the rules. The backup phone is called when the
 //! phone does not answer.
 
-use super::{describe_phone, Engine, Outcome, Reason, Request, TxnId};
+use super::{describe_phone, Engine, Outcome, PromptKind, Reason, Request, TxnId};
 use crate::audit::AuditRecord;
 use crate::delivery::{CallRequest, CallResult};
 use crate::model::{Challenge, ChallengeKind, PinMode, User};
@@ -59,7 +59,7 @@ impl Engine {
         }
         Ok(Outcome::Pending {
             txn,
-            prompt: "Answer the call to your phone".into(),
+            prompt: self.prompt(user, PromptKind::AnswerCall),
         })
     }
 

@@ -164,9 +164,12 @@ impl Engine {
         };
         let outcome = match result.as_str() {
             "accept" => Outcome::Accept,
-            "challenge" => Outcome::Challenge {
-                txn: TxnId::from_bytes(state),
-                prompt,
+            "challenge" => match prompt {
+                Some(prompt) => Outcome::Challenge {
+                    txn: TxnId::from_bytes(state),
+                    prompt,
+                },
+                None => Outcome::Reject(Reason::Unsupported),
             },
             _ => Outcome::Reject(reason_from(&reason)),
         };
@@ -188,22 +191,17 @@ impl Engine {
         device: &str,
     ) -> Result<(), StoreError> {
         let (result, reason, state, prompt) = match outcome {
-            Outcome::Accept => ("accept", note.to_owned(), Vec::new(), String::new()),
-            Outcome::Reject(reason) => (
-                "reject",
-                reason.as_str().to_owned(),
-                Vec::new(),
-                String::new(),
-            ),
+            Outcome::Accept => ("accept", note.to_owned(), Vec::new(), None),
+            Outcome::Reject(reason) => ("reject", reason.as_str().to_owned(), Vec::new(), None),
             Outcome::Challenge { txn, prompt } => {
-                ("challenge", String::new(), txn.into_bytes(), prompt)
+                ("challenge", String::new(), txn.into_bytes(), Some(prompt))
             }
             // A decision is final by definition.
             Outcome::Pending { .. } => (
                 "reject",
                 Reason::Unsupported.as_str().to_owned(),
                 Vec::new(),
-                String::new(),
+                None,
             ),
         };
         let decided = Challenge {

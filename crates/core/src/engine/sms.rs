@@ -13,7 +13,7 @@
 //! login asks the same phone, neither may take the reply (an attacker who knows the
 //! password would otherwise start a login right after the user's and get their reply).
 
-use super::{describe_phone, hex, Engine, Outcome, Reason, Request, TxnId};
+use super::{describe_phone, hex, Engine, Outcome, PromptKind, Reason, Request, TxnId};
 use crate::audit::AuditRecord;
 use crate::clock::{random_array, random_digits};
 use crate::delivery::SmsSender;
@@ -22,8 +22,6 @@ use crate::phone;
 use crate::policy::SmsMode;
 use crate::store::StoreError;
 use std::sync::Arc;
-
-const PROMPT: &str = "Enter the code sent to your phone";
 
 /// A code that was sent, as its challenge remembers it.
 pub(super) struct SentCode {
@@ -145,9 +143,9 @@ impl Engine {
             sends,
         };
         let prompt = if sends > 1 {
-            format!("A new code was sent. {PROMPT}")
+            PromptKind::SmsResent
         } else {
-            PROMPT.to_string()
+            PromptKind::SmsCode
         };
         let expires_at = now.saturating_add(rules.code_seconds);
         self.challenge_until(user, &req.client.name, kind, prompt, expires_at)
@@ -200,7 +198,7 @@ impl Engine {
             sends: sent.sends,
         };
         // The same code stays valid until its own expiry, under a new state.
-        let prompt = format!("Wrong code. {PROMPT}");
+        let prompt = PromptKind::SmsWrongCode;
         self.challenge_until(user, &req.client.name, kind, prompt, sent.expires_at)
             .await
     }
@@ -281,7 +279,7 @@ impl Engine {
                 Ok(()) => {
                     return Ok(Outcome::Pending {
                         txn: id,
-                        prompt: "Reply to the SMS sent to your phone".into(),
+                        prompt: self.prompt(user, PromptKind::ReplySms),
                     })
                 }
                 Err(err) => {

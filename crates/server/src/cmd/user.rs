@@ -16,7 +16,8 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
             user,
             fields,
             generate_pin,
-        } => add(ctx, &user, fields, generate_pin).await,
+            language,
+        } => add(ctx, &user, fields, generate_pin, language).await,
         UserCommand::List { format } => list(ctx, format.format).await,
         UserCommand::Show { user, format } => show(ctx, &user, format.format).await,
         UserCommand::Update { user, fields } => {
@@ -103,7 +104,13 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn add(ctx: &Ctx, name: &str, fields: UserFields, generate_pin: bool) -> anyhow::Result<()> {
+async fn add(
+    ctx: &Ctx,
+    name: &str,
+    fields: UserFields,
+    generate_pin: bool,
+    language: String,
+) -> anyhow::Result<()> {
     let username = name.trim().to_lowercase();
     if username.is_empty()
         || username
@@ -127,6 +134,7 @@ async fn add(ctx: &Ctx, name: &str, fields: UserFields, generate_pin: bool) -> a
         pin_mode,
         method,
         backup_phone: normalise_phone(ctx, fields.backup_phone.as_deref())?.unwrap_or_default(),
+        language: language.trim().to_owned(),
         ..NewUser::default()
     };
     match ctx.store.create_user(&new, ctx.now()).await {

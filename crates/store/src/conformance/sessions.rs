@@ -103,7 +103,10 @@ pub async fn challenges_keep_their_kind_and_binding(store: Arc<dyn Store>) -> Ca
             result: "challenge".into(),
             reason: String::new(),
             state: vec![1, 2, 3],
-            prompt: "Enter a new PIN".into(),
+            prompt: Some(mfad_core::engine::Prompt {
+                kind: mfad_core::engine::PromptKind::NewPin,
+                language: "de".into(),
+            }),
             device: "+14255550100".into(),
         },
     ];
