@@ -163,7 +163,7 @@ pub struct Engine {
     sms: Option<Arc<dyn SmsSender>>,
     voice: Option<Arc<dyn VoiceCaller>>,
     alerts: Option<Arc<dyn FraudAlerts>>,
-    /// The out-of-band transactions whose requests this node holds.
+    /// Wake-ups of the pending transactions this node waits for.
     waiting: pending::Waiting,
     /// Permits for argon2id work, one per core: see [`Engine::argon2`].
     argon2: Arc<tokio::sync::Semaphore>,

@@ -53,14 +53,17 @@ impl Engine {
         };
         // Stored before the call is placed: its webhooks may come at once, to any node.
         self.store.put_challenge(&pending).await?;
+        let prompt = self.prompt(user, PromptKind::AnswerCall);
+        if let Err(e) = self.start_pending(&txn, audit, prompt.clone(), now).await {
+            self.store.take_challenge(txn.as_bytes(), now).await?;
+            return Err(e);
+        }
         if let Err(result) = self.place_call(&call, &txn).await {
             self.store.take_challenge(txn.as_bytes(), now).await?;
+            self.store.delete_pending(txn.as_bytes()).await?;
             return Ok(Outcome::Reject(self.call_failed(user, result)));
         }
-        Ok(Outcome::Pending {
-            txn,
-            prompt: self.prompt(user, PromptKind::AnswerCall),
-        })
+        Ok(Outcome::Pending { txn, prompt })
     }
 
     /// The call to place to a stored number, `None` when it is not a phone number.
@@ -115,14 +118,8 @@ impl Engine {
             return Ok(false);
         };
         let Some(user) = self.store.user_by_id(taken.user_id).await? else {
-            self.settle(
-                txn,
-                &taken,
-                Outcome::Reject(Reason::UnknownUser),
-                "",
-                &device,
-            )
-            .await?;
+            self.settle(txn, Outcome::Reject(Reason::UnknownUser), "", &device)
+                .await?;
             return Ok(true);
         };
         if matches!(result, CallResult::NoAnswer | CallResult::Busy) && !backup.is_empty() {
@@ -146,7 +143,7 @@ impl Engine {
                     Err(failed) => {
                         self.store.take_challenge(txn.as_bytes(), now).await?;
                         let reason = self.call_failed(&user, failed);
-                        self.settle(txn, &taken, Outcome::Reject(reason), "", &backup)
+                        self.settle(txn, Outcome::Reject(reason), "", &backup)
                             .await?;
                         return Ok(true);
                     }
@@ -160,8 +157,7 @@ impl Engine {
             }
             other => Outcome::Reject(self.call_failed(&user, other)),
         };
-        self.settle(txn, &taken, outcome, "accepted", &device)
-            .await?;
+        self.settle(txn, outcome, "accepted", &device).await?;
         Ok(true)
     }
 

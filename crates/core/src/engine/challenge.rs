@@ -89,7 +89,6 @@ impl Engine {
             ChallengeKind::Call { .. }
                 | ChallengeKind::SmsReply { .. }
                 | ChallengeKind::SmsReplyTo { .. }
-                | ChallengeKind::Decided { .. }
         ) {
             // Out-of-band transactions are no RADIUS State: leave them to their webhooks.
             self.store.put_challenge(&challenge).await?;
@@ -174,8 +173,7 @@ impl Engine {
             }
             ChallengeKind::Call { .. }
             | ChallengeKind::SmsReply { .. }
-            | ChallengeKind::SmsReplyTo { .. }
-            | ChallengeKind::Decided { .. } => Ok(Outcome::Reject(Reason::ChallengeExpired)),
+            | ChallengeKind::SmsReplyTo { .. } => Ok(Outcome::Reject(Reason::ChallengeExpired)),
             ChallengeKind::ConfirmPin { pin_hash } => {
                 if self.pin_matches(&pin_hash, answer).await {
                     self.store

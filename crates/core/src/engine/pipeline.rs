@@ -16,8 +16,9 @@ use crate::username;
 
 impl Engine {
     /// Decides one attempt and writes its audit record. Any store error rejects (fail closed).
-    /// A `Pending` outcome's audit record is written by [`Engine::wait`], with the final
-    /// result.
+    /// A `Pending` outcome's audit record waits in the store with the transaction, and is
+    /// written with the final result by the poll that finishes it ([`Engine::poll`],
+    /// [`Engine::wait`]), on whichever node.
     pub async fn authenticate(&self, req: Request) -> Outcome {
         let mut audit = AuditRecord {
             id: hex(&random_array::<16>(&*self.rng)),
@@ -43,10 +44,6 @@ impl Engine {
                 Outcome::Reject(Reason::StoreUnavailable)
             }
         };
-        if let Outcome::Pending { txn, .. } = &outcome {
-            self.waiting.hold(txn, audit);
-            return outcome;
-        }
         self.write_audit(audit, outcome).await
     }
 

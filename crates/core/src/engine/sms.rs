@@ -46,7 +46,7 @@ impl Engine {
         audit.mode = user.pin_mode.to_string();
         describe_phone(audit, user);
         if self.policy().sms.mode == SmsMode::TwoWay {
-            return self.start_two_way(user, req, now).await;
+            return self.start_two_way(user, req, now, audit).await;
         }
         // The PIN is checked before anything is sent, so guessing usernames cannot be
         // used to flood phones with messages.
@@ -216,6 +216,7 @@ impl Engine {
         user: &User,
         req: &Request,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<Outcome, StoreError> {
         let (sender, numbers) = match self.sms_recipients(user, now).await? {
             Ok(found) => found,
@@ -272,20 +273,22 @@ impl Engine {
                 self.store.take_challenge(txn.as_bytes(), now).await?;
                 return Ok(Outcome::Reject(Reason::SmsReplyPending));
             }
+            let prompt = self.prompt(user, PromptKind::ReplySms);
+            if let Err(e) = self.start_pending(&id, audit, prompt.clone(), now).await {
+                self.store.take_challenge(txn.as_bytes(), now).await?;
+                self.drop_reply_index(&index.state, &txn, now).await?;
+                return Err(e);
+            }
             match sender
                 .send_reply_request(to, &code, ask_pin, &req.client.name)
                 .await
             {
-                Ok(()) => {
-                    return Ok(Outcome::Pending {
-                        txn: id,
-                        prompt: self.prompt(user, PromptKind::ReplySms),
-                    })
-                }
+                Ok(()) => return Ok(Outcome::Pending { txn: id, prompt }),
                 Err(err) => {
                     tracing::warn!(user = %user.username, "SMS not sent: {err}");
                     self.store.take_challenge(txn.as_bytes(), now).await?;
                     self.drop_reply_index(&index.state, &txn, now).await?;
+                    self.store.delete_pending(id.as_bytes()).await?;
                 }
             }
         }
@@ -310,7 +313,7 @@ impl Engine {
             _ => String::new(),
         };
         let refused = Outcome::Reject(Reason::SmsReplyPending);
-        self.settle(&TxnId::from(txn.as_str()), &other, refused, "", &device)
+        self.settle(&TxnId::from(txn.as_str()), refused, "", &device)
             .await?;
         Ok(true)
     }
@@ -402,7 +405,7 @@ impl Engine {
                 }
             },
         };
-        self.settle(&TxnId::from(txn), &taken, outcome, "accepted", &device)
+        self.settle(&TxnId::from(txn), outcome, "accepted", &device)
             .await?;
         Ok(true)
     }
