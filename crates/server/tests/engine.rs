@@ -899,3 +899,122 @@ async fn a_radius_state_naming_an_out_of_band_transaction_is_rejected_and_leaves
     assert!(engine.sms_reply(&to, &code).await.unwrap());
     assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
 }
+
+/// Nodes A and B on one PostgreSQL database, each with a store of its own (as two
+/// `mfad serve` processes), and alice on the call method.
+struct PgNodes {
+    _db: mfad_testkit::PgDatabase,
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    a: Arc<Engine>,
+    b: Arc<Engine>,
+}
+
+async fn pg_call_nodes() -> PgNodes {
+    let db = mfad_testkit::PgDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let store_a = mfad_store::open(&db.url(), &key, Default::default())
+        .await
+        .unwrap();
+    let store_b = mfad_store::open(&db.url(), &key, Default::default())
+        .await
+        .unwrap();
+    let user = store_a.create_user(&new_user("alice"), T0).await.unwrap();
+    let update = mfad_core::store::UserUpdate {
+        method: Some(mfad_core::model::Method::Call),
+        phone: Some("+14255550100".into()),
+        ..Default::default()
+    };
+    store_a.update_user(user.id, &update).await.unwrap();
+    let clock = Arc::new(FixedClock::at(T0));
+    let phones = Arc::new(Phones::default());
+    let node = |store: Arc<dyn Store>, name: &str| {
+        let server = ServerInfo {
+            name: name.into(),
+            ..ServerInfo::default()
+        };
+        Arc::new(
+            Engine::new(
+                store,
+                clock.clone(),
+                Arc::new(OsRandom),
+                Policy::default(),
+                server,
+            )
+            .with_voice(phones.clone()),
+        )
+    };
+    PgNodes {
+        a: node(store_a.clone(), "node-a"),
+        b: node(store_b, "node-b"),
+        store: store_a,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_started_on_node_a_is_polled_and_finished_on_node_b_with_one_audit_record() {
+    let n = pg_call_nodes().await;
+    let txn = pending(&n.a, request("x")).await;
+    match n.b.poll(&txn).await {
+        Outcome::Pending {
+            txn: polled,
+            prompt,
+        } => {
+            assert_eq!(polled, txn);
+            assert_eq!(prompt.kind, mfad_core::engine::PromptKind::AnswerCall);
+        }
+        other => panic!("node b sees the login pending, got {other:?}"),
+    }
+    // The call's webhook reaches node b, and node b's poll finishes the login.
+    let pressed = mfad_core::delivery::CallResult::Digits(Zeroizing::new(String::new()));
+    assert!(n.b.call_ended(&txn, pressed).await.unwrap());
+    assert_eq!(n.b.poll(&txn).await, Outcome::Accept);
+    // Node a finds nothing left to finish, and writes nothing.
+    assert_eq!(
+        n.a.poll(&txn).await,
+        Outcome::Reject(Reason::ChallengeExpired)
+    );
+    assert_eq!(
+        n.a.wait(&txn, std::time::Duration::from_millis(50)).await,
+        Outcome::Reject(Reason::ChallengeExpired)
+    );
+    let log = audit_records(&n.store).await;
+    assert_eq!(log.len(), 1, "exactly one audit record: {log:?}");
+    assert_eq!(log[0].result, Some(mfad_core::audit::AuditResult::Accept));
+    assert_eq!(log[0].reason, "accepted");
+    assert_eq!(log[0].method, "call");
+    assert_eq!(log[0].device, "+14255550100");
+    assert_eq!(
+        log[0].server_name, "node-a",
+        "the record of the attempt node a took"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_polls_on_two_nodes_finish_a_login_once() {
+    let n = pg_call_nodes().await;
+    let txn = pending(&n.a, request("x")).await;
+    let wrong = mfad_core::delivery::CallResult::Digits(Zeroizing::new("5".into()));
+    assert!(n.a.call_ended(&txn, wrong).await.unwrap());
+    let polls: Vec<_> = (0..16)
+        .map(|i| {
+            let node = if i % 2 == 0 { n.a.clone() } else { n.b.clone() };
+            let txn = txn.clone();
+            tokio::spawn(async move { node.poll(&txn).await })
+        })
+        .collect();
+    let mut finals = Vec::new();
+    for poll in polls {
+        let outcome = poll.await.unwrap();
+        if outcome != Outcome::Reject(Reason::ChallengeExpired) {
+            finals.push(outcome);
+        }
+    }
+    assert_eq!(finals, [Outcome::Reject(Reason::WrongCode)]);
+    let log = audit_records(&n.store).await;
+    assert_eq!(log.len(), 1, "exactly one audit record: {log:?}");
+    assert_eq!(log[0].reason, "wrong_code");
+}
