@@ -288,6 +288,44 @@ async fn a_state_answered_from_another_client_is_rejected() {
     assert_eq!(w.engine.authenticate(answer).await, Outcome::Accept);
 }
 
+#[tokio::test]
+async fn a_channel_that_cannot_take_an_answer_is_rejected_instead_of_challenged() {
+    let w = world(Policy::default(), OtpKind::Hotp).await;
+    let mut ldap = request("");
+    ldap.channel = Channel::Ldap;
+    assert_eq!(
+        w.engine.authenticate(ldap).await,
+        Outcome::Reject(Reason::NoCode)
+    );
+    let mut with_code = request(&hotp_at(0));
+    with_code.channel = Channel::Ldap;
+    assert_eq!(w.engine.authenticate(with_code).await, Outcome::Accept);
+    assert!(matches!(
+        w.engine.authenticate(request("")).await,
+        Outcome::Challenge { .. }
+    ));
+}
+
+#[tokio::test]
+async fn split_credentials_give_the_code_to_the_second_factor() {
+    let w = world(Policy::default(), OtpKind::Hotp).await;
+    let split = |code: &str| Request {
+        credentials: Credentials::Split {
+            password: Zeroizing::new("checked by the client".into()),
+            code: Zeroizing::new(code.into()),
+        },
+        ..request("")
+    };
+    assert_eq!(
+        w.engine.authenticate(split(&hotp_at(0))).await,
+        Outcome::Accept
+    );
+    assert_eq!(
+        w.engine.authenticate(split(&hotp_at(0))).await,
+        Outcome::Reject(Reason::Replayed)
+    );
+}
+
 /// The SMS provider for engine tests: keeps what would have been sent, or fails.
 #[derive(Default)]
 struct Texts {
