@@ -402,18 +402,6 @@ pub enum ChallengeKind {
     },
     /// Points the replies from one number to its pending two-way SMS (one at a time).
     SmsReplyTo { txn: String },
-    /// The final outcome of an out-of-band transaction, for the node holding the request.
-    Decided {
-        /// `accept`, `reject` or `challenge`.
-        result: String,
-        /// The reject reason, or what the audit log says of an accept.
-        reason: String,
-        /// The challenge's state and prompt (a new PIN is due).
-        state: Vec<u8>,
-        prompt: String,
-        /// The phone that answered, for the audit log.
-        device: String,
-    },
 }
 
 /// A single-use challenge bound to a user and a client.

@@ -4,8 +4,9 @@
 //! conditional statement here (replay, lockout, single-use challenges and
 //! bypasses), never process memory.
 
-use crate::audit::{AuditQuery, AuditRecord};
+use crate::audit::{AuditQuery, AuditRecord, AuditResult};
 use crate::code_mac::CodeMac;
+use crate::engine::Prompt;
 use crate::model::{
     Challenge, Client, Method, NewClient, NewToken, NewUser, PinMode, Token, TokenId, User, UserId,
 };
@@ -127,6 +128,32 @@ pub enum CodeAttempt {
     /// The attempt counted as a failure. `replayed`: the code matched a fresh counter
     /// value when it was checked, but another request used that value first.
     Failed { replayed: bool, state: FailureState },
+}
+
+/// A pending out-of-band login (a call ringing, a two-way SMS waiting for its reply),
+/// kept in the store so that any node can poll it and finish it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingTxn {
+    pub txn: Vec<u8>,
+    /// The attempt's audit record so far; the decision completes it.
+    pub draft: AuditRecord,
+    /// What the user is asked to do meanwhile.
+    pub prompt: Prompt,
+    /// How it ended, once a webhook (or the timeout) decided it.
+    pub decision: Option<Decision>,
+    pub expires_at: i64,
+}
+
+/// How a pending out-of-band login ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    pub result: AuditResult,
+    /// The reject reason, or what the audit log says of an accept.
+    pub reason: String,
+    /// The challenge that follows an accepted answer (a new PIN is due): its id and prompt.
+    pub challenge: Option<(Vec<u8>, Prompt)>,
+    /// The phone that answered, for the audit log.
+    pub device: String,
 }
 
 #[async_trait]
@@ -289,6 +316,24 @@ pub trait Store: Send + Sync + 'static {
     /// Records a successful authentication under `key` until `until`.
     async fn put_cached_auth(&self, key: &str, until: i64) -> StoreResult<()>;
     async fn cached_auth(&self, key: &str, now: i64) -> StoreResult<bool>;
+
+    // --- pending out-of-band transactions --------------------------------------
+    // Any node polls a pending login and any node finishes it; each rule is one
+    // conditional statement, so racing nodes agree.
+    /// Stores a new, undecided transaction, and sweeps those expired at `now`.
+    /// `Duplicate` when its id exists.
+    async fn put_pending(&self, pending: &PendingTxn, now: i64) -> StoreResult<()>;
+    /// The transaction as stored, decided or not; `None` when unknown or expired at `now`.
+    async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>>;
+    /// Records the decision of an undecided transaction: true when this call decided it;
+    /// false, changing nothing, when it is decided already, unknown, or expired at `now`.
+    async fn decide_pending(&self, txn: &[u8], decision: &Decision, now: i64) -> StoreResult<bool>;
+    /// Removes and returns a decided transaction; `None` when it is undecided, unknown
+    /// or expired at `now`. Of racing calls on any nodes exactly one gets it: the one
+    /// that writes the attempt's final audit record.
+    async fn take_decided(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>>;
+    /// Removes the transaction whatever its state (its call or SMS could not be sent).
+    async fn delete_pending(&self, txn: &[u8]) -> StoreResult<()>;
 
     // --- RADIUS clients --------------------------------------------------------
     /// Fails with `Duplicate` when the name exists.

@@ -80,7 +80,10 @@ impl World {
         Mails::new(self.store.clone(), self.clock.clone(), rules)
     }
     async fn add(&self, name: &str) -> User {
-        self.users().add(name, UserFields::default()).await.unwrap()
+        self.users()
+            .add(name, UserFields::default(), "")
+            .await
+            .unwrap()
     }
 }
 
@@ -107,6 +110,7 @@ async fn users_are_added_once_under_their_normalised_name() {
                 f.method = Some("sms".into());
                 f.pin_mode = Some("pin".into());
             }),
+            "",
         )
         .await
         .unwrap();
@@ -119,7 +123,7 @@ async fn users_are_added_once_under_their_normalised_name() {
     }
     let err = w
         .users()
-        .add("CAROL", UserFields::default())
+        .add("CAROL", UserFields::default(), "")
         .await
         .unwrap_err();
     assert_eq!(err.code(), "user.exists");
@@ -141,7 +145,7 @@ async fn a_user_that_cannot_work_is_not_added() {
     let users = w.users();
     let add = |name: &'static str, f: UserFields| {
         let users = &users;
-        async move { users.add(name, f).await }
+        async move { users.add(name, f, "").await }
     };
     for name in ["", "   ", "carol smith", "carol\u{7}"] {
         let err = add(name, UserFields::default()).await.unwrap_err();
@@ -304,6 +308,7 @@ async fn pins_follow_the_rules_and_are_stored_hashed() {
         .add(
             "carol",
             fields(|f| f.phone = Some("+1 425 555 0100".into())),
+            "",
         )
         .await
         .unwrap();
@@ -355,7 +360,7 @@ async fn a_generated_pin_must_be_changed_and_a_code_only_user_is_told() {
     assert!(stored.pin_change_required);
     let dave = w
         .users()
-        .add("dave", fields(|f| f.pin_mode = Some("pin".into())))
+        .add("dave", fields(|f| f.pin_mode = Some("pin".into())), "")
         .await
         .unwrap();
     assert_eq!(pins.notice(&dave), None);
@@ -682,6 +687,7 @@ async fn mails_are_queued_once_when_asked_and_only_with_smtp() {
         .add(
             "carol",
             fields(|f| f.email = Some("carol@example.org".into())),
+            "",
         )
         .await
         .unwrap();
@@ -736,6 +742,7 @@ async fn only_users_with_an_address_are_welcomed_by_mail() {
         .add(
             "carol",
             fields(|f| f.email = Some("carol@example.org".into())),
+            "",
         )
         .await
         .unwrap();
@@ -849,6 +856,7 @@ async fn held_phone_changes_are_told_once_whenever_mail_can_be_sent() {
         .add(
             "carol",
             fields(|f| f.email = Some("carol@example.org".into())),
+            "",
         )
         .await
         .unwrap();

@@ -9,7 +9,7 @@ use crate::dedup::{DedupCache, RequestKey, Seen};
 use crate::relay::Relays;
 use crate::stats::{Counter, Stats};
 use crate::upstream::{Forward, Targets};
-use mfad_core::engine::{Engine, Outcome, Request};
+use mfad_core::engine::{Channel, Credentials, Engine, Outcome, Request, TxnId};
 use mfad_core::model::FirstFactor;
 use mfad_core::upstream::UpstreamHandle;
 use mfad_radius_proto::{
@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-/// The channel name the engine and the audit log see.
-pub const CHANNEL: &str = "radius";
+/// The channel the engine sees; its word is what the audit log and metrics show.
+pub const CHANNEL: Channel = Channel::Radius;
 
 /// What the server task does with a handled request.
 pub(crate) struct Outgoing {
@@ -184,7 +184,7 @@ impl Handler {
             .clone()
             .map(|f| UpstreamHandle(f as Arc<dyn mfad_core::upstream::Upstream>));
         let mut outcome = self.engine.authenticate(request).await;
-        if let Outcome::Pending { txn } = &outcome {
+        if let Outcome::Pending { txn, .. } = &outcome {
             // Held until the out-of-band answer; the duplicate cache drops the NAS's
             // retransmissions meanwhile, so they never start a second call or SMS.
             let timeout = Duration::from_secs(self.engine.policy().out_of_band_timeout_seconds);
@@ -314,9 +314,9 @@ fn record_outcome(outcome: &Outcome, took: Duration) {
         Outcome::Pending { .. } => ("reject", "timeout"),
         Outcome::Challenge { .. } => ("challenge", ""),
     };
-    metrics::counter!("mfad_auth_total", "channel" => CHANNEL, "result" => result, "reason" => reason)
+    metrics::counter!("mfad_auth_total", "channel" => CHANNEL.as_str(), "result" => result, "reason" => reason)
         .increment(1);
-    metrics::histogram!("mfad_auth_duration_seconds", "channel" => CHANNEL, "result" => result)
+    metrics::histogram!("mfad_auth_duration_seconds", "channel" => CHANNEL.as_str(), "result" => result)
         .record(took.as_secs_f64());
 }
 
@@ -333,8 +333,8 @@ pub(crate) fn engine_request(
     let username = std::str::from_utf8(username)
         .map_err(|_| "User-Name is not UTF-8 (RFC 2865 §5.1)")?
         .to_owned();
-    let password = match packet.get(attr::USER_PASSWORD) {
-        None => None,
+    let credentials = match packet.get(attr::USER_PASSWORD) {
+        None => Credentials::None,
         Some(hidden) => {
             let clear = Zeroizing::new(
                 decrypt_user_password(hidden, &client.secret, &packet.authenticator).map_err(
@@ -343,13 +343,15 @@ pub(crate) fn engine_request(
             );
             // Invalid UTF-8 cannot match a code or PIN; passing it on lets
             // the engine count and audit the failure like any wrong answer.
-            Some(Zeroizing::new(String::from_utf8_lossy(&clear).into_owned()))
+            Credentials::Inline(Zeroizing::new(String::from_utf8_lossy(&clear).into_owned()))
         }
     };
     Ok(Request {
         username,
-        password,
-        state: packet.get(attr::STATE).map(<[u8]>::to_vec),
+        credentials,
+        txn: packet
+            .get(attr::STATE)
+            .map(|state| TxnId::from_bytes(state.to_vec())),
         client: client.info.clone(),
         source_ip: source.to_canonical(),
         channel: CHANNEL,
@@ -370,14 +372,15 @@ pub(crate) fn reply_for(request: &Packet, outcome: &Outcome) -> Packet {
         Outcome::Reject(_) | Outcome::Pending { .. } => {
             Packet::new(Code::AccessReject, id, [0; 16])
         }
-        Outcome::Challenge { state, prompt } => {
+        Outcome::Challenge { txn, prompt } => {
             let mut reply = Packet::new(Code::AccessChallenge, id, [0; 16]);
             // RFC 2865 §5.24 and §5.18: both are at least one octet.
-            if !state.is_empty() {
-                reply.add(attr::STATE, state);
+            if !txn.as_bytes().is_empty() {
+                reply.add(attr::STATE, txn.as_bytes());
             }
-            if !prompt.is_empty() {
-                reply.add_string_split(attr::REPLY_MESSAGE, prompt.as_bytes());
+            let text = crate::prompts::reply_message(prompt);
+            if !text.is_empty() {
+                reply.add_string_split(attr::REPLY_MESSAGE, text.as_bytes());
             }
             reply
         }
@@ -405,8 +408,8 @@ fn reject_pad(delay: Duration, spent: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfad_core::engine::{ClientInfo, Reason};
-    use mfad_core::model::{FirstFactor, Prompt};
+    use mfad_core::engine::{ClientInfo, Prompt, PromptKind, Reason};
+    use mfad_core::model::{FirstFactor, Prompt as PromptMode};
     use mfad_radius_proto::encrypt_user_password;
 
     #[test]
@@ -434,7 +437,7 @@ mod tests {
             info: ClientInfo {
                 name: "vpn".into(),
                 first_factor: FirstFactor::None,
-                prompt: Prompt::Auto,
+                prompt: PromptMode::Auto,
                 require_user_match: true,
                 code_separator: String::new(),
             },
@@ -469,9 +472,13 @@ mod tests {
     #[test]
     fn a_challenge_carries_state_and_prompt() {
         let long_prompt = "x".repeat(300);
+        let upstream = |text: &str| Prompt {
+            kind: PromptKind::Upstream { text: text.into() },
+            language: String::new(),
+        };
         let outcome = Outcome::Challenge {
-            state: vec![1, 2, 3],
-            prompt: long_prompt.clone(),
+            txn: TxnId::from_bytes(vec![1, 2, 3]),
+            prompt: upstream(&long_prompt),
         };
         let reply = reply_for(&request(), &outcome);
         assert_eq!(reply.code, Code::AccessChallenge);
@@ -484,8 +491,8 @@ mod tests {
         );
         assert_eq!(reply.get_all(attr::PROXY_STATE).count(), 2);
         let empty = Outcome::Challenge {
-            state: vec![9],
-            prompt: String::new(),
+            txn: TxnId::from_bytes(vec![9]),
+            prompt: upstream(""),
         };
         assert_eq!(reply_for(&request(), &empty).get(attr::REPLY_MESSAGE), None);
     }
@@ -501,10 +508,11 @@ mod tests {
         p.add(attr::CALLING_STATION_ID, "203.0.113.9");
         let r = engine_request(&p, &c, "::ffff:127.0.0.1".parse().unwrap()).unwrap();
         assert_eq!(r.username, "alice");
-        assert_eq!(r.password.as_deref().map(String::as_str), Some("123456"));
-        assert_eq!(r.state, Some(vec![5; 16]));
+        assert!(matches!(&r.credentials, Credentials::Inline(p) if p.as_str() == "123456"));
+        assert_eq!(r.txn, Some(TxnId::from_bytes(vec![5; 16])));
         assert_eq!(r.calling_station.as_deref(), Some("203.0.113.9"));
-        assert_eq!(r.channel, "radius");
+        assert_eq!(r.channel, Channel::Radius);
+        assert_eq!(r.channel.as_str(), "radius");
         assert_eq!(r.client.name, "vpn");
         assert_eq!(r.source_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
     }
@@ -513,8 +521,8 @@ mod tests {
     fn a_request_without_a_password_maps_to_none() {
         // E.g. CHAP: the engine then asks for the code with a challenge.
         let r = engine_request(&request(), &client("s"), "127.0.0.1".parse().unwrap()).unwrap();
-        assert!(r.password.is_none());
-        assert!(r.state.is_none());
+        assert!(matches!(r.credentials, Credentials::None));
+        assert!(r.txn.is_none());
     }
 
     #[test]

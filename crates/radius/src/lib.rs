@@ -18,6 +18,7 @@
 mod clients;
 mod dedup;
 mod handler;
+pub mod prompts;
 mod relay;
 mod server;
 mod stats;

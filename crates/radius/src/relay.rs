@@ -136,8 +136,8 @@ impl Relays {
                 forward.client_secret(),
                 &forward.request().authenticator,
             ),
-            Outcome::Challenge { state, .. } => {
-                self.put(state.clone(), relay, Instant::now() + keep_for)
+            Outcome::Challenge { txn, .. } => {
+                self.put(txn.as_bytes().to_vec(), relay, Instant::now() + keep_for)
             }
             Outcome::Reject(_) | Outcome::Pending { .. } => {}
         }

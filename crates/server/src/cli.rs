@@ -222,6 +222,9 @@ pub enum UserCommand {
         /// email.send_to_users is on, else printed); they must change it at first login.
         #[arg(long)]
         generate_pin: bool,
+        /// The language of the user's prompts (`en`, `de`, `de-CH`); empty: the server's.
+        #[arg(long, default_value = "")]
+        language: String,
     },
     List {
         #[command(flatten)]

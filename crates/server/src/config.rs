@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub name: String,
     /// The issuer shown by authenticator apps for new tokens.
     pub issuer: String,
+    /// The language of prompts (RADIUS Reply-Messages) for users without one of their own.
+    pub language: String,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +49,7 @@ impl Default for ServerConfig {
         Self {
             name: String::new(),
             issuer: "mfad".into(),
+            language: "en".into(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod columns;
 pub mod conformance;
 pub mod crypto;
 mod pending_phones;
+mod pending_txns;
 pub mod postgres;
 mod settings;
 pub mod snapshot_file;

@@ -40,6 +40,8 @@ pub struct Mfad {
     store_url: String,
     key_file: PathBuf,
     name: String,
+    /// `[server] language`; empty: the default.
+    language: String,
     listen: String,
     http: String,
     extra: String,
@@ -66,6 +68,7 @@ impl Mfad {
             store_url,
             key_file,
             name: "test-node".into(),
+            language: String::new(),
             listen: "127.0.0.1:0".into(),
             http: DEFAULT_HTTP.into(),
             extra: String::new(),
@@ -110,6 +113,13 @@ impl Mfad {
         self
     }
 
+    /// The language of prompts for users without one (`[server] language`).
+    pub fn with_language(mut self, language: &str) -> Mfad {
+        language.clone_into(&mut self.language);
+        self.write_config();
+        self
+    }
+
     /// The RADIUS listen address, `127.0.0.1:0` by default; e.g. `127.0.0.2:0` gives a
     /// second node on one machine its own address.
     pub fn with_listen(mut self, listen: &str) -> Mfad {
@@ -143,8 +153,13 @@ impl Mfad {
 
     /// The config as written to [`Mfad::config_path`].
     pub fn config(&self) -> String {
+        let language = if self.language.is_empty() {
+            String::new()
+        } else {
+            format!("language = {}\n", toml_string(&self.language))
+        };
         format!(
-            "[server]\nname = {}\n\n\
+            "[server]\nname = {}\n{language}\n\
              [store]\nurl = {}\nkey_file = {}\n\n\
              [radius]\nlisten = {}\n{}\n{}",
             toml_string(&self.name),

@@ -5,7 +5,7 @@
 //! [`Engine::call_ended`], which applies the rules. The backup phone is called when the
 //! phone does not answer.
 
-use super::{describe_phone, Engine, Outcome, Reason, Request};
+use super::{describe_phone, Engine, Outcome, PromptKind, Reason, Request, TxnId};
 use crate::audit::AuditRecord;
 use crate::delivery::{CallRequest, CallResult};
 use crate::model::{Challenge, ChallengeKind, PinMode, User};
@@ -40,7 +40,7 @@ impl Engine {
         }
         let txn = self.new_txn();
         let pending = Challenge {
-            state: txn.clone().into_bytes(),
+            state: txn.as_bytes().to_vec(),
             user_id: user.id,
             client: req.client.name.clone(),
             kind: ChallengeKind::Call {
@@ -53,11 +53,17 @@ impl Engine {
         };
         // Stored before the call is placed: its webhooks may come at once, to any node.
         self.store.put_challenge(&pending).await?;
+        let prompt = self.prompt(user, PromptKind::AnswerCall);
+        if let Err(e) = self.start_pending(&txn, audit, prompt.clone(), now).await {
+            self.store.take_challenge(txn.as_bytes(), now).await?;
+            return Err(e);
+        }
         if let Err(result) = self.place_call(&call, &txn).await {
             self.store.take_challenge(txn.as_bytes(), now).await?;
+            self.store.delete_pending(txn.as_bytes()).await?;
             return Ok(Outcome::Reject(self.call_failed(user, result)));
         }
-        Ok(Outcome::Pending { txn })
+        Ok(Outcome::Pending { txn, prompt })
     }
 
     /// The call to place to a stored number, `None` when it is not a phone number.
@@ -71,9 +77,9 @@ impl Engine {
             })
     }
 
-    async fn place_call(&self, call: &CallRequest, txn: &str) -> Result<(), CallResult> {
+    async fn place_call(&self, call: &CallRequest, txn: &TxnId) -> Result<(), CallResult> {
         match &self.voice {
-            Some(voice) => voice.place(call, txn).await,
+            Some(voice) => voice.place(call, txn.as_str().unwrap_or_default()).await,
             None => Err(CallResult::Failed("no voice gateway".into())),
         }
     }
@@ -96,7 +102,7 @@ impl Engine {
     /// How call `txn` ended, as the provider's webhook reported it (on any node). Decides
     /// the login, or calls the backup phone when the phone did not answer. False when no
     /// call of that id is pending (ended, timed out, or another webhook decided it).
-    pub async fn call_ended(&self, txn: &str, result: CallResult) -> Result<bool, StoreError> {
+    pub async fn call_ended(&self, txn: &TxnId, result: CallResult) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let Some(taken) = self.store.take_challenge(txn.as_bytes(), now).await? else {
             return Ok(false);
@@ -112,14 +118,8 @@ impl Engine {
             return Ok(false);
         };
         let Some(user) = self.store.user_by_id(taken.user_id).await? else {
-            self.settle(
-                txn,
-                &taken,
-                Outcome::Reject(Reason::UnknownUser),
-                "",
-                &device,
-            )
-            .await?;
+            self.settle(txn, Outcome::Reject(Reason::UnknownUser), "", &device)
+                .await?;
             return Ok(true);
         };
         if matches!(result, CallResult::NoAnswer | CallResult::Busy) && !backup.is_empty() {
@@ -143,7 +143,7 @@ impl Engine {
                     Err(failed) => {
                         self.store.take_challenge(txn.as_bytes(), now).await?;
                         let reason = self.call_failed(&user, failed);
-                        self.settle(txn, &taken, Outcome::Reject(reason), "", &backup)
+                        self.settle(txn, Outcome::Reject(reason), "", &backup)
                             .await?;
                         return Ok(true);
                     }
@@ -157,8 +157,7 @@ impl Engine {
             }
             other => Outcome::Reject(self.call_failed(&user, other)),
         };
-        self.settle(txn, &taken, outcome, "accepted", &device)
-            .await?;
+        self.settle(txn, outcome, "accepted", &device).await?;
         Ok(true)
     }
 

@@ -2,7 +2,8 @@
 //! attempt's slot and outcome, taken in the store before anything the match says is
 //! acted on.
 
-use super::{finish_record, new_pin_due, Engine, Outcome, Reason, Request};
+use super::pipeline::{finish_record, new_pin_due};
+use super::{Engine, Outcome, Reason, Request};
 use crate::audit::AuditRecord;
 use crate::model::{PinMode, Token, TokenId, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};

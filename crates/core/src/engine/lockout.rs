@@ -6,7 +6,9 @@
 
 use super::{Engine, Reason};
 use crate::model::User;
+use crate::pin;
 use crate::store::{FailureState, StoreError};
+use zeroize::Zeroizing;
 
 impl Engine {
     /// Takes the slot of one attempt before its secret is checked: the failure count with
@@ -62,5 +64,40 @@ impl Engine {
     ) -> Option<T> {
         let _permit = self.argon2.acquire().await.ok()?;
         tokio::task::spawn_blocking(work).await.ok()
+    }
+
+    /// Whether `user` may get one more SMS (`channel` "sms") or call ("call") within the
+    /// per-user and per-gateway limits; counts the use when so.
+    pub(super) async fn within_limits(
+        &self,
+        user: &User,
+        channel: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let limits = &self.policy().limits;
+        let (per_user, per_gateway) = match channel {
+            "sms" => (limits.sms_per_user, limits.sms_per_gateway),
+            _ => (limits.calls_per_user, limits.calls_per_gateway),
+        };
+        let window = limits.window_seconds.max(1);
+        for (key, limit) in [
+            (format!("{channel}:user:{}", user.id), per_user),
+            (format!("{channel}:gateway"), per_gateway),
+        ] {
+            if limit > 0 && !self.store.take_rate(&key, now, window, limit).await? {
+                tracing::warn!(user = %user.username, key, limit, window, "{channel} limit reached; not sending");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// argon2id is deliberately slow: run it off the async workers, bounded. Callers
+    /// take the attempt's slot first.
+    pub(super) async fn pin_matches(&self, hash: &str, pin: &str) -> bool {
+        let (hash, pin) = (hash.to_string(), Zeroizing::new(pin.to_string()));
+        self.argon2(move || pin::verify(&hash, &pin))
+            .await
+            .unwrap_or(false)
     }
 }

@@ -1,15 +1,17 @@
-//! Out-of-band transactions: a login that waits for a call or a two-way SMS reply.
+//! Pending transactions: a login that waits for a call or a two-way SMS reply.
 //!
-//! The transaction lives in the store as a challenge under its id, so the provider's
-//! webhook may reach any node: that node takes it (single use, so exactly one decides),
-//! applies the rules and stores the decision under `<txn>.done`. The node holding the
-//! request is woken at once when the webhook reached it, and otherwise finds the decision
-//! by polling the store.
+//! The transaction and the attempt's draft audit record live in the store, so every step
+//! may happen on any node. The call or SMS lives there as a challenge under the
+//! transaction's id: the provider's webhook, on whichever node it reaches, takes it
+//! (single use, so exactly one decides), applies the rules and records the decision in
+//! the transaction. [`Engine::poll`], on any node, then takes the decided transaction
+//! (again single use) and writes the one final audit record. [`Engine::wait`] is a poll
+//! loop that a webhook on the same node wakes at once.
 
-use super::{Engine, Outcome, Reason};
-use crate::audit::AuditRecord;
-use crate::model::{Challenge, ChallengeKind};
-use crate::store::StoreError;
+use super::{Engine, Outcome, Prompt, Reason, TxnId};
+use crate::audit::{AuditRecord, AuditResult};
+use crate::model::ChallengeKind;
+use crate::store::{Decision, PendingTxn, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -20,96 +22,139 @@ const POLL: Duration = Duration::from_millis(500);
 /// How long a waiting node gives a webhook that took the transaction at the deadline to
 /// store its decision.
 const GRACE: Duration = Duration::from_secs(5);
-/// How long a stored decision stays readable.
+/// How long a decided transaction stays readable after its out-of-band wait.
 const DECISION_SECONDS: i64 = 120;
 
-struct Held {
-    wake: Arc<Notify>,
-    audit: Option<AuditRecord>,
-}
-
-/// The transactions whose requests this node holds, with their audit records so far.
+/// The wake-ups of the transactions this node waits for.
 #[derive(Default)]
-pub(super) struct Waiting(Mutex<HashMap<String, Held>>);
+pub(super) struct Waiting(Mutex<HashMap<TxnId, Arc<Notify>>>);
 
 impl Waiting {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TxnId, Arc<Notify>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn hold(&self, txn: &str, audit: AuditRecord) {
-        let mut held = self.lock();
-        let entry = held.entry(txn.to_owned()).or_insert_with(|| Held {
-            wake: Arc::new(Notify::new()),
-            audit: None,
-        });
-        entry.audit = Some(audit);
+    fn register(&self, txn: &TxnId) -> Arc<Notify> {
+        self.lock()
+            .entry(txn.clone())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
     }
 
-    fn waker(&self, txn: &str) -> Option<Arc<Notify>> {
-        self.lock().get(txn).map(|h| h.wake.clone())
+    fn release(&self, txn: &TxnId) {
+        self.lock().remove(txn);
     }
 
-    fn release(&self, txn: &str) -> Option<AuditRecord> {
-        self.lock().remove(txn).and_then(|h| h.audit)
-    }
-
-    /// Wakes the local waiter of `txn`, if this node holds it. `notify_one` keeps the
-    /// wake-up for a waiter that is not parked yet.
-    fn wake(&self, txn: &str) {
-        if let Some(wake) = self.waker(txn) {
+    /// Wakes the local waiter of `txn`, if this node has one. `notify_one` keeps the
+    /// wake-up for a waiter that is between two polls.
+    fn wake(&self, txn: &TxnId) {
+        if let Some(wake) = self.lock().get(txn) {
             wake.notify_one();
         }
     }
 }
 
-/// The store key of a transaction's decision.
-fn decided_key(txn: &str) -> Vec<u8> {
-    format!("{txn}.done").into_bytes()
-}
-
-/// A decision as the store keeps it.
-pub(super) struct Decision {
-    pub outcome: Outcome,
-    /// What the audit log says beyond the outcome (e.g. "accepted" or a reason).
-    pub note: String,
-    /// The phone that answered.
-    pub device: String,
+/// What one look at a transaction found.
+enum Polled {
+    /// Decided, taken by this call, and audited: the final outcome.
+    Final(Outcome),
+    /// Undecided yet.
+    Waiting(Prompt),
+    /// Unknown, expired, or finished by another poll.
+    Gone,
 }
 
 impl Engine {
-    /// Waits until the out-of-band transaction `txn` (from a `Pending` outcome) is decided,
-    /// at most `timeout`; then writes the attempt's one audit record and returns the final
-    /// outcome. Without an answer in time the login is rejected (`call_timeout`,
-    /// `sms_no_reply`) and a late answer finds nothing to decide.
+    /// Where the pending transaction `txn` stands, from the store, on any node: `Pending`
+    /// while it waits; once decided, the final outcome, exactly once (this call then
+    /// writes the attempt's audit record); afterwards, or for an unknown or expired
+    /// transaction, `Reject(challenge_expired)`.
+    pub async fn poll(&self, txn: &TxnId) -> Outcome {
+        match self.poll_once(txn).await {
+            Ok(Polled::Final(outcome)) => outcome,
+            Ok(Polled::Waiting(prompt)) => Outcome::Pending {
+                txn: txn.clone(),
+                prompt,
+            },
+            Ok(Polled::Gone) => Outcome::Reject(Reason::ChallengeExpired),
+            Err(err) => {
+                tracing::warn!("cannot read a pending login, rejecting this poll: {err}");
+                Outcome::Reject(Reason::StoreUnavailable)
+            }
+        }
+    }
+
+    async fn poll_once(&self, txn: &TxnId) -> Result<Polled, StoreError> {
+        let now = self.clock.now();
+        if let Some(taken) = self.store.take_decided(txn.as_bytes(), now).await? {
+            return Ok(Polled::Final(self.finish(taken).await));
+        }
+        Ok(match self.store.pending(txn.as_bytes(), now).await? {
+            Some(pending) => Polled::Waiting(pending.prompt),
+            None => Polled::Gone,
+        })
+    }
+
+    /// Completes a decided transaction's audit record, writes it, and returns the outcome
+    /// to send.
+    async fn finish(&self, taken: PendingTxn) -> Outcome {
+        let mut audit = taken.draft;
+        let Some(decision) = taken.decision else {
+            return Outcome::Reject(Reason::Unsupported);
+        };
+        if !decision.device.is_empty() {
+            audit.device = decision.device;
+        }
+        let outcome = match decision.result {
+            AuditResult::Accept => Outcome::Accept,
+            AuditResult::Reject => Outcome::Reject(reason_from(&decision.reason)),
+            AuditResult::Challenge => match decision.challenge {
+                Some((state, prompt)) => Outcome::Challenge {
+                    txn: TxnId::from_bytes(state),
+                    prompt,
+                },
+                None => Outcome::Reject(Reason::Unsupported),
+            },
+        };
+        if outcome == Outcome::Accept {
+            audit.reason = decision.reason;
+        }
+        self.write_audit(audit, outcome).await
+    }
+
+    /// Waits until the pending transaction `txn` (from a `Pending` outcome) is decided, at
+    /// most `timeout`, and returns its final outcome ([`Engine::poll`] in a loop, woken at
+    /// once by a webhook on this node). Without an answer in time the login is rejected
+    /// (`call_timeout`, `sms_no_reply`) and a late answer finds nothing to decide.
     // How long this node holds a request is the runtime's timer (tokio's, which tests can
     // pause), not the time of any rule: the transaction's expiry is the Clock's.
     #[allow(clippy::disallowed_methods)]
-    pub async fn wait(&self, txn: &str, timeout: Duration) -> Outcome {
-        let Some(wake) = self.waiting.waker(txn) else {
-            return Outcome::Reject(Reason::ChallengeExpired);
-        };
+    pub async fn wait(&self, txn: &TxnId, timeout: Duration) -> Outcome {
+        let wake = self.waiting.register(txn);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut grace_until = None;
-        let decision = loop {
-            match self.take_decision(txn).await {
-                Ok(Some(decision)) => break decision,
-                Ok(None) => {}
-                Err(err) => tracing::warn!("cannot read an out-of-band decision, retrying: {err}"),
+        let outcome = loop {
+            match self.poll_once(txn).await {
+                Ok(Polled::Final(outcome)) => break outcome,
+                Ok(Polled::Gone) => break Outcome::Reject(Reason::ChallengeExpired),
+                Ok(Polled::Waiting(_)) => {}
+                Err(err) => tracing::warn!("cannot read a pending login, retrying: {err}"),
             }
             let now = tokio::time::Instant::now();
             if let Some(until) = grace_until {
                 if now >= until {
-                    break reject(Reason::CallTimeout, "");
+                    // The webhook that took it did not decide: the login ends here.
+                    break self.end(txn, Reason::CallTimeout).await;
                 }
             } else if now >= deadline {
                 match self.expire(txn).await {
-                    Ok(Some(decision)) => break decision,
+                    // Decided as timed out: the next poll finishes it.
+                    Ok(true) => continue,
                     // Taken by a webhook that is deciding right now: give it a moment.
-                    Ok(None) => grace_until = Some(now + GRACE),
+                    Ok(false) => grace_until = Some(now + GRACE),
                     Err(err) => {
                         tracing::warn!("rejecting a pending login, the store failed: {err}");
-                        break reject(Reason::StoreUnavailable, "");
+                        break Outcome::Reject(Reason::StoreUnavailable);
                     }
                 }
             }
@@ -120,108 +165,112 @@ impl Engine {
                 () = tokio::time::sleep(nap) => {}
             }
         };
-        let audit = self.waiting.release(txn);
-        let Some(mut audit) = audit else {
-            return decision.outcome;
-        };
-        if !decision.device.is_empty() {
-            audit.device = decision.device;
-        }
-        if decision.outcome == Outcome::Accept {
-            audit.reason = decision.note;
-        }
-        self.write_audit(audit, decision.outcome).await
+        self.waiting.release(txn);
+        outcome
     }
 
-    /// Ends a transaction nobody answered: `None` when a webhook took it first.
-    async fn expire(&self, txn: &str) -> Result<Option<Decision>, StoreError> {
+    /// Ends a transaction nobody answered: true when this call decided it (timed out),
+    /// false when a webhook took it first.
+    async fn expire(&self, txn: &TxnId) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let Some(taken) = self.store.take_challenge(txn.as_bytes(), now).await? else {
-            // Taken by a webhook, or expired in the store (a clock far ahead).
-            return self.take_decision(txn).await;
+            return Ok(false);
         };
         let reason = match taken.kind {
             ChallengeKind::SmsReply { .. } => Reason::SmsNoReply,
             _ => Reason::CallTimeout,
         };
-        Ok(Some(reject(reason, "")))
+        let decision = rejected(reason, "");
+        self.store
+            .decide_pending(txn.as_bytes(), &decision, now)
+            .await
     }
 
-    async fn take_decision(&self, txn: &str) -> Result<Option<Decision>, StoreError> {
+    /// Decides `txn` as rejected for `reason` unless it is decided already, and finishes
+    /// it if no other poll did.
+    async fn end(&self, txn: &TxnId, reason: Reason) -> Outcome {
         let now = self.clock.now();
-        let Some(found) = self.store.take_challenge(&decided_key(txn), now).await? else {
-            return Ok(None);
-        };
-        let ChallengeKind::Decided {
-            result,
-            reason,
-            state,
-            prompt,
-            device,
-        } = found.kind
-        else {
-            return Ok(None);
-        };
-        let outcome = match result.as_str() {
-            "accept" => Outcome::Accept,
-            "challenge" => Outcome::Challenge { state, prompt },
-            _ => Outcome::Reject(reason_from(&reason)),
-        };
-        Ok(Some(Decision {
-            outcome,
-            note: reason,
-            device,
-        }))
+        let decided = self
+            .store
+            .decide_pending(txn.as_bytes(), &rejected(reason, ""), now)
+            .await;
+        if let Err(err) = decided {
+            tracing::warn!("rejecting a pending login, the store failed: {err}");
+            return Outcome::Reject(Reason::StoreUnavailable);
+        }
+        match self.poll_once(txn).await {
+            Ok(Polled::Final(outcome)) => outcome,
+            Ok(_) => Outcome::Reject(reason),
+            Err(err) => {
+                tracing::warn!("rejecting a pending login, the store failed: {err}");
+                Outcome::Reject(Reason::StoreUnavailable)
+            }
+        }
     }
 
-    /// Stores the decision of a transaction a webhook took, and wakes its waiter when it
+    /// Stores a new pending transaction with the attempt's audit record so far. Done
+    /// before the call is placed or the SMS sent: the webhook may come at once, to any
+    /// node.
+    pub(super) async fn start_pending(
+        &self,
+        txn: &TxnId,
+        audit: &AuditRecord,
+        prompt: Prompt,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let pending = PendingTxn {
+            txn: txn.as_bytes().to_vec(),
+            draft: audit.clone(),
+            prompt,
+            decision: None,
+            expires_at: self.pending_expiry(now),
+        };
+        self.store.put_pending(&pending, now).await
+    }
+
+    /// Records the decision of a transaction a webhook took, and wakes its waiter when it
     /// is on this node.
     pub(super) async fn settle(
         &self,
-        txn: &str,
-        taken: &Challenge,
+        txn: &TxnId,
         outcome: Outcome,
         note: &str,
         device: &str,
     ) -> Result<(), StoreError> {
-        let (result, reason, state, prompt) = match outcome {
-            Outcome::Accept => ("accept", note.to_owned(), Vec::new(), String::new()),
-            Outcome::Reject(reason) => (
-                "reject",
-                reason.as_str().to_owned(),
-                Vec::new(),
-                String::new(),
-            ),
-            Outcome::Challenge { state, prompt } => ("challenge", String::new(), state, prompt),
-            // A decision is final by definition.
-            Outcome::Pending { .. } => (
-                "reject",
-                Reason::Unsupported.as_str().to_owned(),
-                Vec::new(),
-                String::new(),
-            ),
-        };
-        let decided = Challenge {
-            state: decided_key(txn),
-            user_id: taken.user_id,
-            client: taken.client.clone(),
-            kind: ChallengeKind::Decided {
-                result: result.to_owned(),
-                reason,
-                state,
-                prompt,
+        let decision = match outcome {
+            Outcome::Accept => Decision {
+                result: AuditResult::Accept,
+                reason: note.to_owned(),
+                challenge: None,
                 device: device.to_owned(),
             },
-            expires_at: self.clock.now().saturating_add(DECISION_SECONDS),
+            Outcome::Reject(reason) => rejected(reason, device),
+            Outcome::Challenge { txn, prompt } => Decision {
+                result: AuditResult::Challenge,
+                reason: String::new(),
+                challenge: Some((txn.into_bytes(), prompt)),
+                device: device.to_owned(),
+            },
+            // A decision is final by definition.
+            Outcome::Pending { .. } => rejected(Reason::Unsupported, device),
         };
-        self.store.put_challenge(&decided).await?;
+        let now = self.clock.now();
+        if !self
+            .store
+            .decide_pending(txn.as_bytes(), &decision, now)
+            .await?
+        {
+            tracing::info!(
+                "a pending login was decided already or has expired; this decision is dropped"
+            );
+        }
         self.waiting.wake(txn);
         Ok(())
     }
 
     /// A fresh transaction id: random hex, safe in a URL.
-    pub(super) fn new_txn(&self) -> String {
-        super::hex(&crate::clock::random_array::<16>(&*self.rng))
+    pub(super) fn new_txn(&self) -> TxnId {
+        TxnId::from(super::hex(&crate::clock::random_array::<16>(&*self.rng)))
     }
 
     /// When an out-of-band transaction started now stops being answerable.
@@ -231,10 +280,11 @@ impl Engine {
     }
 }
 
-fn reject(reason: Reason, device: &str) -> Decision {
+fn rejected(reason: Reason, device: &str) -> Decision {
     Decision {
-        outcome: Outcome::Reject(reason),
-        note: String::new(),
+        result: AuditResult::Reject,
+        reason: reason.as_str().to_owned(),
+        challenge: None,
         device: device.to_owned(),
     }
 }

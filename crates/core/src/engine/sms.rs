@@ -13,7 +13,7 @@
 //! login asks the same phone, neither may take the reply (an attacker who knows the
 //! password would otherwise start a login right after the user's and get their reply).
 
-use super::{describe_phone, hex, Engine, Outcome, Reason, Request};
+use super::{describe_phone, hex, Engine, Outcome, PromptKind, Reason, Request, TxnId};
 use crate::audit::AuditRecord;
 use crate::clock::{random_array, random_digits};
 use crate::delivery::SmsSender;
@@ -22,8 +22,6 @@ use crate::phone;
 use crate::policy::SmsMode;
 use crate::store::StoreError;
 use std::sync::Arc;
-
-const PROMPT: &str = "Enter the code sent to your phone";
 
 /// A code that was sent, as its challenge remembers it.
 pub(super) struct SentCode {
@@ -48,7 +46,7 @@ impl Engine {
         audit.mode = user.pin_mode.to_string();
         describe_phone(audit, user);
         if self.policy().sms.mode == SmsMode::TwoWay {
-            return self.start_two_way(user, req, now).await;
+            return self.start_two_way(user, req, now, audit).await;
         }
         // The PIN is checked before anything is sent, so guessing usernames cannot be
         // used to flood phones with messages.
@@ -145,9 +143,9 @@ impl Engine {
             sends,
         };
         let prompt = if sends > 1 {
-            format!("A new code was sent. {PROMPT}")
+            PromptKind::SmsResent
         } else {
-            PROMPT.to_string()
+            PromptKind::SmsCode
         };
         let expires_at = now.saturating_add(rules.code_seconds);
         self.challenge_until(user, &req.client.name, kind, prompt, expires_at)
@@ -200,7 +198,7 @@ impl Engine {
             sends: sent.sends,
         };
         // The same code stays valid until its own expiry, under a new state.
-        let prompt = format!("Wrong code. {PROMPT}");
+        let prompt = PromptKind::SmsWrongCode;
         self.challenge_until(user, &req.client.name, kind, prompt, sent.expires_at)
             .await
     }
@@ -218,6 +216,7 @@ impl Engine {
         user: &User,
         req: &Request,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<Outcome, StoreError> {
         let (sender, numbers) = match self.sms_recipients(user, now).await? {
             Ok(found) => found,
@@ -229,7 +228,9 @@ impl Engine {
             self.policy().sms.code_digits.max(4),
         ));
         let salt = hex(&random_array::<16>(&*self.rng));
-        let txn = self.new_txn();
+        let id = self.new_txn();
+        // The reply index names the transaction by its text.
+        let txn = id.as_str().unwrap_or_default().to_owned();
         let expires_at = self.pending_expiry(now);
         for (nth, to) in numbers.iter().enumerate() {
             if !self.may_text(user, nth, now).await? {
@@ -272,15 +273,22 @@ impl Engine {
                 self.store.take_challenge(txn.as_bytes(), now).await?;
                 return Ok(Outcome::Reject(Reason::SmsReplyPending));
             }
+            let prompt = self.prompt(user, PromptKind::ReplySms);
+            if let Err(e) = self.start_pending(&id, audit, prompt.clone(), now).await {
+                self.store.take_challenge(txn.as_bytes(), now).await?;
+                self.drop_reply_index(&index.state, &txn, now).await?;
+                return Err(e);
+            }
             match sender
                 .send_reply_request(to, &code, ask_pin, &req.client.name)
                 .await
             {
-                Ok(()) => return Ok(Outcome::Pending { txn }),
+                Ok(()) => return Ok(Outcome::Pending { txn: id, prompt }),
                 Err(err) => {
                     tracing::warn!(user = %user.username, "SMS not sent: {err}");
                     self.store.take_challenge(txn.as_bytes(), now).await?;
                     self.drop_reply_index(&index.state, &txn, now).await?;
+                    self.store.delete_pending(id.as_bytes()).await?;
                 }
             }
         }
@@ -305,7 +313,8 @@ impl Engine {
             _ => String::new(),
         };
         let refused = Outcome::Reject(Reason::SmsReplyPending);
-        self.settle(txn, &other, refused, "", &device).await?;
+        self.settle(&TxnId::from(txn.as_str()), refused, "", &device)
+            .await?;
         Ok(true)
     }
 
@@ -396,7 +405,7 @@ impl Engine {
                 }
             },
         };
-        self.settle(&txn, &taken, outcome, "accepted", &device)
+        self.settle(&TxnId::from(txn), outcome, "accepted", &device)
             .await?;
         Ok(true)
     }

@@ -104,8 +104,9 @@ impl Users {
     }
 
     /// Adds a user: a valid, unused name; phone numbers in E.164; a phone for the
-    /// methods that call or text it.
-    pub async fn add(&self, name: &str, fields: UserFields) -> Result<User> {
+    /// methods that call or text it. `language`: of the user's prompts and mails (`en`,
+    /// `de`, ...); empty: the server's.
+    pub async fn add(&self, name: &str, fields: UserFields, language: &str) -> Result<User> {
         let username =
             username::for_new_user(name).ok_or_else(|| Error::InvalidUsername(name.into()))?;
         let pin_mode = parse_pin_mode(fields.pin_mode.as_deref())?.unwrap_or_default();
@@ -125,6 +126,7 @@ impl Users {
             backup_phone: self
                 .phone(fields.backup_phone.as_deref())?
                 .unwrap_or_default(),
+            language: language.trim().to_owned(),
             ..NewUser::default()
         };
         match self.store.create_user(&new, self.clock.now()).await {

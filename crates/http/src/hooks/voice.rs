@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Form, Router};
 use mfad_core::delivery::CallResult;
-use mfad_core::engine::Engine;
+use mfad_core::engine::{Engine, TxnId};
 use mfad_notify::voice::{self, LiveVoice};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ impl Hooks {
 
     /// Hands how a call ended to the engine: false when no login waits for it.
     async fn report(&self, txn: &str, result: CallResult) -> bool {
-        match self.engine.call_ended(txn, result).await {
+        match self.engine.call_ended(&TxnId::from(txn), result).await {
             Ok(decided) => decided,
             Err(err) => {
                 metrics::counter!("mfad_store_errors_total", "during" => "webhook").increment(1);

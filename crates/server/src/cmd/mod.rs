@@ -55,6 +55,7 @@ impl Ctx {
         let server = ServerInfo {
             name: config.node_name(),
             ip: server_ip,
+            language: config.server.language.clone(),
         };
         let directory = match &config.directory {
             Some(directory) => Some(Arc::new(LdapDirectory::new(directory.clone())?)),

@@ -14,7 +14,8 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
             user,
             fields,
             generate_pin,
-        } => add(ctx, &user, fields, generate_pin).await,
+            language,
+        } => add(ctx, &user, fields, generate_pin, language).await,
         UserCommand::List { format } => list(ctx, format.format).await,
         UserCommand::Show { user, format } => show(ctx, &user, format.format).await,
         UserCommand::Update { user, fields } => {
@@ -83,8 +84,14 @@ pub async fn run(ctx: &Ctx, cmd: UserCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn add(ctx: &Ctx, name: &str, fields: UserFields, generate_pin: bool) -> anyhow::Result<()> {
-    let user = ctx.users().add(name, fields_of(fields)).await?;
+async fn add(
+    ctx: &Ctx,
+    name: &str,
+    fields: UserFields,
+    generate_pin: bool,
+    language: String,
+) -> anyhow::Result<()> {
+    let user = ctx.users().add(name, fields_of(fields), &language).await?;
     outln!("created user {}", user.username);
     let pin = if generate_pin {
         Some(ctx.pins().generate(&user, true).await?)

@@ -10,7 +10,9 @@
 
 use mfad_core::clock::testing::FixedClock;
 use mfad_core::clock::Random;
-use mfad_core::engine::{ClientInfo, Engine, Outcome, Reason, Request, ServerInfo};
+use mfad_core::engine::{
+    Channel, ClientInfo, Credentials, Engine, Outcome, Reason, Request, ServerInfo, TxnId,
+};
 use mfad_core::model::{ChallengeKind, FirstFactor, NewToken, Prompt, Secret};
 use mfad_core::otp::{format_code, hotp, totp_step, Algorithm, OtpKind};
 use mfad_core::policy::{CacheMode, Policy};
@@ -69,8 +71,8 @@ async fn world(policy: Policy, kind: OtpKind) -> World {
 fn request(password: &str) -> Request {
     Request {
         username: "alice".into(),
-        password: Some(Zeroizing::new(password.into())),
-        state: None,
+        credentials: Credentials::Inline(Zeroizing::new(password.into())),
+        txn: None,
         client: ClientInfo {
             name: "vpn".into(),
             first_factor: FirstFactor::None,
@@ -79,7 +81,7 @@ fn request(password: &str) -> Request {
             code_separator: String::new(),
         },
         source_ip: "127.0.0.1".parse().unwrap(),
-        channel: "test",
+        channel: Channel::Radius,
         calling_station: Some("203.0.113.9".into()),
         upstream: None,
     }
@@ -251,12 +253,12 @@ async fn cache_accepts_repeat_logins_for_its_lifetime_only() {
 #[tokio::test]
 async fn an_expired_challenge_is_rejected() {
     let w = world(Policy::default(), OtpKind::Hotp).await;
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+    let Outcome::Challenge { txn: state, .. } = w.engine.authenticate(request("")).await else {
         panic!("challenge expected")
     };
     w.clock.advance(121);
     let mut answer = request(&hotp_at(0));
-    answer.state = Some(state);
+    answer.txn = Some(state);
     assert_eq!(
         w.engine.authenticate(answer).await,
         Outcome::Reject(Reason::ChallengeExpired)
@@ -266,11 +268,11 @@ async fn an_expired_challenge_is_rejected() {
 #[tokio::test]
 async fn a_state_answered_from_another_client_is_rejected() {
     let w = world(Policy::default(), OtpKind::Hotp).await;
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+    let Outcome::Challenge { txn: state, .. } = w.engine.authenticate(request("")).await else {
         panic!("challenge expected")
     };
     let mut answer = request(&hotp_at(0));
-    answer.state = Some(state);
+    answer.txn = Some(state);
     answer.client.name = "other".into();
     assert_eq!(
         w.engine.authenticate(answer).await,
@@ -278,12 +280,50 @@ async fn a_state_answered_from_another_client_is_rejected() {
     );
     // The same code answering a new challenge from the client it was issued to is
     // accepted: the other client was the only fault.
-    let Outcome::Challenge { state, .. } = w.engine.authenticate(request("")).await else {
+    let Outcome::Challenge { txn: state, .. } = w.engine.authenticate(request("")).await else {
         panic!("challenge expected")
     };
     let mut answer = request(&hotp_at(0));
-    answer.state = Some(state);
+    answer.txn = Some(state);
     assert_eq!(w.engine.authenticate(answer).await, Outcome::Accept);
+}
+
+#[tokio::test]
+async fn a_channel_that_cannot_take_an_answer_is_rejected_instead_of_challenged() {
+    let w = world(Policy::default(), OtpKind::Hotp).await;
+    let mut ldap = request("");
+    ldap.channel = Channel::Ldap;
+    assert_eq!(
+        w.engine.authenticate(ldap).await,
+        Outcome::Reject(Reason::NoCode)
+    );
+    let mut with_code = request(&hotp_at(0));
+    with_code.channel = Channel::Ldap;
+    assert_eq!(w.engine.authenticate(with_code).await, Outcome::Accept);
+    assert!(matches!(
+        w.engine.authenticate(request("")).await,
+        Outcome::Challenge { .. }
+    ));
+}
+
+#[tokio::test]
+async fn split_credentials_give_the_code_to_the_second_factor() {
+    let w = world(Policy::default(), OtpKind::Hotp).await;
+    let split = |code: &str| Request {
+        credentials: Credentials::Split {
+            password: Zeroizing::new("checked by the client".into()),
+            code: Zeroizing::new(code.into()),
+        },
+        ..request("")
+    };
+    assert_eq!(
+        w.engine.authenticate(split(&hotp_at(0))).await,
+        Outcome::Accept
+    );
+    assert_eq!(
+        w.engine.authenticate(split(&hotp_at(0))).await,
+        Outcome::Reject(Reason::Replayed)
+    );
 }
 
 /// The SMS provider for engine tests: keeps what would have been sent, or fails.
@@ -362,15 +402,24 @@ async fn sms_world(policy: Policy, pin_mode: mfad_core::model::PinMode) -> SmsWo
     SmsWorld { w, texts, engine }
 }
 
-fn answer(state: &[u8], text: &str) -> Request {
+fn answer(state: &TxnId, text: &str) -> Request {
     let mut req = request(text);
-    req.state = Some(state.to_vec());
+    req.txn = Some(state.clone());
     req
 }
 
-async fn sms_challenge(s: &SmsWorld, password: &str) -> (Vec<u8>, String) {
+/// A prompt as an English RADIUS Reply-Message (the test user's own language aside).
+fn english(prompt: &mfad_core::engine::Prompt) -> String {
+    let prompt = mfad_core::engine::Prompt {
+        language: "en".into(),
+        ..prompt.clone()
+    };
+    mfad_radius::prompts::reply_message(&prompt).into_owned()
+}
+
+async fn sms_challenge(s: &SmsWorld, password: &str) -> (TxnId, String) {
     match s.engine.authenticate(request(password)).await {
-        Outcome::Challenge { state, prompt } => (state, prompt),
+        Outcome::Challenge { txn, prompt } => (txn, english(&prompt)),
         other => panic!("challenge expected, got {other:?}"),
     }
 }
@@ -419,7 +468,12 @@ async fn a_stored_sms_code_is_keyed_with_the_key_file_and_not_a_plain_hash() {
     let s = sms_world(Policy::default(), Default::default()).await;
     let (state, _) = sms_challenge(&s, "").await;
     let (_, code) = s.texts.last();
-    let stored = s.w.store.take_challenge(&state, T0).await.unwrap().unwrap();
+    let stored =
+        s.w.store
+            .take_challenge(state.as_bytes(), T0)
+            .await
+            .unwrap()
+            .unwrap();
     let ChallengeKind::SmsCode {
         salt, code_hash, ..
     } = stored.kind
@@ -476,12 +530,13 @@ async fn wrong_sms_codes_rechallenge_until_the_attempts_run_out() {
     let (_, code) = s.texts.last();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let Outcome::Challenge {
-        state: second,
+        txn: second,
         prompt,
     } = s.engine.authenticate(answer(&state, wrong)).await
     else {
         panic!("a wrong code gets another try")
     };
+    let prompt = english(&prompt);
     assert!(prompt.starts_with("Wrong code."), "{prompt}");
     // The right code still works under the new state after one wrong try.
     assert_eq!(
@@ -492,11 +547,11 @@ async fn wrong_sms_codes_rechallenge_until_the_attempts_run_out() {
     let (state, _) = sms_challenge(&s, "").await;
     let (_, code) = s.texts.last();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    let Outcome::Challenge { txn: state, .. } = s.engine.authenticate(answer(&state, wrong)).await
     else {
         panic!("second try")
     };
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    let Outcome::Challenge { txn: state, .. } = s.engine.authenticate(answer(&state, wrong)).await
     else {
         panic!("third try")
     };
@@ -517,20 +572,21 @@ async fn a_resend_invalidates_the_old_code_and_keeps_the_failure_count() {
     let (state, _) = sms_challenge(&s, "").await;
     let (_, old) = s.texts.last();
     let wrong = if old == "000000" { "111111" } else { "000000" };
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, wrong)).await
+    let Outcome::Challenge { txn: state, .. } = s.engine.authenticate(answer(&state, wrong)).await
     else {
         panic!("one wrong try")
     };
-    let Outcome::Challenge { state, prompt } =
+    let Outcome::Challenge { txn: state, prompt } =
         s.engine.authenticate(answer(&state, "resend")).await
     else {
         panic!("resend challenges again")
     };
+    let prompt = english(&prompt);
     assert!(prompt.starts_with("A new code was sent."), "{prompt}");
     assert_eq!(s.texts.count(), 2);
     let (_, new) = s.texts.last();
     if new != old {
-        let Outcome::Challenge { state: after, .. } =
+        let Outcome::Challenge { txn: after, .. } =
             s.engine.authenticate(answer(&state, &old)).await
         else {
             panic!("the old code is just a wrong code now")
@@ -554,7 +610,7 @@ async fn resends_are_limited() {
     let s = sms_world(Policy::default(), Default::default()).await;
     let (mut state, _) = sms_challenge(&s, "").await;
     for _ in 0..2 {
-        let Outcome::Challenge { state: next, .. } =
+        let Outcome::Challenge { txn: next, .. } =
             s.engine.authenticate(answer(&state, "RESEND")).await
         else {
             panic!("resend within the limit")
@@ -635,7 +691,8 @@ async fn sms_per_gateway_limit_holds_across_users_and_resends_count() {
     policy.limits.sms_per_gateway = 2;
     let s = sms_world(policy, Default::default()).await;
     let (state, _) = sms_challenge(&s, "").await;
-    let Outcome::Challenge { state, .. } = s.engine.authenticate(answer(&state, "resend")).await
+    let Outcome::Challenge { txn: state, .. } =
+        s.engine.authenticate(answer(&state, "resend")).await
     else {
         panic!("the resend is the second SMS")
     };
@@ -691,9 +748,9 @@ async fn call_world() -> (World, Arc<Phones>, Arc<Engine>, Arc<Engine>) {
     (w, phones, a, b)
 }
 
-async fn pending(engine: &Engine, req: Request) -> String {
+async fn pending(engine: &Engine, req: Request) -> TxnId {
     match engine.authenticate(req).await {
-        Outcome::Pending { txn } => txn,
+        Outcome::Pending { txn, .. } => txn,
         other => panic!("pending expected, got {other:?}"),
     }
 }
@@ -713,7 +770,10 @@ async fn a_call_is_pending_until_its_webhook_decides_and_is_audited_once() {
     let (w, phones, a, _) = call_world().await;
     let txn = pending(&a, request("x")).await;
     assert_eq!(phones.placed.lock().unwrap().len(), 1);
-    assert_eq!(phones.placed.lock().unwrap()[0].1, txn);
+    assert_eq!(
+        Some(phones.placed.lock().unwrap()[0].1.as_str()),
+        txn.as_str()
+    );
     assert!(
         audit_records(&w.store).await.is_empty(),
         "no record while pending"
@@ -781,7 +841,7 @@ async fn a_wrong_key_in_a_call_counts_a_failure() {
 
 /// A node in two-way SMS mode with alice's login pending: the world (its texts and
 /// store), the engine and the login's transaction.
-async fn two_way_login() -> (SmsWorld, Arc<Engine>, String) {
+async fn two_way_login() -> (SmsWorld, Arc<Engine>, TxnId) {
     let mut policy = Policy::default();
     policy.sms.mode = mfad_core::policy::SmsMode::TwoWay;
     let s = sms_world(policy, mfad_core::model::PinMode::Standard).await;
@@ -870,7 +930,7 @@ async fn a_radius_state_naming_an_out_of_band_transaction_is_rejected_and_leaves
         format!("sms-reply:{to}").into_bytes(),
     ] {
         let mut req = request(&code);
-        req.state = Some(state);
+        req.txn = Some(TxnId::from_bytes(state));
         assert_eq!(
             engine.authenticate(req).await,
             Outcome::Reject(Reason::ChallengeExpired)
@@ -878,4 +938,123 @@ async fn a_radius_state_naming_an_out_of_band_transaction_is_rejected_and_leaves
     }
     assert!(engine.sms_reply(&to, &code).await.unwrap());
     assert_eq!(engine.wait(&txn, LONG).await, Outcome::Accept);
+}
+
+/// Nodes A and B on one PostgreSQL database, each with a store of its own (as two
+/// `mfad serve` processes), and alice on the call method.
+struct PgNodes {
+    _db: mfad_testkit::PgDatabase,
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    a: Arc<Engine>,
+    b: Arc<Engine>,
+}
+
+async fn pg_call_nodes() -> PgNodes {
+    let db = mfad_testkit::PgDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let store_a = mfad_store::open(&db.url(), &key, Default::default())
+        .await
+        .unwrap();
+    let store_b = mfad_store::open(&db.url(), &key, Default::default())
+        .await
+        .unwrap();
+    let user = store_a.create_user(&new_user("alice"), T0).await.unwrap();
+    let update = mfad_core::store::UserUpdate {
+        method: Some(mfad_core::model::Method::Call),
+        phone: Some("+14255550100".into()),
+        ..Default::default()
+    };
+    store_a.update_user(user.id, &update).await.unwrap();
+    let clock = Arc::new(FixedClock::at(T0));
+    let phones = Arc::new(Phones::default());
+    let node = |store: Arc<dyn Store>, name: &str| {
+        let server = ServerInfo {
+            name: name.into(),
+            ..ServerInfo::default()
+        };
+        Arc::new(
+            Engine::new(
+                store,
+                clock.clone(),
+                Arc::new(OsRandom),
+                Policy::default(),
+                server,
+            )
+            .with_voice(phones.clone()),
+        )
+    };
+    PgNodes {
+        a: node(store_a.clone(), "node-a"),
+        b: node(store_b, "node-b"),
+        store: store_a,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_started_on_node_a_is_polled_and_finished_on_node_b_with_one_audit_record() {
+    let n = pg_call_nodes().await;
+    let txn = pending(&n.a, request("x")).await;
+    match n.b.poll(&txn).await {
+        Outcome::Pending {
+            txn: polled,
+            prompt,
+        } => {
+            assert_eq!(polled, txn);
+            assert_eq!(prompt.kind, mfad_core::engine::PromptKind::AnswerCall);
+        }
+        other => panic!("node b sees the login pending, got {other:?}"),
+    }
+    // The call's webhook reaches node b, and node b's poll finishes the login.
+    let pressed = mfad_core::delivery::CallResult::Digits(Zeroizing::new(String::new()));
+    assert!(n.b.call_ended(&txn, pressed).await.unwrap());
+    assert_eq!(n.b.poll(&txn).await, Outcome::Accept);
+    // Node a finds nothing left to finish, and writes nothing.
+    assert_eq!(
+        n.a.poll(&txn).await,
+        Outcome::Reject(Reason::ChallengeExpired)
+    );
+    assert_eq!(
+        n.a.wait(&txn, std::time::Duration::from_millis(50)).await,
+        Outcome::Reject(Reason::ChallengeExpired)
+    );
+    let log = audit_records(&n.store).await;
+    assert_eq!(log.len(), 1, "exactly one audit record: {log:?}");
+    assert_eq!(log[0].result, Some(mfad_core::audit::AuditResult::Accept));
+    assert_eq!(log[0].reason, "accepted");
+    assert_eq!(log[0].method, "call");
+    assert_eq!(log[0].device, "+14255550100");
+    assert_eq!(
+        log[0].server_name, "node-a",
+        "the record of the attempt node a took"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_polls_on_two_nodes_finish_a_login_once() {
+    let n = pg_call_nodes().await;
+    let txn = pending(&n.a, request("x")).await;
+    let wrong = mfad_core::delivery::CallResult::Digits(Zeroizing::new("5".into()));
+    assert!(n.a.call_ended(&txn, wrong).await.unwrap());
+    let polls: Vec<_> = (0..16)
+        .map(|i| {
+            let node = if i % 2 == 0 { n.a.clone() } else { n.b.clone() };
+            let txn = txn.clone();
+            tokio::spawn(async move { node.poll(&txn).await })
+        })
+        .collect();
+    let mut finals = Vec::new();
+    for poll in polls {
+        let outcome = poll.await.unwrap();
+        if outcome != Outcome::Reject(Reason::ChallengeExpired) {
+            finals.push(outcome);
+        }
+    }
+    assert_eq!(finals, [Outcome::Reject(Reason::WrongCode)]);
+    let log = audit_records(&n.store).await;
+    assert_eq!(log.len(), 1, "exactly one audit record: {log:?}");
+    assert_eq!(log[0].reason, "wrong_code");
 }

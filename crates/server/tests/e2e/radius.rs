@@ -174,6 +174,66 @@ fn challenge_prompt_mode_always_challenges() {
     server.stop();
 }
 
+/// Adds `user` with an HOTP token and `language` (`None`: no `--language`).
+fn add_user_in(node: &Mfad, user: &str, language: Option<&str>) {
+    let mut args = vec!["user", "add", user];
+    if let Some(language) = language {
+        args.extend(["--language", language]);
+    }
+    node.cli_ok(args);
+    let serial = format!("hw-{user}");
+    node.cli_ok([
+        "token", "add", user, "--type", "hotp", "--secret", SEED, "--serial", &serial,
+    ]);
+}
+
+/// The Reply-Message of the challenge that asks `user` for the code.
+fn code_prompt(server: &Running, user: &str) -> String {
+    let reply = login(server, user, &hotp(0));
+    assert!(reply.is("Access-Challenge"), "{}", reply.output);
+    reply.get("Reply-Message").unwrap().to_string()
+}
+
+const ENTER_CODE_EN: &str = "Enter the code from your authenticator";
+const ENTER_CODE_DE: &str = "Geben Sie den Code aus Ihrer Authenticator-App ein";
+
+#[test]
+fn a_german_user_gets_the_german_reply_message() {
+    let node = node_with_alice(&["--prompt", "challenge"]);
+    add_user_in(&node, "bernd", Some("de-DE"));
+    let server = node.start();
+    assert_eq!(code_prompt(&server, "bernd"), ENTER_CODE_DE);
+    assert_eq!(
+        code_prompt(&server, "alice"),
+        ENTER_CODE_EN,
+        "a user without a language keeps the server's (English)"
+    );
+    server.stop();
+}
+
+#[test]
+fn a_language_without_texts_falls_back_to_english() {
+    let node = node_with_alice(&["--prompt", "challenge"]);
+    add_user_in(&node, "amelie", Some("fr"));
+    let server = node.start();
+    assert_eq!(code_prompt(&server, "amelie"), ENTER_CODE_EN);
+    server.stop();
+}
+
+#[test]
+fn the_server_language_applies_to_users_without_one() {
+    let node = node_with_alice(&["--prompt", "challenge"]).with_language("de");
+    add_user_in(&node, "emma", Some("en"));
+    let server = node.start();
+    assert_eq!(code_prompt(&server, "alice"), ENTER_CODE_DE);
+    assert_eq!(
+        code_prompt(&server, "emma"),
+        ENTER_CODE_EN,
+        "a user's own language comes first"
+    );
+    server.stop();
+}
+
 #[test]
 fn pin_plus_code_and_pin_change() {
     let node = node_with_alice(&[]);

@@ -17,6 +17,7 @@ mod at_rest;
 mod audit;
 mod directory;
 mod outbox;
+mod pending;
 mod sessions;
 mod settings;
 mod snapshot;
@@ -27,6 +28,7 @@ pub use at_rest::*;
 pub use audit::*;
 pub use directory::*;
 pub use outbox::*;
+pub use pending::*;
 pub use sessions::*;
 pub use settings::*;
 pub use snapshot::*;
@@ -328,6 +330,11 @@ macro_rules! conformance_tests {
             concurrent_uses_never_exceed_the_rate_limit,
             clients_are_created_listed_and_deleted,
             duplicate_client_name_is_rejected,
+            // pending out-of-band transactions
+            pending_transaction_reads_back_and_is_decided_once,
+            racing_decisions_and_takes_succeed_once,
+            expired_pending_transaction_is_not_read_decided_or_taken,
+            duplicate_pending_id_is_rejected_and_delete_removes_it,
             // audit
             audit_records_round_trip_after_flush,
             audit_query_filters_by_user_time_and_limit,

@@ -99,13 +99,6 @@ pub async fn challenges_keep_their_kind_and_binding(store: Arc<dyn Store>) -> Ca
         ChallengeKind::SmsReplyTo {
             txn: "0123456789abcdef".into(),
         },
-        ChallengeKind::Decided {
-            result: "challenge".into(),
-            reason: String::new(),
-            state: vec![1, 2, 3],
-            prompt: "Enter a new PIN".into(),
-            device: "+14255550100".into(),
-        },
     ];
     for (n, kind) in kinds.into_iter().enumerate() {
         let state = format!("state-{n}").into_bytes();

@@ -36,7 +36,8 @@ use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::settings::Setting;
 use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{
-    CodeAttempt, DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
+    CodeAttempt, Decision, DirectorySync, FailureState, PendingTxn, Store, StoreError, StoreResult,
+    SyncState, UserUpdate,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -484,6 +485,36 @@ impl Store for PgStore {
 
     async fn cached_auth(&self, key: &str, now: i64) -> StoreResult<bool> {
         on_conn!(self, |c| sessions::cached_auth(c, key, now))
+    }
+
+    // --- pending out-of-band transactions ------------------------------------------
+
+    async fn put_pending(&self, pending: &PendingTxn, now: i64) -> StoreResult<()> {
+        let body = crate::pending_txns::encode_body(pending)?;
+        on_conn!(self, |c| sessions::put_pending(
+            c,
+            &pending.txn,
+            &body,
+            pending.expires_at,
+            now
+        ))
+    }
+
+    async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        on_conn!(self, |c| sessions::pending(c, txn, now))
+    }
+
+    async fn decide_pending(&self, txn: &[u8], decision: &Decision, now: i64) -> StoreResult<bool> {
+        let decision = crate::pending_txns::encode_decision(decision)?;
+        on_conn!(self, |c| sessions::decide_pending(c, txn, &decision, now))
+    }
+
+    async fn take_decided(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        on_conn!(self, |c| sessions::take_decided(c, txn, now))
+    }
+
+    async fn delete_pending(&self, txn: &[u8]) -> StoreResult<()> {
+        on_conn!(self, |c| sessions::delete_pending(c, txn))
     }
 
     async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {

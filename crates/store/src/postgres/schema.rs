@@ -199,6 +199,19 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE directory_sync ADD COLUMN pending_phones TEXT NOT NULL DEFAULT '[]';
     ",
+    // 6: pending out-of-band logins (a call, a two-way SMS) with their draft audit
+    // record, so that any node can poll one and finish it (SQLite's migration 8).
+    r"
+    CREATE TABLE pending_txns (
+        txn         BYTEA   PRIMARY KEY,
+        -- The draft audit record and the prompt, as JSON.
+        body        TEXT    NOT NULL,
+        -- The decision as JSON; NULL while undecided.
+        decision    TEXT,
+        expires_at  BIGINT  NOT NULL
+    );
+    CREATE INDEX pending_txns_expiry ON pending_txns(expires_at);
+    ",
 ];
 
 /// The schema version a database has once every migration of this build ran.

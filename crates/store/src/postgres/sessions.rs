@@ -3,8 +3,9 @@
 //! Both live in the database, so a challenge issued by one node is answered on another.
 
 use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
+use crate::pending_txns;
 use mfad_core::model::{Challenge, ChallengeKind};
-use mfad_core::store::{StoreError, StoreResult};
+use mfad_core::store::{PendingTxn, StoreError, StoreResult};
 use sqlx::PgConnection;
 
 pub(super) fn kind_to_json(kind: &ChallengeKind) -> StoreResult<String> {
@@ -138,4 +139,109 @@ pub(super) async fn take_rate(
     .await
     .map_err(db_err)?;
     Ok(count <= i64::from(limit))
+}
+
+// --- pending out-of-band transactions ----------------------------------------------
+
+/// Inserts the transaction; the same statement sweeps expired ones.
+pub(super) async fn put_pending(
+    conn: &mut PgConnection,
+    txn: &[u8],
+    body: &str,
+    expires_at: i64,
+    now: i64,
+) -> StoreResult<()> {
+    let inserted = sqlx::query(
+        "WITH swept AS (
+             DELETE FROM pending_txns WHERE expires_at <= $4 AND txn <> $1
+         )
+         INSERT INTO pending_txns (txn, body, decision, expires_at)
+         VALUES ($1, $2, NULL, $3)",
+    )
+    .bind(txn)
+    .bind(body)
+    .bind(expires_at)
+    .bind(now)
+    .execute(conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(
+            "pending transaction with this id".into(),
+        )),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+fn pending_row(txn: &[u8], row: &sqlx::postgres::PgRow) -> StoreResult<PendingTxn> {
+    let body: String = get(row, 0)?;
+    let decision: Option<String> = get(row, 1)?;
+    let expires_at: i64 = get(row, 2)?;
+    pending_txns::decode(txn, &body, decision.as_deref(), expires_at)
+}
+
+pub(super) async fn pending(
+    conn: &mut PgConnection,
+    txn: &[u8],
+    now: i64,
+) -> StoreResult<Option<PendingTxn>> {
+    let row = sqlx::query(
+        "SELECT body, decision, expires_at FROM pending_txns
+         WHERE txn = $1 AND expires_at > $2",
+    )
+    .bind(txn)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?;
+    row.map(|row| pending_row(txn, &row)).transpose()
+}
+
+/// `decision IS NULL` in the condition: of racing deciders on any nodes, one changes
+/// the row.
+pub(super) async fn decide_pending(
+    conn: &mut PgConnection,
+    txn: &[u8],
+    decision: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE pending_txns SET decision = $2
+         WHERE txn = $1 AND decision IS NULL AND expires_at > $3",
+    )
+    .bind(txn)
+    .bind(decision)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// `DELETE ... RETURNING`: of racing takes on any nodes, one removes the row and gets it.
+pub(super) async fn take_decided(
+    conn: &mut PgConnection,
+    txn: &[u8],
+    now: i64,
+) -> StoreResult<Option<PendingTxn>> {
+    let row = sqlx::query(
+        "DELETE FROM pending_txns
+         WHERE txn = $1 AND decision IS NOT NULL AND expires_at > $2
+         RETURNING body, decision, expires_at",
+    )
+    .bind(txn)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?;
+    row.map(|row| pending_row(txn, &row)).transpose()
+}
+
+pub(super) async fn delete_pending(conn: &mut PgConnection, txn: &[u8]) -> StoreResult<()> {
+    sqlx::query("DELETE FROM pending_txns WHERE txn = $1")
+        .bind(txn)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(db_err)
 }

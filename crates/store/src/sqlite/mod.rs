@@ -31,7 +31,8 @@ use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::settings::Setting;
 use mfad_core::snapshot::Snapshot;
 use mfad_core::store::{
-    CodeAttempt, DirectorySync, FailureState, Store, StoreError, StoreResult, SyncState, UserUpdate,
+    CodeAttempt, Decision, DirectorySync, FailureState, PendingTxn, Store, StoreError, StoreResult,
+    SyncState, UserUpdate,
 };
 use reader::Readers;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -631,6 +632,39 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.read(move |c, _| sessions::cached_auth(c, &key, now))
             .await
+    }
+
+    // --- pending out-of-band transactions ------------------------------------------
+    // Through the writer, reads included: a poll sees every decision applied before it.
+
+    async fn put_pending(&self, pending: &PendingTxn, now: i64) -> StoreResult<()> {
+        let body = crate::pending_txns::encode_body(pending)?;
+        let (txn, expires_at) = (pending.txn.clone(), pending.expires_at);
+        self.write(move |c| sessions::put_pending(c, &txn, &body, expires_at, now))
+            .await
+    }
+
+    async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        let txn = txn.to_vec();
+        self.write(move |c| sessions::pending(c, &txn, now)).await
+    }
+
+    async fn decide_pending(&self, txn: &[u8], decision: &Decision, now: i64) -> StoreResult<bool> {
+        let decision = crate::pending_txns::encode_decision(decision)?;
+        let txn = txn.to_vec();
+        self.write(move |c| sessions::decide_pending(c, &txn, &decision, now))
+            .await
+    }
+
+    async fn take_decided(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        let txn = txn.to_vec();
+        self.write(move |c| sessions::take_decided(c, &txn, now))
+            .await
+    }
+
+    async fn delete_pending(&self, txn: &[u8]) -> StoreResult<()> {
+        let txn = txn.to_vec();
+        self.write(move |c| sessions::delete_pending(c, &txn)).await
     }
 
     async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {

@@ -198,6 +198,19 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE directory_sync ADD COLUMN pending_phones TEXT NOT NULL DEFAULT '[]';
     ",
+    // 8: pending out-of-band logins (a call, a two-way SMS) with their draft audit
+    // record, so that any node can poll one and finish it.
+    r"
+    CREATE TABLE pending_txns (
+        txn         BLOB    PRIMARY KEY,
+        -- The draft audit record and the prompt, as JSON.
+        body        TEXT    NOT NULL,
+        -- The decision as JSON; NULL while undecided.
+        decision    TEXT,
+        expires_at  INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX pending_txns_expiry ON pending_txns(expires_at);
+    ",
 ];
 
 /// Brings the database to the newest schema. Runs under `BEGIN IMMEDIATE`, so two

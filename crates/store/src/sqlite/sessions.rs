@@ -1,8 +1,10 @@
-//! Short-lived state between requests: single-use challenges and cached successes.
+//! Short-lived state between requests: single-use challenges, cached successes and
+//! pending out-of-band transactions.
 
 use super::map::db_err;
+use crate::pending_txns;
 use mfad_core::model::{Challenge, ChallengeKind};
-use mfad_core::store::{StoreError, StoreResult};
+use mfad_core::store::{PendingTxn, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub(super) fn put_challenge(conn: &Connection, c: &Challenge, kind_json: &str) -> StoreResult<()> {
@@ -117,5 +119,95 @@ pub(super) fn put_cached_auth(conn: &Connection, key: &str, until: i64) -> Store
 pub(super) fn cached_auth(conn: &Connection, key: &str, now: i64) -> StoreResult<bool> {
     conn.prepare_cached("SELECT 1 FROM cached_auth WHERE key = ?1 AND until > ?2")
         .and_then(|mut s| s.exists(params![key, now]))
+        .map_err(db_err)
+}
+
+// --- pending out-of-band transactions ----------------------------------------------
+
+pub(super) fn put_pending(
+    conn: &Connection,
+    txn: &[u8],
+    body: &str,
+    expires_at: i64,
+    now: i64,
+) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM pending_txns WHERE expires_at <= ?1")
+        .and_then(|mut s| s.execute([now]))
+        .map_err(db_err)?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO pending_txns (txn, body, decision, expires_at)
+             VALUES (?1, ?2, NULL, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![txn, body, expires_at]));
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if super::map::is_unique_violation(&e) => Err(StoreError::Duplicate(
+            "pending transaction with this id".into(),
+        )),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+pub(super) fn pending(conn: &Connection, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+    let row: Option<(String, Option<String>, i64)> = conn
+        .prepare_cached(
+            "SELECT body, decision, expires_at FROM pending_txns
+             WHERE txn = ?1 AND expires_at > ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![txn, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(db_err)?;
+    row.map(|(body, decision, expires_at)| {
+        pending_txns::decode(txn, &body, decision.as_deref(), expires_at)
+    })
+    .transpose()
+}
+
+/// `decision IS NULL` in the condition: of racing deciders, one changes the row.
+pub(super) fn decide_pending(
+    conn: &Connection,
+    txn: &[u8],
+    decision: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    conn.prepare_cached(
+        "UPDATE pending_txns SET decision = ?2
+         WHERE txn = ?1 AND decision IS NULL AND expires_at > ?3",
+    )
+    .and_then(|mut s| s.execute(params![txn, decision, now]))
+    .map(|changed| changed == 1)
+    .map_err(db_err)
+}
+
+/// `DELETE ... RETURNING`: of racing takes, one removes the row and gets it.
+pub(super) fn take_decided(
+    conn: &Connection,
+    txn: &[u8],
+    now: i64,
+) -> StoreResult<Option<PendingTxn>> {
+    let row: Option<(String, Option<String>, i64)> = conn
+        .prepare_cached(
+            "DELETE FROM pending_txns
+             WHERE txn = ?1 AND decision IS NOT NULL AND expires_at > ?2
+             RETURNING body, decision, expires_at",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![txn, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(db_err)?;
+    row.map(|(body, decision, expires_at)| {
+        pending_txns::decode(txn, &body, decision.as_deref(), expires_at)
+    })
+    .transpose()
+}
+
+pub(super) fn delete_pending(conn: &Connection, txn: &[u8]) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM pending_txns WHERE txn = ?1")
+        .and_then(|mut s| s.execute([txn]))
+        .map(drop)
         .map_err(db_err)
 }

@@ -1,0 +1,187 @@
+//! Conformance cases for pending out-of-band transactions: read by any node, decided
+//! once, and taken (to be audited) once.
+
+use super::{ensure, ensure_eq, ensure_err, CaseResult, NOW};
+use mfad_core::audit::{AuditRecord, AuditResult};
+use mfad_core::engine::{Prompt, PromptKind};
+use mfad_core::store::{Decision, PendingTxn, Store};
+use std::sync::Arc;
+
+fn pending_txn(txn: &[u8], expires_at: i64) -> PendingTxn {
+    PendingTxn {
+        txn: txn.to_vec(),
+        draft: AuditRecord {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            time_ms: NOW * 1000,
+            username: "alice".into(),
+            method: "call".into(),
+            device: "+14255550100".into(),
+            channel: "radius".into(),
+            ..AuditRecord::default()
+        },
+        prompt: Prompt {
+            kind: PromptKind::AnswerCall,
+            language: "de-CH".into(),
+        },
+        decision: None,
+        expires_at,
+    }
+}
+
+fn decision(reason: &str) -> Decision {
+    Decision {
+        result: AuditResult::Reject,
+        reason: reason.into(),
+        challenge: None,
+        device: "+14255550199".into(),
+    }
+}
+
+pub async fn pending_transaction_reads_back_and_is_decided_once(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    let put = pending_txn(b"txn-read", NOW + 300);
+    store.put_pending(&put, NOW).await?;
+    ensure_eq!(store.pending(b"txn-read", NOW).await?, Some(put.clone()));
+    ensure_eq!(
+        store.take_decided(b"txn-read", NOW).await?,
+        None,
+        "an undecided transaction is not taken"
+    );
+    let accepted = Decision {
+        result: AuditResult::Challenge,
+        reason: "accepted".into(),
+        challenge: Some((
+            vec![0, 1, 0xff],
+            Prompt {
+                kind: PromptKind::NewPin,
+                language: "en".into(),
+            },
+        )),
+        device: "+14255550100".into(),
+    };
+    ensure!(
+        store.decide_pending(b"txn-read", &accepted, NOW).await?,
+        "the first decision is recorded"
+    );
+    ensure!(
+        !store
+            .decide_pending(b"txn-read", &decision("call_timeout"), NOW)
+            .await?,
+        "a decided transaction is not decided again"
+    );
+    let decided = PendingTxn {
+        decision: Some(accepted),
+        ..put
+    };
+    ensure_eq!(store.pending(b"txn-read", NOW).await?, Some(decided));
+    ensure!(
+        !store
+            .decide_pending(b"unknown", &decision("x"), NOW)
+            .await?,
+        "an unknown transaction is not decided"
+    );
+    Ok(())
+}
+
+pub async fn racing_decisions_and_takes_succeed_once(store: Arc<dyn Store>) -> CaseResult {
+    store
+        .put_pending(&pending_txn(b"txn-race", NOW + 300), NOW)
+        .await?;
+    let deciders: Vec<_> = (0..20)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let reason = format!("reason-{n}");
+                let won = store
+                    .decide_pending(b"txn-race", &decision(&reason), NOW)
+                    .await?;
+                Ok::<_, mfad_core::store::StoreError>(won.then_some(reason))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in deciders {
+        if let Some(reason) = task.await?? {
+            winners.push(reason);
+        }
+    }
+    ensure_eq!(winners.len(), 1, "exactly one of 20 racing decisions wins");
+    let takers: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_decided(b"txn-race", NOW).await })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for task in takers {
+        if let Some(found) = task.await?? {
+            taken.push(found);
+        }
+    }
+    ensure_eq!(taken.len(), 1, "exactly one of 20 racing takes gets it");
+    let reason = taken
+        .first()
+        .and_then(|t| t.decision.as_ref())
+        .map(|d| d.reason.clone());
+    ensure_eq!(reason, winners.first().cloned(), "the winning decision");
+    ensure_eq!(
+        store.pending(b"txn-race", NOW).await?,
+        None,
+        "taken is gone"
+    );
+    Ok(())
+}
+
+pub async fn expired_pending_transaction_is_not_read_decided_or_taken(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    store
+        .put_pending(&pending_txn(b"txn-late", NOW + 10), NOW)
+        .await?;
+    store
+        .put_pending(&pending_txn(b"txn-late-decided", NOW + 10), NOW)
+        .await?;
+    ensure!(
+        store
+            .decide_pending(b"txn-late-decided", &decision("wrong_pin"), NOW)
+            .await?,
+        "decided while live"
+    );
+    let at = NOW + 10;
+    ensure_eq!(store.pending(b"txn-late", at).await?, None);
+    ensure!(
+        !store
+            .decide_pending(b"txn-late", &decision("x"), at)
+            .await?,
+        "an expired transaction is not decided"
+    );
+    ensure_eq!(store.take_decided(b"txn-late-decided", at).await?, None);
+    // A later transaction sweeps the expired ones away.
+    store
+        .put_pending(&pending_txn(b"txn-next", NOW + 400), at)
+        .await?;
+    ensure_eq!(
+        store.pending(b"txn-late", NOW).await?,
+        None,
+        "swept, not merely hidden"
+    );
+    Ok(())
+}
+
+pub async fn duplicate_pending_id_is_rejected_and_delete_removes_it(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    let put = pending_txn(b"txn-dup", NOW + 300);
+    store.put_pending(&put, NOW).await?;
+    ensure_err!(store.put_pending(&put, NOW).await, Duplicate);
+    store.delete_pending(b"txn-dup").await?;
+    ensure_eq!(store.pending(b"txn-dup", NOW).await?, None);
+    store.delete_pending(b"txn-dup").await?;
+    store.put_pending(&put, NOW).await?;
+    ensure!(
+        store.pending(b"txn-dup", NOW).await?.is_some(),
+        "the id is free again once deleted"
+    );
+    Ok(())
+}
