@@ -358,7 +358,11 @@ fn metrics_are_scraped_and_count_radius_logins() {
     assert!(login("nobody").is("Access-Reject"));
     assert!(login("nobody").is("Access-Reject"));
     let after = scrape();
-    let accepted = ["channel=\"radius\"", "result=\"accept\""];
+    let accepted = [
+        "channel=\"radius\"",
+        "result=\"accept\"",
+        "method=\"bypass\"",
+    ];
     assert_eq!(sample(&after, "mfad_auth_total", &accepted), 1.0, "{after}");
     let unknown = ["result=\"reject\"", "reason=\"unknown_user\""];
     assert_eq!(sample(&after, "mfad_auth_total", &unknown), 2.0, "{after}");
