@@ -5,7 +5,10 @@
 //! spends one round trip and one commit on hundreds of records.
 
 use super::map::{db_err, get};
+use super::{audit_gone, PgStore};
+use async_trait::async_trait;
 use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
+use mfad_core::store::AuditStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Arguments, PgConnection, PgPool};
@@ -321,4 +324,48 @@ pub(super) async fn purge_chunk(conn: &mut PgConnection, before_ms: i64) -> Stor
     .await
     .map_err(db_err)?;
     Ok(done.rows_affected())
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.audit
+            .send(Command::Record(Box::new(record), Some(reply)))
+            .await
+            .map_err(|_| audit_gone())?;
+        self.bounded(async { done.await.unwrap_or_else(|_| Err(audit_gone())) })
+            .await
+    }
+
+    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        self.audit
+            .send(Command::Record(Box::new(record), None))
+            .await
+            .map_err(|_| audit_gone())
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        on_conn!(self, |c| super::audit::query(c, query))
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = on_conn!(self, |c| super::audit::purge_chunk(c, before_ms))?;
+            total += deleted;
+            if deleted < PURGE_CHUNK.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.audit
+            .send(Command::Flush(reply))
+            .await
+            .map_err(|_| audit_gone())?;
+        done.await.unwrap_or_else(|_| Err(audit_gone()))
+    }
 }

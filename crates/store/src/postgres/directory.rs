@@ -2,8 +2,11 @@
 
 use super::map::{db_err, get, is_unique_violation};
 use super::users;
+use super::PgStore;
 use crate::pending_phones;
+use async_trait::async_trait;
 use mfad_core::model::NewUser;
+use mfad_core::store::DirectoryStore;
 use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
 use sqlx::{Connection, PgConnection};
 
@@ -146,4 +149,31 @@ pub(super) async fn release_lock(conn: &mut PgConnection, holder: &str) -> Store
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+#[async_trait]
+impl DirectoryStore for PgStore {
+    async fn apply_directory_sync(&self, changes: &DirectorySync, now: i64) -> StoreResult<()> {
+        // A sync plan runs as long as it needs, like a bulk load: the deadline is for
+        // requests.
+        let mut conn = self.conn().await?;
+        let result = apply(&mut conn.0, changes, now).await;
+        conn.done(result)
+    }
+
+    async fn sync_state(&self) -> StoreResult<SyncState> {
+        on_conn!(self, |c| state(c))
+    }
+
+    async fn put_sync_state(&self, state: &SyncState) -> StoreResult<()> {
+        on_conn!(self, |c| put_state(c, state))
+    }
+
+    async fn acquire_sync_lock(&self, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
+        on_conn!(self, |c| acquire_lock(c, holder, now, until))
+    }
+
+    async fn release_sync_lock(&self, holder: &str) -> StoreResult<()> {
+        on_conn!(self, |c| release_lock(c, holder))
+    }
 }

@@ -1,8 +1,11 @@
 //! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
 
 use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
+use super::PgStore;
 use crate::crypto::{email_aad, Cipher};
+use async_trait::async_trait;
 use mfad_core::outbox::{Attempt, Email, EmailId, EmailStatus, NewEmail};
+use mfad_core::store::OutboxStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection};
@@ -202,4 +205,28 @@ fn from_row(row: &PgRow, cipher: Option<&Cipher>) -> StoreResult<Email> {
         created_at: get(row, 10)?,
         sent_at: get(row, 11)?,
     })
+}
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>> {
+        on_conn!(self, |c| queue(c, &self.cipher, email, now))
+    }
+
+    async fn claim_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Email>> {
+        on_conn!(self, |c| claim(c, &self.cipher, now, lease_until, limit))
+    }
+
+    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
+        on_conn!(self, |c| finish(c, id, attempt))
+    }
+
+    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
+        on_conn!(self, |c| list(c, limit))
+    }
 }

@@ -4,13 +4,16 @@
 
 use super::audit::{insert_batch, record_from_row, FIELDS as AUDIT_FIELDS};
 use super::map::{db_err, get, CLIENT_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS};
-use super::sessions::{kind_from_json, kind_to_json};
+use super::transactions::{kind_from_json, kind_to_json};
+use super::PgStore;
 use crate::pending_phones;
+use async_trait::async_trait;
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
     CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
     SettingRow, Snapshot, TokenRow, UserRow,
 };
+use mfad_core::store::{AuditStore, SnapshotStore};
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection};
@@ -498,4 +501,21 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
             .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)
+}
+
+#[async_trait]
+impl SnapshotStore for PgStore {
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        self.flush().await?;
+        // A snapshot takes as long as the data needs; no request deadline.
+        let mut conn = self.conn().await?;
+        let result = export(&mut conn.0).await;
+        conn.done(result)
+    }
+
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        let result = import(&mut conn.0, snapshot).await;
+        conn.done(result)
+    }
 }

@@ -1,11 +1,14 @@
-//! OATH tokens: creation with sealed secrets, assignment and resync state. The
+//! OATH tokens: creation with sealed secrets, lookup and assignment ([`TokenStore`]). The
 //! replay-protecting counter update is batched in `advance.rs`.
 
 use super::map::{
     counter, db_err, is_foreign_key_violation, is_unique_violation, token_from_row, TOKEN_COLUMNS,
 };
+use super::PgStore;
 use crate::crypto::{token_aad, Cipher};
+use async_trait::async_trait;
 use mfad_core::model::{NewToken, Token, TokenId, UserId};
+use mfad_core::store::TokenStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::{Connection, PgConnection};
 use std::sync::LazyLock;
@@ -146,7 +149,7 @@ pub(super) async fn list(conn: &mut PgConnection, cipher: &Cipher) -> StoreResul
     rows.iter().map(|r| token_from_row(r, 0, cipher)).collect()
 }
 
-fn not_found(id: TokenId) -> StoreError {
+pub(super) fn not_found(id: TokenId) -> StoreError {
     StoreError::NotFound(format!("token with id {id}"))
 }
 
@@ -183,20 +186,30 @@ pub(super) async fn delete(conn: &mut PgConnection, token: TokenId) -> StoreResu
     Ok(())
 }
 
-pub(super) async fn set_resync(
-    conn: &mut PgConnection,
-    token: TokenId,
-    resync: Option<u64>,
-) -> StoreResult<()> {
-    let resync = resync.map(counter).transpose()?;
-    let done = sqlx::query("UPDATE tokens SET resync = $2 WHERE id = $1")
-        .bind(token)
-        .bind(resync)
-        .execute(conn)
-        .await
-        .map_err(db_err)?;
-    if done.rows_affected() == 0 {
-        return Err(not_found(token));
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
+        let sealed = self.seal_tokens(tokens)?;
+        on_conn!(self, |c| create(c, &self.cipher, &sealed, now))
     }
-    Ok(())
+
+    async fn token_by_serial(&self, serial: &str) -> StoreResult<Option<Token>> {
+        on_conn!(self, |c| by_serial(c, &self.cipher, serial))
+    }
+
+    async fn tokens_for_user(&self, id: UserId) -> StoreResult<Vec<Token>> {
+        on_conn!(self, |c| for_user(c, &self.cipher, id))
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        on_conn!(self, |c| list(c, &self.cipher))
+    }
+
+    async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
+        on_conn!(self, |c| assign(c, token, user))
+    }
+
+    async fn delete_token(&self, token: TokenId) -> StoreResult<()> {
+        on_conn!(self, |c| delete(c, token))
+    }
 }

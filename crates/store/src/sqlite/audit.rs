@@ -1,9 +1,14 @@
 //! The audit log: inserts batched by the writer, newest-first queries, chunked purge.
 
 use super::map::db_err;
+use super::writer::Command;
+use super::{writer_gone, SqliteStore};
+use async_trait::async_trait;
 use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
+use mfad_core::store::AuditStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
+use tokio::sync::oneshot;
 
 /// Rows removed per writer operation by a purge, so a purge of months of records
 /// never holds the write lock long enough to stall authentications.
@@ -123,4 +128,40 @@ pub(super) fn purge_chunk(conn: &Connection, before_ms: i64) -> StoreResult<u64>
         .and_then(|mut s| s.execute(params![before_ms, PURGE_CHUNK]))
         .map_err(db_err)?;
     Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Audit(Box::new(record), Some(reply)))
+            .await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        self.send(Command::Audit(Box::new(record), None)).await
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        let query = query.clone();
+        self.read_bulk(move |c, _| self::query(c, &query)).await
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = self.write(move |c| purge_chunk(c, before_ms)).await?;
+            total += deleted;
+            if deleted < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Flush(reply)).await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
 }

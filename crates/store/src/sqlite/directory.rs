@@ -2,9 +2,12 @@
 
 use super::map::{db_err, is_unique_violation};
 use super::users;
+use super::SqliteStore;
 use crate::normalise_username as normalise;
 use crate::pending_phones;
+use async_trait::async_trait;
 use mfad_core::model::NewUser;
+use mfad_core::store::DirectoryStore;
 use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
 use rusqlite::{params, Connection};
 
@@ -142,4 +145,32 @@ pub(super) fn release_lock(conn: &Connection, holder: &str) -> StoreResult<()> {
     .and_then(|mut s| s.execute([holder]))
     .map_err(db_err)?;
     Ok(())
+}
+
+#[async_trait]
+impl DirectoryStore for SqliteStore {
+    async fn apply_directory_sync(&self, changes: &DirectorySync, now: i64) -> StoreResult<()> {
+        let changes = changes.clone();
+        self.write(move |c| apply(c, &changes, now)).await
+    }
+
+    async fn sync_state(&self) -> StoreResult<SyncState> {
+        self.read(|c, _| state(c)).await
+    }
+
+    async fn put_sync_state(&self, state: &SyncState) -> StoreResult<()> {
+        let state = state.clone();
+        self.write(move |c| put_state(c, &state)).await
+    }
+
+    async fn acquire_sync_lock(&self, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
+        let holder = holder.to_owned();
+        self.write(move |c| acquire_lock(c, &holder, now, until))
+            .await
+    }
+
+    async fn release_sync_lock(&self, holder: &str) -> StoreResult<()> {
+        let holder = holder.to_owned();
+        self.write(move |c| release_lock(c, &holder)).await
+    }
 }

@@ -1,11 +1,15 @@
 //! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
 
 use super::map::{db_err, email_aad, is_unique_violation};
+use super::SqliteStore;
 use crate::crypto::Cipher;
+use async_trait::async_trait;
 use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
+use mfad_core::store::OutboxStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 use std::str::FromStr;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, attempts, \
@@ -172,4 +176,33 @@ fn from_row(row: &Row, cipher: Option<&Cipher>) -> StoreResult<Email> {
         created_at: row.get(10).map_err(db_err)?,
         sent_at: row.get(11).map_err(db_err)?,
     })
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>> {
+        let email = email.clone();
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| queue(c, &cipher, &email, now)).await
+    }
+
+    async fn claim_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Email>> {
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| claim(c, &cipher, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        self.write(move |c| finish(c, id, &attempt)).await
+    }
+
+    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
+        self.read(move |c, _| list(c, limit)).await
+    }
 }

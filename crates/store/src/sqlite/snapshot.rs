@@ -3,12 +3,16 @@
 
 use super::audit::{insert_audit, record_from_row, FIELDS as AUDIT_FIELDS};
 use super::map::db_err;
+use super::SqliteStore;
 use crate::pending_phones;
+use async_trait::async_trait;
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
     CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
     SettingRow, Snapshot, TokenRow, UserRow,
 };
+use mfad_core::store::AuditStore;
+use mfad_core::store::SnapshotStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, Row};
 
@@ -391,7 +395,7 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
         let state = data_encoding::HEXLOWER_PERMISSIVE
             .decode(c.state.as_bytes())
             .map_err(|e| corrupt("challenge state", e))?;
-        let kind = super::sessions::kind_to_json(&c.kind)?;
+        let kind = super::transactions::kind_to_json(&c.kind)?;
         challenges
             .execute(params![state, c.user_id, c.client, kind, c.expires_at])
             .map_err(db_err)?;
@@ -493,4 +497,17 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+#[async_trait]
+impl SnapshotStore for SqliteStore {
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        self.flush().await?;
+        self.read(|c, _| export(c)).await
+    }
+
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let snapshot = snapshot.clone();
+        self.write(move |c| import(c, &snapshot)).await
+    }
 }

@@ -1,14 +1,18 @@
-//! OATH tokens: creation with sealed secrets, assignment, and the replay-protecting
-//! counter update.
+//! OATH tokens: creation with sealed secrets, lookup and assignment ([`TokenStore`]). The
+//! replay-protecting counter update is in `auth.rs`.
 
 use super::map::{
     counter, db_err, is_foreign_key_violation, is_unique_violation, token_aad, token_from_row,
     TOKEN_COLUMNS,
 };
+use super::SqliteStore;
 use crate::crypto::Cipher;
+use async_trait::async_trait;
 use mfad_core::model::{NewToken, Token, TokenId, UserId};
+use mfad_core::store::TokenStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
+use std::sync::Arc;
 use std::sync::LazyLock;
 
 static TOKEN_BY_SERIAL: LazyLock<String> =
@@ -157,7 +161,7 @@ pub(super) fn list(conn: &Connection, cipher: &Cipher) -> StoreResult<Vec<Token>
     collect(&mut stmt, [], cipher)
 }
 
-fn not_found(id: TokenId) -> StoreError {
+pub(super) fn not_found(id: TokenId) -> StoreError {
     StoreError::NotFound(format!("token with id {id}"))
 }
 
@@ -187,32 +191,33 @@ pub(super) fn delete(conn: &Connection, token: TokenId) -> StoreResult<()> {
     Ok(())
 }
 
-/// Replay protection (DESIGN.md): the conditional update is the whole decision, so two
-/// requests with the same code, on any node or process, cannot both see `true`.
-pub(super) fn advance(conn: &Connection, token: TokenId, used: u64) -> StoreResult<bool> {
-    let used = counter(used)?;
-    let next = used
-        .checked_add(1)
-        .ok_or_else(|| StoreError::Corrupt(format!("counter {used} cannot be advanced")))?;
-    let changed = conn
-        .prepare_cached("UPDATE tokens SET next = ?3, resync = NULL WHERE id = ?1 AND next <= ?2")
-        .and_then(|mut s| s.execute(params![token, used, next]))
-        .map_err(db_err)?;
-    Ok(changed == 1)
-}
-
-pub(super) fn set_resync(
-    conn: &Connection,
-    token: TokenId,
-    resync: Option<u64>,
-) -> StoreResult<()> {
-    let resync = resync.map(counter).transpose()?;
-    let changed = conn
-        .prepare_cached("UPDATE tokens SET resync = ?2 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![token, resync]))
-        .map_err(db_err)?;
-    if changed == 0 {
-        return Err(not_found(token));
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
+        let sealed = self.seal_tokens(tokens)?;
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| create(c, &cipher, &sealed, now)).await
     }
-    Ok(())
+
+    async fn token_by_serial(&self, serial: &str) -> StoreResult<Option<Token>> {
+        let serial = serial.to_owned();
+        self.read(move |c, cipher| by_serial(c, cipher, &serial))
+            .await
+    }
+
+    async fn tokens_for_user(&self, id: UserId) -> StoreResult<Vec<Token>> {
+        self.read(move |c, cipher| for_user(c, cipher, id)).await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        self.read_bulk(list).await
+    }
+
+    async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
+        self.write(move |c| assign(c, token, user)).await
+    }
+
+    async fn delete_token(&self, token: TokenId) -> StoreResult<()> {
+        self.write(move |c| delete(c, token)).await
+    }
 }

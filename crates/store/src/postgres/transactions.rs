@@ -1,9 +1,12 @@
-//! Short-lived state between requests: single-use challenges and cached successes.
+//! Challenges between requests, single use ([`TransactionStore`]).
 //!
-//! Both live in the database, so a challenge issued by one node is answered on another.
+//! They live in the database, so a challenge issued by one node is answered on another.
 
 use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
+use super::PgStore;
+use async_trait::async_trait;
 use mfad_core::model::{Challenge, ChallengeKind};
+use mfad_core::store::TransactionStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::PgConnection;
 
@@ -85,57 +88,18 @@ pub(super) async fn take_challenge(
     }))
 }
 
-pub(super) async fn put_cached_auth(
-    conn: &mut PgConnection,
-    key: &str,
-    until: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO cached_auth (key, until) VALUES ($1, $2)
-         ON CONFLICT (key) DO UPDATE SET until = excluded.until",
-    )
-    .bind(key)
-    .bind(until)
-    .execute(conn)
-    .await
-    .map(drop)
-    .map_err(db_err)
-}
+#[async_trait]
+impl TransactionStore for PgStore {
+    async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
+        let kind = kind_to_json(&challenge.kind)?;
+        on_conn!(self, |c| put_challenge(c, challenge, &kind))
+    }
 
-pub(super) async fn cached_auth(conn: &mut PgConnection, key: &str, now: i64) -> StoreResult<bool> {
-    let row = sqlx::query("SELECT 1 FROM cached_auth WHERE key = $1 AND until > $2")
-        .bind(key)
-        .bind(now)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_err)?;
-    Ok(row.is_some())
-}
+    async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>> {
+        on_conn!(self, |c| take_challenge(c, state, now))
+    }
 
-/// One upsert decides, as in SQLite: a lapsed window restarts at 1, a use within the
-/// limit counts, a refused one does not (the count stops at `limit + 1`). The row lock
-/// the upsert takes serialises nodes counting the same key.
-pub(super) async fn take_rate(
-    conn: &mut PgConnection,
-    key: &str,
-    now: i64,
-    window: i64,
-    limit: u32,
-) -> StoreResult<bool> {
-    let count: i64 = sqlx::query_scalar(
-        "INSERT INTO rate_limits AS r (key, window_start, count) VALUES ($1, $2, 1)
-         ON CONFLICT (key) DO UPDATE SET
-             window_start = CASE WHEN r.window_start + $3 <= $2 THEN $2 ELSE r.window_start END,
-             count = CASE WHEN r.window_start + $3 <= $2 THEN 1
-                          WHEN r.count <= $4 THEN r.count + 1 ELSE r.count END
-         RETURNING count",
-    )
-    .bind(key)
-    .bind(now)
-    .bind(window)
-    .bind(i64::from(limit))
-    .fetch_one(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(count <= i64::from(limit))
+    fn code_mac(&self) -> &mfad_core::code_mac::CodeMac {
+        self.cipher.code_mac()
+    }
 }

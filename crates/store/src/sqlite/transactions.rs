@@ -1,7 +1,10 @@
-//! Short-lived state between requests: single-use challenges and cached successes.
+//! Challenges between requests, single use ([`TransactionStore`]).
 
 use super::map::db_err;
+use super::SqliteStore;
+use async_trait::async_trait;
 use mfad_core::model::{Challenge, ChallengeKind};
+use mfad_core::store::TransactionStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -80,42 +83,21 @@ pub(super) fn take_challenge(
     }))
 }
 
-/// One statement, so concurrent uses from any process are counted exactly. The count
-/// stops at `limit + 1`: a refused use does not count, and the answer is whether the
-/// count after this use is within the limit.
-pub(super) fn take_rate(
-    conn: &Connection,
-    key: &str,
-    now: i64,
-    window: i64,
-    limit: u32,
-) -> StoreResult<bool> {
-    let count: i64 = conn
-        .prepare_cached(
-            "INSERT INTO rate_limits (key, window_start, count) VALUES (?1, ?2, 1)
-             ON CONFLICT (key) DO UPDATE SET
-                 window_start = CASE WHEN window_start + ?3 <= ?2 THEN ?2 ELSE window_start END,
-                 count = CASE WHEN window_start + ?3 <= ?2 THEN 1
-                              WHEN count <= ?4 THEN count + 1 ELSE count END
-             RETURNING count",
-        )
-        .and_then(|mut s| s.query_row(params![key, now, window, limit], |r| r.get(0)))
-        .map_err(db_err)?;
-    Ok(count <= i64::from(limit))
-}
+#[async_trait]
+impl TransactionStore for SqliteStore {
+    async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
+        let kind = kind_to_json(&challenge.kind)?;
+        let challenge = challenge.clone();
+        self.write(move |c| put_challenge(c, &challenge, &kind))
+            .await
+    }
 
-pub(super) fn put_cached_auth(conn: &Connection, key: &str, until: i64) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO cached_auth (key, until) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET until = excluded.until",
-    )
-    .and_then(|mut s| s.execute(params![key, until]))
-    .map(drop)
-    .map_err(db_err)
-}
+    async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>> {
+        let state = state.to_vec();
+        self.write(move |c| take_challenge(c, &state, now)).await
+    }
 
-pub(super) fn cached_auth(conn: &Connection, key: &str, now: i64) -> StoreResult<bool> {
-    conn.prepare_cached("SELECT 1 FROM cached_auth WHERE key = ?1 AND until > ?2")
-        .and_then(|mut s| s.exists(params![key, now]))
-        .map_err(db_err)
+    fn code_mac(&self) -> &mfad_core::code_mac::CodeMac {
+        self.cipher.code_mac()
+    }
 }
