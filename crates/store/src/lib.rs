@@ -1,10 +1,12 @@
-//! mfad-store: the [`Store`] implementations and the conformance suite they share.
+//! mfad-store: the [`Store`] implementations and the conformance suite they share
+//! (behind the `conformance` feature, for tests).
 //!
 //! [`open`] turns the configured URL into a store: `sqlite://PATH` (the default,
 //! embedded) or `postgres://...` for several nodes on one database. [`snapshot_file`]
 //! reads and writes the backup format both share.
 
 mod columns;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod crypto;
 mod pending_phones;
