@@ -11,7 +11,9 @@ pub mod conformance;
 pub mod crypto;
 mod pending_phones;
 pub mod postgres;
-mod settings;
+mod rows;
+mod rules;
+mod sealed;
 pub mod snapshot_file;
 pub mod sqlite;
 
@@ -57,6 +59,14 @@ enum Target {
 /// case-insensitive.
 pub(crate) fn normalise_username(username: &str) -> String {
     username.to_lowercase()
+}
+
+/// The user as every backend stores them: the username normalised.
+pub(crate) fn normalised_user(user: &mfad_core::model::NewUser) -> mfad_core::model::NewUser {
+    mfad_core::model::NewUser {
+        username: normalise_username(&user.username),
+        ..user.clone()
+    }
 }
 
 /// Hides passwords (`scheme://user:password@host`, `?password=...`) before a URL goes

@@ -10,11 +10,12 @@
 use super::advance::Advance;
 use super::batch::{fetch_rows, Job};
 use super::map::{
-    self, db_err, get, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET, USER_COLUMNS_U,
+    self, db_err, get, has_token, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET,
+    USER_COLUMNS_U,
 };
-use super::users::not_found;
 use super::{attempt, PgStore};
 use crate::crypto::Cipher;
+use crate::rules::{token_not_found, user_not_found as not_found};
 use async_trait::async_trait;
 use mfad_core::model::{Token, TokenId, User, UserId};
 use mfad_core::store::{AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
@@ -215,8 +216,7 @@ impl Job for SubjectJob {
             let user = user_from_row(first)?;
             let mut tokens = Vec::new();
             for row in &rows {
-                let token_id: Option<i64> = get(row, TOKEN_OFFSET)?;
-                if token_id.is_some() {
+                if has_token(row, TOKEN_OFFSET)? {
                     tokens.push(token_from_row(row, TOKEN_OFFSET, &self.cipher)?);
                 }
             }
@@ -297,7 +297,7 @@ pub(super) async fn set_resync(
         .await
         .map_err(db_err)?;
     if done.rows_affected() == 0 {
-        return Err(super::tokens::not_found(token));
+        return Err(token_not_found(token));
     }
     Ok(())
 }

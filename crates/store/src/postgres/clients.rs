@@ -3,7 +3,6 @@
 
 use super::map::{client_from_row, db_err, is_unique_violation, CLIENT_COLUMNS};
 use super::PgStore;
-use crate::crypto::client_aad;
 use crate::crypto::Cipher;
 use async_trait::async_trait;
 use mfad_core::model::{Client, NewClient};
@@ -76,10 +75,7 @@ pub(super) async fn delete(conn: &mut PgConnection, name: &str) -> StoreResult<(
 #[async_trait]
 impl ClientStore for PgStore {
     async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {
-        let sealed = self
-            .cipher
-            .encrypt(client.secret.as_bytes(), &client_aad(&client.name))
-            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a client secret: {e}")))?;
+        let sealed = crate::sealed::client_secret(&self.cipher, client)?;
         on_conn!(self, |c| create(c, &self.cipher, client, &sealed, now))
     }
 

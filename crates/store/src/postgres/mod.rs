@@ -42,6 +42,7 @@ mod users;
 pub use schema::{MIGRATION_LOCK, SCHEMA_VERSION};
 
 use crate::crypto::Cipher;
+use crate::sealed::SealedToken;
 use advance::AdvanceJob;
 use batch::Batcher;
 use mfad_core::model::NewToken;
@@ -53,7 +54,6 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokens::SealedToken;
 use tokio::sync::mpsc;
 
 /// Audit records that may wait for the writer task before `append_audit` has to wait.

@@ -1,19 +1,14 @@
 //! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
 
-use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
+use super::map::{db_err, email_from_row, is_foreign_key_violation, is_unique_violation};
 use super::PgStore;
+use crate::columns::EMAIL_COLUMNS;
 use crate::crypto::{email_aad, Cipher};
 use async_trait::async_trait;
 use mfad_core::outbox::{Attempt, Email, EmailId, EmailStatus, NewEmail};
 use mfad_core::store::OutboxStore;
 use mfad_core::store::{StoreError, StoreResult};
-use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection};
-use std::str::FromStr;
-use zeroize::Zeroizing;
-
-const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, attempts, \
-     next_attempt_at, last_error, created_at, sent_at";
 
 /// Inserts the mail, then seals its body with the new id as associated data, so a body
 /// cannot be moved to another row; both in one transaction, so no node ever sees a
@@ -105,7 +100,7 @@ pub(super) async fn claim(
         .map_err(db_err)?;
     let mut out = rows
         .iter()
-        .map(|row| from_row(row, Some(cipher)))
+        .map(|row| email_from_row(row, Some(cipher)))
         .collect::<StoreResult<Vec<_>>>()?;
     out.sort_by_key(|e| e.id);
     Ok(out)
@@ -161,50 +156,7 @@ pub(super) async fn list(conn: &mut PgConnection, limit: usize) -> StoreResult<V
         .fetch_all(conn)
         .await
         .map_err(db_err)?;
-    rows.iter().map(|row| from_row(row, None)).collect()
-}
-
-fn text_enum<T: FromStr<Err = String>>(row: &PgRow, idx: usize) -> StoreResult<T> {
-    let text: String = get(row, idx)?;
-    text.parse()
-        .map_err(|e: String| StoreError::Corrupt(format!("e-mail: {e}")))
-}
-
-/// Reads a row; the body is opened only when `cipher` is given.
-fn from_row(row: &PgRow, cipher: Option<&Cipher>) -> StoreResult<Email> {
-    let id: i64 = get(row, 0)?;
-    let sealed: String = get(row, 5)?;
-    let body =
-        match cipher {
-            Some(cipher) if !sealed.is_empty() => {
-                let plain = cipher
-                    .decrypt(&sealed, &email_aad(id))
-                    .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
-                Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| {
-                    StoreError::Corrupt(format!("body of e-mail {id} is not UTF-8"))
-                })?)
-            }
-            _ => Zeroizing::new(String::new()),
-        };
-    let attempts: i64 = get(row, 7)?;
-    Ok(Email {
-        id,
-        user_id: get(row, 1)?,
-        recipient: get(row, 2)?,
-        kind: text_enum(row, 3)?,
-        subject: get(row, 4)?,
-        body,
-        status: text_enum(row, 6)?,
-        attempts: u32::try_from(attempts).map_err(|_| {
-            StoreError::Corrupt(format!(
-                "attempts {attempts} of e-mail {id} is out of range"
-            ))
-        })?,
-        next_attempt_at: get(row, 8)?,
-        last_error: get(row, 9)?,
-        created_at: get(row, 10)?,
-        sent_at: get(row, 11)?,
-    })
+    rows.iter().map(|row| email_from_row(row, None)).collect()
 }
 
 #[async_trait]

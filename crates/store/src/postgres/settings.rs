@@ -24,7 +24,7 @@ pub(super) async fn list(conn: &mut PgConnection, cipher: &Cipher) -> StoreResul
             let stored: String = get(row, 1)?;
             let secret: bool = get(row, 2)?;
             let value = if secret {
-                crate::settings::open(cipher, &key, &stored)?
+                crate::sealed::open_setting(cipher, &key, &stored)?
             } else {
                 stored
             };
@@ -100,7 +100,7 @@ impl SettingsStore for PgStore {
     }
 
     async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()> {
-        let stored = crate::settings::seal(&self.cipher, key, value, secret)?;
+        let stored = crate::sealed::setting(&self.cipher, key, value, secret)?;
         on_conn!(self, |c| put(c, key, &stored, secret, now))
     }
 

@@ -2,11 +2,13 @@
 //! READ transaction (one consistent view while the nodes keep writing), loaded back
 //! with the same ids in one transaction.
 
-use super::audit::{insert_batch, record_from_row, FIELDS as AUDIT_FIELDS};
+use super::audit::insert_batch;
+use super::map::audit_from_row;
 use super::map::{db_err, get, CLIENT_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS};
-use super::transactions::{kind_from_json, kind_to_json};
 use super::PgStore;
+use crate::columns::AUDIT_COLUMNS;
 use crate::pending_phones;
+use crate::rules::{kind_from_json, kind_to_json};
 use async_trait::async_trait;
 use mfad_core::model::{Method, PinMode};
 use mfad_core::snapshot::{
@@ -233,8 +235,8 @@ pub(super) async fn export(conn: &mut PgConnection) -> StoreResult<Snapshot> {
         .await?,
         audit: rows(
             &mut tx,
-            &format!("SELECT {AUDIT_FIELDS} FROM audit ORDER BY time_ms, seq"),
-            record_from_row,
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY time_ms, seq"),
+            audit_from_row,
         )
         .await?,
         emails: rows(

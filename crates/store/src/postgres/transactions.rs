@@ -4,19 +4,12 @@
 
 use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
 use super::PgStore;
+use crate::rules::{kind_from_json, kind_to_json};
 use async_trait::async_trait;
-use mfad_core::model::{Challenge, ChallengeKind};
+use mfad_core::model::Challenge;
 use mfad_core::store::TransactionStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::PgConnection;
-
-pub(super) fn kind_to_json(kind: &ChallengeKind) -> StoreResult<String> {
-    serde_json::to_string(kind).map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))
-}
-
-pub(super) fn kind_from_json(kind: &str) -> StoreResult<ChallengeKind> {
-    serde_json::from_str(kind).map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))
-}
 
 pub(super) async fn put_challenge(
     conn: &mut PgConnection,

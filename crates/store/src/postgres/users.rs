@@ -6,12 +6,14 @@
 //! single-use grants are used once.
 
 use super::map::{db_err, get, is_unique_violation, user_from_row, USER_COLUMNS};
-use super::tokens::{insert_token, SealedToken};
+use super::tokens::insert_token;
 use super::PgStore;
+use crate::rules::{next_pin_history, user_not_found as not_found, user_taken};
+use crate::sealed::SealedToken;
 use async_trait::async_trait;
 use mfad_core::model::{NewToken, NewUser, User, UserId};
 use mfad_core::store::UserStore;
-use mfad_core::store::{StoreError, StoreResult, UserUpdate};
+use mfad_core::store::{StoreResult, UserUpdate};
 use sqlx::{Connection, PgConnection};
 use std::sync::LazyLock;
 
@@ -46,10 +48,6 @@ static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-pub(super) fn not_found(id: UserId) -> StoreError {
-    StoreError::NotFound(format!("user with id {id}"))
-}
-
 /// A new user with its username already normalised.
 pub(super) async fn insert_user(
     conn: &mut PgConnection,
@@ -75,10 +73,9 @@ pub(super) async fn insert_user(
         .await;
     match row {
         Ok(row) => user_from_row(&row),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(match &user.directory_id {
-            Some(id) => format!("user '{}' or directory ID {id}", user.username),
-            None => format!("user '{}'", user.username),
-        })),
+        Err(e) if is_unique_violation(&e) => {
+            Err(user_taken(&user.username, user.directory_id.as_deref()))
+        }
         Err(e) => Err(db_err(e)),
     }
 }
@@ -220,14 +217,7 @@ pub(super) async fn set_pin(
         .map_err(db_err)?;
     let row = row.ok_or_else(|| not_found(id))?;
     let stored: String = get(&row, 0)?;
-    let mut hashes: Vec<String> = serde_json::from_str(&stored)
-        .map_err(|e| StoreError::Corrupt(format!("PIN history of user with id {id}: {e}")))?;
-    if let Some(hash) = pin_hash {
-        hashes.insert(0, hash.to_owned());
-    }
-    hashes.truncate(history);
-    let hashes = serde_json::to_string(&hashes)
-        .map_err(|e| StoreError::Corrupt(format!("PIN history: {e}")))?;
+    let hashes = next_pin_history(id, &stored, pin_hash, history)?;
     sqlx::query(
         "UPDATE users SET pin_hash = $2, pin_change_required = $3, pin_history = $4 WHERE id = $1",
     )
@@ -261,10 +251,7 @@ pub(super) async fn insert_users_with_tokens(
 #[async_trait]
 impl UserStore for PgStore {
     async fn create_user(&self, user: &NewUser, now: i64) -> StoreResult<User> {
-        let user = NewUser {
-            username: crate::normalise_username(&user.username),
-            ..user.clone()
-        };
+        let user = crate::normalised_user(user);
         on_conn!(self, |c| super::users::insert_user(c, &user, now))
     }
 
@@ -329,13 +316,7 @@ impl UserStore for PgStore {
     ) -> StoreResult<usize> {
         let batch = batch
             .iter()
-            .map(|(user, tokens)| {
-                let user = NewUser {
-                    username: crate::normalise_username(&user.username),
-                    ..user.clone()
-                };
-                Ok((user, self.seal_tokens(tokens)?))
-            })
+            .map(|(user, tokens)| Ok((crate::normalised_user(user), self.seal_tokens(tokens)?)))
             .collect::<StoreResult<Vec<_>>>()?;
         // A bulk load runs as long as it needs: the deadline is for requests.
         let mut conn = self.conn().await?;

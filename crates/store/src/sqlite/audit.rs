@@ -1,23 +1,20 @@
 //! The audit log: inserts batched by the writer, newest-first queries, chunked purge.
 
+use super::map::audit_from_row;
 use super::map::db_err;
 use super::writer::Command;
 use super::{writer_gone, SqliteStore};
+use crate::columns::AUDIT_COLUMNS;
 use async_trait::async_trait;
 use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
 use mfad_core::store::AuditStore;
-use mfad_core::store::{StoreError, StoreResult};
-use rusqlite::{params, Connection, Row};
+use mfad_core::store::StoreResult;
+use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
 /// Rows removed per writer operation by a purge, so a purge of months of records
 /// never holds the write lock long enough to stall authentications.
 pub(super) const PURGE_CHUNK: u64 = 5_000;
-
-pub(super) const FIELDS: &str =
-    "id, time_ms, username, given_name, surname, email, phone, device, method, \
-                      mode, result, reason, server_name, server_ip, client_name, client_ip, \
-                      channel, calling_station";
 
 pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()> {
     conn.prepare_cached(
@@ -52,42 +49,10 @@ pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()
     .map_err(db_err)
 }
 
-pub(super) fn record_from_row(row: &Row) -> StoreResult<AuditRecord> {
-    let result: Option<String> = row.get(10).map_err(db_err)?;
-    let result = match result {
-        None => None,
-        Some(text) => Some(AuditResult::parse(&text).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "audit result '{text}' is not accept, reject or challenge"
-            ))
-        })?),
-    };
-    Ok(AuditRecord {
-        id: row.get(0).map_err(db_err)?,
-        time_ms: row.get(1).map_err(db_err)?,
-        username: row.get(2).map_err(db_err)?,
-        given_name: row.get(3).map_err(db_err)?,
-        surname: row.get(4).map_err(db_err)?,
-        email: row.get(5).map_err(db_err)?,
-        phone: row.get(6).map_err(db_err)?,
-        device: row.get(7).map_err(db_err)?,
-        method: row.get(8).map_err(db_err)?,
-        mode: row.get(9).map_err(db_err)?,
-        result,
-        reason: row.get(11).map_err(db_err)?,
-        server_name: row.get(12).map_err(db_err)?,
-        server_ip: row.get(13).map_err(db_err)?,
-        client_name: row.get(14).map_err(db_err)?,
-        client_ip: row.get(15).map_err(db_err)?,
-        channel: row.get(16).map_err(db_err)?,
-        calling_station: row.get(17).map_err(db_err)?,
-    })
-}
-
 /// Newest first, walking the time index backwards (a user filter is checked on the
 /// way, so a query by user with a limit stops at the user's newest records).
 pub(super) fn query(conn: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-    let mut sql = format!("SELECT {FIELDS} FROM audit");
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut conditions = Vec::new();
     if let Some(user) = &q.username {
@@ -113,7 +78,7 @@ pub(super) fn query(conn: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditR
         .map_err(db_err)?;
     let mut records = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
-        records.push(record_from_row(row)?);
+        records.push(audit_from_row(row)?);
     }
     Ok(records)
 }

@@ -6,11 +6,13 @@
 //! against a second process writing the same file is one conditional statement.
 
 use super::map::{
-    counter, db_err, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET, USER_COLUMNS_U,
+    counter, db_err, has_token, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET,
+    USER_COLUMNS_U,
 };
-use super::users::{exists, not_found, update_one};
+use super::users::{exists, update_one};
 use super::SqliteStore;
 use crate::crypto::Cipher;
+use crate::rules::{token_not_found, user_not_found as not_found};
 use async_trait::async_trait;
 use mfad_core::model::{Token, TokenId, User, UserId};
 use mfad_core::store::{AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
@@ -41,8 +43,7 @@ pub(super) fn auth_subject(
             Some(s) => s,
             None => subject.insert((user_from_row(row)?, Vec::new())),
         };
-        let token_id: Option<i64> = row.get(TOKEN_OFFSET).map_err(db_err)?;
-        if token_id.is_some() {
+        if has_token(row, TOKEN_OFFSET)? {
             tokens.push(token_from_row(row, TOKEN_OFFSET, cipher)?);
         }
     }
@@ -199,7 +200,7 @@ pub(super) fn set_resync(
         .and_then(|mut s| s.execute(params![token, resync]))
         .map_err(db_err)?;
     if changed == 0 {
-        return Err(super::tokens::not_found(token));
+        return Err(token_not_found(token));
     }
     Ok(())
 }

@@ -1,6 +1,5 @@
 //! RADIUS clients, with their shared secrets sealed at rest.
 
-use super::map;
 use super::map::{client_from_row, db_err, is_unique_violation, CLIENT_COLUMNS};
 use super::SqliteStore;
 use crate::crypto::Cipher;
@@ -80,10 +79,7 @@ pub(super) fn delete(conn: &Connection, name: &str) -> StoreResult<()> {
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {
-        let sealed = self
-            .cipher
-            .encrypt(client.secret.as_bytes(), &map::client_aad(&client.name))
-            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a client secret: {e}")))?;
+        let sealed = crate::sealed::client_secret(&self.cipher, client)?;
         let client = client.clone();
         let cipher = Arc::clone(&self.cipher);
         self.write(move |c| create(c, &cipher, &client, &sealed, now))

@@ -23,6 +23,7 @@ mod users;
 mod writer;
 
 use crate::crypto::Cipher;
+use crate::sealed::SealedToken;
 use mfad_core::model::NewToken;
 use mfad_core::store::{StoreError, StoreResult};
 use reader::Readers;
@@ -33,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokens::SealedToken;
 use tokio::sync::mpsc;
 use writer::Command;
 

@@ -1,19 +1,15 @@
 //! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
 
-use super::map::{db_err, email_aad, is_unique_violation};
+use super::map::{db_err, email_aad, email_from_row, is_unique_violation};
 use super::SqliteStore;
+use crate::columns::EMAIL_COLUMNS;
 use crate::crypto::Cipher;
 use async_trait::async_trait;
 use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::store::OutboxStore;
 use mfad_core::store::{StoreError, StoreResult};
-use rusqlite::{params, Connection, Row};
-use std::str::FromStr;
+use rusqlite::{params, Connection};
 use std::sync::Arc;
-use zeroize::Zeroizing;
-
-const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, attempts, \
-     next_attempt_at, last_error, created_at, sent_at";
 
 /// Inserts the mail, then seals its body with the new id as associated data, so a
 /// body cannot be moved to another row. `None` when `once_key` was used before.
@@ -97,7 +93,7 @@ pub(super) fn claim(
         .map_err(db_err)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
-        out.push(from_row(row, Some(cipher))?);
+        out.push(email_from_row(row, Some(cipher))?);
     }
     out.sort_by_key(|e| e.id);
     Ok(out)
@@ -135,47 +131,9 @@ pub(super) fn list(conn: &Connection, limit: usize) -> StoreResult<Vec<Email>> {
     let mut rows = stmt.query([limit]).map_err(db_err)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
-        out.push(from_row(row, None)?);
+        out.push(email_from_row(row, None)?);
     }
     Ok(out)
-}
-
-fn text_enum<T: FromStr<Err = String>>(row: &Row, idx: usize) -> StoreResult<T> {
-    let text: String = row.get(idx).map_err(db_err)?;
-    text.parse()
-        .map_err(|e: String| StoreError::Corrupt(format!("e-mail: {e}")))
-}
-
-/// Reads a row; the body is opened only when `cipher` is given.
-fn from_row(row: &Row, cipher: Option<&Cipher>) -> StoreResult<Email> {
-    let id: i64 = row.get(0).map_err(db_err)?;
-    let sealed: String = row.get(5).map_err(db_err)?;
-    let body =
-        match cipher {
-            Some(cipher) if !sealed.is_empty() => {
-                let plain = cipher
-                    .decrypt(&sealed, &email_aad(id))
-                    .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
-                Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| {
-                    StoreError::Corrupt(format!("body of e-mail {id} is not UTF-8"))
-                })?)
-            }
-            _ => Zeroizing::new(String::new()),
-        };
-    Ok(Email {
-        id,
-        user_id: row.get(1).map_err(db_err)?,
-        recipient: row.get(2).map_err(db_err)?,
-        kind: text_enum(row, 3)?,
-        subject: row.get(4).map_err(db_err)?,
-        body,
-        status: text_enum(row, 6)?,
-        attempts: row.get(7).map_err(db_err)?,
-        next_attempt_at: row.get(8).map_err(db_err)?,
-        last_error: row.get(9).map_err(db_err)?,
-        created_at: row.get(10).map_err(db_err)?,
-        sent_at: row.get(11).map_err(db_err)?,
-    })
 }
 
 #[async_trait]

@@ -20,7 +20,7 @@ pub(super) fn list(conn: &Connection, cipher: &Cipher) -> StoreResult<Vec<Settin
         let stored: String = row.get(1).map_err(db_err)?;
         let secret: bool = row.get(2).map_err(db_err)?;
         let value = if secret {
-            crate::settings::open(cipher, &key, &stored)?
+            crate::sealed::open_setting(cipher, &key, &stored)?
         } else {
             stored
         };
@@ -83,7 +83,7 @@ impl SettingsStore for SqliteStore {
     }
 
     async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()> {
-        let stored = crate::settings::seal(&self.cipher, key, value, secret)?;
+        let stored = crate::sealed::setting(&self.cipher, key, value, secret)?;
         let key = key.to_owned();
         self.write(move |c| put(c, &key, &stored, secret, now))
             .await

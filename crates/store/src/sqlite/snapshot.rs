@@ -1,9 +1,11 @@
 //! Whole-store export and import for SQLite: every table read in one read transaction,
 //! loaded back with the same ids inside the writer's transaction.
 
-use super::audit::{insert_audit, record_from_row, FIELDS as AUDIT_FIELDS};
+use super::audit::insert_audit;
+use super::map::audit_from_row;
 use super::map::db_err;
 use super::SqliteStore;
+use crate::columns::AUDIT_COLUMNS;
 use crate::pending_phones;
 use async_trait::async_trait;
 use mfad_core::model::{Method, PinMode};
@@ -146,7 +148,7 @@ fn challenge_row(r: &Row) -> StoreResult<ChallengeRow> {
         state: data_encoding::HEXLOWER.encode(&state),
         user_id: r.get(1).map_err(db_err)?,
         client: r.get(2).map_err(db_err)?,
-        kind: serde_json::from_str(&kind).map_err(|e| corrupt("challenge kind", e))?,
+        kind: crate::rules::kind_from_json(&kind)?,
         expires_at: r.get(4).map_err(db_err)?,
     })
 }
@@ -222,8 +224,8 @@ fn export_in_transaction(conn: &Connection) -> StoreResult<Snapshot> {
         )?,
         audit: rows(
             conn,
-            &format!("SELECT {AUDIT_FIELDS} FROM audit ORDER BY time_ms, seq"),
-            record_from_row,
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY time_ms, seq"),
+            |r| audit_from_row(r),
         )?,
         emails: rows(
             conn,
@@ -395,7 +397,7 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
         let state = data_encoding::HEXLOWER_PERMISSIVE
             .decode(c.state.as_bytes())
             .map_err(|e| corrupt("challenge state", e))?;
-        let kind = super::transactions::kind_to_json(&c.kind)?;
+        let kind = crate::rules::kind_to_json(&c.kind)?;
         challenges
             .execute(params![state, c.user_id, c.client, kind, c.expires_at])
             .map_err(db_err)?;

@@ -2,11 +2,12 @@
 //! replay-protecting counter update is in `auth.rs`.
 
 use super::map::{
-    counter, db_err, is_foreign_key_violation, is_unique_violation, token_aad, token_from_row,
-    TOKEN_COLUMNS,
+    db_err, is_foreign_key_violation, is_unique_violation, token_from_row, TOKEN_COLUMNS,
 };
 use super::SqliteStore;
 use crate::crypto::Cipher;
+use crate::rules::token_not_found as not_found;
+use crate::sealed::SealedToken;
 use async_trait::async_trait;
 use mfad_core::model::{NewToken, Token, TokenId, UserId};
 use mfad_core::store::TokenStore;
@@ -25,37 +26,6 @@ static TOKENS_FOR_USER: LazyLock<String> = LazyLock::new(|| {
 });
 static LIST_TOKENS: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM tokens ORDER BY serial", *TOKEN_COLUMNS));
-
-/// A [`NewToken`] whose secret is already encrypted, so the writer thread spends its
-/// time on SQL only.
-pub(super) struct SealedToken {
-    serial: String,
-    user_id: Option<UserId>,
-    kind: &'static str,
-    algorithm: &'static str,
-    digits: u32,
-    period: i64,
-    secret: String,
-    next: i64,
-}
-
-impl SealedToken {
-    pub(super) fn seal(token: &NewToken, cipher: &Cipher) -> StoreResult<Self> {
-        let secret = cipher
-            .encrypt(token.secret.expose(), &token_aad(&token.serial))
-            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a token secret: {e}")))?;
-        Ok(Self {
-            serial: token.serial.clone(),
-            user_id: token.user_id,
-            kind: token.kind.as_str(),
-            algorithm: token.algorithm.as_str(),
-            digits: token.digits,
-            period: counter(token.period)?,
-            secret,
-            next: counter(token.next)?,
-        })
-    }
-}
 
 /// Inserts every token or fails on the first problem; the caller's savepoint undoes
 /// the ones already inserted. `owner` overrides each token's `user_id` (bulk load).
@@ -159,10 +129,6 @@ pub(super) fn for_user(
 pub(super) fn list(conn: &Connection, cipher: &Cipher) -> StoreResult<Vec<Token>> {
     let mut stmt = conn.prepare_cached(&LIST_TOKENS).map_err(db_err)?;
     collect(&mut stmt, [], cipher)
-}
-
-pub(super) fn not_found(id: TokenId) -> StoreError {
-    StoreError::NotFound(format!("token with id {id}"))
 }
 
 pub(super) fn assign(conn: &Connection, token: TokenId, user: Option<UserId>) -> StoreResult<()> {

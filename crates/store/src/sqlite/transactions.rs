@@ -2,8 +2,9 @@
 
 use super::map::db_err;
 use super::SqliteStore;
+use crate::rules::{kind_from_json, kind_to_json};
 use async_trait::async_trait;
-use mfad_core::model::{Challenge, ChallengeKind};
+use mfad_core::model::Challenge;
 use mfad_core::store::TransactionStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,10 +34,6 @@ pub(super) fn put_challenge(conn: &Connection, c: &Challenge, kind_json: &str) -
         }
         Err(e) => Err(db_err(e)),
     }
-}
-
-pub(super) fn kind_to_json(kind: &ChallengeKind) -> StoreResult<String> {
-    serde_json::to_string(kind).map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))
 }
 
 /// `DELETE ... RETURNING` is the single-use guarantee: of two concurrent takes, only
@@ -72,8 +69,7 @@ pub(super) fn take_challenge(
     if expires_at <= now {
         return Ok(None);
     }
-    let kind = serde_json::from_str(&kind)
-        .map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))?;
+    let kind = kind_from_json(&kind)?;
     Ok(Some(Challenge {
         state: state.to_vec(),
         user_id,

@@ -5,8 +5,10 @@
 //! statement, so it also holds against a second process writing the same file.
 
 use super::map::{db_err, is_unique_violation, user_from_row, USER_COLUMNS};
-use super::tokens::{insert_tokens, SealedToken};
+use super::tokens::insert_tokens;
 use super::SqliteStore;
+use crate::rules::{next_pin_history, user_not_found as not_found, user_taken};
+use crate::sealed::SealedToken;
 use async_trait::async_trait;
 use mfad_core::model::{NewToken, NewUser, User, UserId};
 use mfad_core::store::UserStore;
@@ -45,10 +47,6 @@ static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-pub(super) fn not_found(id: UserId) -> StoreError {
-    StoreError::NotFound(format!("user with id {id}"))
-}
-
 /// A new user with its username already normalised.
 pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreResult<User> {
     let mut stmt = conn.prepare_cached(&INSERT_USER).map_err(db_err)?;
@@ -73,10 +71,9 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreR
     match rows.next() {
         Ok(Some(row)) => user_from_row(row),
         Ok(None) => Err(StoreError::Unavailable("insert returned no row".into())),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(match &user.directory_id {
-            Some(id) => format!("user '{}' or directory ID {id}", user.username),
-            None => format!("user '{}'", user.username),
-        })),
+        Err(e) if is_unique_violation(&e) => {
+            Err(user_taken(&user.username, user.directory_id.as_deref()))
+        }
         Err(e) => Err(db_err(e)),
     }
 }
@@ -204,14 +201,7 @@ pub(super) fn set_pin(
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
         .map_err(db_err)?;
     let stored = stored.ok_or_else(|| not_found(id))?;
-    let mut hashes: Vec<String> = serde_json::from_str(&stored)
-        .map_err(|e| StoreError::Corrupt(format!("PIN history of user with id {id}: {e}")))?;
-    if let Some(hash) = pin_hash {
-        hashes.insert(0, hash.to_owned());
-    }
-    hashes.truncate(history);
-    let hashes = serde_json::to_string(&hashes)
-        .map_err(|e| StoreError::Corrupt(format!("PIN history: {e}")))?;
+    let hashes = next_pin_history(id, &stored, pin_hash, history)?;
     update_one(
         conn,
         id,
@@ -236,10 +226,7 @@ pub(super) fn insert_users_with_tokens(
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: &NewUser, now: i64) -> StoreResult<User> {
-        let user = NewUser {
-            username: crate::normalise_username(&user.username),
-            ..user.clone()
-        };
+        let user = crate::normalised_user(user);
         self.write(move |c| insert_user(c, &user, now)).await
     }
 
@@ -305,13 +292,7 @@ impl UserStore for SqliteStore {
     ) -> StoreResult<usize> {
         let batch = batch
             .iter()
-            .map(|(user, tokens)| {
-                let user = NewUser {
-                    username: crate::normalise_username(&user.username),
-                    ..user.clone()
-                };
-                Ok((user, self.seal_tokens(tokens)?))
-            })
+            .map(|(user, tokens)| Ok((crate::normalised_user(user), self.seal_tokens(tokens)?)))
             .collect::<StoreResult<Vec<_>>>()?;
         self.write(move |c| insert_users_with_tokens(c, &batch, now))
             .await
