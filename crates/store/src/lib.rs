@@ -15,6 +15,7 @@ mod rows;
 mod rules;
 mod sealed;
 pub mod snapshot_file;
+mod snapshot_rows;
 pub mod sqlite;
 
 pub use crypto::Cipher;

@@ -5,7 +5,7 @@
 use crate::crypto::{client_aad, email_aad, token_aad, Cipher};
 use mfad_core::audit::{AuditRecord, AuditResult};
 use mfad_core::model::{Client, Secret, Token, User};
-use mfad_core::outbox::Email;
+use mfad_core::outbox::{Email, EmailStatus, NewEmail};
 use mfad_core::store::{StoreError, StoreResult};
 use std::str::FromStr;
 use zeroize::Zeroizing;
@@ -21,6 +21,7 @@ pub(crate) trait Row {
     /// A 32-bit integer column (PostgreSQL INTEGER; SQLite has one integer type).
     fn int32(&self, idx: usize) -> StoreResult<i32>;
     fn flag(&self, idx: usize) -> StoreResult<bool>;
+    fn bytes(&self, idx: usize) -> StoreResult<Vec<u8>>;
 }
 
 fn parsed<T: FromStr<Err = String>>(row: &impl Row, idx: usize, what: &str) -> StoreResult<T> {
@@ -202,6 +203,24 @@ pub(crate) fn email_from_row(row: &impl Row, cipher: Option<&Cipher>) -> StoreRe
         created_at: row.int(10)?,
         sent_at: row.int_opt(11)?,
     })
+}
+
+/// The record of a mail just queued with `id` at `now`, as a read would return it.
+pub(crate) fn queued_email(id: i64, email: &NewEmail, now: i64) -> Email {
+    Email {
+        id,
+        user_id: email.user_id,
+        recipient: email.recipient.clone(),
+        kind: email.kind,
+        subject: email.subject.clone(),
+        body: email.body.clone(),
+        status: EmailStatus::Queued,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    }
 }
 
 /// A `u64` counter as the databases' signed 64-bit integer.

@@ -66,6 +66,10 @@ pub(crate) fn token_not_found(id: TokenId) -> StoreError {
     StoreError::NotFound(format!("token with id {id}"))
 }
 
+pub(crate) fn email_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("e-mail with id {id}"))
+}
+
 /// A username or directory ID that another user has.
 pub(crate) fn user_taken(username: &str, directory_id: Option<&str>) -> StoreError {
     StoreError::Duplicate(match directory_id {

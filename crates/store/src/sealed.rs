@@ -2,7 +2,7 @@
 //! shared secrets and secret settings, each bound to its record by the associated data,
 //! the same in both backends, so sealed values move between them unchanged.
 
-use crate::crypto::{client_aad, setting_aad, token_aad, Cipher};
+use crate::crypto::{client_aad, email_aad, setting_aad, token_aad, Cipher};
 use crate::rows::counter;
 use mfad_core::model::{NewClient, NewToken, UserId};
 use mfad_core::store::{StoreError, StoreResult};
@@ -43,6 +43,13 @@ pub(crate) fn client_secret(cipher: &Cipher, client: &NewClient) -> StoreResult<
     cipher
         .encrypt(client.secret.as_bytes(), &client_aad(&client.name))
         .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a client secret: {e}")))
+}
+
+/// A mail's body as stored, bound to the mail's id (it may hold an initial PIN).
+pub(crate) fn email_body(cipher: &Cipher, id: i64, body: &str) -> StoreResult<String> {
+    cipher
+        .encrypt(body.as_bytes(), &email_aad(id))
+        .map_err(|e| StoreError::Unavailable(format!("cannot seal an e-mail body: {e}")))
 }
 
 /// A setting's value as stored: sealed and bound to `key` when `secret`, else as given.

@@ -47,6 +47,10 @@ impl Row for PgRow {
     fn flag(&self, idx: usize) -> StoreResult<bool> {
         get(self, idx)
     }
+
+    fn bytes(&self, idx: usize) -> StoreResult<Vec<u8>> {
+        get(self, idx)
+    }
 }
 
 /// The general mapping; callers that expect a constraint violation check for it first.

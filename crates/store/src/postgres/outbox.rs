@@ -3,11 +3,13 @@
 use super::map::{db_err, email_from_row, is_foreign_key_violation, is_unique_violation};
 use super::PgStore;
 use crate::columns::EMAIL_COLUMNS;
-use crate::crypto::{email_aad, Cipher};
+use crate::crypto::Cipher;
+use crate::rows::queued_email;
+use crate::rules::{email_not_found, user_not_found};
 use async_trait::async_trait;
-use mfad_core::outbox::{Attempt, Email, EmailId, EmailStatus, NewEmail};
+use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::store::OutboxStore;
-use mfad_core::store::{StoreError, StoreResult};
+use mfad_core::store::StoreResult;
 use sqlx::{Connection, PgConnection};
 
 /// Inserts the mail, then seals its body with the new id as associated data, so a body
@@ -41,16 +43,11 @@ pub(super) async fn queue(
         Ok(None) => return Ok(None),
         Err(e) if is_unique_violation(&e) => return Ok(None),
         Err(e) if is_foreign_key_violation(&e) => {
-            return Err(StoreError::NotFound(format!(
-                "user with id {}",
-                email.user_id.unwrap_or_default()
-            )))
+            return Err(user_not_found(email.user_id.unwrap_or_default()))
         }
         Err(e) => return Err(db_err(e)),
     };
-    let sealed = cipher
-        .encrypt(email.body.as_bytes(), &email_aad(id))
-        .map_err(|e| StoreError::Unavailable(format!("cannot seal an e-mail body: {e}")))?;
+    let sealed = crate::sealed::email_body(cipher, id, &email.body)?;
     sqlx::query("UPDATE emails SET body = $2 WHERE id = $1")
         .bind(id)
         .bind(sealed)
@@ -58,20 +55,7 @@ pub(super) async fn queue(
         .await
         .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
-    Ok(Some(Email {
-        id,
-        user_id: email.user_id,
-        recipient: email.recipient.clone(),
-        kind: email.kind,
-        subject: email.subject.clone(),
-        body: email.body.clone(),
-        status: EmailStatus::Queued,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
-    }))
+    Ok(Some(queued_email(id, email, now)))
 }
 
 /// One `UPDATE ... RETURNING` both selects and leases the mails. `FOR UPDATE SKIP
@@ -143,7 +127,7 @@ pub(super) async fn finish(
     }
     .map_err(db_err)?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(format!("e-mail with id {id}")));
+        return Err(email_not_found(id));
     }
     Ok(())
 }

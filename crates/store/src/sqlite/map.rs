@@ -9,7 +9,6 @@ pub(super) use crate::columns::{
     CLIENT_COLUMNS, TOKEN_COLUMNS, TOKEN_COLUMNS_T, TOKEN_OFFSET, USER_COLUMNS, USER_COLUMNS_U,
 };
 
-pub(super) use crate::crypto::email_aad;
 pub(super) use crate::rows::{
     audit_from_row, client_from_row, counter, email_from_row, has_token, token_from_row,
     user_from_row,
@@ -37,6 +36,10 @@ impl Row for rusqlite::Row<'_> {
     }
 
     fn flag(&self, idx: usize) -> StoreResult<bool> {
+        self.get(idx).map_err(db_err)
+    }
+
+    fn bytes(&self, idx: usize) -> StoreResult<Vec<u8>> {
         self.get(idx).map_err(db_err)
     }
 }

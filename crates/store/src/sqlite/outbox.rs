@@ -1,13 +1,15 @@
 //! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
 
-use super::map::{db_err, email_aad, email_from_row, is_unique_violation};
+use super::map::{db_err, email_from_row, is_unique_violation};
 use super::SqliteStore;
 use crate::columns::EMAIL_COLUMNS;
 use crate::crypto::Cipher;
+use crate::rows::queued_email;
+use crate::rules::{email_not_found, user_not_found};
 use async_trait::async_trait;
 use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
 use mfad_core::store::OutboxStore;
-use mfad_core::store::{StoreError, StoreResult};
+use mfad_core::store::StoreResult;
 use rusqlite::{params, Connection};
 use std::sync::Arc;
 
@@ -42,33 +44,15 @@ pub(super) fn queue(
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => return Ok(None),
         Err(e) if super::map::is_foreign_key_violation(&e) => {
-            return Err(StoreError::NotFound(format!(
-                "user with id {}",
-                email.user_id.unwrap_or_default()
-            )))
+            return Err(user_not_found(email.user_id.unwrap_or_default()))
         }
         Err(e) => return Err(db_err(e)),
     };
-    let sealed = cipher
-        .encrypt(email.body.as_bytes(), &email_aad(id))
-        .map_err(|e| StoreError::Unavailable(format!("cannot seal an e-mail body: {e}")))?;
+    let sealed = crate::sealed::email_body(cipher, id, &email.body)?;
     conn.prepare_cached("UPDATE emails SET body = ?2 WHERE id = ?1")
         .and_then(|mut s| s.execute(params![id, sealed]))
         .map_err(db_err)?;
-    Ok(Some(Email {
-        id,
-        user_id: email.user_id,
-        recipient: email.recipient.clone(),
-        kind: email.kind,
-        subject: email.subject.clone(),
-        body: email.body.clone(),
-        status: mfad_core::outbox::EmailStatus::Queued,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
-    }))
+    Ok(Some(queued_email(id, email, now)))
 }
 
 /// One `UPDATE ... RETURNING` both selects and leases the mails, so two senders never
@@ -119,7 +103,7 @@ pub(super) fn finish(conn: &Connection, id: EmailId, attempt: &Attempt) -> Store
     }
     .map_err(db_err)?;
     if changed == 0 {
-        return Err(StoreError::NotFound(format!("e-mail with id {id}")));
+        return Err(email_not_found(id));
     }
     Ok(())
 }
