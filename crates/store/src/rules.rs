@@ -1,7 +1,9 @@
 //! The rules both backends apply the same way, written once: how a PIN change moves
-//! the PIN history, in which order a directory sync plan is applied, how a challenge's
-//! kind is stored, and what a missing or clashing record is called.
+//! the PIN history, in which order a directory sync plan is applied, how an audit query
+//! reads the log, how a challenge's kind is stored, and what a missing or clashing
+//! record is called.
 
+use mfad_core::audit::AuditQuery;
 use mfad_core::model::{ChallengeKind, NewUser, TokenId, UserId};
 use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult};
 
@@ -46,6 +48,43 @@ pub(crate) fn plan_steps(changes: &DirectorySync) -> impl Iterator<Item = PlanSt
     let disable = changes.disable.iter().map(|id| PlanStep::Disable(*id));
     let remove = changes.remove.iter().map(|id| PlanStep::Remove(*id));
     update.chain(add).chain(disable).chain(remove)
+}
+
+/// A parameter of an audit query.
+pub(crate) enum AuditArg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// The statement for an audit query and its parameters in order; `placeholder(n)` writes
+/// the n-th parameter in the backend's syntax (`?n`, `$n`). Newest first, walking the
+/// time index backwards (a user filter is checked on the way, so a query by user with a
+/// limit stops at the user's newest records).
+pub(crate) fn audit_query(
+    q: &AuditQuery,
+    placeholder: impl Fn(usize) -> String,
+) -> (String, Vec<AuditArg<'_>>) {
+    let mut sql = format!("SELECT {} FROM audit", crate::columns::AUDIT_COLUMNS);
+    let mut args = Vec::new();
+    let mut conditions = Vec::new();
+    if let Some(user) = &q.username {
+        args.push(AuditArg::Text(user));
+        conditions.push(format!("username = {}", placeholder(args.len())));
+    }
+    if let Some(since) = q.since_ms {
+        args.push(AuditArg::Int(since));
+        conditions.push(format!("time_ms >= {}", placeholder(args.len())));
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY time_ms DESC, seq DESC");
+    if let Some(limit) = q.limit {
+        args.push(AuditArg::Int(i64::from(limit)));
+        sql.push_str(&format!(" LIMIT {}", placeholder(args.len())));
+    }
+    (sql, args)
 }
 
 /// A challenge kind as its column stores it (JSON).

@@ -17,6 +17,25 @@ pub(crate) const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, b
 pub(crate) const DIRECTORY_SYNC_COLUMNS: &str = "last_run, last_summary, pending_count, \
     pending_reason, approved_count, lock_holder, lock_until, pending_phones";
 
+/// The tables that must be empty to take a snapshot. `directory_sync` always holds its
+/// one row, which the import overwrites.
+pub(crate) const DATA_TABLES: [&str; 9] = [
+    "users",
+    "tokens",
+    "clients",
+    "challenges",
+    "cached_auth",
+    "audit",
+    "emails",
+    "rate_limits",
+    "settings",
+];
+
+/// Why a snapshot is refused by a store that holds data.
+pub(crate) fn not_empty(table: &str) -> StoreError {
+    StoreError::Duplicate(format!("data (table {table} is not empty)"))
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }

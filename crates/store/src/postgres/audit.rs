@@ -7,7 +7,7 @@
 use super::map::audit_from_row;
 use super::map::db_err;
 use super::{audit_gone, PgStore};
-use crate::columns::AUDIT_COLUMNS;
+use crate::rules::{audit_query, AuditArg};
 use async_trait::async_trait;
 use mfad_core::audit::{AuditQuery, AuditRecord};
 use mfad_core::store::AuditStore;
@@ -241,35 +241,19 @@ fn take(
     }
 }
 
-/// Newest first, along the time index (a user filter is checked on the way).
+/// The query of [`audit_query`].
 pub(super) async fn query(
     conn: &mut PgConnection,
     q: &AuditQuery,
 ) -> StoreResult<Vec<AuditRecord>> {
-    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit");
+    let (sql, params) = audit_query(q, |n| format!("${n}"));
     let mut args = PgArguments::default();
-    let mut conditions = Vec::new();
-    let bind_err = |e| StoreError::Unavailable(format!("cannot bind an audit query: {e}"));
-    let mut n = 0;
-    if let Some(user) = &q.username {
-        args.add(user.clone()).map_err(bind_err)?;
-        n += 1;
-        conditions.push(format!("username = ${n}"));
-    }
-    if let Some(since) = q.since_ms {
-        args.add(since).map_err(bind_err)?;
-        n += 1;
-        conditions.push(format!("time_ms >= ${n}"));
-    }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    sql.push_str(" ORDER BY time_ms DESC, seq DESC");
-    if let Some(limit) = q.limit {
-        args.add(i64::from(limit)).map_err(bind_err)?;
-        n += 1;
-        sql.push_str(&format!(" LIMIT ${n}"));
+    for param in params {
+        match param {
+            AuditArg::Text(text) => args.add(text),
+            AuditArg::Int(n) => args.add(n),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("cannot bind an audit query: {e}")))?;
     }
     let rows = sqlx::query_with(&sql, args)
         .fetch_all(conn)

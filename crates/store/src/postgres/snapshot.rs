@@ -11,29 +11,16 @@ use crate::pending_phones;
 use crate::rules::kind_to_json;
 use crate::snapshot_rows::{
     cached_auth_row, challenge_row, challenge_state, client_row, directory_sync_row, email_row,
-    pin_history_text, rate_limit_row, setting_row, token_row, user_row, DIRECTORY_SYNC_COLUMNS,
-    EMAIL_COLUMNS,
+    not_empty, pin_history_text, rate_limit_row, setting_row, token_row, user_row, DATA_TABLES,
+    DIRECTORY_SYNC_COLUMNS, EMAIL_COLUMNS,
 };
 use async_trait::async_trait;
 use mfad_core::snapshot::{IdHighWater, Snapshot};
+use mfad_core::store::StoreResult;
 use mfad_core::store::{AuditStore, SnapshotStore};
-use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection};
 
-/// The tables that must be empty to take a snapshot. `directory_sync` always holds its
-/// one row, which the import overwrites.
-const TABLES: [&str; 9] = [
-    "users",
-    "tokens",
-    "clients",
-    "challenges",
-    "cached_auth",
-    "audit",
-    "emails",
-    "rate_limits",
-    "settings",
-];
 /// The tables whose ids come from an identity sequence.
 const SEQUENCED: [&str; 4] = ["users", "tokens", "clients", "emails"];
 
@@ -151,16 +138,14 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    for table in TABLES {
+    for table in DATA_TABLES {
         let sql = format!("SELECT 1 FROM {table} LIMIT 1");
         let found = sqlx::query(&sql)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
         if found.is_some() {
-            return Err(StoreError::Duplicate(format!(
-                "data (table {table} is not empty)"
-            )));
+            return Err(not_empty(table));
         }
     }
     for u in &s.users {

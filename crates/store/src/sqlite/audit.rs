@@ -4,7 +4,7 @@ use super::map::audit_from_row;
 use super::map::db_err;
 use super::writer::Command;
 use super::{writer_gone, SqliteStore};
-use crate::columns::AUDIT_COLUMNS;
+use crate::rules::{audit_query, AuditArg};
 use async_trait::async_trait;
 use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
 use mfad_core::store::AuditStore;
@@ -49,29 +49,13 @@ pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()
     .map_err(db_err)
 }
 
-/// Newest first, walking the time index backwards (a user filter is checked on the
-/// way, so a query by user with a limit stops at the user's newest records).
+/// The query of [`audit_query`].
 pub(super) fn query(conn: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut conditions = Vec::new();
-    if let Some(user) = &q.username {
-        args.push(user.clone().into());
-        conditions.push(format!("username = ?{}", args.len()));
-    }
-    if let Some(since) = q.since_ms {
-        args.push(since.into());
-        conditions.push(format!("time_ms >= ?{}", args.len()));
-    }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    sql.push_str(" ORDER BY time_ms DESC, seq DESC");
-    if let Some(limit) = q.limit {
-        args.push(i64::from(limit).into());
-        sql.push_str(&format!(" LIMIT ?{}", args.len()));
-    }
+    let (sql, args) = audit_query(q, |n| format!("?{n}"));
+    let args = args.into_iter().map(|arg| match arg {
+        AuditArg::Text(text) => rusqlite::types::Value::from(text.to_owned()),
+        AuditArg::Int(n) => rusqlite::types::Value::from(n),
+    });
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args))

@@ -9,14 +9,14 @@ use crate::columns::AUDIT_COLUMNS;
 use crate::pending_phones;
 use crate::snapshot_rows::{
     cached_auth_row, challenge_row, challenge_state, client_row, directory_sync_row, email_row,
-    pin_history_text, rate_limit_row, setting_row, token_row, user_row, DIRECTORY_SYNC_COLUMNS,
-    EMAIL_COLUMNS,
+    not_empty, pin_history_text, rate_limit_row, setting_row, token_row, user_row, DATA_TABLES,
+    DIRECTORY_SYNC_COLUMNS, EMAIL_COLUMNS,
 };
 use async_trait::async_trait;
 use mfad_core::snapshot::{IdHighWater, Snapshot};
 use mfad_core::store::AuditStore;
 use mfad_core::store::SnapshotStore;
-use mfad_core::store::{StoreError, StoreResult};
+use mfad_core::store::StoreResult;
 use rusqlite::{params, Connection, Row};
 
 fn rows<T>(
@@ -130,25 +130,13 @@ fn export_in_transaction(conn: &Connection) -> StoreResult<Snapshot> {
 /// Fails with `Duplicate` when any table holds a row (`directory_sync` always holds
 /// its one row, which the import overwrites).
 fn ensure_empty(conn: &Connection) -> StoreResult<()> {
-    for table in [
-        "users",
-        "tokens",
-        "clients",
-        "challenges",
-        "cached_auth",
-        "audit",
-        "emails",
-        "rate_limits",
-        "settings",
-    ] {
+    for table in DATA_TABLES {
         let found = conn
             .prepare(&format!("SELECT 1 FROM {table} LIMIT 1"))
             .and_then(|mut s| s.exists([]))
             .map_err(db_err)?;
         if found {
-            return Err(StoreError::Duplicate(format!(
-                "data (table {table} is not empty)"
-            )));
+            return Err(not_empty(table));
         }
     }
     Ok(())
