@@ -18,6 +18,7 @@ use mfad_core::model::{Token, TokenId, User, UserId};
 use mfad_core::store::{AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::LazyLock;
+
 /// One indexed lookup of the user and, through `tokens_user`, their enabled tokens.
 static AUTH_SUBJECT: LazyLock<String> = LazyLock::new(|| {
     format!(
