@@ -278,20 +278,14 @@ impl Engine {
     /// may not be used for good), and the record of what was sent is queued instead, to
     /// reach the log once the database is back.
     async fn write_audit(&self, mut audit: AuditRecord, outcome: Outcome) -> Outcome {
-        match &outcome {
-            Outcome::Accept => {
-                audit.result = Some(AuditResult::Accept);
-                if audit.reason.is_empty() {
-                    audit.reason = "accepted".into();
-                }
-            }
-            Outcome::Reject(reason) => {
-                audit.result = Some(AuditResult::Reject);
-                audit.reason = reason.as_str().into();
-            }
-            Outcome::Challenge { .. } => audit.result = Some(AuditResult::Challenge),
-            // Never written: `wait` writes the record once the outcome is final.
-            Outcome::Pending { .. } => return outcome,
+        // A draft with its result was written with the attempt's last write (an
+        // accepted code, see `second_factor`).
+        if audit.result.is_some() {
+            return outcome;
+        }
+        // A pending outcome's record is written by `wait` once the outcome is final.
+        if !finish_record(&mut audit, &outcome) {
+            return outcome;
         }
         if outcome == Outcome::Reject(Reason::StoreUnavailable) {
             // The database is away: the record waits for it, the reply does not.
@@ -643,7 +637,7 @@ impl Engine {
         now: i64,
         cache_key: Option<String>,
     ) -> Result<Outcome, StoreError> {
-        if user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin()) {
+        if new_pin_due(user) {
             let prompt = "Enter a new PIN".to_string();
             return self
                 .challenge(user, client, ChallengeKind::NewPin, prompt)
@@ -960,6 +954,32 @@ fn code_prompt(user: &User) -> String {
     } else {
         "Enter the code from your authenticator".into()
     }
+}
+
+/// Completes an attempt's record with its outcome; false for a pending outcome, which
+/// has no record yet.
+fn finish_record(audit: &mut AuditRecord, outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Accept => {
+            audit.result = Some(AuditResult::Accept);
+            if audit.reason.is_empty() {
+                audit.reason = "accepted".into();
+            }
+        }
+        Outcome::Reject(reason) => {
+            audit.result = Some(AuditResult::Reject);
+            audit.reason = reason.as_str().into();
+        }
+        Outcome::Challenge { .. } => audit.result = Some(AuditResult::Challenge),
+        Outcome::Pending { .. } => return false,
+    }
+    true
+}
+
+/// Whether a user who proved their second factor must choose a new PIN before the
+/// login ends.
+fn new_pin_due(user: &User) -> bool {
+    user.pin_mode == PinMode::Pin && (user.pin_change_required || !user.has_pin())
 }
 
 fn describe(audit: &mut AuditRecord, user: &User) {

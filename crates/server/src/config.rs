@@ -559,6 +559,175 @@ mod tests {
             .collect()
     }
 
+    /// One row of the key table in `docs/configuration.md`: the dotted keys it names
+    /// (`section.*` for a `[section] ...` row) and the parts of its default cell, split
+    /// at ` / ` as the keys are.
+    struct DocRow {
+        keys: Vec<String>,
+        defaults: Vec<String>,
+        line: String,
+    }
+
+    /// The rows of the `| key | default | meaning |` table, without the rows of keys
+    /// that are stored settings only (they have no place in the file).
+    fn documented_keys(text: &str) -> Vec<DocRow> {
+        let mut rows = Vec::new();
+        let mut in_table = false;
+        for line in text.lines() {
+            if line.starts_with("| key | default |") {
+                in_table = true;
+                continue;
+            }
+            if !in_table || line.starts_with("| ---") {
+                continue;
+            }
+            let Some(row) = line.strip_prefix('|') else {
+                break;
+            };
+            let cells: Vec<&str> = row.split(" | ").map(str::trim).collect();
+            if cells[0].contains("stored setting") {
+                continue;
+            }
+            let names: Vec<&str> = cells[0].split('`').skip(1).step_by(2).collect();
+            let mut section = String::new();
+            let mut keys = Vec::new();
+            for name in names {
+                let key = match name.rsplit_once(']') {
+                    Some((head, key)) => {
+                        section = head.trim_matches(['[', ']']).to_owned();
+                        key.trim()
+                    }
+                    None => name,
+                };
+                keys.push(match key {
+                    "" | "..." => format!("{section}.*"),
+                    key => format!("{section}.{key}"),
+                });
+            }
+            let defaults = cells[1].split(" / ").map(str::to_owned).collect();
+            rows.push(DocRow {
+                keys,
+                defaults,
+                line: line.to_owned(),
+            });
+        }
+        rows
+    }
+
+    /// A default as the docs write it: a string without its quotes, anything else as TOML.
+    fn shown(value: &toml::Value) -> String {
+        match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_configuration_page_names_every_key_with_the_default_the_code_has() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let page = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+        let example = std::fs::read_to_string(root.join("mfad.example.toml")).unwrap();
+        // Every key the code knows, with the default it has: the file's sections, the
+        // directory's (a section that is off when absent) and the keys of one element
+        // of each list of tables.
+        let mut code = BTreeMap::new();
+        leaves(
+            "",
+            &toml::Value::try_from(Config::default()).unwrap(),
+            &mut code,
+        );
+        let directory = mfad_directory::DirectoryConfig {
+            ca_file: Some("ca.pem".into()),
+            bind_password_file: Some("bind.txt".into()),
+            ..Default::default()
+        };
+        leaves(
+            "directory",
+            &toml::Value::try_from(directory).unwrap(),
+            &mut code,
+        );
+        let target: TargetConfig =
+            toml::from_str("name = \"a\"\naddress = \"h:1\"\nsecret = \"s\"\n").unwrap();
+        leaves(
+            "radius.targets",
+            &toml::Value::try_from(target).unwrap(),
+            &mut code,
+        );
+        let mut listener = mfad_http::HttpConfig::default()
+            .effective_listeners()
+            .remove(0);
+        listener.tls_cert_file = "cert.pem".into();
+        listener.tls_key_file = "key.pem".into();
+        leaves(
+            "http.listeners",
+            &toml::Value::try_from(listener).unwrap(),
+            &mut code,
+        );
+        code.remove("radius.targets");
+        code.remove("http.listeners");
+        // Keys whose documented default is a form, not a value the code holds.
+        code.remove("radius.targets.secret");
+        code.remove("radius.targets.secret_file");
+
+        let rows = documented_keys(&page);
+        assert!(
+            rows.len() > 40,
+            "the key table was not found: {} rows",
+            rows.len()
+        );
+        let covers = |doc: &str, key: &str| match doc.strip_suffix(".*") {
+            Some(prefix) => key == prefix || key.starts_with(&format!("{prefix}.")),
+            None => doc == key,
+        };
+        let mut wrong = Vec::new();
+        for key in code.keys() {
+            if !rows.iter().any(|r| r.keys.iter().any(|d| covers(d, key))) {
+                wrong.push(format!("{key}: in the code, missing from the page"));
+            }
+        }
+        for row in &rows {
+            for key in &row.keys {
+                let known = code.keys().any(|k| covers(key, k))
+                    || key.starts_with("radius.targets.")
+                    || key == "directory.sync_items.*";
+                if !known {
+                    wrong.push(format!("{key}: on the page, unknown to the code"));
+                }
+                let leaf = key.rsplit('.').next().unwrap_or_default();
+                if !key.ends_with(".*") && !example.contains(&format!("{leaf} =")) {
+                    wrong.push(format!(
+                        "{key}: on the page, missing from mfad.example.toml"
+                    ));
+                }
+            }
+            // A default written as one value in backticks is the code's default.
+            if row.defaults.len() != row.keys.len() {
+                continue;
+            }
+            for (key, cell) in row.keys.iter().zip(&row.defaults) {
+                let value = cell.strip_prefix('`').and_then(|c| c.strip_suffix('`'));
+                let (Some(value), Some(default)) = (value, code.get(key)) else {
+                    continue;
+                };
+                if value.contains('`') {
+                    continue;
+                }
+                if value != shown(default) {
+                    wrong.push(format!(
+                        "{key}: the page says {value}, the code has {}\n    {}",
+                        shown(default),
+                        row.line
+                    ));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "docs/configuration.md and the code disagree:\n{}",
+            wrong.join("\n")
+        );
+    }
+
     #[test]
     fn the_shipped_example_parses_and_documents_every_default_as_it_is() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mfad.example.toml");

@@ -380,6 +380,14 @@ fn metrics_are_scraped_and_count_radius_logins() {
         2.0,
         "{after}"
     );
+    // The bypass used and the three audit records went through the store's writer.
+    let batches = ["store=\"sqlite\"", "kind=\"write\""];
+    assert!(
+        sample(&after, "mfad_store_batch_size_sum", &batches)
+            - sample(&before, "mfad_store_batch_size_sum", &batches)
+            >= 4.0,
+        "{after}"
+    );
     server.stop();
 }
 

@@ -2,7 +2,7 @@
 //! attempt's slot and outcome, taken in the store before anything the match says is
 //! acted on.
 
-use super::{Engine, Outcome, Reason, Request};
+use super::{finish_record, new_pin_due, Engine, Outcome, Reason, Request};
 use crate::audit::AuditRecord;
 use crate::model::{PinMode, Token, TokenId, User};
 use crate::otp::{find_hotp, find_totp, OtpKind};
@@ -76,6 +76,18 @@ impl Engine {
             describe_token(audit, token);
             return self.accepted(user, client, now, cache_key).await;
         }
+        // When an accepted code ends the login (no new PIN due, nothing to cache), its
+        // audit record goes with it: one durable write for the whole Accept.
+        let final_record = match matched.fresh {
+            Some((token, _, _)) if cache_key.is_none() && !new_pin_due(user) => {
+                let mut record = audit.clone();
+                describe_token(&mut record, token);
+                finish_record(&mut record, &Outcome::Accept);
+                Some(record)
+            }
+            _ => None,
+        };
+        let written = final_record.is_some();
         let policy = self.policy();
         let attempt = self
             .store
@@ -85,12 +97,17 @@ impl Engine {
                 now,
                 policy.max_failures,
                 policy.lockout_seconds,
+                final_record,
             )
             .await?;
         match (attempt, matched.fresh) {
             (CodeAttempt::Locked, _) => Ok(Outcome::Reject(Reason::Locked)),
             (CodeAttempt::Accepted, Some((token, _, _))) => {
                 describe_token(audit, token);
+                if written {
+                    finish_record(audit, &Outcome::Accept);
+                    return Ok(Outcome::Accept);
+                }
                 self.succeeded(user, client, now, cache_key).await
             }
             // The store accepts only a code it was given.

@@ -1,7 +1,8 @@
 //! The hot path of an authentication: the subject lookup, lockout slots, replay
 //! protection, one-time bypasses, the cache of recent successes and abuse limits.
 
-use super::StoreResult;
+use super::{AuditStore, StoreResult};
+use crate::audit::AuditRecord;
 use crate::model::{Token, TokenId, User, UserId};
 use async_trait::async_trait;
 
@@ -26,9 +27,10 @@ pub enum CodeAttempt {
     Failed { replayed: bool, state: FailureState },
 }
 
-/// What every authentication reads and writes, on every channel and node.
+/// What every authentication reads and writes, on every channel and node; an attempt's
+/// audit record is written through [`AuditStore`].
 #[async_trait]
-pub trait AuthStore: Send + Sync {
+pub trait AuthStore: AuditStore + Send + Sync {
     /// The user and their enabled tokens, in one read.
     async fn auth_subject(&self, username: &str) -> StoreResult<Option<(User, Vec<Token>)>>;
     /// Takes one attempt's slot in the lockout budget, before a secret is checked: one
@@ -54,10 +56,12 @@ pub trait AuthStore: Send + Sync {
     /// here, so a burst of guesses learns no more than `max_failures` outcomes per lockout
     /// period.
     ///
-    /// Backends may answer before the change is durable (SQLite answers once the writer
-    /// applied it): the caller makes the outcome durable with the attempt's
-    /// [`AuditStore::append_audit`](super::AuditStore::append_audit), which is committed
-    /// with it or after it.
+    /// `accepted`: the attempt's final audit record should the code be accepted; it is
+    /// then written as by [`AuditStore::append_audit`], durable with the accepted code
+    /// before the answer (SQLite: in the same transaction, so an Accept costs one commit).
+    /// Otherwise backends may answer before the change is durable (SQLite answers once
+    /// the writer applied it): the caller makes the outcome durable with the attempt's
+    /// [`AuditStore::append_audit`], which is committed with it or after it.
     async fn attempt_code(
         &self,
         user: UserId,
@@ -65,6 +69,7 @@ pub trait AuthStore: Send + Sync {
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
+        accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
         let Some(state) = self
             .take_attempt(user, now, max_failures, lockout_seconds)
@@ -80,6 +85,9 @@ pub trait AuthStore: Send + Sync {
         };
         if self.advance_token(token, used).await? {
             self.clear_failures(user).await?;
+            if let Some(record) = accepted {
+                self.append_audit(record).await?;
+            }
             return Ok(CodeAttempt::Accepted);
         }
         Ok(CodeAttempt::Failed {

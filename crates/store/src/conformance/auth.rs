@@ -2,8 +2,10 @@
 //! the authentication read, replay protection, cached successes and abuse limits.
 
 use super::{
-    ensure, ensure_eq, ensure_err, given_token, given_user, new_token, CaseResult, Failure, NOW,
+    audit_record, ensure, ensure_eq, ensure_err, given_token, given_user, new_token, CaseResult,
+    Failure, NOW,
 };
+use mfad_core::audit::AuditQuery;
 use mfad_core::model::NewToken;
 use mfad_core::store::{CodeAttempt, FailureState, Store};
 use std::sync::Arc;
@@ -262,7 +264,7 @@ pub async fn a_code_attempt_takes_its_slot_and_its_outcome_together(
 ) -> CaseResult {
     let user = given_user(&*store, "pia").await?;
     let token = given_token(&*store, "PIA-1", Some(user.id)).await?;
-    let wrong = store.attempt_code(user.id, None, NOW, 3, 60).await?;
+    let wrong = store.attempt_code(user.id, None, NOW, 3, 60, None).await?;
     ensure_eq!(
         wrong,
         CodeAttempt::Failed {
@@ -275,14 +277,14 @@ pub async fn a_code_attempt_takes_its_slot_and_its_outcome_together(
     );
     ensure_eq!(
         store
-            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60)
+            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, None)
             .await?,
         CodeAttempt::Accepted,
         "a fresh code is used and clears the count"
     );
     ensure_eq!(
         store
-            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60)
+            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, None)
             .await?,
         CodeAttempt::Failed {
             replayed: true,
@@ -294,11 +296,11 @@ pub async fn a_code_attempt_takes_its_slot_and_its_outcome_together(
         "the same value twice is a replay, counted as a failure"
     );
     for _ in 0..2 {
-        store.attempt_code(user.id, None, NOW, 3, 60).await?;
+        store.attempt_code(user.id, None, NOW, 3, 60, None).await?;
     }
     ensure_eq!(
         store
-            .attempt_code(user.id, Some((token.id, 1)), NOW + 59, 3, 60)
+            .attempt_code(user.id, Some((token.id, 1)), NOW + 59, 3, 60, None)
             .await?,
         CodeAttempt::Locked,
         "locked: even a fresh code decides nothing"
@@ -313,6 +315,39 @@ pub async fn a_code_attempt_takes_its_slot_and_its_outcome_together(
     Ok(())
 }
 
+pub async fn an_accepted_code_writes_the_record_it_was_given_and_only_then(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    let user = given_user(&*store, "paz").await?;
+    let token = given_token(&*store, "PAZ-1", Some(user.id)).await?;
+    let record = |n| audit_record(n, "paz", NOW * 1000 + i64::from(n));
+    let wrong = store
+        .attempt_code(user.id, None, NOW, 3, 60, Some(record(1)))
+        .await?;
+    ensure!(matches!(wrong, CodeAttempt::Failed { .. }), "{wrong:?}");
+    ensure_eq!(
+        store
+            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, Some(record(2)))
+            .await?,
+        CodeAttempt::Accepted
+    );
+    let replayed = store
+        .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, Some(record(3)))
+        .await?;
+    ensure!(
+        matches!(replayed, CodeAttempt::Failed { .. }),
+        "{replayed:?}"
+    );
+    // Answered once durable: the record is there without a flush.
+    let written = store.query_audit(&AuditQuery::default()).await?;
+    ensure_eq!(
+        written,
+        vec![record(2)],
+        "only the accepted attempt's record, written with it"
+    );
+    Ok(())
+}
+
 pub async fn racing_code_attempts_decide_at_most_the_limit(store: Arc<dyn Store>) -> CaseResult {
     let user = given_user(&*store, "quinn").await?;
     let token = given_token(&*store, "QUINN-1", Some(user.id)).await?;
@@ -321,7 +356,9 @@ pub async fn racing_code_attempts_decide_at_most_the_limit(store: Arc<dyn Store>
         .map(|i| {
             let store = Arc::clone(&store);
             let fresh = (i == 199).then_some((token.id, 0));
-            tokio::spawn(async move { store.attempt_code(user.id, fresh, NOW, 10, 600).await })
+            tokio::spawn(
+                async move { store.attempt_code(user.id, fresh, NOW, 10, 600, None).await },
+            )
         })
         .collect();
     let mut outcomes = Vec::new();

@@ -47,6 +47,7 @@ impl Job for AdvanceJob {
     type Key = TokenId;
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a counter update";
+    const LABEL: &'static str = "advance";
 
     fn key(item: &Advance) -> &TokenId {
         &item.token

@@ -66,6 +66,7 @@ impl Job for AttemptJob {
     type Key = UserId;
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a code attempt";
+    const LABEL: &'static str = "attempt";
 
     fn key(item: &Attempt) -> &UserId {
         &item.user

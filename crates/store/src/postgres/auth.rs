@@ -17,8 +17,9 @@ use super::{attempt, PgStore};
 use crate::crypto::Cipher;
 use crate::rules::{token_not_found, user_not_found as not_found};
 use async_trait::async_trait;
+use mfad_core::audit::AuditRecord;
 use mfad_core::model::{Token, TokenId, User, UserId};
-use mfad_core::store::{AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
+use mfad_core::store::{AuditStore, AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;
@@ -140,6 +141,7 @@ impl Job for FailureJob {
     type Key = UserId;
     const MAX_BATCH: usize = 512;
     const WHAT: &'static str = "a failure count";
+    const LABEL: &'static str = "failure";
 
     fn key(item: &FailureUpdate) -> &UserId {
         &item.id
@@ -191,6 +193,7 @@ impl Job for SubjectJob {
     type Key = String;
     const MAX_BATCH: usize = 256;
     const WHAT: &'static str = "a user lookup";
+    const LABEL: &'static str = "lookup";
 
     fn key(username: &String) -> &String {
         username
@@ -329,6 +332,7 @@ impl AuthStore for PgStore {
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
+        accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
         let fresh = match fresh {
             Some((token, used)) => {
@@ -349,9 +353,14 @@ impl AuthStore for PgStore {
             max_failures: i64::from(max_failures),
             lockout_seconds,
         };
-        self.bounded(self.attempts.call(attempt))
+        let outcome = self
+            .bounded(self.attempts.call(attempt))
             .await?
-            .ok_or_else(|| not_found(user))
+            .ok_or_else(|| not_found(user))?;
+        if let (CodeAttempt::Accepted, Some(record)) = (&outcome, accepted) {
+            self.append_audit(record).await?;
+        }
+        Ok(outcome)
     }
 
     async fn release_attempt(&self, id: UserId) -> StoreResult<()> {

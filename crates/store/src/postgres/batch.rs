@@ -42,6 +42,8 @@ pub(super) trait Job: Send + Sync + 'static {
     const MAX_BATCH: usize;
     /// What the statement does, for the message when it misses its deadline.
     const WHAT: &'static str;
+    /// Its `kind` label in `mfad_store_batch_size`.
+    const LABEL: &'static str;
 
     fn key(item: &Self::Item) -> &Self::Key;
 
@@ -129,6 +131,8 @@ async fn run<J: Job>(job: J, pool: PgPool, mut calls: mpsc::Receiver<Call<J>>, t
             continue;
         }
         batch.sort_by(|a, b| J::key(&a.item).cmp(J::key(&b.item)));
+        metrics::histogram!("mfad_store_batch_size", "store" => "postgres", "kind" => J::LABEL)
+            .record(batch.len() as f64);
         let items = batch.iter().map(|call| &call.item).collect();
         let outcome = match tokio::time::timeout(timeout, job.apply(&pool, items)).await {
             Ok(Ok(answers)) if answers.len() == batch.len() => Ok(answers),

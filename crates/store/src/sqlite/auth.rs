@@ -5,15 +5,18 @@
 //! inside one operation is as atomic as one statement; each rule that must also hold
 //! against a second process writing the same file is one conditional statement.
 
+use super::audit::insert_audit;
 use super::map::{
     counter, db_err, has_token, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET,
     USER_COLUMNS_U,
 };
 use super::users::{exists, update_one};
-use super::SqliteStore;
+use super::writer::{self, Command, Heard};
+use super::{writer_gone, SqliteStore};
 use crate::crypto::Cipher;
 use crate::rules::{token_not_found, user_not_found as not_found};
 use async_trait::async_trait;
+use mfad_core::audit::AuditRecord;
 use mfad_core::model::{Token, TokenId, User, UserId};
 use mfad_core::store::{AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -237,36 +240,42 @@ impl AuthStore for SqliteStore {
         now: i64,
         max_failures: u32,
         lockout_seconds: i64,
+        accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
-        // The trait's rule in one visit to the writer, answered once applied (the
-        // engine's audit record of the attempt, committed after it, makes it durable).
-        // The writer runs one op at a time, so reading the lock first is as atomic as
-        // the trait's order, and a fresh code, the common case, costs one read and one
-        // write instead of three writes.
-        self.write_early(move |c| {
+        // The trait's rule in one visit to the writer. The writer runs one op at a time,
+        // so reading the lock first is as atomic as the trait's order, and a fresh code,
+        // the common case, costs one read and one write instead of three writes. A
+        // failed attempt is answered once applied (the engine's audit record of it,
+        // committed after it, makes it durable); an accepted one with its audit record
+        // in the same transaction, once durable: one commit per Accept.
+        let (op, done) = writer::decided(move |c| {
             if let Some((token, used)) = fresh {
                 let (failures, locked_until) = failure_state(c, user)?;
                 if locked_until.is_some_and(|until| until > now) {
-                    return Ok(CodeAttempt::Locked);
+                    return Ok((CodeAttempt::Locked, Heard::Applied));
                 }
                 if advance(c, token, used)? {
                     if failures > 0 || locked_until.is_some() {
                         clear_failures(c, user)?;
                     }
-                    return Ok(CodeAttempt::Accepted);
+                    let Some(record) = accepted else {
+                        return Ok((CodeAttempt::Accepted, Heard::Applied));
+                    };
+                    insert_audit(c, &record)?;
+                    return Ok((CodeAttempt::Accepted, Heard::Durable));
                 }
             }
-            Ok(
-                match take_attempt(c, user, now, max_failures, lockout_seconds)? {
-                    None => CodeAttempt::Locked,
-                    Some(state) => CodeAttempt::Failed {
-                        replayed: fresh.is_some(),
-                        state,
-                    },
+            let attempt = match take_attempt(c, user, now, max_failures, lockout_seconds)? {
+                None => CodeAttempt::Locked,
+                Some(state) => CodeAttempt::Failed {
+                    replayed: fresh.is_some(),
+                    state,
                 },
-            )
-        })
-        .await
+            };
+            Ok((attempt, Heard::Applied))
+        });
+        self.send(Command::Write(op)).await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
     }
 
     async fn release_attempt(&self, id: UserId) -> StoreResult<()> {

@@ -119,18 +119,100 @@ where
     }
 
     fn finish(self: Box<Self>, commit: StoreResult<()>) {
-        // Answered already (`Applied`), or the caller may have gone away (request
-        // cancelled); the write stands regardless.
-        let Some(reply) = self.reply else {
-            return;
-        };
-        let outcome = match (commit, self.result) {
-            (Err(e), _) => Err(e),
-            (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::Unavailable("the write was not applied".into())),
-        };
-        let _ = reply.send(outcome);
+        answer_after_commit(self.reply, self.result, commit);
     }
+}
+
+/// When the caller of a [`decided`] write hears back, as the write itself decided.
+pub(super) enum Heard {
+    /// At once: what was applied may still be lost, which only errs on the safe side.
+    Applied,
+    /// Once the transaction it landed in is durable.
+    Durable,
+}
+
+/// A write that decides, once applied, whether its caller hears back at once or once
+/// durable: an attempt at a code answers at once when it failed, and after the commit
+/// when it was accepted (with the audit record it wrote). Like [`Answer::Applied`], the
+/// work is reads and one statement, or fails closed when a later statement fails.
+struct Decided<F, T> {
+    work: Option<F>,
+    result: Option<StoreResult<T>>,
+    reply: Option<oneshot::Sender<StoreResult<T>>>,
+}
+
+/// Wraps `work` as an [`Op`] whose receiver yields its result when the work says.
+pub(super) fn decided<F, T>(work: F) -> (Box<dyn Op>, oneshot::Receiver<StoreResult<T>>)
+where
+    F: FnOnce(&Connection) -> StoreResult<(T, Heard)> + Send + 'static,
+    T: Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    (
+        Box::new(Decided {
+            work: Some(work),
+            result: None,
+            reply: Some(reply),
+        }),
+        rx,
+    )
+}
+
+impl<F, T> Op for Decided<F, T>
+where
+    F: FnOnce(&Connection) -> StoreResult<(T, Heard)> + Send + 'static,
+    T: Send + 'static,
+{
+    fn apply(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        match work(conn) {
+            Ok((value, Heard::Durable)) => {
+                self.result = Some(Ok(value));
+                true
+            }
+            Ok((value, Heard::Applied)) => {
+                if let Some(reply) = self.reply.take() {
+                    let _ = reply.send(Ok(value));
+                }
+                true
+            }
+            Err(e) => {
+                if let Some(reply) = self.reply.take() {
+                    let _ = reply.send(Err(e));
+                }
+                false
+            }
+        }
+    }
+
+    fn single_statement(&self) -> bool {
+        true
+    }
+
+    fn finish(self: Box<Self>, commit: StoreResult<()>) {
+        answer_after_commit(self.reply, self.result, commit);
+    }
+}
+
+/// Sends a write's result once its transaction is settled: `commit`'s error if it did
+/// not become durable. No reply: answered already, or the caller went away (request
+/// cancelled); the write stands regardless.
+fn answer_after_commit<T>(
+    reply: Option<oneshot::Sender<StoreResult<T>>>,
+    result: Option<StoreResult<T>>,
+    commit: StoreResult<()>,
+) {
+    let Some(reply) = reply else {
+        return;
+    };
+    let outcome = match (commit, result) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Some(result)) => result,
+        (Ok(()), None) => Err(StoreError::Unavailable("the write was not applied".into())),
+    };
+    let _ = reply.send(outcome);
 }
 
 /// When a committed batch counts as durable.
@@ -395,9 +477,12 @@ impl Writer {
     /// Commits the open transaction and hands its callers on to be answered once it
     /// is durable.
     fn commit(&mut self) {
+        let size = self.open_len();
         let Some(open) = self.open.take() else {
             return;
         };
+        metrics::histogram!("mfad_store_batch_size", "store" => "sqlite", "kind" => "write")
+            .record(size as f64);
         if !self.conn.is_autocommit() {
             if let Err(e) = exec(&self.conn, "COMMIT") {
                 let e = abort(&self.conn, e);
