@@ -4,8 +4,8 @@
 //! hot path, [`TransactionStore`], [`UserStore`], [`TokenStore`], [`ClientStore`],
 //! [`AuditStore`], [`OutboxStore`], [`SettingsStore`], [`DirectoryStore`],
 //! [`SnapshotStore`]). [`Store`] is all of them together: the one object the engine and
-//! the server hold (`Arc<dyn Store>`), whose methods are called with the capability
-//! trait in scope.
+//! the server hold (`Arc<dyn Store>`), on which every capability's methods are called;
+//! code that holds a backend itself imports the capability traits it calls.
 //!
 //! Every rule that must hold across channels, nodes and restarts is a single
 //! conditional statement here (replay, lockout, single-use challenges and
