@@ -4,7 +4,7 @@
 
 use crate::crypto::{client_aad, email_aad, setting_aad, token_aad, Cipher};
 use crate::rows::counter;
-use mfad_core::model::{NewClient, NewToken, UserId};
+use mfad_core::model::{NewClient, NewToken, NewUser, UserId};
 use mfad_core::store::{StoreError, StoreResult};
 
 /// A [`NewToken`] whose secret is already sealed, so the database work (SQLite's writer
@@ -36,6 +36,25 @@ impl SealedToken {
             next: counter(token.next)?,
         })
     }
+}
+
+/// Every token of a call sealed, or the first error.
+pub(crate) fn tokens(cipher: &Cipher, tokens: &[NewToken]) -> StoreResult<Vec<SealedToken>> {
+    tokens
+        .iter()
+        .map(|t| SealedToken::seal(t, cipher))
+        .collect()
+}
+
+/// A bulk load as stored: usernames normalised, token secrets sealed.
+pub(crate) fn users_with_tokens(
+    cipher: &Cipher,
+    batch: &[(NewUser, Vec<NewToken>)],
+) -> StoreResult<Vec<(NewUser, Vec<SealedToken>)>> {
+    batch
+        .iter()
+        .map(|(user, list)| Ok((crate::normalised_user(user), tokens(cipher, list)?)))
+        .collect()
 }
 
 /// The client's shared secret as stored, bound to its name.

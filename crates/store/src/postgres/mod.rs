@@ -42,10 +42,8 @@ mod users;
 pub use schema::{MIGRATION_LOCK, SCHEMA_VERSION};
 
 use crate::crypto::Cipher;
-use crate::sealed::SealedToken;
 use advance::AdvanceJob;
 use batch::Batcher;
-use mfad_core::model::NewToken;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -192,13 +190,6 @@ impl PgStore {
                 self.timeout.as_millis()
             ))),
         }
-    }
-
-    fn seal_tokens(&self, tokens: &[NewToken]) -> StoreResult<Vec<SealedToken>> {
-        tokens
-            .iter()
-            .map(|t| SealedToken::seal(t, &self.cipher))
-            .collect()
     }
 }
 

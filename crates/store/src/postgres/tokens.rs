@@ -157,7 +157,7 @@ pub(super) async fn delete(conn: &mut PgConnection, token: TokenId) -> StoreResu
 #[async_trait]
 impl TokenStore for PgStore {
     async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
-        let sealed = self.seal_tokens(tokens)?;
+        let sealed = crate::sealed::tokens(&self.cipher, tokens)?;
         on_conn!(self, |c| create(c, &self.cipher, &sealed, now))
     }
 

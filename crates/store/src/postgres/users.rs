@@ -314,10 +314,7 @@ impl UserStore for PgStore {
         batch: &[(NewUser, Vec<NewToken>)],
         now: i64,
     ) -> StoreResult<usize> {
-        let batch = batch
-            .iter()
-            .map(|(user, tokens)| Ok((crate::normalised_user(user), self.seal_tokens(tokens)?)))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let batch = crate::sealed::users_with_tokens(&self.cipher, batch)?;
         // A bulk load runs as long as it needs: the deadline is for requests.
         let mut conn = self.conn().await?;
         let result = super::users::insert_users_with_tokens(&mut conn.0, &batch, now).await;

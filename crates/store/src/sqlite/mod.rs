@@ -23,8 +23,6 @@ mod users;
 mod writer;
 
 use crate::crypto::Cipher;
-use crate::sealed::SealedToken;
-use mfad_core::model::NewToken;
 use mfad_core::store::{StoreError, StoreResult};
 use reader::Readers;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -328,13 +326,6 @@ impl SqliteStore {
                     "a database read failed: {e}"
                 )))
             })
-    }
-
-    fn seal_tokens(&self, tokens: &[NewToken]) -> StoreResult<Vec<SealedToken>> {
-        tokens
-            .iter()
-            .map(|t| SealedToken::seal(t, &self.cipher))
-            .collect()
     }
 }
 

@@ -160,7 +160,7 @@ pub(super) fn delete(conn: &Connection, token: TokenId) -> StoreResult<()> {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
-        let sealed = self.seal_tokens(tokens)?;
+        let sealed = crate::sealed::tokens(&self.cipher, tokens)?;
         let cipher = Arc::clone(&self.cipher);
         self.write(move |c| create(c, &cipher, &sealed, now)).await
     }

@@ -290,10 +290,7 @@ impl UserStore for SqliteStore {
         batch: &[(NewUser, Vec<NewToken>)],
         now: i64,
     ) -> StoreResult<usize> {
-        let batch = batch
-            .iter()
-            .map(|(user, tokens)| Ok((crate::normalised_user(user), self.seal_tokens(tokens)?)))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let batch = crate::sealed::users_with_tokens(&self.cipher, batch)?;
         self.write(move |c| insert_users_with_tokens(c, &batch, now))
             .await
     }
