@@ -7,7 +7,6 @@ use crate::directory::Directory;
 use crate::first_factor;
 use crate::model::Challenge;
 use crate::model::{ChallengeKind, FirstFactor, Method, PinMode, Prompt, Token, User};
-use crate::otp::{find_hotp, OtpKind};
 use crate::pin::{self, PinError};
 use crate::policy::{CacheMode, LivePolicy, Policy};
 use crate::store::{Store, StoreError};
@@ -146,18 +145,6 @@ pub enum Outcome {
 pub struct ServerInfo {
     pub name: String,
     pub ip: String,
-}
-
-/// Why an operator action on a token or PIN failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdminError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Pin(#[from] PinError),
-    #[error("{0}")]
-    Resync(String),
 }
 
 /// The verification engine. Cheap to share: hold it in an `Arc`.
@@ -855,79 +842,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// `mfad user set-pin`: checks the PIN rules, then stores the argon2id hash.
-    pub async fn set_pin(
-        &self,
-        user: &User,
-        pin: &str,
-        change_required: bool,
-    ) -> Result<(), AdminError> {
-        pin::check(pin, &self.policy().pin, &user.phone, &user.pin_history)?;
-        self.store_pin(user, pin, change_required).await
-    }
-
-    /// Hashes a PIN that passed the rules and stores it with the history the policy keeps.
-    async fn store_pin(
-        &self,
-        user: &User,
-        pin: &str,
-        change_required: bool,
-    ) -> Result<(), AdminError> {
-        let hash = pin::hash(pin, &*self.rng)?;
-        let history = self.policy().pin.history;
-        self.store
-            .set_pin(user.id, Some(&hash), change_required, history)
-            .await?;
-        Ok(())
-    }
-
-    /// `mfad user set-pin --generate`: a random PIN that follows the rules, returned once.
-    pub async fn generate_pin(
-        &self,
-        user: &User,
-        change_required: bool,
-    ) -> Result<String, AdminError> {
-        let pin = pin::generate(&*self.rng, &self.policy().pin, &user.phone);
-        self.store_pin(user, &pin, change_required).await?;
-        Ok(pin)
-    }
-
-    /// `mfad token resync`: finds two consecutive HOTP codes within a wide window and moves
-    /// the counter past them. Returns the token's serial and its new counter.
-    pub async fn resync(
-        &self,
-        user: &User,
-        code1: &str,
-        code2: &str,
-    ) -> Result<(String, u64), AdminError> {
-        const RESYNC_SEARCH: u64 = 10_000;
-        for token in self.store.tokens_for_user(user.id).await? {
-            if token.kind != OtpKind::Hotp {
-                continue;
-            }
-            let key = token.secret.expose();
-            let mut from = token.next;
-            let end = token.next.saturating_add(RESYNC_SEARCH);
-            while let Some(c) =
-                find_hotp(token.algorithm, key, token.digits, code1, from, end - from)
-            {
-                if find_hotp(token.algorithm, key, token.digits, code2, c + 1, 1).is_some() {
-                    if self.store.advance_token(token.id, c + 1).await? {
-                        return Ok((token.serial, c + 2));
-                    }
-                    return Err(AdminError::Resync(
-                        "those codes were already used; enter two new ones".into(),
-                    ));
-                }
-                from = c + 1;
-            }
-        }
-        Err(AdminError::Resync(format!(
-            "no HOTP token of '{}' produces those two codes in sequence; check the codes (TOTP tokens follow the clock and need no resync)",
-            user.username
-        )))
     }
 }
 

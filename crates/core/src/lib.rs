@@ -3,7 +3,8 @@
 //! The core talks to the world only through traits ([`store::Store`], [`directory::Directory`],
 //! [`upstream::Upstream`], [`clock::Clock`],
 //! [`clock::Random`]) and returns plain [`engine::Outcome`]s that front-ends turn into
-//! protocol replies.
+//! protocol replies. Operator actions (users, tokens, clients, PINs, bypass and block,
+//! welcome mails) are [`service`]s that every front-end calls alike.
 
 pub mod audit;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod outbox;
 pub mod phone;
 pub mod pin;
 pub mod policy;
+pub mod service;
 pub mod settings;
 pub mod snapshot;
 pub mod store;

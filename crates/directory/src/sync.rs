@@ -238,11 +238,14 @@ pub async fn approve_phones(
     username: Option<&str>,
 ) -> Result<Vec<PendingPhone>, Error> {
     let mut state = store.sync_state().await?;
-    let (chosen, kept): (Vec<PendingPhone>, Vec<PendingPhone>) = state
-        .pending_phones
-        .iter()
-        .cloned()
-        .partition(|p| username.is_none_or(|name| p.username.eq_ignore_ascii_case(name)));
+    // The name as an operator types it, normalised as everywhere else.
+    let names = username.map(mfad_core::username::candidates);
+    let (chosen, kept): (Vec<PendingPhone>, Vec<PendingPhone>) =
+        state.pending_phones.iter().cloned().partition(|p| {
+            names
+                .as_ref()
+                .is_none_or(|names| names.contains(&p.username))
+        });
     if let (Some(name), true) = (username, chosen.is_empty()) {
         return Err(StoreError::NotFound(format!(
             "a held phone change for user '{name}' ('mfad directory status' lists them)"

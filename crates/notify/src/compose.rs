@@ -53,6 +53,45 @@ pub fn compose(
     })
 }
 
+/// The templates and mail settings in force, through which the core's mail service
+/// renders what it queues.
+pub struct TemplateComposer {
+    pub templates: Templates,
+    pub settings: MailSettings,
+}
+
+impl mfad_core::service::Composer for TemplateComposer {
+    fn compose(
+        &self,
+        user: &User,
+        kind: EmailKind,
+        pin: Option<&str>,
+        once: bool,
+    ) -> Result<NewEmail, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(compose(
+            &self.templates,
+            &self.settings,
+            user,
+            kind,
+            pin,
+            once,
+        )?)
+    }
+
+    fn phone_change(
+        &self,
+        user: &User,
+        change: &PendingPhone,
+    ) -> Result<NewEmail, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(compose_phone_change(
+            &self.templates,
+            &self.settings,
+            user,
+            change,
+        )?)
+    }
+}
+
 /// Renders the notice that a directory sync holds `change` of `user`'s phone for
 /// approval. It goes to the address on record when the change was held, once per user
 /// and new number (every later sync that still holds it asks again).

@@ -56,10 +56,10 @@ enum Target {
     Postgres,
 }
 
-/// The stored form of a username in every backend: lower-case, so uniqueness is
-/// case-insensitive.
+/// The stored form of a username in every backend, the core's one normalisation:
+/// trimmed and lower-case, so uniqueness is case-insensitive.
 pub(crate) fn normalise_username(username: &str) -> String {
-    username.to_lowercase()
+    mfad_core::username::normalise(username)
 }
 
 /// The user as every backend stores them: the username normalised.

@@ -168,8 +168,8 @@ impl AttributeMap {
                     entry.dn,
                     self.username.join(", ")
                 )
-            })?
-            .to_lowercase();
+            })
+            .map(crate::username::normalise)?;
         let text = |attr: &str| {
             if attr.is_empty() {
                 String::new()

@@ -3,11 +3,9 @@
 use super::Ctx;
 use crate::cli::ClientCommand;
 use crate::output;
-use anyhow::{bail, Context};
-use ipnet::IpNet;
-use mfad_core::model::{FirstFactor, NewClient};
-use mfad_core::store::StoreError;
-use std::net::IpAddr;
+use anyhow::Context;
+use mfad_core::model::NewClient;
+use mfad_core::service::clients::parse_address;
 
 pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
@@ -23,21 +21,9 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
             code_separator,
             targets,
         } => {
-            let address: IpNet = address
-                .parse()
-                .or_else(|_| address.parse::<IpAddr>().map(IpNet::from))
-                .with_context(|| format!("--address '{address}' is not an IP address or CIDR network such as 10.0.0.0/24"))?;
+            let address = parse_address(&address)?;
             let secret = super::secret::from_args("secret", secret, secret_file.as_deref())?
                 .context("give --secret-file FILE, or --secret-file - to read standard input")?;
-            if secret.is_empty() {
-                bail!("the shared secret is empty; give a random secret of at least 16 characters");
-            }
-            if secret.len() < 16 {
-                eprintln!(
-                    "warning: the shared secret of client {name} has {} bytes; use at least 16 random bytes (BlastRADIUS, CVE-2024-3596)",
-                    secret.len()
-                );
-            }
             let new = NewClient {
                 name: name.clone(),
                 address,
@@ -49,23 +35,16 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
                 code_separator,
                 targets,
             };
-            check_targets(ctx, &new)?;
-            if new.first_factor == FirstFactor::Directory && ctx.config.directory.is_none() {
-                eprintln!(
-                    "warning: client {name} checks passwords against the directory, but the config has no [directory] section; its users are rejected until one is added"
-                );
+            let clients = ctx.clients();
+            for notice in clients.check(&new)? {
+                eprintln!("warning: {notice}");
             }
-            match ctx.store.create_client(&new, ctx.now()).await {
-                Err(StoreError::Duplicate(_)) => {
-                    bail!("client '{name}' already exists; remove it first with 'mfad client remove {name}'")
-                }
-                other => other?,
-            };
+            clients.add(&new).await?;
             outln!("added client {name} for {address}; mfad answers it within 5 seconds");
             Ok(())
         }
         ClientCommand::List { format } => {
-            let clients = ctx.store.list_clients().await?;
+            let clients = ctx.clients().list().await?;
             let rows = clients
                 .iter()
                 .map(|c| {
@@ -94,37 +73,9 @@ pub async fn run(ctx: &Ctx, cmd: ClientCommand) -> anyhow::Result<()> {
             output::print(format.format, &clients, &headers, rows)
         }
         ClientCommand::Remove { name } => {
-            match ctx.store.delete_client(&name).await {
-                Err(StoreError::NotFound(_)) => {
-                    bail!("client '{name}' does not exist; see 'mfad client list'")
-                }
-                other => other?,
-            };
+            ctx.clients().remove(&name).await?;
             outln!("removed client {name}");
             Ok(())
         }
     }
-}
-
-/// A `radius` client names configured targets; other clients name none.
-fn check_targets(ctx: &Ctx, client: &NewClient) -> anyhow::Result<()> {
-    let configured = &ctx.config.radius.targets;
-    if client.first_factor != FirstFactor::Radius {
-        if !client.targets.is_empty() {
-            bail!("--targets applies only with --first-factor radius; drop it or add --first-factor radius");
-        }
-        return Ok(());
-    }
-    for name in &client.targets {
-        if !configured.iter().any(|t| t.name == *name) {
-            bail!("target '{name}' is not configured; add a [[radius.targets]] entry with name = \"{name}\" or check the spelling");
-        }
-    }
-    if configured.is_empty() {
-        eprintln!(
-            "warning: client {} forwards to target RADIUS servers, but the config has no [[radius.targets]]; its users are rejected until one is added",
-            client.name
-        );
-    }
-    Ok(())
 }

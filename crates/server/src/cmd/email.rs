@@ -4,13 +4,12 @@
 use super::Ctx;
 use crate::cli::{EmailCommand, OutputFormat};
 use crate::output;
-use mfad_core::directory::{initial_pin, InitialPin};
 use mfad_core::model::User;
 use mfad_core::outbox::{Email, EmailKind};
+use mfad_core::service::mail::Welcomed;
 use mfad_core::store::PendingPhone;
-use mfad_notify::compose::{compose_phone_change, MailSettings};
-use mfad_notify::{compose, Mailer, Outbox};
-use zeroize::Zeroizing;
+use mfad_notify::compose::{MailSettings, TemplateComposer};
+use mfad_notify::{Mailer, Outbox};
 
 pub async fn run(ctx: &Ctx, cmd: EmailCommand) -> anyhow::Result<()> {
     match cmd {
@@ -32,15 +31,10 @@ pub async fn send(
     pin: Option<&str>,
     once: bool,
 ) -> anyhow::Result<()> {
-    if !ctx.config.smtp.enabled() {
-        anyhow::bail!(
-            "e-mail is not configured; set smtp.host and smtp.from in the [smtp] section"
-        );
-    }
-    let templates = super::templates(ctx)?;
-    let settings = mail_settings(ctx);
-    let mail = compose(&templates, &settings, user, kind, pin, once)?;
-    let Some(queued) = ctx.store.queue_email(&mail, ctx.now()).await? else {
+    let mails = ctx.mails();
+    mails.rules().ensure_configured()?;
+    let composer = composer(ctx)?;
+    let Some((mail, queued)) = mails.queue(&composer, user, kind, pin, once).await? else {
         outln!(
             "{kind} e-mail for {} was sent before; use 'mfad email send' to send it again",
             user.username
@@ -48,12 +42,7 @@ pub async fn send(
         return Ok(());
     };
     deliver_now(ctx).await?;
-    let state = ctx
-        .store
-        .list_emails(200)
-        .await?
-        .into_iter()
-        .find(|e| e.id == queued.id);
+    let state = mails.status(queued.id).await?;
     match state {
         Some(e) if e.status == mfad_core::outbox::EmailStatus::Sent => {
             outln!("sent the {kind} e-mail to {}", mail.recipient);
@@ -72,57 +61,6 @@ pub fn dir_option(path: &std::path::Path) -> Option<&std::path::Path> {
     (!path.as_os_str().is_empty()).then_some(path)
 }
 
-/// What welcoming the users a directory sync added did.
-#[derive(Debug, Default)]
-pub struct Welcomed {
-    /// Welcome mails queued.
-    pub queued: usize,
-    /// Of those, how many hold a generated initial PIN.
-    pub pins: usize,
-    /// PIN users who got no initial PIN, as `username: why`.
-    pub withheld: Vec<String>,
-}
-
-/// PIN users without an initial PIN named in the summary; the rest are counted.
-const WITHHELD_SHOWN: usize = 20;
-
-impl std::fmt::Display for Welcomed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.queued > 0 {
-            write!(f, "queued the welcome e-mail for {} new users", self.queued)?;
-            if self.pins > 0 {
-                write!(f, " ({} with an initial PIN)", self.pins)?;
-            }
-        }
-        if !self.withheld.is_empty() {
-            if self.queued > 0 {
-                writeln!(f)?;
-            }
-            let shown: Vec<&str> = self
-                .withheld
-                .iter()
-                .take(WITHHELD_SHOWN)
-                .map(String::as_str)
-                .collect();
-            let more = self.withheld.len().saturating_sub(WITHHELD_SHOWN);
-            write!(
-                f,
-                "no initial PIN for {} new PIN users ({}{}); once they can get e-mail, run 'mfad user set-pin USER --generate'",
-                self.withheld.len(),
-                shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl Welcomed {
-    pub fn is_empty(&self) -> bool {
-        self.queued == 0 && self.withheld.is_empty()
-    }
-}
-
 /// Welcomes the users a directory import or sync added (`added_ids`: their directory
 /// IDs): with `[email] send_to_users` each with an address gets the welcome mail for
 /// their method once, as with `mfad user add`; with `[directory] generate_pins` each PIN
@@ -130,63 +68,19 @@ impl Welcomed {
 /// one delivery pass; `mfad serve` retries the rest. `mfad directory import|sync` and
 /// the scheduled sync of `mfad serve` both come here.
 pub async fn welcome_added(ctx: &Ctx, added_ids: &[String]) -> anyhow::Result<Welcomed> {
-    let mail_on = ctx.config.email.send_to_users;
-    let generate = ctx
-        .config
-        .directory
-        .as_ref()
-        .is_some_and(|d| d.generate_pins);
-    let mut welcomed = Welcomed::default();
-    if added_ids.is_empty() || !(mail_on || generate) {
-        return Ok(welcomed);
-    }
-    let ids: std::collections::HashSet<&str> = added_ids.iter().map(String::as_str).collect();
-    let added: Vec<User> = ctx
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.directory_id.as_deref().is_some_and(|id| ids.contains(id)))
-        .collect();
-    let templates = if mail_on {
-        Some(super::templates(ctx)?)
+    let mails = ctx.mails();
+    let rules = *mails.rules();
+    let composer = if rules.send_to_users && !added_ids.is_empty() {
+        Some(composer(ctx)?)
     } else {
         None
     };
-    let settings = mail_settings(ctx);
-    for user in &added {
-        let pin = match initial_pin(user, mail_on) {
-            InitialPin::Generate if generate => {
-                // The same path as `mfad user set-pin --generate`: the rules, argon2id,
-                // "change required"; the plain PIN lives only in this mail.
-                Some(Zeroizing::new(ctx.engine.generate_pin(user, true).await?))
-            }
-            InitialPin::Withheld(why) if generate => {
-                welcomed.withheld.push(format!("{}: {why}", user.username));
-                None
-            }
-            _ => None,
-        };
-        let Some(templates) = &templates else {
-            continue;
-        };
-        if user.email.is_empty() {
-            continue;
-        }
-        let pin_text = pin.as_deref().map(String::as_str);
-        let mail = compose(
-            templates,
-            &settings,
-            user,
-            EmailKind::Welcome,
-            pin_text,
-            true,
-        )?;
-        if ctx.store.queue_email(&mail, ctx.now()).await?.is_some() {
-            welcomed.queued += 1;
-            welcomed.pins += usize::from(pin.is_some());
-        }
-    }
+    let composer = composer
+        .as_ref()
+        .map(|c| c as &dyn mfad_core::service::Composer);
+    let welcomed = mails
+        .welcome_added(added_ids, &ctx.pins(), composer)
+        .await?;
     if welcomed.queued > 0 {
         deliver_now(ctx).await?;
     }
@@ -198,31 +92,23 @@ pub async fn welcome_added(ctx: &Ctx, added_ids: &[String]) -> anyhow::Result<We
 /// it: once per user and new number, whichever node or command asks first. A security
 /// notice, so it goes whenever `[smtp]` is configured. Returns how many were queued.
 pub async fn notify_phone_changes(ctx: &Ctx, held: &[PendingPhone]) -> anyhow::Result<usize> {
-    if held.is_empty() || !ctx.config.smtp.enabled() {
+    let mails = ctx.mails();
+    if held.is_empty() || !mails.rules().tells_phone_changes() {
         return Ok(0);
     }
-    let templates = super::templates(ctx)?;
-    let settings = mail_settings(ctx);
-    let mut queued = 0;
-    for change in held {
-        let Some(user) = ctx.store.user_by_id(change.user_id).await? else {
-            continue;
-        };
-        let mail = match compose_phone_change(&templates, &settings, &user, change) {
-            Ok(mail) => mail,
-            Err(err) => {
-                tracing::warn!("no notice of the held phone change: {err}");
-                continue;
-            }
-        };
-        if ctx.store.queue_email(&mail, ctx.now()).await?.is_some() {
-            queued += 1;
-        }
-    }
+    let queued = mails.notify_phone_changes(held, &composer(ctx)?).await?;
     if queued > 0 {
         deliver_now(ctx).await?;
     }
     Ok(queued)
+}
+
+/// The templates and mail settings in force.
+fn composer(ctx: &Ctx) -> anyhow::Result<TemplateComposer> {
+    Ok(TemplateComposer {
+        templates: super::templates(ctx)?,
+        settings: mail_settings(ctx),
+    })
 }
 
 /// The mail settings of the configuration in force.
@@ -277,7 +163,7 @@ fn row(e: &Email) -> Vec<String> {
 }
 
 async fn status(ctx: &Ctx, limit: usize, format: OutputFormat) -> anyhow::Result<()> {
-    let mails = ctx.store.list_emails(limit).await?;
+    let mails = ctx.mails().list(limit).await?;
     let rows = mails.iter().map(row).collect();
     output::print(format, &mails, &HEADERS, rows)
 }

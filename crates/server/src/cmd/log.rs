@@ -20,7 +20,7 @@ pub async fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<()> {
         .transpose()?;
     // Fraud reports are rare among all records: read a wide window and keep only them.
     let query = AuditQuery {
-        username: args.user.map(|u| u.trim().to_lowercase()),
+        username: args.user.as_deref().map(mfad_core::username::normalise),
         since_ms,
         limit: Some(if args.fraud {
             FRAUD_SCAN.max(args.limit)

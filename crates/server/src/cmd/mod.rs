@@ -14,12 +14,12 @@ use crate::cli::{Cli, Command};
 use crate::config::{self, Config, Layers};
 use crate::system::{OsRandom, SystemClock};
 use anyhow::Context;
-use mfad_core::clock::Clock;
+use mfad_core::clock::{Clock, Random};
 use mfad_core::engine::{Engine, ServerInfo};
 use mfad_core::model::User;
+use mfad_core::service::{self, Access, Clients, MailRules, Mails, Pins, Tokens, Users};
 use mfad_core::settings::Setting;
 use mfad_core::store::Store;
-use mfad_core::username;
 use mfad_directory::LdapDirectory;
 use std::sync::Arc;
 
@@ -35,6 +35,7 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
     pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Random>,
     pub directory: Option<Arc<LdapDirectory>>,
     /// The SMS gateway, whose credentials `mfad serve` replaces when settings change
     /// and whose inbound webhook it serves in two-way mode.
@@ -50,6 +51,7 @@ impl Ctx {
         let store = open_store(&base, &base.store.url).await?;
         let (config, settings) = in_force(&layers, &*store).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let rng: Arc<dyn Random> = Arc::new(OsRandom);
         let server = ServerInfo {
             name: config.node_name(),
             ip: server_ip,
@@ -61,7 +63,7 @@ impl Ctx {
         let mut engine = Engine::new(
             store.clone(),
             clock.clone(),
-            Arc::new(OsRandom),
+            rng.clone(),
             config.policy.clone(),
             server,
         );
@@ -100,6 +102,7 @@ impl Ctx {
             store,
             engine,
             clock,
+            rng,
             directory,
             sms,
             voice,
@@ -107,13 +110,54 @@ impl Ctx {
     }
 
     /// The stored user for a typed name (same normalisation as logins).
-    pub async fn user(&self, name: &str) -> anyhow::Result<User> {
-        for candidate in username::candidates(name) {
-            if let Some(user) = self.store.user_by_name(&candidate).await? {
-                return Ok(user);
-            }
-        }
-        anyhow::bail!("user '{name}' does not exist; see 'mfad user list'")
+    pub async fn user(&self, name: &str) -> Result<User, service::Error> {
+        self.users().find(name).await
+    }
+
+    /// The operator services, with the configuration in force.
+    pub fn users(&self) -> Users {
+        Users::new(self.store.clone(), self.clock.clone(), &self.config.policy)
+    }
+
+    pub fn access(&self) -> Access {
+        Access::new(self.store.clone(), self.clock.clone(), &self.config.policy)
+    }
+
+    pub fn pins(&self) -> Pins {
+        Pins::new(self.store.clone(), self.rng.clone(), &self.config.policy)
+    }
+
+    pub fn tokens(&self) -> Tokens {
+        Tokens::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.rng.clone(),
+            &self.config.server.issuer,
+        )
+    }
+
+    pub fn clients(&self) -> Clients {
+        let targets = self.config.radius.targets.iter();
+        Clients::new(
+            self.store.clone(),
+            self.clock.clone(),
+            targets.map(|t| t.name.clone()).collect(),
+            self.config.directory.is_some(),
+        )
+    }
+
+    pub fn mails(&self) -> Mails {
+        let rules = MailRules {
+            smtp: self.config.smtp.enabled(),
+            send_to_users: self.config.email.send_to_users,
+            send_updates: self.config.email.send_updates,
+            generate_pins: self
+                .config
+                .directory
+                .as_ref()
+                .is_some_and(|d| d.generate_pins),
+        };
+        Mails::new(self.store.clone(), self.clock.clone(), rules)
     }
 
     /// The same parts with the configuration and stored settings in force now, for a

@@ -572,7 +572,9 @@ async fn resends_are_limited() {
 async fn sms_pin_mode_checks_the_pin_before_sending_anything() {
     let s = sms_world(Policy::default(), mfad_core::model::PinMode::Pin).await;
     let user = s.w.store.user_by_name("alice").await.unwrap().unwrap();
-    s.engine.set_pin(&user, "2580", false).await.unwrap();
+    let pins =
+        mfad_core::service::Pins::new(s.w.store.clone(), Arc::new(OsRandom), &Policy::default());
+    pins.set(&user, "2580", false).await.unwrap();
     assert_eq!(
         s.engine.authenticate(request("9999")).await,
         Outcome::Reject(Reason::WrongPin)
