@@ -1,5 +1,6 @@
-//! The column lists both backends select, in the order their row readers expect, so
-//! the SQLite and PostgreSQL schemas cannot drift apart in what a record holds.
+//! The column lists both backends select, in the order the row readers of
+//! [`crate::rows`] expect, so the SQLite and PostgreSQL schemas cannot drift apart in
+//! what a record holds.
 
 use std::sync::LazyLock;
 
@@ -67,7 +68,7 @@ fn columns(prefix: &str, fields: &[&str]) -> String {
         .join(", ")
 }
 
-/// `id, username, ...` in the order [`user_from_row`] reads them.
+/// `id, username, ...` in the order [`crate::rows::user_from_row`] reads them.
 pub(crate) static USER_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", USER_FIELDS));
 /// The same, qualified with the alias `u.` for joins.
 pub(crate) static USER_COLUMNS_U: LazyLock<String> = LazyLock::new(|| columns("u.", USER_FIELDS));
@@ -76,3 +77,12 @@ pub(crate) static TOKEN_COLUMNS_T: LazyLock<String> = LazyLock::new(|| columns("
 pub(crate) static CLIENT_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("", CLIENT_FIELDS));
 /// Where a joined row's token columns start.
 pub(crate) const TOKEN_OFFSET: usize = USER_FIELDS.len();
+
+/// The audit columns, in the order [`crate::rows::audit_from_row`] reads them.
+pub(crate) const AUDIT_COLUMNS: &str = "id, time_ms, username, given_name, surname, email, \
+    phone, device, method, mode, result, reason, server_name, server_ip, client_name, \
+    client_ip, channel, calling_station";
+
+/// The outbox columns, in the order [`crate::rows::email_from_row`] reads them.
+pub(crate) const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, \
+    attempts, next_attempt_at, last_error, created_at, sent_at";

@@ -1,17 +1,22 @@
-//! mfad-store: the [`Store`] implementations and the conformance suite they share.
+//! mfad-store: the [`Store`] implementations and the conformance suite they share
+//! (behind the `conformance` feature, for tests).
 //!
 //! [`open`] turns the configured URL into a store: `sqlite://PATH` (the default,
 //! embedded) or `postgres://...` for several nodes on one database. [`snapshot_file`]
 //! reads and writes the backup format both share.
 
 mod columns;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod crypto;
 mod pending_phones;
 mod pending_txns;
 pub mod postgres;
-mod settings;
+mod rows;
+mod rules;
+mod sealed;
 pub mod snapshot_file;
+mod snapshot_rows;
 pub mod sqlite;
 
 pub use crypto::Cipher;
@@ -56,6 +61,14 @@ enum Target {
 /// trimmed and lower-case, so uniqueness is case-insensitive.
 pub(crate) fn normalise_username(username: &str) -> String {
     mfad_core::username::normalise(username)
+}
+
+/// The user as every backend stores them: the username normalised.
+pub(crate) fn normalised_user(user: &mfad_core::model::NewUser) -> mfad_core::model::NewUser {
+    mfad_core::model::NewUser {
+        username: normalise_username(&user.username),
+        ..user.clone()
+    }
 }
 
 /// Hides passwords (`scheme://user:password@host`, `?password=...`) before a URL goes

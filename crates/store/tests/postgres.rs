@@ -3,7 +3,9 @@
 //! two stores (nodes) on one database, and copies between SQLite and PostgreSQL.
 
 use async_trait::async_trait;
-use mfad_core::store::Store;
+use mfad_core::store::{
+    AuthStore, ClientStore, DirectoryStore, OutboxStore, SnapshotStore, Store, UserStore,
+};
 use mfad_store::conformance::{self, Backend, Failure};
 use mfad_store::{Cipher, PgOptions, PgStore};
 use mfad_testkit::PgDatabase;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use mfad_core::audit::AuditQuery;
 use mfad_core::model::{Challenge, ChallengeKind};
-use mfad_core::store::{Store, StoreError};
+use mfad_core::store::{AuditStore, Store, StoreError, UserStore};
 use mfad_store::conformance::{self, Backend, Failure};
 use mfad_store::{Cipher, OpenOptions, SqliteOptions, SqliteStore, Synchronous};
 use std::os::unix::fs::PermissionsExt;

@@ -15,24 +15,26 @@
 
 mod at_rest;
 mod audit;
+mod auth;
+mod clients;
 mod directory;
 mod outbox;
-mod pending;
-mod sessions;
 mod settings;
 mod snapshot;
 mod tokens;
+mod transactions;
 mod users;
 
 pub use at_rest::*;
 pub use audit::*;
+pub use auth::*;
+pub use clients::*;
 pub use directory::*;
 pub use outbox::*;
-pub use pending::*;
-pub use sessions::*;
 pub use settings::*;
 pub use snapshot::*;
 pub use tokens::*;
+pub use transactions::*;
 pub use users::*;
 
 use async_trait::async_trait;
@@ -288,6 +290,28 @@ pub async fn given_token(
 macro_rules! conformance_tests {
     ($fresh:path) => {
         $crate::conformance_tests!(@store $fresh;
+            // auth: the hot path
+            bypass_is_used_exactly_once_among_concurrent_calls,
+            expired_or_revoked_bypass_is_not_used,
+            attempt_at_the_limit_locks_and_resets_the_count,
+            racing_attempts_get_at_most_the_limit_of_slots,
+            a_released_slot_no_longer_counts,
+            a_code_attempt_takes_its_slot_and_its_outcome_together,
+            an_accepted_code_writes_the_record_it_was_given_and_only_then,
+            racing_code_attempts_decide_at_most_the_limit,
+            clear_failures_resets_count_and_lock,
+            auth_subject_returns_the_user_with_their_tokens,
+            advance_token_accepts_each_counter_once,
+            concurrent_advances_with_the_same_counter_succeed_once,
+            advance_token_never_moves_backward,
+            resync_is_remembered_and_cleared_by_an_advance,
+            cached_auth_holds_until_its_time,
+            rate_limit_allows_the_limit_per_window_then_refuses,
+            concurrent_uses_never_exceed_the_rate_limit,
+            // transactions
+            challenge_is_taken_once_among_concurrent_calls,
+            expired_challenge_is_not_returned_and_is_removed,
+            challenges_keep_their_kind_and_binding,
             // users
             created_user_reads_back_by_name_and_id,
             usernames_are_stored_lower_case,
@@ -298,36 +322,17 @@ macro_rules! conformance_tests {
             ids_of_deleted_users_and_tokens_are_never_reused,
             operations_on_a_missing_user_are_not_found,
             block_lasts_until_its_time_and_can_be_lifted,
-            bypass_is_used_exactly_once_among_concurrent_calls,
-            expired_or_revoked_bypass_is_not_used,
-            attempt_at_the_limit_locks_and_resets_the_count,
-            racing_attempts_get_at_most_the_limit_of_slots,
-            a_released_slot_no_longer_counts,
-            a_code_attempt_takes_its_slot_and_its_outcome_together,
-            an_accepted_code_writes_the_record_it_was_given_and_only_then,
-            racing_code_attempts_decide_at_most_the_limit,
-            clear_failures_resets_count_and_lock,
             pin_history_keeps_the_newest_hashes_first,
             bulk_load_creates_users_with_their_tokens,
             bulk_load_is_all_or_nothing,
-            auth_subject_returns_the_user_with_their_tokens,
+            user_method_is_stored_and_updated,
             // tokens
             tokens_are_found_by_serial_owner_and_in_the_list,
             token_secrets_round_trip,
             duplicate_serial_fails_the_whole_call,
             token_for_a_missing_user_is_rejected,
             tokens_can_be_reassigned_and_deleted,
-            advance_token_accepts_each_counter_once,
-            concurrent_advances_with_the_same_counter_succeed_once,
-            advance_token_never_moves_backward,
-            resync_is_remembered_and_cleared_by_an_advance,
-            // challenges, cache, clients
-            challenge_is_taken_once_among_concurrent_calls,
-            expired_challenge_is_not_returned_and_is_removed,
-            challenges_keep_their_kind_and_binding,
-            cached_auth_holds_until_its_time,
-            rate_limit_allows_the_limit_per_window_then_refuses,
-            concurrent_uses_never_exceed_the_rate_limit,
+            // clients
             clients_are_created_listed_and_deleted,
             duplicate_client_name_is_rejected,
             // pending out-of-band transactions
@@ -340,21 +345,20 @@ macro_rules! conformance_tests {
             audit_query_filters_by_user_time_and_limit,
             purge_removes_only_older_records,
             purge_of_many_records_removes_them_all,
-            // directory sync
+            // directory state
             directory_sync_adds_updates_disables_and_removes_together,
             directory_ids_are_unique_and_a_clash_applies_nothing,
             local_users_keep_no_directory_id,
             sync_state_starts_empty_and_round_trips,
             held_phone_changes_round_trip_with_the_sync_state,
             sync_lock_has_one_holder_until_it_expires,
-            // e-mail outbox and methods
+            // e-mail outbox
             queued_email_is_claimed_once_and_erased_when_sent,
             once_key_queues_a_mail_only_once,
             failed_attempts_wait_for_their_retry_time,
             lapsed_claims_are_claimed_again,
             concurrent_claims_hand_out_each_mail_once,
             emails_are_listed_newest_first,
-            user_method_is_stored_and_updated,
             // stored settings
             settings_are_put_listed_by_key_replaced_and_deleted,
             settings_version_moves_on_every_change,

@@ -1,9 +1,8 @@
-//! Conformance cases for the e-mail outbox and the user's method.
+//! Conformance cases for the e-mail outbox: queueing, claims, retries and sealed bodies.
 
 use super::{ensure, ensure_eq, ensure_err, given_user, Backend, CaseResult, NOW};
-use mfad_core::model::Method;
 use mfad_core::outbox::{Attempt, EmailKind, EmailStatus, NewEmail};
-use mfad_core::store::{Store, UserUpdate};
+use mfad_core::store::Store;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -193,32 +192,6 @@ pub async fn emails_are_listed_newest_first(store: Arc<dyn Store>) -> CaseResult
         .map(|e| e.recipient)
         .collect();
     ensure_eq!(listed, ["n2@example.org", "n1@example.org"]);
-    Ok(())
-}
-
-pub async fn user_method_is_stored_and_updated(store: Arc<dyn Store>) -> CaseResult {
-    let mut new = super::new_user("sven");
-    new.method = Method::Sms;
-    new.backup_phone = "+14255550111".into();
-    let user = store.create_user(&new, NOW).await?;
-    ensure_eq!(user.method, Method::Sms);
-    ensure_eq!(user.backup_phone, "+14255550111");
-    let update = UserUpdate {
-        method: Some(Method::Call),
-        backup_phone: Some("+442079460018".into()),
-        ..UserUpdate::default()
-    };
-    let updated = store.update_user(user.id, &update).await?;
-    ensure_eq!(updated.method, Method::Call);
-    ensure_eq!(updated.backup_phone, "+442079460018");
-    ensure_eq!(updated.phone, user.phone, "other fields stay");
-    let subject = store.auth_subject("sven").await?;
-    ensure_eq!(subject.map(|(u, _)| u.method), Some(Method::Call));
-    ensure_eq!(
-        given_user(&*store, "tina").await?.method,
-        Method::App,
-        "the default method is the app"
-    );
     Ok(())
 }
 

@@ -1,13 +1,11 @@
-//! Conformance cases for users: records, lockout, bypass, block, PINs, bulk load and
-//! the authentication read.
+//! Conformance cases for users: records, block, PINs, the method and bulk load.
 
 use super::{
-    audit_record, ensure, ensure_eq, ensure_err, given_token, given_user, new_token, new_user,
-    CaseResult, Failure, NOW,
+    ensure, ensure_eq, ensure_err, given_token, given_user, new_token, new_user, CaseResult,
+    Failure, NOW,
 };
-use mfad_core::audit::AuditQuery;
-use mfad_core::model::{Challenge, ChallengeKind, PinMode};
-use mfad_core::store::{CodeAttempt, FailureState, Store, UserUpdate};
+use mfad_core::model::{Challenge, ChallengeKind, Method, PinMode};
+use mfad_core::store::{Store, UserUpdate};
 use std::sync::Arc;
 
 pub async fn created_user_reads_back_by_name_and_id(store: Arc<dyn Store>) -> CaseResult {
@@ -225,215 +223,6 @@ pub async fn block_lasts_until_its_time_and_can_be_lifted(store: Arc<dyn Store>)
     Ok(())
 }
 
-pub async fn bypass_is_used_exactly_once_among_concurrent_calls(
-    store: Arc<dyn Store>,
-) -> CaseResult {
-    let user = given_user(&*store, "judy").await?;
-    store.set_bypass(user.id, Some(NOW + 60)).await?;
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.consume_bypass(user.id, NOW).await })
-        })
-        .collect();
-    let mut used = 0;
-    for task in tasks {
-        if task.await?? {
-            used += 1;
-        }
-    }
-    ensure_eq!(
-        used,
-        1,
-        "exactly one of 20 concurrent calls uses the bypass"
-    );
-    let after = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!(after.bypass_until, None);
-    ensure!(
-        !store.consume_bypass(user.id, NOW).await?,
-        "a used bypass is gone"
-    );
-    Ok(())
-}
-
-pub async fn expired_or_revoked_bypass_is_not_used(store: Arc<dyn Store>) -> CaseResult {
-    let user = given_user(&*store, "karl").await?;
-    store.set_bypass(user.id, Some(NOW + 60)).await?;
-    let granted = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!(granted.bypass_until, Some(NOW + 60));
-    ensure!(
-        !store.consume_bypass(user.id, NOW + 60).await?,
-        "expired at its time"
-    );
-    ensure!(
-        !store.consume_bypass(user.id, NOW + 61).await?,
-        "expired after its time"
-    );
-
-    store.set_bypass(user.id, Some(NOW + 60)).await?;
-    store.set_bypass(user.id, None).await?;
-    ensure!(
-        !store.consume_bypass(user.id, NOW).await?,
-        "a revoked bypass is not used"
-    );
-    Ok(())
-}
-
-pub async fn attempt_at_the_limit_locks_and_resets_the_count(store: Arc<dyn Store>) -> CaseResult {
-    let user = given_user(&*store, "lena").await?;
-    let first = store.take_attempt(user.id, NOW, 3, 900).await?;
-    ensure_eq!(
-        first,
-        Some(FailureState {
-            failures: 1,
-            locked_until: None
-        })
-    );
-    let second = store.take_attempt(user.id, NOW, 3, 900).await?;
-    ensure_eq!(
-        second,
-        Some(FailureState {
-            failures: 2,
-            locked_until: None
-        })
-    );
-    let third = store.take_attempt(user.id, NOW + 5, 3, 900).await?;
-    ensure_eq!(
-        third,
-        Some(FailureState {
-            failures: 0,
-            locked_until: Some(NOW + 905)
-        })
-    );
-
-    // A slot may be answered before it is committed; readers see it after the commit.
-    store.flush().await?;
-    let locked = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!((locked.failures, locked.locked_until), (0, Some(NOW + 905)));
-    ensure!(
-        locked.is_locked(NOW + 904) && !locked.is_locked(NOW + 905),
-        "lock ends on time"
-    );
-    // While locked, no slot is granted and nothing changes.
-    ensure_eq!(store.take_attempt(user.id, NOW + 904, 3, 900).await?, None);
-    store.flush().await?;
-    let still = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!((still.failures, still.locked_until), (0, Some(NOW + 905)));
-
-    // Once the lock has run out, counting starts again; the old lock stays recorded
-    // until a new one replaces it.
-    let next = store.take_attempt(user.id, NOW + 905, 3, 900).await?;
-    ensure_eq!(
-        next,
-        Some(FailureState {
-            failures: 1,
-            locked_until: None
-        })
-    );
-    store.flush().await?;
-    let again = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!(again.locked_until, Some(NOW + 905));
-    Ok(())
-}
-
-pub async fn racing_attempts_get_at_most_the_limit_of_slots(store: Arc<dyn Store>) -> CaseResult {
-    let user = given_user(&*store, "mona").await?;
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.take_attempt(user.id, NOW, 10, 600).await })
-        })
-        .collect();
-    let mut states = Vec::new();
-    for task in tasks {
-        states.push(task.await??);
-    }
-    let granted: Vec<FailureState> = states.iter().flatten().copied().collect();
-    ensure_eq!(
-        granted.len(),
-        10,
-        "200 racing attempts, limit 10: {states:?}"
-    );
-    let mut counts: Vec<u32> = granted.iter().map(|s| s.failures).collect();
-    counts.sort_unstable();
-    ensure_eq!(
-        counts,
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-        "each slot counted once"
-    );
-    ensure!(
-        granted
-            .iter()
-            .all(|s| (s.failures == 0) == (s.locked_until == Some(NOW + 600))),
-        "the tenth slot locks for the lockout time: {granted:?}"
-    );
-    store.flush().await?;
-    let after = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!((after.failures, after.locked_until), (0, Some(NOW + 600)));
-    Ok(())
-}
-
-pub async fn a_released_slot_no_longer_counts(store: Arc<dyn Store>) -> CaseResult {
-    let user = given_user(&*store, "oona").await?;
-    store.take_attempt(user.id, NOW, 3, 60).await?;
-    store.take_attempt(user.id, NOW, 3, 60).await?;
-    store.release_attempt(user.id).await?;
-    store.flush().await?;
-    let after = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!((after.failures, after.locked_until), (1, None));
-    store.release_attempt(user.id).await?;
-    store.release_attempt(user.id).await?;
-    store.flush().await?;
-    let floor = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!(floor.failures, 0, "never below zero");
-    Ok(())
-}
-
-pub async fn clear_failures_resets_count_and_lock(store: Arc<dyn Store>) -> CaseResult {
-    let user = given_user(&*store, "nina").await?;
-    store.take_attempt(user.id, NOW, 2, 60).await?;
-    store.take_attempt(user.id, NOW, 2, 60).await?;
-    store.take_attempt(user.id, NOW + 60, 2, 60).await?;
-    store.flush().await?;
-    let before = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!((before.failures, before.locked_until), (1, Some(NOW + 60)));
-    store.clear_failures(user.id).await?;
-    store.flush().await?;
-    let after = store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| Failure::new("user gone"))?;
-    ensure_eq!((after.failures, after.locked_until), (0, None));
-    Ok(())
-}
-
 pub async fn pin_history_keeps_the_newest_hashes_first(store: Arc<dyn Store>) -> CaseResult {
     let user = given_user(&*store, "olga").await?;
     for (n, hash) in ["h1", "h2", "h3", "h4"].into_iter().enumerate() {
@@ -529,161 +318,28 @@ pub async fn bulk_load_is_all_or_nothing(store: Arc<dyn Store>) -> CaseResult {
     Ok(())
 }
 
-pub async fn auth_subject_returns_the_user_with_their_tokens(store: Arc<dyn Store>) -> CaseResult {
-    let user = given_user(&*store, "paula").await?;
-    let other = given_user(&*store, "quinn").await?;
-    let lonely = given_user(&*store, "rita").await?;
-    let created = store
-        .create_tokens(
-            &[
-                new_token("PB", Some(user.id)),
-                new_token("PA", Some(user.id)),
-                new_token("QA", Some(other.id)),
-                new_token("SPARE", None),
-            ],
-            NOW,
-        )
-        .await?;
-
-    let (found, tokens) = store
-        .auth_subject("Paula")
-        .await?
-        .ok_or_else(|| Failure::new("paula not found"))?;
-    ensure_eq!(found, user);
-    let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
-    ensure_eq!(serials, ["PA", "PB"]);
-    for token in &tokens {
-        let stored = created.iter().find(|c| c.serial == token.serial);
-        ensure_eq!(Some(token), stored, "the token as created, secret included");
-    }
-
-    let (found, tokens) = store
-        .auth_subject("rita")
-        .await?
-        .ok_or_else(|| Failure::new("a user without tokens is still found"))?;
-    ensure_eq!((found.id, tokens.len()), (lonely.id, 0));
-    ensure!(
-        store.auth_subject("nobody").await?.is_none(),
-        "unknown user"
-    );
-    Ok(())
-}
-
-pub async fn a_code_attempt_takes_its_slot_and_its_outcome_together(
-    store: Arc<dyn Store>,
-) -> CaseResult {
-    let user = given_user(&*store, "pia").await?;
-    let token = given_token(&*store, "PIA-1", Some(user.id)).await?;
-    let wrong = store.attempt_code(user.id, None, NOW, 3, 60, None).await?;
+pub async fn user_method_is_stored_and_updated(store: Arc<dyn Store>) -> CaseResult {
+    let mut new = super::new_user("sven");
+    new.method = Method::Sms;
+    new.backup_phone = "+14255550111".into();
+    let user = store.create_user(&new, NOW).await?;
+    ensure_eq!(user.method, Method::Sms);
+    ensure_eq!(user.backup_phone, "+14255550111");
+    let update = UserUpdate {
+        method: Some(Method::Call),
+        backup_phone: Some("+442079460018".into()),
+        ..UserUpdate::default()
+    };
+    let updated = store.update_user(user.id, &update).await?;
+    ensure_eq!(updated.method, Method::Call);
+    ensure_eq!(updated.backup_phone, "+442079460018");
+    ensure_eq!(updated.phone, user.phone, "other fields stay");
+    let subject = store.auth_subject("sven").await?;
+    ensure_eq!(subject.map(|(u, _)| u.method), Some(Method::Call));
     ensure_eq!(
-        wrong,
-        CodeAttempt::Failed {
-            replayed: false,
-            state: FailureState {
-                failures: 1,
-                locked_until: None
-            }
-        }
-    );
-    ensure_eq!(
-        store
-            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, None)
-            .await?,
-        CodeAttempt::Accepted,
-        "a fresh code is used and clears the count"
-    );
-    ensure_eq!(
-        store
-            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, None)
-            .await?,
-        CodeAttempt::Failed {
-            replayed: true,
-            state: FailureState {
-                failures: 1,
-                locked_until: None
-            }
-        },
-        "the same value twice is a replay, counted as a failure"
-    );
-    for _ in 0..2 {
-        store.attempt_code(user.id, None, NOW, 3, 60, None).await?;
-    }
-    ensure_eq!(
-        store
-            .attempt_code(user.id, Some((token.id, 1)), NOW + 59, 3, 60, None)
-            .await?,
-        CodeAttempt::Locked,
-        "locked: even a fresh code decides nothing"
-    );
-    store.flush().await?;
-    let tokens = store.tokens_for_user(user.id).await?;
-    ensure_eq!(
-        tokens.first().map(|t| t.next),
-        Some(1),
-        "the locked attempt left the token as it was"
-    );
-    Ok(())
-}
-
-pub async fn an_accepted_code_writes_the_record_it_was_given_and_only_then(
-    store: Arc<dyn Store>,
-) -> CaseResult {
-    let user = given_user(&*store, "paz").await?;
-    let token = given_token(&*store, "PAZ-1", Some(user.id)).await?;
-    let record = |n| audit_record(n, "paz", NOW * 1000 + i64::from(n));
-    let wrong = store
-        .attempt_code(user.id, None, NOW, 3, 60, Some(record(1)))
-        .await?;
-    ensure!(matches!(wrong, CodeAttempt::Failed { .. }), "{wrong:?}");
-    ensure_eq!(
-        store
-            .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, Some(record(2)))
-            .await?,
-        CodeAttempt::Accepted
-    );
-    let replayed = store
-        .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, Some(record(3)))
-        .await?;
-    ensure!(
-        matches!(replayed, CodeAttempt::Failed { .. }),
-        "{replayed:?}"
-    );
-    // Answered once durable: the record is there without a flush.
-    let written = store.query_audit(&AuditQuery::default()).await?;
-    ensure_eq!(
-        written,
-        vec![record(2)],
-        "only the accepted attempt's record, written with it"
-    );
-    Ok(())
-}
-
-pub async fn racing_code_attempts_decide_at_most_the_limit(store: Arc<dyn Store>) -> CaseResult {
-    let user = given_user(&*store, "quinn").await?;
-    let token = given_token(&*store, "QUINN-1", Some(user.id)).await?;
-    // 199 wrong codes and, queued last, the right one.
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let store = Arc::clone(&store);
-            let fresh = (i == 199).then_some((token.id, 0));
-            tokio::spawn(
-                async move { store.attempt_code(user.id, fresh, NOW, 10, 600, None).await },
-            )
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await??);
-    }
-    let decided = outcomes
-        .iter()
-        .filter(|o| **o != CodeAttempt::Locked)
-        .count();
-    ensure_eq!(decided, 10, "{outcomes:?}");
-    ensure_eq!(
-        outcomes.last(),
-        Some(&CodeAttempt::Locked),
-        "the right code after ten wrong ones"
+        given_user(&*store, "tina").await?.method,
+        Method::App,
+        "the default method is the app"
     );
     Ok(())
 }

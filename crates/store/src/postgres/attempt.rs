@@ -1,5 +1,5 @@
 //! A one-time code's attempt, batched (see [`super::batch`]): the slot, the use of the
-//! code and the failure count of [`mfad_core::store::Store::attempt_code`] in one
+//! code and the failure count of [`mfad_core::store::AuthStore::attempt_code`] in one
 //! statement, so an accepted code costs one commit as it did before slots. Users are
 //! locked in id order first; a user's tokens are only touched under its lock, so two
 //! batches never wait for each other's tokens.

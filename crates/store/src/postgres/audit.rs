@@ -4,10 +4,15 @@
 //! A batch is one multi-row INSERT (arrays unnested server-side), so a node under load
 //! spends one round trip and one commit on hundreds of records.
 
-use super::map::{db_err, get};
-use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
+use super::map::audit_from_row;
+use super::map::db_err;
+use super::{audit_gone, PgStore};
+use crate::rules::{audit_query, AuditArg};
+use async_trait::async_trait;
+use mfad_core::audit::{AuditQuery, AuditRecord};
+use mfad_core::store::AuditStore;
 use mfad_core::store::{StoreError, StoreResult};
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgConnection, PgPool};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -21,10 +26,6 @@ const MAX_BATCH: usize = 2_000;
 const MAX_CARRIED: usize = 100_000;
 /// Wait between attempts while the database does not take a batch.
 const RETRY: Duration = Duration::from_millis(500);
-
-pub(super) const FIELDS: &str = "id, time_ms, username, given_name, surname, email, phone, \
-    device, method, mode, result, reason, server_name, server_ip, client_name, client_ip, \
-    channel, calling_station";
 
 /// A caller waiting for its record to be committed.
 type Waiter = Option<oneshot::Sender<StoreResult<()>>>;
@@ -240,73 +241,25 @@ fn take(
     }
 }
 
-pub(super) fn record_from_row(row: &PgRow) -> StoreResult<AuditRecord> {
-    let result: Option<String> = get(row, 10)?;
-    let result = match result {
-        None => None,
-        Some(text) => Some(AuditResult::parse(&text).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "audit result '{text}' is not accept, reject or challenge"
-            ))
-        })?),
-    };
-    Ok(AuditRecord {
-        id: get(row, 0)?,
-        time_ms: get(row, 1)?,
-        username: get(row, 2)?,
-        given_name: get(row, 3)?,
-        surname: get(row, 4)?,
-        email: get(row, 5)?,
-        phone: get(row, 6)?,
-        device: get(row, 7)?,
-        method: get(row, 8)?,
-        mode: get(row, 9)?,
-        result,
-        reason: get(row, 11)?,
-        server_name: get(row, 12)?,
-        server_ip: get(row, 13)?,
-        client_name: get(row, 14)?,
-        client_ip: get(row, 15)?,
-        channel: get(row, 16)?,
-        calling_station: get(row, 17)?,
-    })
-}
-
-/// Newest first, along the time index (a user filter is checked on the way).
+/// The query of [`audit_query`].
 pub(super) async fn query(
     conn: &mut PgConnection,
     q: &AuditQuery,
 ) -> StoreResult<Vec<AuditRecord>> {
-    let mut sql = format!("SELECT {FIELDS} FROM audit");
+    let (sql, params) = audit_query(q, |n| format!("${n}"));
     let mut args = PgArguments::default();
-    let mut conditions = Vec::new();
-    let bind_err = |e| StoreError::Unavailable(format!("cannot bind an audit query: {e}"));
-    let mut n = 0;
-    if let Some(user) = &q.username {
-        args.add(user.clone()).map_err(bind_err)?;
-        n += 1;
-        conditions.push(format!("username = ${n}"));
-    }
-    if let Some(since) = q.since_ms {
-        args.add(since).map_err(bind_err)?;
-        n += 1;
-        conditions.push(format!("time_ms >= ${n}"));
-    }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    sql.push_str(" ORDER BY time_ms DESC, seq DESC");
-    if let Some(limit) = q.limit {
-        args.add(i64::from(limit)).map_err(bind_err)?;
-        n += 1;
-        sql.push_str(&format!(" LIMIT ${n}"));
+    for param in params {
+        match param {
+            AuditArg::Text(text) => args.add(text),
+            AuditArg::Int(n) => args.add(n),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("cannot bind an audit query: {e}")))?;
     }
     let rows = sqlx::query_with(&sql, args)
         .fetch_all(conn)
         .await
         .map_err(db_err)?;
-    rows.iter().map(record_from_row).collect()
+    rows.iter().map(audit_from_row).collect()
 }
 
 /// Deletes up to [`PURGE_CHUNK`] records older than `before_ms`; returns how many.
@@ -321,4 +274,48 @@ pub(super) async fn purge_chunk(conn: &mut PgConnection, before_ms: i64) -> Stor
     .await
     .map_err(db_err)?;
     Ok(done.rows_affected())
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.audit
+            .send(Command::Record(Box::new(record), Some(reply)))
+            .await
+            .map_err(|_| audit_gone())?;
+        self.bounded(async { done.await.unwrap_or_else(|_| Err(audit_gone())) })
+            .await
+    }
+
+    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        self.audit
+            .send(Command::Record(Box::new(record), None))
+            .await
+            .map_err(|_| audit_gone())
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        on_conn!(self, |c| super::audit::query(c, query))
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = on_conn!(self, |c| super::audit::purge_chunk(c, before_ms))?;
+            total += deleted;
+            if deleted < PURGE_CHUNK.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.audit
+            .send(Command::Flush(reply))
+            .await
+            .map_err(|_| audit_gone())?;
+        done.await.unwrap_or_else(|_| Err(audit_gone()))
+    }
 }

@@ -2,8 +2,11 @@
 //! list every few seconds, so a client added on one node is served by all.
 
 use super::map::{client_from_row, db_err, is_unique_violation, CLIENT_COLUMNS};
+use super::PgStore;
 use crate::crypto::Cipher;
+use async_trait::async_trait;
 use mfad_core::model::{Client, NewClient};
+use mfad_core::store::ClientStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::PgConnection;
 use std::sync::LazyLock;
@@ -67,4 +70,20 @@ pub(super) async fn delete(conn: &mut PgConnection, name: &str) -> StoreResult<(
         return Err(StoreError::NotFound(format!("client '{name}'")));
     }
     Ok(())
+}
+
+#[async_trait]
+impl ClientStore for PgStore {
+    async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {
+        let sealed = crate::sealed::client_secret(&self.cipher, client)?;
+        on_conn!(self, |c| create(c, &self.cipher, client, &sealed, now))
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        on_conn!(self, |c| list(c, &self.cipher))
+    }
+
+    async fn delete_client(&self, name: &str) -> StoreResult<()> {
+        on_conn!(self, |c| delete(c, name))
+    }
 }

@@ -2,40 +2,42 @@
 
 use super::map::{db_err, get, is_unique_violation};
 use super::users;
+use super::PgStore;
 use crate::pending_phones;
-use mfad_core::model::NewUser;
+use crate::rules::{plan_steps, user_not_found, user_taken, PlanStep};
+use async_trait::async_trait;
+use mfad_core::store::DirectoryStore;
 use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
 use sqlx::{Connection, PgConnection};
 
-/// One transaction: any error rolls the whole plan back. Updates go first, so a rename
-/// frees its old name for an entry added in the same plan.
+/// One transaction: any error rolls the whole plan back. The changes go in the order
+/// of [`plan_steps`].
 pub(super) async fn apply(
     conn: &mut PgConnection,
     changes: &DirectorySync,
     now: i64,
 ) -> StoreResult<()> {
     let mut tx = conn.begin().await.map_err(db_err)?;
-    for (id, record) in &changes.update {
-        update(&mut tx, *id, record).await?;
-    }
-    for user in &changes.add {
-        let user = NewUser {
-            username: crate::normalise_username(&user.username),
-            ..user.clone()
-        };
-        users::insert_user(&mut tx, &user, now).await?;
-    }
-    for id in &changes.disable {
-        sqlx::query("UPDATE users SET enabled = FALSE, sync_item = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-    }
-    for id in &changes.remove {
-        users::delete(&mut tx, *id).await?;
+    for step in plan_steps(changes) {
+        match step {
+            PlanStep::Update(id, record) => update(&mut tx, id, record).await?,
+            PlanStep::Add(user) => {
+                users::insert_user(&mut tx, &crate::normalised_user(user), now).await?;
+            }
+            PlanStep::Disable(id) => disable(&mut tx, id).await?,
+            PlanStep::Remove(id) => users::delete(&mut tx, id).await?,
+        }
     }
     tx.commit().await.map_err(db_err)
+}
+
+async fn disable(conn: &mut PgConnection, id: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET enabled = FALSE, sync_item = NULL WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(db_err)
 }
 
 async fn update(conn: &mut PgConnection, id: i64, r: &DirectoryRecord) -> StoreResult<()> {
@@ -60,12 +62,9 @@ async fn update(conn: &mut PgConnection, id: i64, r: &DirectoryRecord) -> StoreR
     .execute(conn)
     .await;
     match changed {
-        Ok(done) if done.rows_affected() == 0 => Err(users::not_found(id)),
+        Ok(done) if done.rows_affected() == 0 => Err(user_not_found(id)),
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
-            "user '{}' or directory ID {}",
-            r.username, r.directory_id
-        ))),
+        Err(e) if is_unique_violation(&e) => Err(user_taken(&r.username, Some(&r.directory_id))),
         Err(e) => Err(db_err(e)),
     }
 }
@@ -146,4 +145,31 @@ pub(super) async fn release_lock(conn: &mut PgConnection, holder: &str) -> Store
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+#[async_trait]
+impl DirectoryStore for PgStore {
+    async fn apply_directory_sync(&self, changes: &DirectorySync, now: i64) -> StoreResult<()> {
+        // A sync plan runs as long as it needs, like a bulk load: the deadline is for
+        // requests.
+        let mut conn = self.conn().await?;
+        let result = apply(&mut conn.0, changes, now).await;
+        conn.done(result)
+    }
+
+    async fn sync_state(&self) -> StoreResult<SyncState> {
+        on_conn!(self, |c| state(c))
+    }
+
+    async fn put_sync_state(&self, state: &SyncState) -> StoreResult<()> {
+        on_conn!(self, |c| put_state(c, state))
+    }
+
+    async fn acquire_sync_lock(&self, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
+        on_conn!(self, |c| acquire_lock(c, holder, now, until))
+    }
+
+    async fn release_sync_lock(&self, holder: &str) -> StoreResult<()> {
+        on_conn!(self, |c| release_lock(c, holder))
+    }
 }

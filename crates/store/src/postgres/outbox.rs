@@ -1,16 +1,16 @@
 //! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
 
-use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
-use crate::crypto::{email_aad, Cipher};
-use mfad_core::outbox::{Attempt, Email, EmailId, EmailStatus, NewEmail};
-use mfad_core::store::{StoreError, StoreResult};
-use sqlx::postgres::PgRow;
+use super::map::{db_err, email_from_row, is_foreign_key_violation, is_unique_violation};
+use super::PgStore;
+use crate::columns::EMAIL_COLUMNS;
+use crate::crypto::Cipher;
+use crate::rows::queued_email;
+use crate::rules::{email_not_found, user_not_found};
+use async_trait::async_trait;
+use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
+use mfad_core::store::OutboxStore;
+use mfad_core::store::StoreResult;
 use sqlx::{Connection, PgConnection};
-use std::str::FromStr;
-use zeroize::Zeroizing;
-
-const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, attempts, \
-     next_attempt_at, last_error, created_at, sent_at";
 
 /// Inserts the mail, then seals its body with the new id as associated data, so a body
 /// cannot be moved to another row; both in one transaction, so no node ever sees a
@@ -43,16 +43,11 @@ pub(super) async fn queue(
         Ok(None) => return Ok(None),
         Err(e) if is_unique_violation(&e) => return Ok(None),
         Err(e) if is_foreign_key_violation(&e) => {
-            return Err(StoreError::NotFound(format!(
-                "user with id {}",
-                email.user_id.unwrap_or_default()
-            )))
+            return Err(user_not_found(email.user_id.unwrap_or_default()))
         }
         Err(e) => return Err(db_err(e)),
     };
-    let sealed = cipher
-        .encrypt(email.body.as_bytes(), &email_aad(id))
-        .map_err(|e| StoreError::Unavailable(format!("cannot seal an e-mail body: {e}")))?;
+    let sealed = crate::sealed::email_body(cipher, id, &email.body)?;
     sqlx::query("UPDATE emails SET body = $2 WHERE id = $1")
         .bind(id)
         .bind(sealed)
@@ -60,20 +55,7 @@ pub(super) async fn queue(
         .await
         .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
-    Ok(Some(Email {
-        id,
-        user_id: email.user_id,
-        recipient: email.recipient.clone(),
-        kind: email.kind,
-        subject: email.subject.clone(),
-        body: email.body.clone(),
-        status: EmailStatus::Queued,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
-    }))
+    Ok(Some(queued_email(id, email, now)))
 }
 
 /// One `UPDATE ... RETURNING` both selects and leases the mails. `FOR UPDATE SKIP
@@ -102,7 +84,7 @@ pub(super) async fn claim(
         .map_err(db_err)?;
     let mut out = rows
         .iter()
-        .map(|row| from_row(row, Some(cipher)))
+        .map(|row| email_from_row(row, Some(cipher)))
         .collect::<StoreResult<Vec<_>>>()?;
     out.sort_by_key(|e| e.id);
     Ok(out)
@@ -145,7 +127,7 @@ pub(super) async fn finish(
     }
     .map_err(db_err)?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(format!("e-mail with id {id}")));
+        return Err(email_not_found(id));
     }
     Ok(())
 }
@@ -158,48 +140,29 @@ pub(super) async fn list(conn: &mut PgConnection, limit: usize) -> StoreResult<V
         .fetch_all(conn)
         .await
         .map_err(db_err)?;
-    rows.iter().map(|row| from_row(row, None)).collect()
+    rows.iter().map(|row| email_from_row(row, None)).collect()
 }
 
-fn text_enum<T: FromStr<Err = String>>(row: &PgRow, idx: usize) -> StoreResult<T> {
-    let text: String = get(row, idx)?;
-    text.parse()
-        .map_err(|e: String| StoreError::Corrupt(format!("e-mail: {e}")))
-}
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>> {
+        on_conn!(self, |c| queue(c, &self.cipher, email, now))
+    }
 
-/// Reads a row; the body is opened only when `cipher` is given.
-fn from_row(row: &PgRow, cipher: Option<&Cipher>) -> StoreResult<Email> {
-    let id: i64 = get(row, 0)?;
-    let sealed: String = get(row, 5)?;
-    let body =
-        match cipher {
-            Some(cipher) if !sealed.is_empty() => {
-                let plain = cipher
-                    .decrypt(&sealed, &email_aad(id))
-                    .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
-                Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| {
-                    StoreError::Corrupt(format!("body of e-mail {id} is not UTF-8"))
-                })?)
-            }
-            _ => Zeroizing::new(String::new()),
-        };
-    let attempts: i64 = get(row, 7)?;
-    Ok(Email {
-        id,
-        user_id: get(row, 1)?,
-        recipient: get(row, 2)?,
-        kind: text_enum(row, 3)?,
-        subject: get(row, 4)?,
-        body,
-        status: text_enum(row, 6)?,
-        attempts: u32::try_from(attempts).map_err(|_| {
-            StoreError::Corrupt(format!(
-                "attempts {attempts} of e-mail {id} is out of range"
-            ))
-        })?,
-        next_attempt_at: get(row, 8)?,
-        last_error: get(row, 9)?,
-        created_at: get(row, 10)?,
-        sent_at: get(row, 11)?,
-    })
+    async fn claim_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Email>> {
+        on_conn!(self, |c| claim(c, &self.cipher, now, lease_until, limit))
+    }
+
+    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
+        on_conn!(self, |c| finish(c, id, attempt))
+    }
+
+    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
+        on_conn!(self, |c| list(c, limit))
+    }
 }

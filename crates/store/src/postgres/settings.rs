@@ -3,8 +3,11 @@
 //! reads the new value.
 
 use super::map::{db_err, get};
+use super::PgStore;
 use crate::crypto::Cipher;
+use async_trait::async_trait;
 use mfad_core::settings::Setting;
+use mfad_core::store::SettingsStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::{Connection, PgConnection};
 
@@ -21,7 +24,7 @@ pub(super) async fn list(conn: &mut PgConnection, cipher: &Cipher) -> StoreResul
             let stored: String = get(row, 1)?;
             let secret: bool = get(row, 2)?;
             let value = if secret {
-                crate::settings::open(cipher, &key, &stored)?
+                crate::sealed::open_setting(cipher, &key, &stored)?
             } else {
                 stored
             };
@@ -88,4 +91,24 @@ pub(super) async fn bump(conn: &mut PgConnection) -> StoreResult<()> {
         .await
         .map_err(db_err)?;
     Ok(())
+}
+
+#[async_trait]
+impl SettingsStore for PgStore {
+    async fn list_settings(&self) -> StoreResult<Vec<Setting>> {
+        on_conn!(self, |c| list(c, &self.cipher))
+    }
+
+    async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()> {
+        let stored = crate::sealed::setting(&self.cipher, key, value, secret)?;
+        on_conn!(self, |c| put(c, key, &stored, secret, now))
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        on_conn!(self, |c| delete(c, key))
+    }
+
+    async fn settings_version(&self) -> StoreResult<i64> {
+        on_conn!(self, |c| version(c))
+    }
 }

@@ -2,162 +2,27 @@
 //! READ transaction (one consistent view while the nodes keep writing), loaded back
 //! with the same ids in one transaction.
 
-use super::audit::{insert_batch, record_from_row, FIELDS as AUDIT_FIELDS};
+use super::audit::insert_batch;
+use super::map::audit_from_row;
 use super::map::{db_err, get, CLIENT_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS};
-use super::sessions::{kind_from_json, kind_to_json};
+use super::PgStore;
+use crate::columns::AUDIT_COLUMNS;
 use crate::pending_phones;
-use mfad_core::model::{Method, PinMode};
-use mfad_core::snapshot::{
-    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
-    SettingRow, Snapshot, TokenRow, UserRow,
+use crate::rules::kind_to_json;
+use crate::snapshot_rows::{
+    cached_auth_row, challenge_row, challenge_state, client_row, directory_sync_row, email_row,
+    not_empty, pin_history_text, rate_limit_row, setting_row, token_row, user_row, DATA_TABLES,
+    DIRECTORY_SYNC_COLUMNS, EMAIL_COLUMNS,
 };
-use mfad_core::store::{StoreError, StoreResult};
+use async_trait::async_trait;
+use mfad_core::snapshot::{IdHighWater, Snapshot};
+use mfad_core::store::StoreResult;
+use mfad_core::store::{AuditStore, SnapshotStore};
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection};
 
-/// The tables that must be empty to take a snapshot. `directory_sync` always holds its
-/// one row, which the import overwrites.
-const TABLES: [&str; 9] = [
-    "users",
-    "tokens",
-    "clients",
-    "challenges",
-    "cached_auth",
-    "audit",
-    "emails",
-    "rate_limits",
-    "settings",
-];
 /// The tables whose ids come from an identity sequence.
 const SEQUENCED: [&str; 4] = ["users", "tokens", "clients", "emails"];
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
-fn unsigned(value: i32, what: &str) -> StoreResult<u32> {
-    u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is negative")))
-}
-
-fn unsigned64(value: i64, what: &str) -> StoreResult<u32> {
-    u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is out of range")))
-}
-
-fn email_row(r: &PgRow) -> StoreResult<EmailRow> {
-    Ok(EmailRow {
-        id: get(r, 0)?,
-        user_id: get(r, 1)?,
-        recipient: get(r, 2)?,
-        kind: get(r, 3)?,
-        subject: get(r, 4)?,
-        body: get(r, 5)?,
-        once_key: get(r, 6)?,
-        status: get(r, 7)?,
-        attempts: unsigned64(get(r, 8)?, "e-mail attempts")?,
-        next_attempt_at: get(r, 9)?,
-        last_error: get(r, 10)?,
-        created_at: get(r, 11)?,
-        sent_at: get(r, 12)?,
-    })
-}
-
-fn directory_sync_row(r: &PgRow) -> StoreResult<DirectorySyncRow> {
-    let approved: Option<i64> = get(r, 4)?;
-    let phones: String = get(r, 7)?;
-    Ok(DirectorySyncRow {
-        last_run: get(r, 0)?,
-        last_summary: get(r, 1)?,
-        pending_count: unsigned64(get(r, 2)?, "pending count")?,
-        pending_reason: get(r, 3)?,
-        approved_count: approved
-            .map(|a| unsigned64(a, "approved count"))
-            .transpose()?,
-        lock_holder: get(r, 5)?,
-        lock_until: get(r, 6)?,
-        pending_phones: pending_phones::decode(&phones)?,
-    })
-}
-
-fn user_row(r: &PgRow) -> StoreResult<UserRow> {
-    let history: String = get(r, 14)?;
-    let mode: String = get(r, 11)?;
-    Ok(UserRow {
-        id: get(r, 0)?,
-        username: get(r, 1)?,
-        given_name: get(r, 2)?,
-        surname: get(r, 3)?,
-        email: get(r, 4)?,
-        phone: get(r, 5)?,
-        enabled: get(r, 6)?,
-        blocked_until: get(r, 7)?,
-        block_reason: get(r, 8)?,
-        locked_until: get(r, 9)?,
-        failures: unsigned(get(r, 10)?, "failure count")?,
-        pin_mode: mode
-            .parse::<PinMode>()
-            .map_err(|e| corrupt("PIN mode", e))?,
-        pin_hash: get(r, 12)?,
-        pin_change_required: get(r, 13)?,
-        pin_history: serde_json::from_str(&history).map_err(|e| corrupt("PIN history", e))?,
-        bypass_until: get(r, 15)?,
-        created_at: get(r, 16)?,
-        mobile: get(r, 17)?,
-        extension: get(r, 18)?,
-        language: get(r, 19)?,
-        directory_id: get(r, 20)?,
-        sync_item: get(r, 21)?,
-        method: {
-            let method: String = get(r, 22)?;
-            method.parse::<Method>().map_err(|e| corrupt("method", e))?
-        },
-        backup_phone: get(r, 23)?,
-    })
-}
-
-fn token_row(r: &PgRow) -> StoreResult<TokenRow> {
-    Ok(TokenRow {
-        id: get(r, 0)?,
-        serial: get(r, 1)?,
-        user_id: get(r, 2)?,
-        kind: get(r, 3)?,
-        algorithm: get(r, 4)?,
-        digits: unsigned(get(r, 5)?, "digits")?,
-        period: get(r, 6)?,
-        secret: get(r, 7)?,
-        next: get(r, 8)?,
-        resync: get(r, 9)?,
-        enabled: get(r, 10)?,
-        created_at: get(r, 11)?,
-    })
-}
-
-fn client_row(r: &PgRow) -> StoreResult<ClientRow> {
-    Ok(ClientRow {
-        id: get(r, 0)?,
-        name: get(r, 1)?,
-        address: get(r, 2)?,
-        secret: get(r, 3)?,
-        first_factor: get(r, 4)?,
-        prompt: get(r, 5)?,
-        require_message_authenticator: get(r, 6)?,
-        require_user_match: get(r, 7)?,
-        created_at: get(r, 8)?,
-        code_separator: get(r, 9)?,
-        targets: get(r, 10)?,
-    })
-}
-
-fn challenge_row(r: &PgRow) -> StoreResult<ChallengeRow> {
-    let state: Vec<u8> = get(r, 0)?;
-    let kind: String = get(r, 3)?;
-    Ok(ChallengeRow {
-        state: data_encoding::HEXLOWER.encode(&state),
-        user_id: get(r, 1)?,
-        client: get(r, 2)?,
-        kind: kind_from_json(&kind)?,
-        expires_at: get(r, 4)?,
-    })
-}
 
 async fn rows<T>(
     conn: &mut PgConnection,
@@ -220,18 +85,13 @@ pub(super) async fn export(conn: &mut PgConnection) -> StoreResult<Snapshot> {
         cached_auth: rows(
             &mut tx,
             "SELECT key, until FROM cached_auth ORDER BY key COLLATE \"C\"",
-            |r| {
-                Ok(CachedAuthRow {
-                    key: get(r, 0)?,
-                    until: get(r, 1)?,
-                })
-            },
+            cached_auth_row,
         )
         .await?,
         audit: rows(
             &mut tx,
-            &format!("SELECT {AUDIT_FIELDS} FROM audit ORDER BY time_ms, seq"),
-            record_from_row,
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY time_ms, seq"),
+            audit_from_row,
         )
         .await?,
         emails: rows(
@@ -243,13 +103,7 @@ pub(super) async fn export(conn: &mut PgConnection) -> StoreResult<Snapshot> {
         rate_limits: rows(
             &mut tx,
             "SELECT key, window_start, count FROM rate_limits ORDER BY key COLLATE \"C\"",
-            |r| {
-                Ok(RateLimitRow {
-                    key: get(r, 0)?,
-                    window_start: get(r, 1)?,
-                    count: get(r, 2)?,
-                })
-            },
+            rate_limit_row,
         )
         .await?,
         directory_sync: rows(
@@ -263,25 +117,13 @@ pub(super) async fn export(conn: &mut PgConnection) -> StoreResult<Snapshot> {
         settings: rows(
             &mut tx,
             "SELECT key, value, secret, updated_at FROM settings ORDER BY key COLLATE \"C\"",
-            |r| {
-                Ok(SettingRow {
-                    key: get(r, 0)?,
-                    value: get(r, 1)?,
-                    secret: get(r, 2)?,
-                    updated_at: get(r, 3)?,
-                })
-            },
+            setting_row,
         )
         .await?,
     };
     tx.commit().await.map_err(db_err)?;
     Ok(snapshot)
 }
-
-const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, once_key, status, \
-     attempts, next_attempt_at, last_error, created_at, sent_at";
-const DIRECTORY_SYNC_COLUMNS: &str = "last_run, last_summary, pending_count, pending_reason, \
-     approved_count, lock_holder, lock_until, pending_phones";
 
 /// Loads every row with its id in one transaction; the identity sequences move past the
 /// highest id the source ever handed out.
@@ -296,21 +138,18 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    for table in TABLES {
+    for table in DATA_TABLES {
         let sql = format!("SELECT 1 FROM {table} LIMIT 1");
         let found = sqlx::query(&sql)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
         if found.is_some() {
-            return Err(StoreError::Duplicate(format!(
-                "data (table {table} is not empty)"
-            )));
+            return Err(not_empty(table));
         }
     }
     for u in &s.users {
-        let history =
-            serde_json::to_string(&u.pin_history).map_err(|e| corrupt("PIN history", e))?;
+        let history = pin_history_text(&u.pin_history)?;
         sqlx::query(
             "INSERT INTO users (id, username, given_name, surname, email, phone, enabled,
                  blocked_until, block_reason, locked_until, failures, pin_mode, pin_hash,
@@ -392,9 +231,7 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
         .map_err(db_err)?;
     }
     for c in &s.challenges {
-        let state = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(c.state.as_bytes())
-            .map_err(|e| corrupt("challenge state", e))?;
+        let state = challenge_state(&c.state)?;
         sqlx::query(
             "INSERT INTO challenges (state, user_id, client, kind, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -498,4 +335,21 @@ pub(super) async fn import(conn: &mut PgConnection, s: &Snapshot) -> StoreResult
             .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)
+}
+
+#[async_trait]
+impl SnapshotStore for PgStore {
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        self.flush().await?;
+        // A snapshot takes as long as the data needs; no request deadline.
+        let mut conn = self.conn().await?;
+        let result = export(&mut conn.0).await;
+        conn.done(result)
+    }
+
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        let result = import(&mut conn.0, snapshot).await;
+        conn.done(result)
+    }
 }

@@ -1,11 +1,16 @@
-//! OATH tokens: creation with sealed secrets, assignment and resync state. The
+//! OATH tokens: creation with sealed secrets, lookup and assignment ([`TokenStore`]). The
 //! replay-protecting counter update is batched in `advance.rs`.
 
 use super::map::{
-    counter, db_err, is_foreign_key_violation, is_unique_violation, token_from_row, TOKEN_COLUMNS,
+    db_err, is_foreign_key_violation, is_unique_violation, token_from_row, TOKEN_COLUMNS,
 };
-use crate::crypto::{token_aad, Cipher};
+use super::PgStore;
+use crate::crypto::Cipher;
+use crate::rules::token_not_found as not_found;
+use crate::sealed::SealedToken;
+use async_trait::async_trait;
 use mfad_core::model::{NewToken, Token, TokenId, UserId};
+use mfad_core::store::TokenStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::{Connection, PgConnection};
 use std::sync::LazyLock;
@@ -28,38 +33,6 @@ static TOKENS_FOR_USER: LazyLock<String> = LazyLock::new(|| {
 static LIST_TOKENS: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM tokens ORDER BY serial", *TOKEN_COLUMNS));
 
-/// A [`NewToken`] whose secret is already encrypted (with the same associated data as
-/// in SQLite, so sealed values are interchangeable).
-pub(super) struct SealedToken {
-    serial: String,
-    user_id: Option<UserId>,
-    kind: &'static str,
-    algorithm: &'static str,
-    digits: i32,
-    period: i64,
-    secret: String,
-    next: i64,
-}
-
-impl SealedToken {
-    pub(super) fn seal(token: &NewToken, cipher: &Cipher) -> StoreResult<Self> {
-        let secret = cipher
-            .encrypt(token.secret.expose(), &token_aad(&token.serial))
-            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a token secret: {e}")))?;
-        Ok(Self {
-            serial: token.serial.clone(),
-            user_id: token.user_id,
-            kind: token.kind.as_str(),
-            algorithm: token.algorithm.as_str(),
-            digits: i32::try_from(token.digits)
-                .map_err(|_| StoreError::Corrupt(format!("{} digits", token.digits)))?,
-            period: counter(token.period)?,
-            secret,
-            next: counter(token.next)?,
-        })
-    }
-}
-
 /// Inserts one token; `owner` overrides its `user_id` (bulk load). Returns the stored row.
 pub(super) async fn insert_token(
     conn: &mut PgConnection,
@@ -68,12 +41,14 @@ pub(super) async fn insert_token(
     now: i64,
 ) -> StoreResult<sqlx::postgres::PgRow> {
     let user_id = owner.or(t.user_id);
+    let digits =
+        i32::try_from(t.digits).map_err(|_| StoreError::Corrupt(format!("{} digits", t.digits)))?;
     let inserted = sqlx::query(&INSERT_TOKEN)
         .bind(&t.serial)
         .bind(user_id)
         .bind(t.kind)
         .bind(t.algorithm)
-        .bind(t.digits)
+        .bind(digits)
         .bind(t.period)
         .bind(&t.secret)
         .bind(t.next)
@@ -146,10 +121,6 @@ pub(super) async fn list(conn: &mut PgConnection, cipher: &Cipher) -> StoreResul
     rows.iter().map(|r| token_from_row(r, 0, cipher)).collect()
 }
 
-fn not_found(id: TokenId) -> StoreError {
-    StoreError::NotFound(format!("token with id {id}"))
-}
-
 pub(super) async fn assign(
     conn: &mut PgConnection,
     token: TokenId,
@@ -183,20 +154,30 @@ pub(super) async fn delete(conn: &mut PgConnection, token: TokenId) -> StoreResu
     Ok(())
 }
 
-pub(super) async fn set_resync(
-    conn: &mut PgConnection,
-    token: TokenId,
-    resync: Option<u64>,
-) -> StoreResult<()> {
-    let resync = resync.map(counter).transpose()?;
-    let done = sqlx::query("UPDATE tokens SET resync = $2 WHERE id = $1")
-        .bind(token)
-        .bind(resync)
-        .execute(conn)
-        .await
-        .map_err(db_err)?;
-    if done.rows_affected() == 0 {
-        return Err(not_found(token));
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
+        let sealed = crate::sealed::tokens(&self.cipher, tokens)?;
+        on_conn!(self, |c| create(c, &self.cipher, &sealed, now))
     }
-    Ok(())
+
+    async fn token_by_serial(&self, serial: &str) -> StoreResult<Option<Token>> {
+        on_conn!(self, |c| by_serial(c, &self.cipher, serial))
+    }
+
+    async fn tokens_for_user(&self, id: UserId) -> StoreResult<Vec<Token>> {
+        on_conn!(self, |c| for_user(c, &self.cipher, id))
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        on_conn!(self, |c| list(c, &self.cipher))
+    }
+
+    async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
+        on_conn!(self, |c| assign(c, token, user))
+    }
+
+    async fn delete_token(&self, token: TokenId) -> StoreResult<()> {
+        on_conn!(self, |c| delete(c, token))
+    }
 }

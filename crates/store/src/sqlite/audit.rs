@@ -1,18 +1,20 @@
 //! The audit log: inserts batched by the writer, newest-first queries, chunked purge.
 
+use super::map::audit_from_row;
 use super::map::db_err;
+use super::writer::Command;
+use super::{writer_gone, SqliteStore};
+use crate::rules::{audit_query, AuditArg};
+use async_trait::async_trait;
 use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
-use mfad_core::store::{StoreError, StoreResult};
-use rusqlite::{params, Connection, Row};
+use mfad_core::store::AuditStore;
+use mfad_core::store::StoreResult;
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
 
 /// Rows removed per writer operation by a purge, so a purge of months of records
 /// never holds the write lock long enough to stall authentications.
 pub(super) const PURGE_CHUNK: u64 = 5_000;
-
-pub(super) const FIELDS: &str =
-    "id, time_ms, username, given_name, surname, email, phone, device, method, \
-                      mode, result, reason, server_name, server_ip, client_name, client_ip, \
-                      channel, calling_station";
 
 pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()> {
     conn.prepare_cached(
@@ -47,68 +49,20 @@ pub(super) fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()
     .map_err(db_err)
 }
 
-pub(super) fn record_from_row(row: &Row) -> StoreResult<AuditRecord> {
-    let result: Option<String> = row.get(10).map_err(db_err)?;
-    let result = match result {
-        None => None,
-        Some(text) => Some(AuditResult::parse(&text).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "audit result '{text}' is not accept, reject or challenge"
-            ))
-        })?),
-    };
-    Ok(AuditRecord {
-        id: row.get(0).map_err(db_err)?,
-        time_ms: row.get(1).map_err(db_err)?,
-        username: row.get(2).map_err(db_err)?,
-        given_name: row.get(3).map_err(db_err)?,
-        surname: row.get(4).map_err(db_err)?,
-        email: row.get(5).map_err(db_err)?,
-        phone: row.get(6).map_err(db_err)?,
-        device: row.get(7).map_err(db_err)?,
-        method: row.get(8).map_err(db_err)?,
-        mode: row.get(9).map_err(db_err)?,
-        result,
-        reason: row.get(11).map_err(db_err)?,
-        server_name: row.get(12).map_err(db_err)?,
-        server_ip: row.get(13).map_err(db_err)?,
-        client_name: row.get(14).map_err(db_err)?,
-        client_ip: row.get(15).map_err(db_err)?,
-        channel: row.get(16).map_err(db_err)?,
-        calling_station: row.get(17).map_err(db_err)?,
-    })
-}
-
-/// Newest first, walking the time index backwards (a user filter is checked on the
-/// way, so a query by user with a limit stops at the user's newest records).
+/// The query of [`audit_query`].
 pub(super) fn query(conn: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-    let mut sql = format!("SELECT {FIELDS} FROM audit");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut conditions = Vec::new();
-    if let Some(user) = &q.username {
-        args.push(user.clone().into());
-        conditions.push(format!("username = ?{}", args.len()));
-    }
-    if let Some(since) = q.since_ms {
-        args.push(since.into());
-        conditions.push(format!("time_ms >= ?{}", args.len()));
-    }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    sql.push_str(" ORDER BY time_ms DESC, seq DESC");
-    if let Some(limit) = q.limit {
-        args.push(i64::from(limit).into());
-        sql.push_str(&format!(" LIMIT ?{}", args.len()));
-    }
+    let (sql, args) = audit_query(q, |n| format!("?{n}"));
+    let args = args.into_iter().map(|arg| match arg {
+        AuditArg::Text(text) => rusqlite::types::Value::from(text.to_owned()),
+        AuditArg::Int(n) => rusqlite::types::Value::from(n),
+    });
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args))
         .map_err(db_err)?;
     let mut records = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
-        records.push(record_from_row(row)?);
+        records.push(audit_from_row(row)?);
     }
     Ok(records)
 }
@@ -123,4 +77,40 @@ pub(super) fn purge_chunk(conn: &Connection, before_ms: i64) -> StoreResult<u64>
         .and_then(|mut s| s.execute(params![before_ms, PURGE_CHUNK]))
         .map_err(db_err)?;
     Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Audit(Box::new(record), Some(reply)))
+            .await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        self.send(Command::Audit(Box::new(record), None)).await
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        let query = query.clone();
+        self.read_bulk(move |c, _| self::query(c, &query)).await
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = self.write(move |c| purge_chunk(c, before_ms)).await?;
+            total += deleted;
+            if deleted < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Flush(reply)).await?;
+        done.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
 }

@@ -1,10 +1,14 @@
 //! RADIUS clients, with their shared secrets sealed at rest.
 
 use super::map::{client_from_row, db_err, is_unique_violation, CLIENT_COLUMNS};
+use super::SqliteStore;
 use crate::crypto::Cipher;
+use async_trait::async_trait;
 use mfad_core::model::{Client, NewClient};
+use mfad_core::store::ClientStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
+use std::sync::Arc;
 use std::sync::LazyLock;
 
 static INSERT_CLIENT: LazyLock<String> = LazyLock::new(|| {
@@ -70,4 +74,24 @@ pub(super) fn delete(conn: &Connection, name: &str) -> StoreResult<()> {
         return Err(StoreError::NotFound(format!("client '{name}'")));
     }
     Ok(())
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {
+        let sealed = crate::sealed::client_secret(&self.cipher, client)?;
+        let client = client.clone();
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| create(c, &cipher, &client, &sealed, now))
+            .await
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        self.read(list).await
+    }
+
+    async fn delete_client(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.write(move |c| delete(c, &name)).await
+    }
 }

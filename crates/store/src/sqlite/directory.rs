@@ -2,33 +2,36 @@
 
 use super::map::{db_err, is_unique_violation};
 use super::users;
+use super::SqliteStore;
 use crate::normalise_username as normalise;
 use crate::pending_phones;
-use mfad_core::model::NewUser;
-use mfad_core::store::{DirectoryRecord, DirectorySync, StoreError, StoreResult, SyncState};
+use crate::rules::{plan_steps, user_not_found, user_taken, PlanStep};
+use async_trait::async_trait;
+use mfad_core::store::DirectoryStore;
+use mfad_core::store::{DirectoryRecord, DirectorySync, StoreResult, SyncState};
 use rusqlite::{params, Connection};
 
-/// Runs inside one writer savepoint: any error rolls the whole plan back.
+/// Runs inside one writer savepoint: any error rolls the whole plan back. The changes go in
+/// the order of [`plan_steps`].
 pub(super) fn apply(conn: &Connection, changes: &DirectorySync, now: i64) -> StoreResult<()> {
-    for (id, record) in &changes.update {
-        update(conn, *id, record)?;
-    }
-    for user in &changes.add {
-        let user = NewUser {
-            username: normalise(&user.username),
-            ..user.clone()
-        };
-        users::insert_user(conn, &user, now)?;
-    }
-    for id in &changes.disable {
-        conn.prepare_cached("UPDATE users SET enabled = 0, sync_item = NULL WHERE id = ?1")
-            .and_then(|mut s| s.execute([id]))
-            .map_err(db_err)?;
-    }
-    for id in &changes.remove {
-        users::delete(conn, *id)?;
+    for step in plan_steps(changes) {
+        match step {
+            PlanStep::Update(id, record) => update(conn, id, record)?,
+            PlanStep::Add(user) => {
+                users::insert_user(conn, &crate::normalised_user(user), now)?;
+            }
+            PlanStep::Disable(id) => disable(conn, id)?,
+            PlanStep::Remove(id) => users::delete(conn, id)?,
+        }
     }
     Ok(())
+}
+
+fn disable(conn: &Connection, id: i64) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE users SET enabled = 0, sync_item = NULL WHERE id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map(drop)
+        .map_err(db_err)
 }
 
 fn update(conn: &Connection, id: i64, r: &DirectoryRecord) -> StoreResult<()> {
@@ -56,12 +59,9 @@ fn update(conn: &Connection, id: i64, r: &DirectoryRecord) -> StoreResult<()> {
             ])
         });
     match changed {
-        Ok(0) => Err(users::not_found(id)),
+        Ok(0) => Err(user_not_found(id)),
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
-            "user '{}' or directory ID {}",
-            r.username, r.directory_id
-        ))),
+        Err(e) if is_unique_violation(&e) => Err(user_taken(&r.username, Some(&r.directory_id))),
         Err(e) => Err(db_err(e)),
     }
 }
@@ -142,4 +142,32 @@ pub(super) fn release_lock(conn: &Connection, holder: &str) -> StoreResult<()> {
     .and_then(|mut s| s.execute([holder]))
     .map_err(db_err)?;
     Ok(())
+}
+
+#[async_trait]
+impl DirectoryStore for SqliteStore {
+    async fn apply_directory_sync(&self, changes: &DirectorySync, now: i64) -> StoreResult<()> {
+        let changes = changes.clone();
+        self.write(move |c| apply(c, &changes, now)).await
+    }
+
+    async fn sync_state(&self) -> StoreResult<SyncState> {
+        self.read(|c, _| state(c)).await
+    }
+
+    async fn put_sync_state(&self, state: &SyncState) -> StoreResult<()> {
+        let state = state.clone();
+        self.write(move |c| put_state(c, &state)).await
+    }
+
+    async fn acquire_sync_lock(&self, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
+        let holder = holder.to_owned();
+        self.write(move |c| acquire_lock(c, &holder, now, until))
+            .await
+    }
+
+    async fn release_sync_lock(&self, holder: &str) -> StoreResult<()> {
+        let holder = holder.to_owned();
+        self.write(move |c| release_lock(c, &holder)).await
+    }
 }

@@ -7,6 +7,7 @@
 //! busy timeout serialises the two writers.
 
 mod audit;
+mod auth;
 mod checkpoint;
 mod clients;
 mod directory;
@@ -14,26 +15,15 @@ mod map;
 mod outbox;
 mod reader;
 mod schema;
-mod sessions;
 mod settings;
 mod snapshot;
 mod tokens;
+mod transactions;
 mod users;
 mod writer;
 
 use crate::crypto::Cipher;
-use async_trait::async_trait;
-use mfad_core::audit::{AuditQuery, AuditRecord};
-use mfad_core::model::{
-    Challenge, Client, NewClient, NewToken, NewUser, Token, TokenId, User, UserId,
-};
-use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
-use mfad_core::settings::Setting;
-use mfad_core::snapshot::Snapshot;
-use mfad_core::store::{
-    CodeAttempt, Decision, DirectorySync, FailureState, PendingTxn, Store, StoreError, StoreResult,
-    SyncState, UserUpdate,
-};
+use mfad_core::store::{StoreError, StoreResult};
 use reader::Readers;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -42,9 +32,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokens::SealedToken;
-use tokio::sync::{mpsc, oneshot};
-use writer::{Command, Heard};
+use tokio::sync::mpsc;
+use writer::Command;
 
 /// Commands that may wait for the writer before `append_audit` has to wait for room.
 const WRITE_QUEUE: usize = 16_384;
@@ -90,7 +79,8 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The SQLite implementation of [`Store`].
+/// The SQLite implementation of [`Store`](mfad_core::store::Store): each capability trait
+/// is implemented in the file of its concern.
 pub struct SqliteStore {
     path: PathBuf,
     cipher: Arc<Cipher>,
@@ -284,7 +274,7 @@ impl SqliteStore {
 
     /// Work that answers once the writer applied it, without waiting for the commit:
     /// for counters whose order matters across callers but whose loss in a crash only
-    /// errs on the safe side (see [`Store::take_attempt`]). Its changes still commit with
+    /// errs on the safe side (see [`AuthStore::take_attempt`](mfad_core::store::AuthStore::take_attempt)). Its changes still commit with
     /// the batch they land in.
     async fn write_early<T, F>(&self, work: F) -> StoreResult<T>
     where
@@ -337,13 +327,6 @@ impl SqliteStore {
                 )))
             })
     }
-
-    fn seal_tokens(&self, tokens: &[NewToken]) -> StoreResult<Vec<SealedToken>> {
-        tokens
-            .iter()
-            .map(|t| SealedToken::seal(t, &self.cipher))
-            .collect()
-    }
 }
 
 fn writer_gone() -> StoreError {
@@ -362,433 +345,6 @@ impl Drop for SqliteStore {
         if let Some(thread) = self.checkpoint_thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn create_user(&self, user: &NewUser, now: i64) -> StoreResult<User> {
-        let user = NewUser {
-            username: crate::normalise_username(&user.username),
-            ..user.clone()
-        };
-        self.write(move |c| users::insert_user(c, &user, now)).await
-    }
-
-    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let username = crate::normalise_username(username);
-        self.read(move |c, _| users::by_name(c, &username)).await
-    }
-
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.read(move |c, _| users::by_id(c, id)).await
-    }
-
-    async fn user_by_directory_id(&self, directory_id: &str) -> StoreResult<Option<User>> {
-        let directory_id = directory_id.to_owned();
-        self.read(move |c, _| users::by_directory_id(c, &directory_id))
-            .await
-    }
-
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.read_bulk(|c, _| users::list(c)).await
-    }
-
-    async fn update_user(&self, id: UserId, update: &UserUpdate) -> StoreResult<User> {
-        let update = update.clone();
-        self.write(move |c| users::update(c, id, &update)).await
-    }
-
-    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
-        self.write(move |c| users::delete(c, id)).await
-    }
-
-    async fn set_block(
-        &self,
-        id: UserId,
-        until: Option<i64>,
-        reason: Option<&str>,
-    ) -> StoreResult<()> {
-        let reason = reason.map(str::to_owned);
-        self.write(move |c| users::set_block(c, id, until, reason.as_deref()))
-            .await
-    }
-
-    async fn set_bypass(&self, id: UserId, until: Option<i64>) -> StoreResult<()> {
-        self.write(move |c| users::set_bypass(c, id, until)).await
-    }
-
-    async fn consume_bypass(&self, id: UserId, now: i64) -> StoreResult<bool> {
-        // The engine asks on every authentication and almost nobody has a bypass: answer
-        // "none" from a reader instead of waiting for a commit. Returning false when a
-        // grant lands just after the read is the same as this call coming first.
-        if !self.read(move |c, _| users::has_bypass(c, id, now)).await? {
-            return Ok(false);
-        }
-        self.write(move |c| users::consume_bypass(c, id, now)).await
-    }
-
-    async fn take_attempt(
-        &self,
-        id: UserId,
-        now: i64,
-        max_failures: u32,
-        lockout_seconds: i64,
-    ) -> StoreResult<Option<FailureState>> {
-        // Answered as soon as the writer has applied it, before the commit: every later
-        // write (another attempt's slot, this attempt's outcome) goes through the same
-        // writer after it, so the slot holds for them, and the outcome of the attempt
-        // becomes durable in the same or a later commit. Waiting for the fsync here
-        // would double the latency of every authentication.
-        self.write_early(move |c| users::take_attempt(c, id, now, max_failures, lockout_seconds))
-            .await
-    }
-
-    async fn attempt_code(
-        &self,
-        user: UserId,
-        fresh: Option<(TokenId, u64)>,
-        now: i64,
-        max_failures: u32,
-        lockout_seconds: i64,
-        accepted: Option<AuditRecord>,
-    ) -> StoreResult<CodeAttempt> {
-        // The trait's rule in one visit to the writer. The writer runs one op at a time,
-        // so reading the lock first is as atomic as the trait's order, and a fresh code,
-        // the common case, costs one read and one write instead of three writes. A
-        // failed attempt is answered once applied (the engine's audit record of it,
-        // committed after it, makes it durable); an accepted one with its audit record
-        // in the same transaction, once durable: one commit per Accept.
-        let (op, done) = writer::decided(move |c| {
-            if let Some((token, used)) = fresh {
-                let (failures, locked_until) = users::failure_state(c, user)?;
-                if locked_until.is_some_and(|until| until > now) {
-                    return Ok((CodeAttempt::Locked, Heard::Applied));
-                }
-                if tokens::advance(c, token, used)? {
-                    if failures > 0 || locked_until.is_some() {
-                        users::clear_failures(c, user)?;
-                    }
-                    let Some(record) = accepted else {
-                        return Ok((CodeAttempt::Accepted, Heard::Applied));
-                    };
-                    audit::insert_audit(c, &record)?;
-                    return Ok((CodeAttempt::Accepted, Heard::Durable));
-                }
-            }
-            let attempt = match users::take_attempt(c, user, now, max_failures, lockout_seconds)? {
-                None => CodeAttempt::Locked,
-                Some(state) => CodeAttempt::Failed {
-                    replayed: fresh.is_some(),
-                    state,
-                },
-            };
-            Ok((attempt, Heard::Applied))
-        });
-        self.send(Command::Write(op)).await?;
-        done.await.unwrap_or_else(|_| Err(writer_gone()))
-    }
-
-    async fn release_attempt(&self, id: UserId) -> StoreResult<()> {
-        self.write_early(move |c| users::release_attempt(c, id))
-            .await
-    }
-
-    async fn clear_failures(&self, id: UserId) -> StoreResult<()> {
-        // Like a slot: every later write sees it; a crash before its commit leaves the
-        // user with the count of the attempt that succeeded, which errs on the safe side.
-        self.write_early(move |c| users::clear_failures(c, id))
-            .await
-    }
-
-    async fn set_pin(
-        &self,
-        id: UserId,
-        pin_hash: Option<&str>,
-        change_required: bool,
-        history: usize,
-    ) -> StoreResult<()> {
-        let pin_hash = pin_hash.map(str::to_owned);
-        self.write(move |c| users::set_pin(c, id, pin_hash.as_deref(), change_required, history))
-            .await
-    }
-
-    async fn create_users_with_tokens(
-        &self,
-        batch: &[(NewUser, Vec<NewToken>)],
-        now: i64,
-    ) -> StoreResult<usize> {
-        let batch = batch
-            .iter()
-            .map(|(user, tokens)| {
-                let user = NewUser {
-                    username: crate::normalise_username(&user.username),
-                    ..user.clone()
-                };
-                Ok((user, self.seal_tokens(tokens)?))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.write(move |c| users::insert_users_with_tokens(c, &batch, now))
-            .await
-    }
-
-    async fn apply_directory_sync(&self, changes: &DirectorySync, now: i64) -> StoreResult<()> {
-        let changes = changes.clone();
-        self.write(move |c| directory::apply(c, &changes, now))
-            .await
-    }
-
-    async fn sync_state(&self) -> StoreResult<SyncState> {
-        self.read(|c, _| directory::state(c)).await
-    }
-
-    async fn put_sync_state(&self, state: &SyncState) -> StoreResult<()> {
-        let state = state.clone();
-        self.write(move |c| directory::put_state(c, &state)).await
-    }
-
-    async fn acquire_sync_lock(&self, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
-        let holder = holder.to_owned();
-        self.write(move |c| directory::acquire_lock(c, &holder, now, until))
-            .await
-    }
-
-    async fn release_sync_lock(&self, holder: &str) -> StoreResult<()> {
-        let holder = holder.to_owned();
-        self.write(move |c| directory::release_lock(c, &holder))
-            .await
-    }
-
-    async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
-        let sealed = self.seal_tokens(tokens)?;
-        let cipher = Arc::clone(&self.cipher);
-        self.write(move |c| tokens::create(c, &cipher, &sealed, now))
-            .await
-    }
-
-    async fn token_by_serial(&self, serial: &str) -> StoreResult<Option<Token>> {
-        let serial = serial.to_owned();
-        self.read(move |c, cipher| tokens::by_serial(c, cipher, &serial))
-            .await
-    }
-
-    async fn tokens_for_user(&self, id: UserId) -> StoreResult<Vec<Token>> {
-        self.read(move |c, cipher| tokens::for_user(c, cipher, id))
-            .await
-    }
-
-    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
-        self.read_bulk(tokens::list).await
-    }
-
-    async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
-        self.write(move |c| tokens::assign(c, token, user)).await
-    }
-
-    async fn delete_token(&self, token: TokenId) -> StoreResult<()> {
-        self.write(move |c| tokens::delete(c, token)).await
-    }
-
-    async fn advance_token(&self, token: TokenId, used: u64) -> StoreResult<bool> {
-        self.write_statement(move |c| tokens::advance(c, token, used))
-            .await
-    }
-
-    async fn set_token_resync(&self, token: TokenId, resync: Option<u64>) -> StoreResult<()> {
-        self.write(move |c| tokens::set_resync(c, token, resync))
-            .await
-    }
-
-    async fn auth_subject(&self, username: &str) -> StoreResult<Option<(User, Vec<Token>)>> {
-        let username = crate::normalise_username(username);
-        self.read(move |c, cipher| users::auth_subject(c, cipher, &username))
-            .await
-    }
-
-    async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
-        let kind = sessions::kind_to_json(&challenge.kind)?;
-        let challenge = challenge.clone();
-        self.write(move |c| sessions::put_challenge(c, &challenge, &kind))
-            .await
-    }
-
-    async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>> {
-        let state = state.to_vec();
-        self.write(move |c| sessions::take_challenge(c, &state, now))
-            .await
-    }
-
-    fn code_mac(&self) -> &mfad_core::code_mac::CodeMac {
-        self.cipher.code_mac()
-    }
-
-    async fn put_cached_auth(&self, key: &str, until: i64) -> StoreResult<()> {
-        let key = key.to_owned();
-        self.write(move |c| sessions::put_cached_auth(c, &key, until))
-            .await
-    }
-
-    async fn cached_auth(&self, key: &str, now: i64) -> StoreResult<bool> {
-        let key = key.to_owned();
-        self.read(move |c, _| sessions::cached_auth(c, &key, now))
-            .await
-    }
-
-    // --- pending out-of-band transactions ------------------------------------------
-    // Through the writer, reads included: a poll sees every decision applied before it.
-
-    async fn put_pending(&self, pending: &PendingTxn, now: i64) -> StoreResult<()> {
-        let body = crate::pending_txns::encode_body(pending)?;
-        let (txn, expires_at) = (pending.txn.clone(), pending.expires_at);
-        self.write(move |c| sessions::put_pending(c, &txn, &body, expires_at, now))
-            .await
-    }
-
-    async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
-        let txn = txn.to_vec();
-        self.write(move |c| sessions::pending(c, &txn, now)).await
-    }
-
-    async fn decide_pending(&self, txn: &[u8], decision: &Decision, now: i64) -> StoreResult<bool> {
-        let decision = crate::pending_txns::encode_decision(decision)?;
-        let txn = txn.to_vec();
-        self.write(move |c| sessions::decide_pending(c, &txn, &decision, now))
-            .await
-    }
-
-    async fn take_decided(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
-        let txn = txn.to_vec();
-        self.write(move |c| sessions::take_decided(c, &txn, now))
-            .await
-    }
-
-    async fn delete_pending(&self, txn: &[u8]) -> StoreResult<()> {
-        let txn = txn.to_vec();
-        self.write(move |c| sessions::delete_pending(c, &txn)).await
-    }
-
-    async fn create_client(&self, client: &NewClient, now: i64) -> StoreResult<Client> {
-        let sealed = self
-            .cipher
-            .encrypt(client.secret.as_bytes(), &map::client_aad(&client.name))
-            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a client secret: {e}")))?;
-        let client = client.clone();
-        let cipher = Arc::clone(&self.cipher);
-        self.write(move |c| clients::create(c, &cipher, &client, &sealed, now))
-            .await
-    }
-
-    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        self.read(clients::list).await
-    }
-
-    async fn delete_client(&self, name: &str) -> StoreResult<()> {
-        let name = name.to_owned();
-        self.write(move |c| clients::delete(c, &name)).await
-    }
-
-    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
-        let (reply, done) = oneshot::channel();
-        self.send(Command::Audit(Box::new(record), Some(reply)))
-            .await?;
-        done.await.unwrap_or_else(|_| Err(writer_gone()))
-    }
-
-    async fn queue_audit(&self, record: AuditRecord) -> StoreResult<()> {
-        self.send(Command::Audit(Box::new(record), None)).await
-    }
-
-    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        let query = query.clone();
-        self.read_bulk(move |c, _| audit::query(c, &query)).await
-    }
-
-    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
-        let mut total = 0;
-        loop {
-            let deleted = self
-                .write(move |c| audit::purge_chunk(c, before_ms))
-                .await?;
-            total += deleted;
-            if deleted < audit::PURGE_CHUNK {
-                return Ok(total);
-            }
-        }
-    }
-
-    async fn flush(&self) -> StoreResult<()> {
-        let (reply, done) = oneshot::channel();
-        self.send(Command::Flush(reply)).await?;
-        done.await.unwrap_or_else(|_| Err(writer_gone()))
-    }
-
-    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>> {
-        let email = email.clone();
-        let cipher = Arc::clone(&self.cipher);
-        self.write(move |c| outbox::queue(c, &cipher, &email, now))
-            .await
-    }
-
-    async fn claim_emails(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<Email>> {
-        let cipher = Arc::clone(&self.cipher);
-        self.write(move |c| outbox::claim(c, &cipher, now, lease_until, limit))
-            .await
-    }
-
-    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
-        let attempt = attempt.clone();
-        self.write(move |c| outbox::finish(c, id, &attempt)).await
-    }
-
-    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
-        self.read(move |c, _| outbox::list(c, limit)).await
-    }
-
-    async fn take_rate(
-        &self,
-        key: &str,
-        now: i64,
-        window_seconds: i64,
-        limit: u32,
-    ) -> StoreResult<bool> {
-        let key = key.to_owned();
-        self.write(move |c| sessions::take_rate(c, &key, now, window_seconds, limit))
-            .await
-    }
-
-    async fn list_settings(&self) -> StoreResult<Vec<Setting>> {
-        self.read(settings::list).await
-    }
-
-    async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()> {
-        let stored = crate::settings::seal(&self.cipher, key, value, secret)?;
-        let key = key.to_owned();
-        self.write(move |c| settings::put(c, &key, &stored, secret, now))
-            .await
-    }
-
-    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
-        let key = key.to_owned();
-        self.write(move |c| settings::delete(c, &key)).await
-    }
-
-    async fn settings_version(&self) -> StoreResult<i64> {
-        self.read(|c, _| settings::version(c)).await
-    }
-
-    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
-        self.flush().await?;
-        self.read(|c, _| snapshot::export(c)).await
-    }
-
-    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
-        let snapshot = snapshot.clone();
-        self.write(move |c| snapshot::import(c, &snapshot)).await
     }
 }
 

@@ -1,15 +1,17 @@
 //! The e-mail outbox: queued mails, claims by one sender at a time, and their outcome.
 
-use super::map::{db_err, email_aad, is_unique_violation};
+use super::map::{db_err, email_from_row, is_unique_violation};
+use super::SqliteStore;
+use crate::columns::EMAIL_COLUMNS;
 use crate::crypto::Cipher;
+use crate::rows::queued_email;
+use crate::rules::{email_not_found, user_not_found};
+use async_trait::async_trait;
 use mfad_core::outbox::{Attempt, Email, EmailId, NewEmail};
-use mfad_core::store::{StoreError, StoreResult};
-use rusqlite::{params, Connection, Row};
-use std::str::FromStr;
-use zeroize::Zeroizing;
-
-const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, status, attempts, \
-     next_attempt_at, last_error, created_at, sent_at";
+use mfad_core::store::OutboxStore;
+use mfad_core::store::StoreResult;
+use rusqlite::{params, Connection};
+use std::sync::Arc;
 
 /// Inserts the mail, then seals its body with the new id as associated data, so a
 /// body cannot be moved to another row. `None` when `once_key` was used before.
@@ -42,33 +44,15 @@ pub(super) fn queue(
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => return Ok(None),
         Err(e) if super::map::is_foreign_key_violation(&e) => {
-            return Err(StoreError::NotFound(format!(
-                "user with id {}",
-                email.user_id.unwrap_or_default()
-            )))
+            return Err(user_not_found(email.user_id.unwrap_or_default()))
         }
         Err(e) => return Err(db_err(e)),
     };
-    let sealed = cipher
-        .encrypt(email.body.as_bytes(), &email_aad(id))
-        .map_err(|e| StoreError::Unavailable(format!("cannot seal an e-mail body: {e}")))?;
+    let sealed = crate::sealed::email_body(cipher, id, &email.body)?;
     conn.prepare_cached("UPDATE emails SET body = ?2 WHERE id = ?1")
         .and_then(|mut s| s.execute(params![id, sealed]))
         .map_err(db_err)?;
-    Ok(Some(Email {
-        id,
-        user_id: email.user_id,
-        recipient: email.recipient.clone(),
-        kind: email.kind,
-        subject: email.subject.clone(),
-        body: email.body.clone(),
-        status: mfad_core::outbox::EmailStatus::Queued,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
-    }))
+    Ok(Some(queued_email(id, email, now)))
 }
 
 /// One `UPDATE ... RETURNING` both selects and leases the mails, so two senders never
@@ -93,7 +77,7 @@ pub(super) fn claim(
         .map_err(db_err)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
-        out.push(from_row(row, Some(cipher))?);
+        out.push(email_from_row(row, Some(cipher))?);
     }
     out.sort_by_key(|e| e.id);
     Ok(out)
@@ -119,7 +103,7 @@ pub(super) fn finish(conn: &Connection, id: EmailId, attempt: &Attempt) -> Store
     }
     .map_err(db_err)?;
     if changed == 0 {
-        return Err(StoreError::NotFound(format!("e-mail with id {id}")));
+        return Err(email_not_found(id));
     }
     Ok(())
 }
@@ -131,45 +115,36 @@ pub(super) fn list(conn: &Connection, limit: usize) -> StoreResult<Vec<Email>> {
     let mut rows = stmt.query([limit]).map_err(db_err)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
-        out.push(from_row(row, None)?);
+        out.push(email_from_row(row, None)?);
     }
     Ok(out)
 }
 
-fn text_enum<T: FromStr<Err = String>>(row: &Row, idx: usize) -> StoreResult<T> {
-    let text: String = row.get(idx).map_err(db_err)?;
-    text.parse()
-        .map_err(|e: String| StoreError::Corrupt(format!("e-mail: {e}")))
-}
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn queue_email(&self, email: &NewEmail, now: i64) -> StoreResult<Option<Email>> {
+        let email = email.clone();
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| queue(c, &cipher, &email, now)).await
+    }
 
-/// Reads a row; the body is opened only when `cipher` is given.
-fn from_row(row: &Row, cipher: Option<&Cipher>) -> StoreResult<Email> {
-    let id: i64 = row.get(0).map_err(db_err)?;
-    let sealed: String = row.get(5).map_err(db_err)?;
-    let body =
-        match cipher {
-            Some(cipher) if !sealed.is_empty() => {
-                let plain = cipher
-                    .decrypt(&sealed, &email_aad(id))
-                    .map_err(|e| StoreError::Corrupt(format!("body of e-mail {id}: {e}")))?;
-                Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| {
-                    StoreError::Corrupt(format!("body of e-mail {id} is not UTF-8"))
-                })?)
-            }
-            _ => Zeroizing::new(String::new()),
-        };
-    Ok(Email {
-        id,
-        user_id: row.get(1).map_err(db_err)?,
-        recipient: row.get(2).map_err(db_err)?,
-        kind: text_enum(row, 3)?,
-        subject: row.get(4).map_err(db_err)?,
-        body,
-        status: text_enum(row, 6)?,
-        attempts: row.get(7).map_err(db_err)?,
-        next_attempt_at: row.get(8).map_err(db_err)?,
-        last_error: row.get(9).map_err(db_err)?,
-        created_at: row.get(10).map_err(db_err)?,
-        sent_at: row.get(11).map_err(db_err)?,
-    })
+    async fn claim_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Email>> {
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| claim(c, &cipher, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_email(&self, id: EmailId, attempt: &Attempt) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        self.write(move |c| finish(c, id, &attempt)).await
+    }
+
+    async fn list_emails(&self, limit: usize) -> StoreResult<Vec<Email>> {
+        self.read(move |c, _| list(c, limit)).await
+    }
 }

@@ -1,8 +1,11 @@
 //! Stored settings, secret values sealed at rest, and the version nodes poll.
 
 use super::map::db_err;
+use super::SqliteStore;
 use crate::crypto::Cipher;
+use async_trait::async_trait;
 use mfad_core::settings::Setting;
+use mfad_core::store::SettingsStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
 
@@ -17,7 +20,7 @@ pub(super) fn list(conn: &Connection, cipher: &Cipher) -> StoreResult<Vec<Settin
         let stored: String = row.get(1).map_err(db_err)?;
         let secret: bool = row.get(2).map_err(db_err)?;
         let value = if secret {
-            crate::settings::open(cipher, &key, &stored)?
+            crate::sealed::open_setting(cipher, &key, &stored)?
         } else {
             stored
         };
@@ -71,4 +74,27 @@ fn bump(conn: &Connection) -> StoreResult<()> {
         .and_then(|mut s| s.execute([]))
         .map_err(db_err)?;
     Ok(())
+}
+
+#[async_trait]
+impl SettingsStore for SqliteStore {
+    async fn list_settings(&self) -> StoreResult<Vec<Setting>> {
+        self.read(list).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str, secret: bool, now: i64) -> StoreResult<()> {
+        let stored = crate::sealed::setting(&self.cipher, key, value, secret)?;
+        let key = key.to_owned();
+        self.write(move |c| put(c, &key, &stored, secret, now))
+            .await
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |c| delete(c, &key)).await
+    }
+
+    async fn settings_version(&self) -> StoreResult<i64> {
+        self.read(|c, _| version(c)).await
+    }
 }

@@ -1,20 +1,23 @@
 //! Whole-store export and import for SQLite: every table read in one read transaction,
 //! loaded back with the same ids inside the writer's transaction.
 
-use super::audit::{insert_audit, record_from_row, FIELDS as AUDIT_FIELDS};
+use super::audit::insert_audit;
+use super::map::audit_from_row;
 use super::map::db_err;
+use super::SqliteStore;
+use crate::columns::AUDIT_COLUMNS;
 use crate::pending_phones;
-use mfad_core::model::{Method, PinMode};
-use mfad_core::snapshot::{
-    CachedAuthRow, ChallengeRow, ClientRow, DirectorySyncRow, EmailRow, IdHighWater, RateLimitRow,
-    SettingRow, Snapshot, TokenRow, UserRow,
+use crate::snapshot_rows::{
+    cached_auth_row, challenge_row, challenge_state, client_row, directory_sync_row, email_row,
+    not_empty, pin_history_text, rate_limit_row, setting_row, token_row, user_row, DATA_TABLES,
+    DIRECTORY_SYNC_COLUMNS, EMAIL_COLUMNS,
 };
-use mfad_core::store::{StoreError, StoreResult};
+use async_trait::async_trait;
+use mfad_core::snapshot::{IdHighWater, Snapshot};
+use mfad_core::store::AuditStore;
+use mfad_core::store::SnapshotStore;
+use mfad_core::store::StoreResult;
 use rusqlite::{params, Connection, Row};
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
 
 fn rows<T>(
     conn: &Connection,
@@ -28,123 +31,6 @@ fn rows<T>(
         out.push(map(row)?);
     }
     Ok(out)
-}
-
-fn user_row(r: &Row) -> StoreResult<UserRow> {
-    let history: String = r.get(14).map_err(db_err)?;
-    let mode: String = r.get(11).map_err(db_err)?;
-    Ok(UserRow {
-        id: r.get(0).map_err(db_err)?,
-        username: r.get(1).map_err(db_err)?,
-        given_name: r.get(2).map_err(db_err)?,
-        surname: r.get(3).map_err(db_err)?,
-        email: r.get(4).map_err(db_err)?,
-        phone: r.get(5).map_err(db_err)?,
-        enabled: r.get(6).map_err(db_err)?,
-        blocked_until: r.get(7).map_err(db_err)?,
-        block_reason: r.get(8).map_err(db_err)?,
-        locked_until: r.get(9).map_err(db_err)?,
-        failures: r.get(10).map_err(db_err)?,
-        pin_mode: mode
-            .parse::<PinMode>()
-            .map_err(|e| corrupt("PIN mode", e))?,
-        pin_hash: r.get(12).map_err(db_err)?,
-        pin_change_required: r.get(13).map_err(db_err)?,
-        pin_history: serde_json::from_str(&history).map_err(|e| corrupt("PIN history", e))?,
-        bypass_until: r.get(15).map_err(db_err)?,
-        created_at: r.get(16).map_err(db_err)?,
-        mobile: r.get(17).map_err(db_err)?,
-        extension: r.get(18).map_err(db_err)?,
-        language: r.get(19).map_err(db_err)?,
-        directory_id: r.get(20).map_err(db_err)?,
-        sync_item: r.get(21).map_err(db_err)?,
-        method: {
-            let method: String = r.get(22).map_err(db_err)?;
-            method.parse::<Method>().map_err(|e| corrupt("method", e))?
-        },
-        backup_phone: r.get(23).map_err(db_err)?,
-    })
-}
-
-fn token_row(r: &Row) -> StoreResult<TokenRow> {
-    Ok(TokenRow {
-        id: r.get(0).map_err(db_err)?,
-        serial: r.get(1).map_err(db_err)?,
-        user_id: r.get(2).map_err(db_err)?,
-        kind: r.get(3).map_err(db_err)?,
-        algorithm: r.get(4).map_err(db_err)?,
-        digits: r.get(5).map_err(db_err)?,
-        period: r.get(6).map_err(db_err)?,
-        secret: r.get(7).map_err(db_err)?,
-        next: r.get(8).map_err(db_err)?,
-        resync: r.get(9).map_err(db_err)?,
-        enabled: r.get(10).map_err(db_err)?,
-        created_at: r.get(11).map_err(db_err)?,
-    })
-}
-
-fn client_row(r: &Row) -> StoreResult<ClientRow> {
-    Ok(ClientRow {
-        id: r.get(0).map_err(db_err)?,
-        name: r.get(1).map_err(db_err)?,
-        address: r.get(2).map_err(db_err)?,
-        secret: r.get(3).map_err(db_err)?,
-        first_factor: r.get(4).map_err(db_err)?,
-        prompt: r.get(5).map_err(db_err)?,
-        require_message_authenticator: r.get(6).map_err(db_err)?,
-        require_user_match: r.get(7).map_err(db_err)?,
-        created_at: r.get(8).map_err(db_err)?,
-        code_separator: r.get(9).map_err(db_err)?,
-        targets: r.get(10).map_err(db_err)?,
-    })
-}
-
-const EMAIL_COLUMNS: &str = "id, user_id, recipient, kind, subject, body, once_key, status, \
-     attempts, next_attempt_at, last_error, created_at, sent_at";
-const DIRECTORY_SYNC_COLUMNS: &str = "last_run, last_summary, pending_count, pending_reason, \
-     approved_count, lock_holder, lock_until, pending_phones";
-
-fn email_row(r: &Row) -> StoreResult<EmailRow> {
-    Ok(EmailRow {
-        id: r.get(0).map_err(db_err)?,
-        user_id: r.get(1).map_err(db_err)?,
-        recipient: r.get(2).map_err(db_err)?,
-        kind: r.get(3).map_err(db_err)?,
-        subject: r.get(4).map_err(db_err)?,
-        body: r.get(5).map_err(db_err)?,
-        once_key: r.get(6).map_err(db_err)?,
-        status: r.get(7).map_err(db_err)?,
-        attempts: r.get(8).map_err(db_err)?,
-        next_attempt_at: r.get(9).map_err(db_err)?,
-        last_error: r.get(10).map_err(db_err)?,
-        created_at: r.get(11).map_err(db_err)?,
-        sent_at: r.get(12).map_err(db_err)?,
-    })
-}
-
-fn directory_sync_row(r: &Row) -> StoreResult<DirectorySyncRow> {
-    Ok(DirectorySyncRow {
-        last_run: r.get(0).map_err(db_err)?,
-        last_summary: r.get(1).map_err(db_err)?,
-        pending_count: r.get(2).map_err(db_err)?,
-        pending_reason: r.get(3).map_err(db_err)?,
-        approved_count: r.get(4).map_err(db_err)?,
-        lock_holder: r.get(5).map_err(db_err)?,
-        lock_until: r.get(6).map_err(db_err)?,
-        pending_phones: pending_phones::decode(&r.get::<_, String>(7).map_err(db_err)?)?,
-    })
-}
-
-fn challenge_row(r: &Row) -> StoreResult<ChallengeRow> {
-    let state: Vec<u8> = r.get(0).map_err(db_err)?;
-    let kind: String = r.get(3).map_err(db_err)?;
-    Ok(ChallengeRow {
-        state: data_encoding::HEXLOWER.encode(&state),
-        user_id: r.get(1).map_err(db_err)?,
-        client: r.get(2).map_err(db_err)?,
-        kind: serde_json::from_str(&kind).map_err(|e| corrupt("challenge kind", e))?,
-        expires_at: r.get(4).map_err(db_err)?,
-    })
 }
 
 /// Reads every table inside one read transaction, so the rows agree with each other
@@ -183,7 +69,7 @@ fn export_in_transaction(conn: &Connection) -> StoreResult<Snapshot> {
                 "SELECT {} FROM users ORDER BY id",
                 *super::map::USER_COLUMNS
             ),
-            user_row,
+            |r| user_row(r),
         )?,
         tokens: rows(
             conn,
@@ -191,7 +77,7 @@ fn export_in_transaction(conn: &Connection) -> StoreResult<Snapshot> {
                 "SELECT {} FROM tokens ORDER BY id",
                 *super::map::TOKEN_COLUMNS
             ),
-            token_row,
+            |r| token_row(r),
         )?,
         clients: rows(
             conn,
@@ -199,62 +85,44 @@ fn export_in_transaction(conn: &Connection) -> StoreResult<Snapshot> {
                 "SELECT {} FROM clients ORDER BY id",
                 *super::map::CLIENT_COLUMNS
             ),
-            client_row,
+            |r| client_row(r),
         )?,
         challenges: rows(
             conn,
             "SELECT state, user_id, client, kind, expires_at FROM challenges ORDER BY state",
-            challenge_row,
+            |r| challenge_row(r),
         )?,
         cached_auth: rows(
             conn,
             "SELECT key, until FROM cached_auth ORDER BY key",
-            |r| {
-                Ok(CachedAuthRow {
-                    key: r.get(0).map_err(db_err)?,
-                    until: r.get(1).map_err(db_err)?,
-                })
-            },
+            |r| cached_auth_row(r),
         )?,
         audit: rows(
             conn,
-            &format!("SELECT {AUDIT_FIELDS} FROM audit ORDER BY time_ms, seq"),
-            record_from_row,
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY time_ms, seq"),
+            |r| audit_from_row(r),
         )?,
         emails: rows(
             conn,
             &format!("SELECT {EMAIL_COLUMNS} FROM emails ORDER BY id"),
-            email_row,
+            |r| email_row(r),
         )?,
         rate_limits: rows(
             conn,
             "SELECT key, window_start, count FROM rate_limits ORDER BY key",
-            |r| {
-                Ok(RateLimitRow {
-                    key: r.get(0).map_err(db_err)?,
-                    window_start: r.get(1).map_err(db_err)?,
-                    count: r.get(2).map_err(db_err)?,
-                })
-            },
+            |r| rate_limit_row(r),
         )?,
         directory_sync: rows(
             conn,
             &format!("SELECT {DIRECTORY_SYNC_COLUMNS} FROM directory_sync WHERE id = 1"),
-            directory_sync_row,
+            |r| directory_sync_row(r),
         )?
         .pop()
         .unwrap_or_default(),
         settings: rows(
             conn,
             "SELECT key, value, secret, updated_at FROM settings ORDER BY key",
-            |r| {
-                Ok(SettingRow {
-                    key: r.get(0).map_err(db_err)?,
-                    value: r.get(1).map_err(db_err)?,
-                    secret: r.get(2).map_err(db_err)?,
-                    updated_at: r.get(3).map_err(db_err)?,
-                })
-            },
+            |r| setting_row(r),
         )?,
     })
 }
@@ -262,25 +130,13 @@ fn export_in_transaction(conn: &Connection) -> StoreResult<Snapshot> {
 /// Fails with `Duplicate` when any table holds a row (`directory_sync` always holds
 /// its one row, which the import overwrites).
 fn ensure_empty(conn: &Connection) -> StoreResult<()> {
-    for table in [
-        "users",
-        "tokens",
-        "clients",
-        "challenges",
-        "cached_auth",
-        "audit",
-        "emails",
-        "rate_limits",
-        "settings",
-    ] {
+    for table in DATA_TABLES {
         let found = conn
             .prepare(&format!("SELECT 1 FROM {table} LIMIT 1"))
             .and_then(|mut s| s.exists([]))
             .map_err(db_err)?;
         if found {
-            return Err(StoreError::Duplicate(format!(
-                "data (table {table} is not empty)"
-            )));
+            return Err(not_empty(table));
         }
     }
     Ok(())
@@ -300,8 +156,7 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
         )
         .map_err(db_err)?;
     for u in &s.users {
-        let history =
-            serde_json::to_string(&u.pin_history).map_err(|e| corrupt("PIN history", e))?;
+        let history = pin_history_text(&u.pin_history)?;
         users
             .execute(params![
                 u.id,
@@ -388,10 +243,8 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
         )
         .map_err(db_err)?;
     for c in &s.challenges {
-        let state = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(c.state.as_bytes())
-            .map_err(|e| corrupt("challenge state", e))?;
-        let kind = super::sessions::kind_to_json(&c.kind)?;
+        let state = challenge_state(&c.state)?;
+        let kind = crate::rules::kind_to_json(&c.kind)?;
         challenges
             .execute(params![state, c.user_id, c.client, kind, c.expires_at])
             .map_err(db_err)?;
@@ -493,4 +346,17 @@ pub(super) fn import(conn: &Connection, s: &Snapshot) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+#[async_trait]
+impl SnapshotStore for SqliteStore {
+    async fn export_snapshot(&self) -> StoreResult<Snapshot> {
+        self.flush().await?;
+        self.read(|c, _| export(c)).await
+    }
+
+    async fn import_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let snapshot = snapshot.clone();
+        self.write(move |c| import(c, &snapshot)).await
+    }
 }

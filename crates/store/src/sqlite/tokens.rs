@@ -1,14 +1,19 @@
-//! OATH tokens: creation with sealed secrets, assignment, and the replay-protecting
-//! counter update.
+//! OATH tokens: creation with sealed secrets, lookup and assignment ([`TokenStore`]). The
+//! replay-protecting counter update is in `auth.rs`.
 
 use super::map::{
-    counter, db_err, is_foreign_key_violation, is_unique_violation, token_aad, token_from_row,
-    TOKEN_COLUMNS,
+    db_err, is_foreign_key_violation, is_unique_violation, token_from_row, TOKEN_COLUMNS,
 };
+use super::SqliteStore;
 use crate::crypto::Cipher;
+use crate::rules::token_not_found as not_found;
+use crate::sealed::SealedToken;
+use async_trait::async_trait;
 use mfad_core::model::{NewToken, Token, TokenId, UserId};
+use mfad_core::store::TokenStore;
 use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
+use std::sync::Arc;
 use std::sync::LazyLock;
 
 static TOKEN_BY_SERIAL: LazyLock<String> =
@@ -21,37 +26,6 @@ static TOKENS_FOR_USER: LazyLock<String> = LazyLock::new(|| {
 });
 static LIST_TOKENS: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM tokens ORDER BY serial", *TOKEN_COLUMNS));
-
-/// A [`NewToken`] whose secret is already encrypted, so the writer thread spends its
-/// time on SQL only.
-pub(super) struct SealedToken {
-    serial: String,
-    user_id: Option<UserId>,
-    kind: &'static str,
-    algorithm: &'static str,
-    digits: u32,
-    period: i64,
-    secret: String,
-    next: i64,
-}
-
-impl SealedToken {
-    pub(super) fn seal(token: &NewToken, cipher: &Cipher) -> StoreResult<Self> {
-        let secret = cipher
-            .encrypt(token.secret.expose(), &token_aad(&token.serial))
-            .map_err(|e| StoreError::Unavailable(format!("cannot encrypt a token secret: {e}")))?;
-        Ok(Self {
-            serial: token.serial.clone(),
-            user_id: token.user_id,
-            kind: token.kind.as_str(),
-            algorithm: token.algorithm.as_str(),
-            digits: token.digits,
-            period: counter(token.period)?,
-            secret,
-            next: counter(token.next)?,
-        })
-    }
-}
 
 /// Inserts every token or fails on the first problem; the caller's savepoint undoes
 /// the ones already inserted. `owner` overrides each token's `user_id` (bulk load).
@@ -157,10 +131,6 @@ pub(super) fn list(conn: &Connection, cipher: &Cipher) -> StoreResult<Vec<Token>
     collect(&mut stmt, [], cipher)
 }
 
-fn not_found(id: TokenId) -> StoreError {
-    StoreError::NotFound(format!("token with id {id}"))
-}
-
 pub(super) fn assign(conn: &Connection, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
     let changed = conn
         .prepare_cached("UPDATE tokens SET user_id = ?2 WHERE id = ?1")
@@ -187,32 +157,33 @@ pub(super) fn delete(conn: &Connection, token: TokenId) -> StoreResult<()> {
     Ok(())
 }
 
-/// Replay protection (DESIGN.md): the conditional update is the whole decision, so two
-/// requests with the same code, on any node or process, cannot both see `true`.
-pub(super) fn advance(conn: &Connection, token: TokenId, used: u64) -> StoreResult<bool> {
-    let used = counter(used)?;
-    let next = used
-        .checked_add(1)
-        .ok_or_else(|| StoreError::Corrupt(format!("counter {used} cannot be advanced")))?;
-    let changed = conn
-        .prepare_cached("UPDATE tokens SET next = ?3, resync = NULL WHERE id = ?1 AND next <= ?2")
-        .and_then(|mut s| s.execute(params![token, used, next]))
-        .map_err(db_err)?;
-    Ok(changed == 1)
-}
-
-pub(super) fn set_resync(
-    conn: &Connection,
-    token: TokenId,
-    resync: Option<u64>,
-) -> StoreResult<()> {
-    let resync = resync.map(counter).transpose()?;
-    let changed = conn
-        .prepare_cached("UPDATE tokens SET resync = ?2 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![token, resync]))
-        .map_err(db_err)?;
-    if changed == 0 {
-        return Err(not_found(token));
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn create_tokens(&self, tokens: &[NewToken], now: i64) -> StoreResult<Vec<Token>> {
+        let sealed = crate::sealed::tokens(&self.cipher, tokens)?;
+        let cipher = Arc::clone(&self.cipher);
+        self.write(move |c| create(c, &cipher, &sealed, now)).await
     }
-    Ok(())
+
+    async fn token_by_serial(&self, serial: &str) -> StoreResult<Option<Token>> {
+        let serial = serial.to_owned();
+        self.read(move |c, cipher| by_serial(c, cipher, &serial))
+            .await
+    }
+
+    async fn tokens_for_user(&self, id: UserId) -> StoreResult<Vec<Token>> {
+        self.read(move |c, cipher| for_user(c, cipher, id)).await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        self.read_bulk(list).await
+    }
+
+    async fn assign_token(&self, token: TokenId, user: Option<UserId>) -> StoreResult<()> {
+        self.write(move |c| assign(c, token, user)).await
+    }
+
+    async fn delete_token(&self, token: TokenId) -> StoreResult<()> {
+        self.write(move |c| delete(c, token)).await
+    }
 }

@@ -1,17 +1,18 @@
-//! Users: records, block, bypass, failure counter and PIN, plus the hot-path read.
+//! Users: records, block, bypass grants and PIN ([`UserStore`]).
 //!
 //! Every function here runs on one connection, inside the writer's transaction for
 //! writes; each rule that must hold between concurrent requests is one conditional
 //! statement, so it also holds against a second process writing the same file.
 
-use super::map::{
-    db_err, is_unique_violation, token_from_row, user_from_row, TOKEN_COLUMNS_T, TOKEN_OFFSET,
-    USER_COLUMNS, USER_COLUMNS_U,
-};
-use super::tokens::{insert_tokens, SealedToken};
-use crate::crypto::Cipher;
-use mfad_core::model::{NewUser, Token, User, UserId};
-use mfad_core::store::{FailureState, StoreError, StoreResult, UserUpdate};
+use super::map::{db_err, is_unique_violation, user_from_row, USER_COLUMNS};
+use super::tokens::insert_tokens;
+use super::SqliteStore;
+use crate::rules::{next_pin_history, user_not_found as not_found, user_taken};
+use crate::sealed::SealedToken;
+use async_trait::async_trait;
+use mfad_core::model::{NewToken, NewUser, User, UserId};
+use mfad_core::store::UserStore;
+use mfad_core::store::{StoreError, StoreResult, UserUpdate};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::LazyLock;
 
@@ -45,19 +46,6 @@ static UPDATE_USER: LazyLock<String> = LazyLock::new(|| {
         *USER_COLUMNS
     )
 });
-/// One indexed lookup of the user and, through `tokens_user`, their enabled tokens.
-static AUTH_SUBJECT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {}, {} FROM users u
-         LEFT JOIN tokens t ON t.user_id = u.id AND t.enabled = 1
-         WHERE u.username = ?1",
-        *USER_COLUMNS_U, *TOKEN_COLUMNS_T
-    )
-});
-
-pub(super) fn not_found(id: UserId) -> StoreError {
-    StoreError::NotFound(format!("user with id {id}"))
-}
 
 /// A new user with its username already normalised.
 pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreResult<User> {
@@ -83,10 +71,9 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser, now: i64) -> StoreR
     match rows.next() {
         Ok(Some(row)) => user_from_row(row),
         Ok(None) => Err(StoreError::Unavailable("insert returned no row".into())),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(match &user.directory_id {
-            Some(id) => format!("user '{}' or directory ID {id}", user.username),
-            None => format!("user '{}'", user.username),
-        })),
+        Err(e) if is_unique_violation(&e) => {
+            Err(user_taken(&user.username, user.directory_id.as_deref()))
+        }
         Err(e) => Err(db_err(e)),
     }
 }
@@ -155,7 +142,7 @@ pub(super) fn delete(conn: &Connection, id: UserId) -> StoreResult<()> {
 }
 
 /// Runs a change of one user row and turns "no row" into `NotFound`.
-fn update_one(
+pub(super) fn update_one(
     conn: &Connection,
     id: UserId,
     sql: &str,
@@ -195,90 +182,10 @@ pub(super) fn set_bypass(conn: &Connection, id: UserId, until: Option<i64>) -> S
     )
 }
 
-/// Whether a bypass is valid at `now`: a read that lets the common case (no bypass)
-/// skip the writer; [`consume_bypass`] still decides.
-pub(super) fn has_bypass(conn: &Connection, id: UserId, now: i64) -> StoreResult<bool> {
-    conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND bypass_until > ?2")
-        .and_then(|mut s| s.exists(params![id, now]))
-        .map_err(db_err)
-}
-
-/// Single use: only the statement that finds the bypass still valid clears it.
-pub(super) fn consume_bypass(conn: &Connection, id: UserId, now: i64) -> StoreResult<bool> {
-    let changed = conn
-        .prepare_cached("UPDATE users SET bypass_until = NULL WHERE id = ?1 AND bypass_until > ?2")
-        .and_then(|mut s| s.execute(params![id, now]))
-        .map_err(db_err)?;
-    Ok(changed == 1)
-}
-
-/// One statement: the right-hand sides see the row before the update, so the count and
-/// the lock are decided together; `failures = 0` in the result means this call locked.
-/// No row updated: the user is locked (`None`) or does not exist (`NotFound`).
-pub(super) fn take_attempt(
-    conn: &Connection,
-    id: UserId,
-    now: i64,
-    max_failures: u32,
-    lockout_seconds: i64,
-) -> StoreResult<Option<FailureState>> {
-    let row: Option<(u32, Option<i64>)> = conn
-        .prepare_cached(
-            "UPDATE users SET
-                 failures = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE failures + 1 END,
-                 locked_until = CASE WHEN failures + 1 >= ?2 THEN ?3 + ?4 ELSE locked_until END
-             WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?3)
-             RETURNING failures, CASE WHEN failures = 0 THEN locked_until END",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![id, max_failures, now, lockout_seconds], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
-        })
-        .map_err(db_err)?;
-    match row {
-        Some((failures, locked_until)) => Ok(Some(FailureState {
-            failures,
-            locked_until,
-        })),
-        None if exists(conn, id)? => Ok(None),
-        None => Err(not_found(id)),
-    }
-}
-
-/// The failure count and lock of a user (`NotFound` when there is none).
-pub(super) fn failure_state(conn: &Connection, id: UserId) -> StoreResult<(u32, Option<i64>)> {
-    conn.prepare_cached("SELECT failures, locked_until FROM users WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-        .map_err(db_err)?
-        .ok_or_else(|| not_found(id))
-}
-
-fn exists(conn: &Connection, id: UserId) -> StoreResult<bool> {
+pub(super) fn exists(conn: &Connection, id: UserId) -> StoreResult<bool> {
     conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1")
         .and_then(|mut s| s.exists([id]))
         .map_err(db_err)
-}
-
-pub(super) fn release_attempt(conn: &Connection, id: UserId) -> StoreResult<()> {
-    let changed = conn
-        .prepare_cached("UPDATE users SET failures = failures - 1 WHERE id = ?1 AND failures > 0")
-        .and_then(|mut s| s.execute([id]))
-        .map_err(db_err)?;
-    if changed == 0 && !exists(conn, id)? {
-        return Err(not_found(id));
-    }
-    Ok(())
-}
-
-pub(super) fn clear_failures(conn: &Connection, id: UserId) -> StoreResult<()> {
-    update_one(
-        conn,
-        id,
-        "UPDATE users SET failures = 0, locked_until = NULL WHERE id = ?1",
-        [id],
-    )
 }
 
 /// Read-modify-write of the history; safe because the writer holds the write lock.
@@ -294,14 +201,7 @@ pub(super) fn set_pin(
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
         .map_err(db_err)?;
     let stored = stored.ok_or_else(|| not_found(id))?;
-    let mut hashes: Vec<String> = serde_json::from_str(&stored)
-        .map_err(|e| StoreError::Corrupt(format!("PIN history of user with id {id}: {e}")))?;
-    if let Some(hash) = pin_hash {
-        hashes.insert(0, hash.to_owned());
-    }
-    hashes.truncate(history);
-    let hashes = serde_json::to_string(&hashes)
-        .map_err(|e| StoreError::Corrupt(format!("PIN history: {e}")))?;
+    let hashes = next_pin_history(id, &stored, pin_hash, history)?;
     update_one(
         conn,
         id,
@@ -323,30 +223,75 @@ pub(super) fn insert_users_with_tokens(
     Ok(batch.len())
 }
 
-/// The hot path: one cached statement, one row per enabled token (or one with NULL
-/// token columns for a user without tokens).
-pub(super) fn auth_subject(
-    conn: &Connection,
-    cipher: &Cipher,
-    username: &str,
-) -> StoreResult<Option<(User, Vec<Token>)>> {
-    let mut stmt = conn.prepare_cached(&AUTH_SUBJECT).map_err(db_err)?;
-    let mut rows = stmt.query([username]).map_err(db_err)?;
-    let mut subject: Option<(User, Vec<Token>)> = None;
-    while let Some(row) = rows.next().map_err(db_err)? {
-        let (_, tokens) = match &mut subject {
-            Some(s) => s,
-            None => subject.insert((user_from_row(row)?, Vec::new())),
-        };
-        let token_id: Option<i64> = row.get(TOKEN_OFFSET).map_err(db_err)?;
-        if token_id.is_some() {
-            tokens.push(token_from_row(row, TOKEN_OFFSET, cipher)?);
-        }
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &NewUser, now: i64) -> StoreResult<User> {
+        let user = crate::normalised_user(user);
+        self.write(move |c| insert_user(c, &user, now)).await
     }
-    // Sorted here rather than by SQL: a user has a token or two, and an ORDER BY
-    // would build a temporary sorter on every authentication.
-    if let Some((_, tokens)) = &mut subject {
-        tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        let username = crate::normalise_username(username);
+        self.read(move |c, _| by_name(c, &username)).await
     }
-    Ok(subject)
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |c, _| by_id(c, id)).await
+    }
+
+    async fn user_by_directory_id(&self, directory_id: &str) -> StoreResult<Option<User>> {
+        let directory_id = directory_id.to_owned();
+        self.read(move |c, _| by_directory_id(c, &directory_id))
+            .await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.read_bulk(|c, _| list(c)).await
+    }
+
+    async fn update_user(&self, id: UserId, update: &UserUpdate) -> StoreResult<User> {
+        let update = update.clone();
+        self.write(move |c| self::update(c, id, &update)).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        self.write(move |c| delete(c, id)).await
+    }
+
+    async fn set_block(
+        &self,
+        id: UserId,
+        until: Option<i64>,
+        reason: Option<&str>,
+    ) -> StoreResult<()> {
+        let reason = reason.map(str::to_owned);
+        self.write(move |c| set_block(c, id, until, reason.as_deref()))
+            .await
+    }
+
+    async fn set_bypass(&self, id: UserId, until: Option<i64>) -> StoreResult<()> {
+        self.write(move |c| set_bypass(c, id, until)).await
+    }
+
+    async fn set_pin(
+        &self,
+        id: UserId,
+        pin_hash: Option<&str>,
+        change_required: bool,
+        history: usize,
+    ) -> StoreResult<()> {
+        let pin_hash = pin_hash.map(str::to_owned);
+        self.write(move |c| set_pin(c, id, pin_hash.as_deref(), change_required, history))
+            .await
+    }
+
+    async fn create_users_with_tokens(
+        &self,
+        batch: &[(NewUser, Vec<NewToken>)],
+        now: i64,
+    ) -> StoreResult<usize> {
+        let batch = crate::sealed::users_with_tokens(&self.cipher, batch)?;
+        self.write(move |c| insert_users_with_tokens(c, &batch, now))
+            .await
+    }
 }

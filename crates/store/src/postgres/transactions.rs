@@ -1,20 +1,17 @@
-//! Short-lived state between requests: single-use challenges and cached successes.
+//! Transactions between requests ([`TransactionStore`]): single-use challenges and
+//! pending out-of-band logins.
 //!
-//! Both live in the database, so a challenge issued by one node is answered on another.
+//! They live in the database, so a transaction started on one node is finished on another.
 
 use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
+use super::PgStore;
 use crate::pending_txns;
-use mfad_core::model::{Challenge, ChallengeKind};
-use mfad_core::store::{PendingTxn, StoreError, StoreResult};
+use crate::rules::{kind_from_json, kind_to_json};
+use async_trait::async_trait;
+use mfad_core::model::Challenge;
+use mfad_core::store::{Decision, PendingTxn, TransactionStore};
+use mfad_core::store::{StoreError, StoreResult};
 use sqlx::PgConnection;
-
-pub(super) fn kind_to_json(kind: &ChallengeKind) -> StoreResult<String> {
-    serde_json::to_string(kind).map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))
-}
-
-pub(super) fn kind_from_json(kind: &str) -> StoreResult<ChallengeKind> {
-    serde_json::from_str(kind).map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))
-}
 
 pub(super) async fn put_challenge(
     conn: &mut PgConnection,
@@ -86,62 +83,7 @@ pub(super) async fn take_challenge(
     }))
 }
 
-pub(super) async fn put_cached_auth(
-    conn: &mut PgConnection,
-    key: &str,
-    until: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO cached_auth (key, until) VALUES ($1, $2)
-         ON CONFLICT (key) DO UPDATE SET until = excluded.until",
-    )
-    .bind(key)
-    .bind(until)
-    .execute(conn)
-    .await
-    .map(drop)
-    .map_err(db_err)
-}
-
-pub(super) async fn cached_auth(conn: &mut PgConnection, key: &str, now: i64) -> StoreResult<bool> {
-    let row = sqlx::query("SELECT 1 FROM cached_auth WHERE key = $1 AND until > $2")
-        .bind(key)
-        .bind(now)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_err)?;
-    Ok(row.is_some())
-}
-
-/// One upsert decides, as in SQLite: a lapsed window restarts at 1, a use within the
-/// limit counts, a refused one does not (the count stops at `limit + 1`). The row lock
-/// the upsert takes serialises nodes counting the same key.
-pub(super) async fn take_rate(
-    conn: &mut PgConnection,
-    key: &str,
-    now: i64,
-    window: i64,
-    limit: u32,
-) -> StoreResult<bool> {
-    let count: i64 = sqlx::query_scalar(
-        "INSERT INTO rate_limits AS r (key, window_start, count) VALUES ($1, $2, 1)
-         ON CONFLICT (key) DO UPDATE SET
-             window_start = CASE WHEN r.window_start + $3 <= $2 THEN $2 ELSE r.window_start END,
-             count = CASE WHEN r.window_start + $3 <= $2 THEN 1
-                          WHEN r.count <= $4 THEN r.count + 1 ELSE r.count END
-         RETURNING count",
-    )
-    .bind(key)
-    .bind(now)
-    .bind(window)
-    .bind(i64::from(limit))
-    .fetch_one(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(count <= i64::from(limit))
-}
-
-// --- pending out-of-band transactions ----------------------------------------------
+// --- pending out-of-band logins ---------------------------------------------------
 
 /// Inserts the transaction; the same statement sweeps expired ones.
 pub(super) async fn put_pending(
@@ -244,4 +186,48 @@ pub(super) async fn delete_pending(conn: &mut PgConnection, txn: &[u8]) -> Store
         .await
         .map(drop)
         .map_err(db_err)
+}
+
+#[async_trait]
+impl TransactionStore for PgStore {
+    async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
+        let kind = kind_to_json(&challenge.kind)?;
+        on_conn!(self, |c| put_challenge(c, challenge, &kind))
+    }
+
+    async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>> {
+        on_conn!(self, |c| take_challenge(c, state, now))
+    }
+
+    fn code_mac(&self) -> &mfad_core::code_mac::CodeMac {
+        self.cipher.code_mac()
+    }
+
+    async fn put_pending(&self, pending: &PendingTxn, now: i64) -> StoreResult<()> {
+        let body = crate::pending_txns::encode_body(pending)?;
+        on_conn!(self, |c| put_pending(
+            c,
+            &pending.txn,
+            &body,
+            pending.expires_at,
+            now
+        ))
+    }
+
+    async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        on_conn!(self, |c| pending(c, txn, now))
+    }
+
+    async fn decide_pending(&self, txn: &[u8], decision: &Decision, now: i64) -> StoreResult<bool> {
+        let decision = crate::pending_txns::encode_decision(decision)?;
+        on_conn!(self, |c| decide_pending(c, txn, &decision, now))
+    }
+
+    async fn take_decided(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        on_conn!(self, |c| take_decided(c, txn, now))
+    }
+
+    async fn delete_pending(&self, txn: &[u8]) -> StoreResult<()> {
+        on_conn!(self, |c| delete_pending(c, txn))
+    }
 }

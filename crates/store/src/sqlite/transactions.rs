@@ -1,10 +1,14 @@
-//! Short-lived state between requests: single-use challenges, cached successes and
-//! pending out-of-band transactions.
+//! Transactions between requests ([`TransactionStore`]): single-use challenges and
+//! pending out-of-band logins.
 
 use super::map::db_err;
+use super::SqliteStore;
 use crate::pending_txns;
-use mfad_core::model::{Challenge, ChallengeKind};
-use mfad_core::store::{PendingTxn, StoreError, StoreResult};
+use crate::rules::{kind_from_json, kind_to_json};
+use async_trait::async_trait;
+use mfad_core::model::Challenge;
+use mfad_core::store::{Decision, PendingTxn, TransactionStore};
+use mfad_core::store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub(super) fn put_challenge(conn: &Connection, c: &Challenge, kind_json: &str) -> StoreResult<()> {
@@ -32,10 +36,6 @@ pub(super) fn put_challenge(conn: &Connection, c: &Challenge, kind_json: &str) -
         }
         Err(e) => Err(db_err(e)),
     }
-}
-
-pub(super) fn kind_to_json(kind: &ChallengeKind) -> StoreResult<String> {
-    serde_json::to_string(kind).map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))
 }
 
 /// `DELETE ... RETURNING` is the single-use guarantee: of two concurrent takes, only
@@ -71,8 +71,7 @@ pub(super) fn take_challenge(
     if expires_at <= now {
         return Ok(None);
     }
-    let kind = serde_json::from_str(&kind)
-        .map_err(|e| StoreError::Corrupt(format!("challenge kind: {e}")))?;
+    let kind = kind_from_json(&kind)?;
     Ok(Some(Challenge {
         state: state.to_vec(),
         user_id,
@@ -82,47 +81,7 @@ pub(super) fn take_challenge(
     }))
 }
 
-/// One statement, so concurrent uses from any process are counted exactly. The count
-/// stops at `limit + 1`: a refused use does not count, and the answer is whether the
-/// count after this use is within the limit.
-pub(super) fn take_rate(
-    conn: &Connection,
-    key: &str,
-    now: i64,
-    window: i64,
-    limit: u32,
-) -> StoreResult<bool> {
-    let count: i64 = conn
-        .prepare_cached(
-            "INSERT INTO rate_limits (key, window_start, count) VALUES (?1, ?2, 1)
-             ON CONFLICT (key) DO UPDATE SET
-                 window_start = CASE WHEN window_start + ?3 <= ?2 THEN ?2 ELSE window_start END,
-                 count = CASE WHEN window_start + ?3 <= ?2 THEN 1
-                              WHEN count <= ?4 THEN count + 1 ELSE count END
-             RETURNING count",
-        )
-        .and_then(|mut s| s.query_row(params![key, now, window, limit], |r| r.get(0)))
-        .map_err(db_err)?;
-    Ok(count <= i64::from(limit))
-}
-
-pub(super) fn put_cached_auth(conn: &Connection, key: &str, until: i64) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO cached_auth (key, until) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET until = excluded.until",
-    )
-    .and_then(|mut s| s.execute(params![key, until]))
-    .map(drop)
-    .map_err(db_err)
-}
-
-pub(super) fn cached_auth(conn: &Connection, key: &str, now: i64) -> StoreResult<bool> {
-    conn.prepare_cached("SELECT 1 FROM cached_auth WHERE key = ?1 AND until > ?2")
-        .and_then(|mut s| s.exists(params![key, now]))
-        .map_err(db_err)
-}
-
-// --- pending out-of-band transactions ----------------------------------------------
+// --- pending out-of-band logins ---------------------------------------------------
 
 pub(super) fn put_pending(
     conn: &Connection,
@@ -210,4 +169,54 @@ pub(super) fn delete_pending(conn: &Connection, txn: &[u8]) -> StoreResult<()> {
         .and_then(|mut s| s.execute([txn]))
         .map(drop)
         .map_err(db_err)
+}
+
+#[async_trait]
+impl TransactionStore for SqliteStore {
+    async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
+        let kind = kind_to_json(&challenge.kind)?;
+        let challenge = challenge.clone();
+        self.write(move |c| put_challenge(c, &challenge, &kind))
+            .await
+    }
+
+    async fn take_challenge(&self, state: &[u8], now: i64) -> StoreResult<Option<Challenge>> {
+        let state = state.to_vec();
+        self.write(move |c| take_challenge(c, &state, now)).await
+    }
+
+    fn code_mac(&self) -> &mfad_core::code_mac::CodeMac {
+        self.cipher.code_mac()
+    }
+
+    // Through the writer, reads included: a poll sees every decision applied before it.
+
+    async fn put_pending(&self, pending: &PendingTxn, now: i64) -> StoreResult<()> {
+        let body = crate::pending_txns::encode_body(pending)?;
+        let (txn, expires_at) = (pending.txn.clone(), pending.expires_at);
+        self.write(move |c| put_pending(c, &txn, &body, expires_at, now))
+            .await
+    }
+
+    async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        let txn = txn.to_vec();
+        self.write(move |c| pending(c, &txn, now)).await
+    }
+
+    async fn decide_pending(&self, txn: &[u8], decision: &Decision, now: i64) -> StoreResult<bool> {
+        let decision = crate::pending_txns::encode_decision(decision)?;
+        let txn = txn.to_vec();
+        self.write(move |c| decide_pending(c, &txn, &decision, now))
+            .await
+    }
+
+    async fn take_decided(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
+        let txn = txn.to_vec();
+        self.write(move |c| take_decided(c, &txn, now)).await
+    }
+
+    async fn delete_pending(&self, txn: &[u8]) -> StoreResult<()> {
+        let txn = txn.to_vec();
+        self.write(move |c| delete_pending(c, &txn)).await
+    }
 }
