@@ -109,20 +109,13 @@ pub(super) fn put_pending(
 }
 
 pub(super) fn pending(conn: &Connection, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
-    let row: Option<(String, Option<String>, i64)> = conn
-        .prepare_cached(
-            "SELECT body, decision, expires_at FROM pending_txns
-             WHERE txn = ?1 AND expires_at > ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![txn, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-        })
-        .map_err(db_err)?;
-    row.map(|(body, decision, expires_at)| {
-        pending_txns::decode(txn, &body, decision.as_deref(), expires_at)
-    })
-    .transpose()
+    pending_row(
+        conn,
+        "SELECT body, decision, expires_at FROM pending_txns
+         WHERE txn = ?1 AND expires_at > ?2",
+        txn,
+        now,
+    )
 }
 
 /// `decision IS NULL` in the condition: of racing deciders, one changes the row.
@@ -147,12 +140,25 @@ pub(super) fn take_decided(
     txn: &[u8],
     now: i64,
 ) -> StoreResult<Option<PendingTxn>> {
+    pending_row(
+        conn,
+        "DELETE FROM pending_txns
+         WHERE txn = ?1 AND decision IS NOT NULL AND expires_at > ?2
+         RETURNING body, decision, expires_at",
+        txn,
+        now,
+    )
+}
+
+/// The one pending login `sql` (with `?1` the id, `?2` the time) reads or takes.
+fn pending_row(
+    conn: &Connection,
+    sql: &str,
+    txn: &[u8],
+    now: i64,
+) -> StoreResult<Option<PendingTxn>> {
     let row: Option<(String, Option<String>, i64)> = conn
-        .prepare_cached(
-            "DELETE FROM pending_txns
-             WHERE txn = ?1 AND decision IS NOT NULL AND expires_at > ?2
-             RETURNING body, decision, expires_at",
-        )
+        .prepare_cached(sql)
         .and_then(|mut s| {
             s.query_row(params![txn, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
