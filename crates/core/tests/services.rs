@@ -80,10 +80,11 @@ impl World {
         Mails::new(self.store.clone(), self.clock.clone(), rules)
     }
     async fn add(&self, name: &str) -> User {
-        self.users()
-            .add(name, UserFields::default(), "")
-            .await
-            .unwrap()
+        self.add_with(name, |_| {}).await
+    }
+    /// Adds `name` with the fields `set` fills in.
+    async fn add_with(&self, name: &str, set: impl FnOnce(&mut UserFields)) -> User {
+        self.users().add(name, fields(set), "").await.unwrap()
     }
 }
 
@@ -304,14 +305,8 @@ async fn unlock_clears_a_lockout() {
 async fn pins_follow_the_rules_and_are_stored_hashed() {
     let w = world().await;
     let carol = w
-        .users()
-        .add(
-            "carol",
-            fields(|f| f.phone = Some("+1 425 555 0100".into())),
-            "",
-        )
-        .await
-        .unwrap();
+        .add_with("carol", |f| f.phone = Some("+1 425 555 0100".into()))
+        .await;
     let pins = w.pins();
     let cases: [(&str, &str); 6] = [
         ("12a4", "pin.not_digits"),
@@ -683,14 +678,8 @@ const ON: MailRules = MailRules {
 async fn mails_are_queued_once_when_asked_and_only_with_smtp() {
     let w = world().await;
     let carol = w
-        .users()
-        .add(
-            "carol",
-            fields(|f| f.email = Some("carol@example.org".into())),
-            "",
-        )
-        .await
-        .unwrap();
+        .add_with("carol", |f| f.email = Some("carol@example.org".into()))
+        .await;
     let mails = w.mails(ON);
     let composer = TestComposer { broken: false };
     let (mail, queued) = mails
@@ -738,14 +727,8 @@ async fn mails_are_queued_once_when_asked_and_only_with_smtp() {
 async fn only_users_with_an_address_are_welcomed_by_mail() {
     let w = world().await;
     let carol = w
-        .users()
-        .add(
-            "carol",
-            fields(|f| f.email = Some("carol@example.org".into())),
-            "",
-        )
-        .await
-        .unwrap();
+        .add_with("carol", |f| f.email = Some("carol@example.org".into()))
+        .await;
     let dave = w.add("dave").await;
     assert!(ON.welcomes(&carol));
     assert!(!ON.welcomes(&dave));
@@ -852,14 +835,8 @@ async fn without_welcome_mails_a_sync_makes_no_pins() {
 async fn held_phone_changes_are_told_once_whenever_mail_can_be_sent() {
     let w = world().await;
     let carol = w
-        .users()
-        .add(
-            "carol",
-            fields(|f| f.email = Some("carol@example.org".into())),
-            "",
-        )
-        .await
-        .unwrap();
+        .add_with("carol", |f| f.email = Some("carol@example.org".into()))
+        .await;
     let change = PendingPhone {
         user_id: carol.id,
         username: carol.username.clone(),
