@@ -47,17 +47,7 @@ fn two_nodes(db_url: &str, extra: &str, client_flags: &[&str]) -> (Mfad, Mfad) {
         .with_name("node-b")
         .with_listen("127.0.0.2:0")
         .with_config(&config);
-    let mut args = vec![
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.0/8",
-        "--secret",
-        SECRET,
-    ];
-    args.extend_from_slice(client_flags);
-    a.cli_ok(args);
+    a.add_client_with("vpn", "127.0.0.0/8", SECRET, client_flags);
     a.cli_ok(["user", "add", "alice", "--given-name", "Alice"]);
     a.cli_ok([
         "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",

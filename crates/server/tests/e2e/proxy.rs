@@ -43,19 +43,9 @@ fn target(name: &str, addr: SocketAddr, timeout_ms: u64) -> String {
 fn node(targets: &str, client_flags: &[&str]) -> Mfad {
     let node = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")))
         .with_config(&format!("reject_delay_ms = 0\n{targets}"));
-    let mut args = vec![
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-        "--first-factor",
-        "radius",
-    ];
-    args.extend_from_slice(client_flags);
-    node.cli_ok(args);
+    let mut options = vec!["--first-factor", "radius"];
+    options.extend_from_slice(client_flags);
+    node.add_client_with("vpn", "127.0.0.1", SECRET, &options);
     node.cli_ok(["user", "add", "alice"]);
     node.cli_ok([
         "token", "add", "alice", "--type", "hotp", "--secret", SEED, "--serial", "hw-1",
@@ -91,11 +81,16 @@ fn silent_target() -> (UdpSocket, SocketAddr) {
     (socket, addr)
 }
 
+/// A FreeRADIUS target that knows alice, password `pw-alice`.
+fn freeradius_with_alice() -> FreeRadius {
+    FreeRadius::builder(TARGET_SECRET)
+        .user("alice", "pw-alice")
+        .start()
+}
+
 #[test]
 fn pap_password_goes_to_the_target_and_the_code_stays_with_mfad() {
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let node = node(
         &target("freeradius", freeradius.addr(), 2000),
         &["--code-separator", ","],
@@ -160,9 +155,7 @@ fn pap_password_goes_to_the_target_and_the_code_stays_with_mfad() {
 
 #[test]
 fn mschapv2_login_is_challenged_for_the_code_and_gets_the_targets_mppe_keys() {
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let node = node(&target("freeradius", freeradius.addr(), 2000), &[]);
     let server = node.start();
     let mschap = MsChapV2::new("alice", "pw-alice", [0x11; 16], [0x22; 16]);
@@ -266,9 +259,7 @@ fn a_challenge_of_the_target_is_relayed_and_answered_there_before_the_code() {
 
 #[test]
 fn a_target_that_does_not_answer_fails_over_to_the_next() {
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let (_silent, down) = silent_target();
     let targets = format!(
         "{}{}",
@@ -392,9 +383,7 @@ fn client_add_refuses_unknown_targets() {
 
 #[test]
 fn wrong_passwords_at_the_target_lock_the_user_out() {
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let config = format!(
         "{}\n[policy]\nmax_failures = 2\n",
         target("freeradius", freeradius.addr(), 2000)
@@ -416,9 +405,7 @@ fn wrong_passwords_at_the_target_lock_the_user_out() {
 
 #[test]
 fn a_lost_request_is_sent_again_unchanged_and_signed_on_the_wire() {
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let tap = UdpTap::dropping(freeradius.addr(), 1);
     let config = target("freeradius", tap.addr(), 500).replace("retries = 0", "retries = 1");
     let node = node(&config, &["--code-separator", ","]);
@@ -605,9 +592,7 @@ fn a_target_that_signs_its_replies_passes_the_default_message_authenticator_chec
 
 #[test]
 fn a_target_that_does_not_sign_its_replies_is_refused_by_default() {
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let node = node(
         &signing_required("freeradius", freeradius.addr(), 300),
         &["--code-separator", ","],
@@ -641,9 +626,7 @@ fn requests_received(socket: &UdpSocket) -> usize {
 fn a_target_that_did_not_answer_is_skipped_on_the_next_login() {
     const TIMEOUT_MS: u64 = 1500;
     let timeout = Duration::from_millis(TIMEOUT_MS);
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let (silent, down) = silent_target();
     let targets = format!(
         "{}{}",
@@ -709,9 +692,7 @@ fn a_target_that_did_not_answer_is_skipped_on_the_next_login() {
 fn a_held_down_target_is_tried_first_again_once_its_hold_down_ms_passed() {
     const TIMEOUT_MS: u64 = 1000;
     const HOLD_DOWN_MS: u64 = 2500;
-    let freeradius = FreeRadius::builder(TARGET_SECRET)
-        .user("alice", "pw-alice")
-        .start();
+    let freeradius = freeradius_with_alice();
     let (silent, down) = silent_target();
     let targets = format!(
         "{}hold_down_ms = {HOLD_DOWN_MS}\n{}",

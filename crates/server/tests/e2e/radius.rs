@@ -35,17 +35,7 @@ fn hotp(counter: u64) -> String {
 /// A node with one client (127.0.0.1) and a user `alice` holding an HOTP token.
 fn node_with_alice(extra_client_flags: &[&str]) -> Mfad {
     let node = mfad();
-    let mut args = vec![
-        "client",
-        "add",
-        "vpn",
-        "--address",
-        "127.0.0.1",
-        "--secret",
-        SECRET,
-    ];
-    args.extend_from_slice(extra_client_flags);
-    node.cli_ok(args);
+    node.add_client_with("vpn", "127.0.0.1", SECRET, extra_client_flags);
     node.cli_ok([
         "user",
         "add",
