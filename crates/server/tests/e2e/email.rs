@@ -39,6 +39,20 @@ fn mail_config(node: &Mfad, port: u16, ca: &TestCa, extra_email: &str) -> String
     )
 }
 
+/// A STARTTLS mail server with AUTH, and a node that mails through it (`extra_email`
+/// added to `[email]`).
+fn node_mailing(extra_email: &str) -> (TestCa, SmtpServer, Mfad) {
+    let ca = TestCa::new();
+    let server = SmtpServer::start(
+        SmtpMode::Starttls,
+        Some(&ca),
+        Some(("mfa-sender", PASSWORD)),
+    );
+    let node = mfad();
+    let config = mail_config(&node, server.port(), &ca, extra_email);
+    (ca, server, node.with_config(&config))
+}
+
 /// The initial PIN a welcome mail carries.
 fn pin_in(body: &str) -> String {
     let at = body
@@ -52,15 +66,7 @@ fn pin_in(body: &str) -> String {
 
 #[test]
 fn a_new_user_gets_the_welcome_mail_for_their_method_with_a_generated_pin() {
-    let ca = TestCa::new();
-    let server = SmtpServer::start(
-        SmtpMode::Starttls,
-        Some(&ca),
-        Some(("mfa-sender", PASSWORD)),
-    );
-    let node = mfad();
-    let config = mail_config(&node, server.port(), &ca, "");
-    let node = node.with_config(&config);
+    let (_ca, server, node) = node_mailing("");
     let out = node.cli_ok([
         "user",
         "add",
@@ -123,15 +129,7 @@ fn a_new_user_gets_the_welcome_mail_for_their_method_with_a_generated_pin() {
 
 #[test]
 fn a_changed_phone_or_method_sends_an_update_mail_when_asked_to() {
-    let ca = TestCa::new();
-    let server = SmtpServer::start(
-        SmtpMode::Starttls,
-        Some(&ca),
-        Some(("mfa-sender", PASSWORD)),
-    );
-    let node = mfad();
-    let config = mail_config(&node, server.port(), &ca, "send_updates = true");
-    let node = node.with_config(&config);
+    let (_ca, server, node) = node_mailing("send_updates = true");
     node.cli_ok(["user", "add", "gus", "--email", "gus@example.org"]);
     server.wait_for_messages(1, WAIT);
     node.cli_ok(["user", "update", "gus", "--given-name", "Gus"]);
@@ -164,15 +162,7 @@ fn a_changed_phone_or_method_sends_an_update_mail_when_asked_to() {
 
 #[test]
 fn set_pin_generate_mails_the_pin_and_requires_a_change() {
-    let ca = TestCa::new();
-    let server = SmtpServer::start(
-        SmtpMode::Starttls,
-        Some(&ca),
-        Some(("mfa-sender", PASSWORD)),
-    );
-    let node = mfad();
-    let config = mail_config(&node, server.port(), &ca, "");
-    let node = node.with_config(&config);
+    let (_ca, server, node) = node_mailing("");
     node.cli_ok([
         "user",
         "add",
@@ -310,15 +300,7 @@ fn a_phone_number_that_is_not_a_number_is_refused_with_a_reason() {
 
 #[test]
 fn a_stored_template_is_used_for_the_welcome_mail() {
-    let ca = TestCa::new();
-    let server = SmtpServer::start(
-        SmtpMode::Starttls,
-        Some(&ca),
-        Some(("mfa-sender", PASSWORD)),
-    );
-    let node = mfad();
-    let config = mail_config(&node, server.port(), &ca, "");
-    let node = node.with_config(&config);
+    let (_ca, server, node) = node_mailing("");
     let file = node.dir().join("welcome-app.txt");
     std::fs::write(
         &file,
