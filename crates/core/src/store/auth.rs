@@ -58,7 +58,7 @@ pub trait AuthStore: AuditStore + Send + Sync {
     ///
     /// `accepted`: the attempt's final audit record should the code be accepted; it is
     /// then written as by [`AuditStore::append_audit`], durable with the accepted code
-    /// before the answer (SQLite: in the same transaction, so an Accept costs one commit).
+    /// before the answer, in the same transaction, so that an Accept costs one commit.
     /// Otherwise backends may answer before the change is durable (SQLite answers once
     /// the writer applied it): the caller makes the outcome durable with the attempt's
     /// [`AuditStore::append_audit`], which is committed with it or after it.

@@ -348,6 +348,56 @@ pub async fn an_accepted_code_writes_the_record_it_was_given_and_only_then(
     Ok(())
 }
 
+pub async fn accepted_codes_at_once_each_write_their_own_record(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    // Calls that arrive together may share a statement (PostgreSQL): each accepted code
+    // brings its own record, and a code used twice in the burst brings one.
+    let mut tasks = Vec::new();
+    for n in 0..24u32 {
+        let name = format!("burst{n}");
+        let user = given_user(&*store, &name).await?;
+        let token = given_token(&*store, &format!("BURST-{n}"), Some(user.id)).await?;
+        let uses = if n == 0 { 2 } else { 1 };
+        for k in 0..uses {
+            let store = Arc::clone(&store);
+            let record = audit_record(100 * n + k, &name, NOW * 1000 + i64::from(n));
+            tasks.push(tokio::spawn(async move {
+                store
+                    .attempt_code(user.id, Some((token.id, 0)), NOW, 3, 60, Some(record))
+                    .await
+            }));
+        }
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        if task.await?? == CodeAttempt::Accepted {
+            accepted += 1;
+        }
+    }
+    ensure_eq!(accepted, 24, "one Accept per user");
+    let written = store.query_audit(&AuditQuery::default()).await?;
+    ensure_eq!(written.len(), 24, "{written:?}");
+    for n in 0..24 {
+        let name = format!("burst{n}");
+        ensure_eq!(
+            written.iter().filter(|r| r.username == name).count(),
+            1,
+            "{name}'s record"
+        );
+    }
+    let first = written.iter().find(|r| r.username == "burst0");
+    let expected = [
+        audit_record(0, "burst0", NOW * 1000),
+        audit_record(1, "burst0", NOW * 1000),
+    ];
+    ensure!(
+        first.is_some_and(|r| expected.contains(r)),
+        "burst0's record is one of the two it sent: {first:?}"
+    );
+    Ok(())
+}
+
 pub async fn racing_code_attempts_decide_at_most_the_limit(store: Arc<dyn Store>) -> CaseResult {
     let user = given_user(&*store, "quinn").await?;
     let token = given_token(&*store, "QUINN-1", Some(user.id)).await?;

@@ -298,6 +298,7 @@ macro_rules! conformance_tests {
             a_released_slot_no_longer_counts,
             a_code_attempt_takes_its_slot_and_its_outcome_together,
             an_accepted_code_writes_the_record_it_was_given_and_only_then,
+            accepted_codes_at_once_each_write_their_own_record,
             racing_code_attempts_decide_at_most_the_limit,
             clear_failures_resets_count_and_lock,
             auth_subject_returns_the_user_with_their_tokens,

@@ -14,6 +14,7 @@ use mfad_core::store::AuditStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgConnection, PgPool};
+use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,43 +39,94 @@ pub(super) enum Command {
     Flush(oneshot::Sender<StoreResult<()>>),
 }
 
-/// Column-wise arrays of a batch, bound as one parameter each.
-#[derive(Default)]
-struct Columns {
-    text: [Vec<String>; 16],
-    time_ms: Vec<i64>,
-    result: Vec<Option<String>>,
+/// The audit table's columns, in the order [`bind_records`] binds them, with their types.
+const COLUMNS: [(&str, &str); 18] = [
+    ("id", "text"),
+    ("time_ms", "bigint"),
+    ("username", "text"),
+    ("given_name", "text"),
+    ("surname", "text"),
+    ("email", "text"),
+    ("phone", "text"),
+    ("device", "text"),
+    ("method", "text"),
+    ("mode", "text"),
+    ("result", "text"),
+    ("reason", "text"),
+    ("server_name", "text"),
+    ("server_ip", "text"),
+    ("client_name", "text"),
+    ("client_ip", "text"),
+    ("channel", "text"),
+    ("calling_station", "text"),
+];
+
+/// `INSERT INTO audit (...) SELECT ... FROM UNNEST(...)` of the records bound by
+/// [`bind_records`] as parameters `$first` on. `keyed`: the UNNEST starts with one more
+/// array, bound before the records as `$first - 1`, and named `key`, and the rows
+/// come from `FROM` plus what `join` adds (`JOIN ... ON ... r.key ...`).
+pub(super) fn insert_sql(first: usize, keyed: Option<&str>) -> String {
+    let names = COLUMNS.map(|(name, _)| name);
+    let arrays = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{ty}[]", first + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let list = names.join(", ");
+    match keyed {
+        None => format!("INSERT INTO audit ({list}) SELECT * FROM UNNEST({arrays})"),
+        Some(join) => {
+            let key = first - 1;
+            let picked = names.map(|name| format!("r.{name}")).join(", ");
+            format!(
+                "INSERT INTO audit ({list}) SELECT {picked}
+                 FROM UNNEST(${key}::bigint[], {arrays}) AS r(key, {list}) {join}"
+            )
+        }
+    }
 }
 
-fn columns(records: &[AuditRecord]) -> Columns {
-    let mut c = Columns::default();
-    for r in records {
-        let texts = [
-            &r.id,
-            &r.username,
-            &r.given_name,
-            &r.surname,
-            &r.email,
-            &r.phone,
-            &r.device,
-            &r.method,
-            &r.mode,
-            &r.reason,
-            &r.server_name,
-            &r.server_ip,
-            &r.client_name,
-            &r.client_ip,
-            &r.channel,
-            &r.calling_station,
-        ];
-        for (column, value) in c.text.iter_mut().zip(texts) {
-            column.push(value.clone());
-        }
-        c.time_ms.push(r.time_ms);
-        c.result.push(r.result.map(|x| x.as_str().to_owned()));
+/// Binds the records as one array per column, in the order of [`COLUMNS`].
+pub(super) fn bind_records<'r>(
+    args: &mut PgArguments,
+    records: impl Iterator<Item = &'r AuditRecord> + Clone,
+) -> StoreResult<()> {
+    let bind_err = |e| StoreError::Unavailable(format!("cannot bind audit records: {e}"));
+    let text =
+        |f: fn(&AuditRecord) -> &String| records.clone().map(|r| f(r).as_str()).collect::<Vec<_>>();
+    args.add(text(|r| &r.id)).map_err(bind_err)?;
+    args.add(records.clone().map(|r| r.time_ms).collect::<Vec<_>>())
+        .map_err(bind_err)?;
+    for column in [
+        text(|r| &r.username),
+        text(|r| &r.given_name),
+        text(|r| &r.surname),
+        text(|r| &r.email),
+        text(|r| &r.phone),
+        text(|r| &r.device),
+        text(|r| &r.method),
+        text(|r| &r.mode),
+    ] {
+        args.add(column).map_err(bind_err)?;
     }
-    c
+    let result = records.clone().map(|r| r.result.map(|x| x.as_str()));
+    args.add(result.collect::<Vec<_>>()).map_err(bind_err)?;
+    for column in [
+        text(|r| &r.reason),
+        text(|r| &r.server_name),
+        text(|r| &r.server_ip),
+        text(|r| &r.client_name),
+        text(|r| &r.client_ip),
+        text(|r| &r.channel),
+        text(|r| &r.calling_station),
+    ] {
+        args.add(column).map_err(bind_err)?;
+    }
+    Ok(())
 }
+
+static INSERT: LazyLock<String> = LazyLock::new(|| insert_sql(1, None));
 
 /// Inserts the records in one statement (and so one transaction).
 pub(super) async fn insert_batch(
@@ -84,48 +136,13 @@ pub(super) async fn insert_batch(
     if records.is_empty() {
         return Ok(());
     }
-    let Columns {
-        text,
-        time_ms,
-        result,
-    } = columns(records);
-    let [id, username, given_name, surname, email, phone, device, method, mode, reason, server_name, server_ip, client_name, client_ip, channel, calling_station] =
-        text;
     let mut args = PgArguments::default();
-    let bind_err = |e| StoreError::Unavailable(format!("cannot bind audit records: {e}"));
-    args.add(id).map_err(bind_err)?;
-    args.add(time_ms).map_err(bind_err)?;
-    for column in [
-        username, given_name, surname, email, phone, device, method, mode,
-    ] {
-        args.add(column).map_err(bind_err)?;
-    }
-    args.add(result).map_err(bind_err)?;
-    for column in [
-        reason,
-        server_name,
-        server_ip,
-        client_name,
-        client_ip,
-        channel,
-        calling_station,
-    ] {
-        args.add(column).map_err(bind_err)?;
-    }
-    sqlx::query_with(
-        "INSERT INTO audit (id, time_ms, username, given_name, surname, email, phone, device,
-             method, mode, result, reason, server_name, server_ip, client_name, client_ip,
-             channel, calling_station)
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-             $18::text[])",
-        args,
-    )
-    .execute(conn)
-    .await
-    .map(drop)
-    .map_err(db_err)
+    bind_records(&mut args, records.iter())?;
+    sqlx::query_with(&INSERT, args)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(db_err)
 }
 
 /// The node's audit writer: drains the queue into batches until the store is dropped.

@@ -19,7 +19,7 @@ use crate::rules::{token_not_found, user_not_found as not_found};
 use async_trait::async_trait;
 use mfad_core::audit::AuditRecord;
 use mfad_core::model::{Token, TokenId, User, UserId};
-use mfad_core::store::{AuditStore, AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
+use mfad_core::store::{AuthStore, CodeAttempt, FailureState, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;
@@ -352,15 +352,11 @@ impl AuthStore for PgStore {
             now,
             max_failures: i64::from(max_failures),
             lockout_seconds,
+            accepted,
         };
-        let outcome = self
-            .bounded(self.attempts.call(attempt))
+        self.bounded(self.attempts.call(attempt))
             .await?
-            .ok_or_else(|| not_found(user))?;
-        if let (CodeAttempt::Accepted, Some(record)) = (&outcome, accepted) {
-            self.append_audit(record).await?;
-        }
-        Ok(outcome)
+            .ok_or_else(|| not_found(user))
     }
 
     async fn release_attempt(&self, id: UserId) -> StoreResult<()> {
