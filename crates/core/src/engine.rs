@@ -3,8 +3,8 @@
 //! By concept: the request ([`request`]), the pipeline that decides it (`pipeline`), the
 //! one-time code check (`code`), challenges and PIN change (`challenge`), limits and
 //! lockout (`lockout`), the SMS and call methods (`sms`, `call`), pending out-of-band
-//! transactions (`pending`) and the prompts (`prompt`). Operator actions are services
-//! (`crate::service`).
+//! transactions (`pending`), the prompts (`prompt`) and the count of outcomes
+//! (`counters`). Operator actions are services (`crate::service`).
 
 use crate::audit::AuditRecord;
 use crate::clock::{Clock, Random};
@@ -18,6 +18,7 @@ use std::sync::Arc;
 mod call;
 mod challenge;
 mod code;
+mod counters;
 mod lockout;
 mod pending;
 mod pipeline;
@@ -153,6 +154,7 @@ pub struct Engine {
     waiting: pending::Waiting,
     /// Permits for argon2id work, one per core: see [`Engine::argon2`].
     argon2: Arc<tokio::sync::Semaphore>,
+    counters: counters::AuthCounters,
 }
 
 impl Engine {
@@ -177,6 +179,7 @@ impl Engine {
             argon2: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            counters: counters::AuthCounters::default(),
         }
     }
 

@@ -190,7 +190,7 @@ impl Handler {
             let timeout = Duration::from_secs(self.engine.policy().out_of_band_timeout_seconds);
             outcome = self.engine.wait(txn, timeout).await;
         }
-        record_outcome(&outcome, started.elapsed());
+        self.stats.time(&outcome, started.elapsed());
         let (counter, delay) = match outcome {
             Outcome::Accept => (Counter::Accepted, Duration::ZERO),
             Outcome::Reject(_) | Outcome::Pending { .. } => (
@@ -302,19 +302,6 @@ impl Handler {
         self.stats.bump(Counter::DroppedBadAuthenticator);
         tracing::debug!(client = %client.info.name, %source, "dropping {why}");
     }
-}
-
-/// The time deciding an authentication took, for `/metrics` by channel and result (the
-/// reject delay not included). The engine counts each attempt with its reason and method.
-fn record_outcome(outcome: &Outcome, took: Duration) {
-    let result = match outcome {
-        Outcome::Accept => "accept",
-        // A pending outcome is what `Engine::wait` gives back when the wait ended.
-        Outcome::Reject(_) | Outcome::Pending { .. } => "reject",
-        Outcome::Challenge { .. } => "challenge",
-    };
-    metrics::histogram!("mfad_auth_duration_seconds", "channel" => CHANNEL.as_str(), "result" => result)
-        .record(took.as_secs_f64());
 }
 
 /// Maps an Access-Request to the engine's request. Errors name what is

@@ -1,10 +1,17 @@
 //! Counters of what the RADIUS front-end received and did with it, for logs, `/metrics` and tests.
 
+use crate::handler::CHANNEL;
+use mfad_core::engine::Outcome;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Live counters, shared by every task of one server. Relaxed ordering: each
 /// counter is read on its own and only ever grows.
-#[derive(Debug, Default)]
+///
+/// Each also has its `/metrics` handle, taken once when the server is made (after `mfad
+/// serve` installed the recorder): the recorder's lookup by name and labels costs more
+/// than the rest of a counted event.
+#[derive(Debug)]
 pub struct Stats {
     received: AtomicU64,
     accepted: AtomicU64,
@@ -16,6 +23,29 @@ pub struct Stats {
     dropped_bad_authenticator: AtomicU64,
     dropped_malformed: AtomicU64,
     duplicates: AtomicU64,
+    metrics: [metrics::Counter; COUNTERS],
+    /// `mfad_auth_duration_seconds` of an accept, a reject and a challenge.
+    durations: [metrics::Histogram; 3],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let duration = |result: &'static str| metrics::histogram!("mfad_auth_duration_seconds", "channel" => CHANNEL.as_str(), "result" => result);
+        Self {
+            received: AtomicU64::default(),
+            accepted: AtomicU64::default(),
+            rejected: AtomicU64::default(),
+            challenged: AtomicU64::default(),
+            status_server: AtomicU64::default(),
+            accounting: AtomicU64::default(),
+            dropped_unknown_client: AtomicU64::default(),
+            dropped_bad_authenticator: AtomicU64::default(),
+            dropped_malformed: AtomicU64::default(),
+            duplicates: AtomicU64::default(),
+            metrics: ALL.map(metric),
+            durations: ["accept", "reject", "challenge"].map(duration),
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -48,6 +78,7 @@ pub struct StatsSnapshot {
 
 /// Which counter to bump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub(crate) enum Counter {
     Received,
     Accepted,
@@ -60,6 +91,22 @@ pub(crate) enum Counter {
     DroppedMalformed,
     Duplicates,
 }
+
+const COUNTERS: usize = 10;
+
+/// Every counter, in the order of its discriminant.
+const ALL: [Counter; COUNTERS] = [
+    Counter::Received,
+    Counter::Accepted,
+    Counter::Rejected,
+    Counter::Challenged,
+    Counter::StatusServer,
+    Counter::Accounting,
+    Counter::DroppedUnknownClient,
+    Counter::DroppedBadAuthenticator,
+    Counter::DroppedMalformed,
+    Counter::Duplicates,
+];
 
 impl Stats {
     pub(crate) fn bump(&self, counter: Counter) {
@@ -76,7 +123,22 @@ impl Stats {
             Counter::Duplicates => &self.duplicates,
         };
         cell.fetch_add(1, Ordering::Relaxed);
-        record(counter);
+        if let Some(metric) = self.metrics.get(counter as usize) {
+            metric.increment(1);
+        }
+    }
+
+    /// The time deciding an authentication took, for `/metrics` by result (the reject
+    /// delay not included). The engine counts each attempt with its reason and method.
+    pub(crate) fn time(&self, outcome: &Outcome, took: Duration) {
+        let [accept, reject, challenge] = &self.durations;
+        let histogram = match outcome {
+            Outcome::Accept => accept,
+            // A pending outcome is what `Engine::wait` gives back when the wait ended.
+            Outcome::Reject(_) | Outcome::Pending { .. } => reject,
+            Outcome::Challenge { .. } => challenge,
+        };
+        histogram.record(took.as_secs_f64());
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -96,9 +158,9 @@ impl Stats {
     }
 }
 
-/// The same event for `/metrics`: datagrams received, replies by kind, drops by cause,
-/// duplicate-cache hits.
-fn record(counter: Counter) {
+/// The same event's `/metrics` counter: datagrams received, replies by kind, drops by
+/// cause, duplicate-cache hits.
+fn metric(counter: Counter) -> metrics::Counter {
     let (name, label) = match counter {
         Counter::Received => ("mfad_radius_received_total", None),
         Counter::Duplicates => ("mfad_radius_duplicates_total", None),
@@ -118,8 +180,8 @@ fn record(counter: Counter) {
         Counter::DroppedMalformed => ("mfad_radius_dropped_total", Some(("cause", "malformed"))),
     };
     match label {
-        Some((key, value)) => metrics::counter!(name, key => value).increment(1),
-        None => metrics::counter!(name).increment(1),
+        Some((key, value)) => metrics::counter!(name, key => value),
+        None => metrics::counter!(name),
     }
 }
 
@@ -135,5 +197,12 @@ mod tests {
         stats.bump(Counter::Duplicates);
         let s = stats.snapshot();
         assert_eq!((s.received, s.duplicates, s.accepted), (2, 1, 0));
+    }
+
+    #[test]
+    fn every_counter_has_its_place() {
+        for (i, counter) in ALL.into_iter().enumerate() {
+            assert_eq!(counter as usize, i, "{counter:?}");
+        }
     }
 }

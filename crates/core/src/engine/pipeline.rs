@@ -57,7 +57,7 @@ impl Engine {
         // A draft with its result was written with the attempt's last write (an
         // accepted code, see `second_factor`).
         if audit.result.is_some() {
-            count(&audit);
+            self.counters.count(&audit);
             return outcome;
         }
         // A pending outcome's record is written by `wait` once the outcome is final.
@@ -66,18 +66,18 @@ impl Engine {
         }
         if outcome == Outcome::Reject(Reason::StoreUnavailable) {
             // The database is away: the record waits for it, the reply does not.
-            count(&audit);
+            self.counters.count(&audit);
             self.queue_audit(audit).await;
             return outcome;
         }
         let Err(err) = self.store.append_audit(audit.clone()).await else {
-            count(&audit);
+            self.counters.count(&audit);
             return outcome;
         };
         tracing::warn!(user = %audit.username, "rejecting: the attempt's audit record could not be written: {err}");
         audit.result = Some(AuditResult::Reject);
         audit.reason = Reason::StoreUnavailable.as_str().into();
-        count(&audit);
+        self.counters.count(&audit);
         self.queue_audit(audit).await;
         Outcome::Reject(Reason::StoreUnavailable)
     }
@@ -470,19 +470,6 @@ fn code_prompt(user: &User) -> PromptKind {
     } else {
         PromptKind::EnterCode
     }
-}
-
-/// Counts an attempt's final record for `/metrics`: by channel, result, reason and method.
-fn count(audit: &AuditRecord) {
-    let result = audit.result.map_or("", AuditResult::as_str);
-    metrics::counter!(
-        "mfad_auth_total",
-        "channel" => audit.channel.clone(),
-        "result" => result,
-        "reason" => audit.reason.clone(),
-        "method" => audit.method.clone()
-    )
-    .increment(1);
 }
 
 /// Completes an attempt's record with its outcome; false for a pending outcome, which
