@@ -312,6 +312,26 @@ pub async fn a_code_attempt_takes_its_slot_and_its_outcome_together(
         Some(1),
         "the locked attempt left the token as it was"
     );
+    ensure_eq!(
+        store
+            .attempt_code(user.id, Some((token.id, 1)), NOW + 60, 3, 60, None)
+            .await?,
+        CodeAttempt::Accepted,
+        "once the lock has run out, a fresh code is used"
+    );
+    ensure_eq!(
+        store
+            .attempt_code(user.id, None, NOW + 60, 3, 60, None)
+            .await?,
+        CodeAttempt::Failed {
+            replayed: false,
+            state: FailureState {
+                failures: 1,
+                locked_until: None
+            }
+        },
+        "and clears the lock it ran out of"
+    );
     Ok(())
 }
 

@@ -182,15 +182,37 @@ pub(super) fn cached_auth(conn: &Connection, key: &str, now: i64) -> StoreResult
 /// Replay protection (DESIGN.md): the conditional update is the whole decision, so two
 /// requests with the same code, on any node or process, cannot both see `true`.
 pub(super) fn advance(conn: &Connection, token: TokenId, used: u64) -> StoreResult<bool> {
-    let used = counter(used)?;
-    let next = used
-        .checked_add(1)
-        .ok_or_else(|| StoreError::Corrupt(format!("counter {used} cannot be advanced")))?;
+    let (used, next) = step(used)?;
     let changed = conn
         .prepare_cached("UPDATE tokens SET next = ?3, resync = NULL WHERE id = ?1 AND next <= ?2")
         .and_then(|mut s| s.execute(params![token, used, next]))
         .map_err(db_err)?;
     Ok(changed == 1)
+}
+
+/// [`advance`] while `user` has no failure counted and no lock, expired or not: an
+/// accepted code's common case in one statement, with nothing to clear. False when the
+/// code was used or the user has either.
+fn advance_clean(conn: &Connection, user: UserId, token: TokenId, used: u64) -> StoreResult<bool> {
+    let (used, next) = step(used)?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE tokens SET next = ?3, resync = NULL WHERE id = ?1 AND next <= ?2
+             AND EXISTS (SELECT 1 FROM users
+                 WHERE id = ?4 AND failures = 0 AND locked_until IS NULL)",
+        )
+        .and_then(|mut s| s.execute(params![token, used, next, user]))
+        .map_err(db_err)?;
+    Ok(changed == 1)
+}
+
+/// A used counter value and the next one, as stored.
+fn step(used: u64) -> StoreResult<(i64, i64)> {
+    let used = counter(used)?;
+    let next = used
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Corrupt(format!("counter {used} cannot be advanced")))?;
+    Ok((used, next))
 }
 
 pub(super) fn set_resync(
@@ -243,21 +265,25 @@ impl AuthStore for SqliteStore {
         accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
         // The trait's rule in one visit to the writer. The writer runs one op at a time,
-        // so reading the lock first is as atomic as the trait's order, and a fresh code,
-        // the common case, costs one read and one write instead of three writes. A
+        // so reading the lock first is as atomic as the trait's order, and a fresh code of
+        // a user with nothing counted, the common case, costs one statement. A
         // failed attempt is answered once applied (the engine's audit record of it,
         // committed after it, makes it durable); an accepted one with its audit record
         // in the same transaction, once durable: one commit per Accept.
         let (op, done) = writer::decided(move |c| {
             if let Some((token, used)) = fresh {
-                let (failures, locked_until) = failure_state(c, user)?;
-                if locked_until.is_some_and(|until| until > now) {
-                    return Ok((CodeAttempt::Locked, Heard::Applied));
-                }
-                if advance(c, token, used)? {
-                    if failures > 0 || locked_until.is_some() {
+                let mut advanced = advance_clean(c, user, token, used)?;
+                if !advanced {
+                    let (failures, locked_until) = failure_state(c, user)?;
+                    if locked_until.is_some_and(|until| until > now) {
+                        return Ok((CodeAttempt::Locked, Heard::Applied));
+                    }
+                    advanced = advance(c, token, used)?;
+                    if advanced && (failures > 0 || locked_until.is_some()) {
                         clear_failures(c, user)?;
                     }
+                }
+                if advanced {
                     let Some(record) = accepted else {
                         return Ok((CodeAttempt::Accepted, Heard::Applied));
                     };
