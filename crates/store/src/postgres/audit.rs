@@ -9,7 +9,7 @@ use super::map::db_err;
 use super::{audit_gone, PgStore};
 use crate::rules::{audit_query, AuditArg};
 use async_trait::async_trait;
-use mfad_core::audit::{AuditQuery, AuditRecord};
+use mfad_core::audit::{AuditQuery, AuditRecord, AuditResult};
 use mfad_core::store::AuditStore;
 use mfad_core::store::{StoreError, StoreResult};
 use sqlx::postgres::PgArguments;
@@ -39,38 +39,56 @@ pub(super) enum Command {
     Flush(oneshot::Sender<StoreResult<()>>),
 }
 
-/// The audit table's columns, in the order [`bind_records`] binds them, with their types.
-const COLUMNS: [(&str, &str); 18] = [
-    ("id", "text"),
-    ("time_ms", "bigint"),
-    ("username", "text"),
-    ("given_name", "text"),
-    ("surname", "text"),
-    ("email", "text"),
-    ("phone", "text"),
-    ("device", "text"),
-    ("method", "text"),
-    ("mode", "text"),
-    ("result", "text"),
-    ("reason", "text"),
-    ("server_name", "text"),
-    ("server_ip", "text"),
-    ("client_name", "text"),
-    ("client_ip", "text"),
-    ("channel", "text"),
-    ("calling_station", "text"),
+/// One column of the audit table: how to read it from a record.
+enum Column {
+    Text(fn(&AuditRecord) -> Option<&str>),
+    Int(fn(&AuditRecord) -> i64),
+}
+
+/// The audit table's columns, in the order [`bind_records`] binds them.
+const COLUMNS: [(&str, Column); 18] = [
+    ("id", Column::Text(|r| Some(&r.id))),
+    ("time_ms", Column::Int(|r| r.time_ms)),
+    ("username", Column::Text(|r| Some(&r.username))),
+    ("given_name", Column::Text(|r| Some(&r.given_name))),
+    ("surname", Column::Text(|r| Some(&r.surname))),
+    ("email", Column::Text(|r| Some(&r.email))),
+    ("phone", Column::Text(|r| Some(&r.phone))),
+    ("device", Column::Text(|r| Some(&r.device))),
+    ("method", Column::Text(|r| Some(&r.method))),
+    ("mode", Column::Text(|r| Some(&r.mode))),
+    (
+        "result",
+        Column::Text(|r| r.result.map(AuditResult::as_str)),
+    ),
+    ("reason", Column::Text(|r| Some(&r.reason))),
+    ("server_name", Column::Text(|r| Some(&r.server_name))),
+    ("server_ip", Column::Text(|r| Some(&r.server_ip))),
+    ("client_name", Column::Text(|r| Some(&r.client_name))),
+    ("client_ip", Column::Text(|r| Some(&r.client_ip))),
+    ("channel", Column::Text(|r| Some(&r.channel))),
+    (
+        "calling_station",
+        Column::Text(|r| Some(&r.calling_station)),
+    ),
 ];
 
 /// `INSERT INTO audit (...) SELECT ... FROM UNNEST(...)` of the records bound by
 /// [`bind_records`] as parameters `$first` on. `keyed`: the UNNEST starts with one more
-/// array, bound before the records as `$first - 1`, and named `key`, and the rows
-/// come from `FROM` plus what `join` adds (`JOIN ... ON ... r.key ...`).
+/// array, bound before the records as `$first - 1` and named `key`, and the rows come
+/// from `FROM` plus what `keyed` adds (`JOIN ... ON ... r.key ...`).
 pub(super) fn insert_sql(first: usize, keyed: Option<&str>) -> String {
     let names = COLUMNS.map(|(name, _)| name);
     let arrays = COLUMNS
         .iter()
         .enumerate()
-        .map(|(i, (_, ty))| format!("${}::{ty}[]", first + i))
+        .map(|(i, (_, column))| {
+            let ty = match column {
+                Column::Text(_) => "text",
+                Column::Int(_) => "bigint",
+            };
+            format!("${}::{ty}[]", first + i)
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let list = names.join(", ");
@@ -92,36 +110,12 @@ pub(super) fn bind_records<'r>(
     args: &mut PgArguments,
     records: impl Iterator<Item = &'r AuditRecord> + Clone,
 ) -> StoreResult<()> {
-    let bind_err = |e| StoreError::Unavailable(format!("cannot bind audit records: {e}"));
-    let text =
-        |f: fn(&AuditRecord) -> &String| records.clone().map(|r| f(r).as_str()).collect::<Vec<_>>();
-    args.add(text(|r| &r.id)).map_err(bind_err)?;
-    args.add(records.clone().map(|r| r.time_ms).collect::<Vec<_>>())
-        .map_err(bind_err)?;
-    for column in [
-        text(|r| &r.username),
-        text(|r| &r.given_name),
-        text(|r| &r.surname),
-        text(|r| &r.email),
-        text(|r| &r.phone),
-        text(|r| &r.device),
-        text(|r| &r.method),
-        text(|r| &r.mode),
-    ] {
-        args.add(column).map_err(bind_err)?;
-    }
-    let result = records.clone().map(|r| r.result.map(|x| x.as_str()));
-    args.add(result.collect::<Vec<_>>()).map_err(bind_err)?;
-    for column in [
-        text(|r| &r.reason),
-        text(|r| &r.server_name),
-        text(|r| &r.server_ip),
-        text(|r| &r.client_name),
-        text(|r| &r.client_ip),
-        text(|r| &r.channel),
-        text(|r| &r.calling_station),
-    ] {
-        args.add(column).map_err(bind_err)?;
+    for (_, column) in &COLUMNS {
+        match column {
+            Column::Text(read) => args.add(records.clone().map(read).collect::<Vec<_>>()),
+            Column::Int(read) => args.add(records.clone().map(read).collect::<Vec<_>>()),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("cannot bind audit records: {e}")))?;
     }
     Ok(())
 }
