@@ -265,9 +265,9 @@ impl AuthStore for SqliteStore {
         accepted: Option<AuditRecord>,
     ) -> StoreResult<CodeAttempt> {
         // The trait's rule in one visit to the writer. The writer runs one op at a time,
-        // so reading the lock first is as atomic as the trait's order, and a fresh code of
-        // a user with nothing counted, the common case, costs one statement. A
-        // failed attempt is answered once applied (the engine's audit record of it,
+        // so checking the lock within the op is as atomic as the trait's order, and a
+        // fresh code of a user with nothing counted, the common case, costs one
+        // statement (`advance_clean`). A failed attempt is answered once applied (the engine's audit record of it,
         // committed after it, makes it durable); an accepted one with its audit record
         // in the same transaction, once durable: one commit per Accept.
         let (op, done) = writer::decided(move |c| {
