@@ -1,4 +1,5 @@
-//! `mfad serve`: open the store, start the front-ends, purge old audit records, stop on a signal.
+//! `mfad serve`: open the store, start the front-ends, purge old audit records and
+//! expired pending logins, stop on a signal.
 
 use crate::cmd::Ctx;
 use crate::config::{Config, Layers};
@@ -121,7 +122,7 @@ pub async fn run(layers: Layers) -> anyhow::Result<()> {
         }
         .run(stop_rx.clone()),
     );
-    tasks.spawn(purge_audit(
+    tasks.spawn(purge(
         ctx.store.clone(),
         ctx.clock.clone(),
         ctx.config.audit.retention_days,
@@ -198,8 +199,10 @@ fn server_ip(listen: SocketAddr) -> IpAddr {
         .map_or(listen.ip(), |a| a.ip())
 }
 
-/// Deletes audit records past the retention period, now and every hour.
-async fn purge_audit(
+/// Deletes audit records past the retention period, and ends the pending logins that
+/// expired unfinished with their audit records (their node stopped, or lost the store,
+/// while it waited), now and every hour.
+async fn purge(
     store: std::sync::Arc<dyn mfad_core::store::Store>,
     clock: std::sync::Arc<dyn mfad_core::clock::Clock>,
     retention_days: u32,
@@ -216,6 +219,15 @@ async fn purge_audit(
             Ok(0) => {}
             Ok(n) => tracing::info!("purged {n} audit records older than {retention_days} days"),
             Err(err) => tracing::warn!("audit purge failed, will retry in an hour: {err}"),
+        }
+        match store.sweep_pending(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "recorded {n} expired logins that no node finished (they waited for a call or SMS)"
+            ),
+            Err(err) => tracing::warn!(
+                "cannot end expired logins waiting for a call or SMS, will retry in an hour: {err}"
+            ),
         }
     }
 }

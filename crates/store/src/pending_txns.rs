@@ -49,3 +49,24 @@ pub(crate) fn decode(
         expires_at,
     })
 }
+
+/// The audit records of swept rows (`txn`, body, decision, expiry): each one's
+/// [`PendingTxn::unfinished_record`]. A row that cannot be read is named in the log and
+/// swept without a record, rather than kept forever.
+pub(crate) fn unfinished_records(
+    rows: impl IntoIterator<Item = (Vec<u8>, String, Option<String>, i64)>,
+) -> Vec<AuditRecord> {
+    rows.into_iter()
+        .filter_map(|(txn, body, decision, expires_at)| {
+            match decode(&txn, &body, decision.as_deref(), expires_at) {
+                Ok(pending) => Some(pending.unfinished_record()),
+                Err(e) => {
+                    tracing::error!(
+                        "an expired pending login could not be read, so it has no audit record: {e}"
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}

@@ -6,7 +6,7 @@
 use super::StoreResult;
 use crate::audit::{AuditRecord, AuditResult};
 use crate::code_mac::CodeMac;
-use crate::engine::Prompt;
+use crate::engine::{Prompt, Reason};
 use crate::model::Challenge;
 use async_trait::async_trait;
 
@@ -22,6 +22,22 @@ pub struct PendingTxn {
     /// How it ended, once a webhook (or the timeout) decided it.
     pub decision: Option<Decision>,
     pub expires_at: i64,
+}
+
+impl PendingTxn {
+    /// The audit record of a pending login that expired before any node finished it (the
+    /// node that held the request stopped, or lost the store while it waited): the
+    /// draft, rejected as `challenge_expired`, with the phone that answered if a
+    /// decision named one. Nobody was let in: only a finishing poll sends an Accept.
+    pub fn unfinished_record(self) -> AuditRecord {
+        let mut record = self.draft;
+        if let Some(decision) = self.decision.filter(|d| !d.device.is_empty()) {
+            record.device = decision.device;
+        }
+        record.result = Some(AuditResult::Reject);
+        record.reason = Reason::ChallengeExpired.as_str().to_owned();
+        record
+    }
 }
 
 /// How a pending out-of-band login ended.
@@ -48,9 +64,13 @@ pub trait TransactionStore: Send + Sync {
     /// store's key file: reading the database does not give a way to test codes.
     fn code_mac(&self) -> &CodeMac;
 
-    /// Stores a new, undecided pending login, and sweeps those expired at `now`.
-    /// `Duplicate` when its id exists.
+    /// Stores a new, undecided pending login, and sweeps those expired at `now` (as
+    /// [`TransactionStore::sweep_pending`]). `Duplicate` when its id exists.
     async fn put_pending(&self, pending: &PendingTxn, now: i64) -> StoreResult<()>;
+    /// Ends the pending logins expired at `now`, which no node can finish any more:
+    /// writes each one's [`PendingTxn::unfinished_record`] and removes it, together, so
+    /// that every attempt keeps its one audit record. Returns how many it ended.
+    async fn sweep_pending(&self, now: i64) -> StoreResult<u64>;
     /// The pending login as stored, decided or not; `None` when unknown or expired at
     /// `now`.
     async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>>;

@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+use mfad_core::audit::AuditRecord;
+use mfad_core::engine::{Prompt, PromptKind};
+use mfad_core::store::PendingTxn;
 use mfad_radius_proto::{
     attr, encode_request, encrypt_user_password, verify_response, Code, Packet,
 };
@@ -781,6 +784,59 @@ fn rejects_wait_for_reject_delay_and_accepts_do_not() {
         "the Accept came after {took:?}"
     );
     server.stop();
+}
+
+/// A login waiting for a call or SMS that no node finished before it expired (its node
+/// died while it waited) gets its audit record from the sweep `mfad serve` runs when it
+/// starts (and hourly after).
+#[test]
+fn serve_records_the_pending_logins_that_expired_unfinished() {
+    let node = node_with_alice(&[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let now = i64::try_from(now).unwrap();
+    let pending = PendingTxn {
+        txn: b"its-node-died".to_vec(),
+        draft: AuditRecord {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            time_ms: (now - 600) * 1000,
+            username: "alice".into(),
+            method: "call".into(),
+            channel: "radius".into(),
+            ..AuditRecord::default()
+        },
+        prompt: Prompt {
+            kind: PromptKind::AnswerCall,
+            language: "en".into(),
+        },
+        decision: None,
+        expires_at: now - 60,
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let key = node.dir().join("mfad.key");
+        let store = mfad_store::open(node.store_url(), &key, Default::default())
+            .await
+            .unwrap();
+        store.put_pending(&pending, now - 600).await.unwrap();
+    });
+    assert!(audit_reasons(&node, "alice").is_empty(), "no record yet");
+
+    let server = node.start();
+    assert!(
+        server.wait_for_log("recorded 1 expired logins", Duration::from_secs(30)),
+        "{}",
+        server.logs()
+    );
+    server.stop();
+    assert_eq!(
+        audit_reasons(&node, "alice")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("challenge_expired".to_owned(), 1)]
+    );
 }
 
 /// `[audit] retention_days = 0` keeps nothing from before the purge `mfad serve` runs when

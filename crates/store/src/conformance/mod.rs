@@ -340,6 +340,7 @@ macro_rules! conformance_tests {
             pending_transaction_reads_back_and_is_decided_once,
             racing_decisions_and_takes_succeed_once,
             expired_pending_transaction_is_not_read_decided_or_taken,
+            expired_pending_logins_are_swept_with_one_record_each,
             duplicate_pending_id_is_rejected_and_delete_removes_it,
             // audit
             audit_records_round_trip_after_flush,

@@ -286,6 +286,65 @@ pub async fn expired_pending_transaction_is_not_read_decided_or_taken(
     Ok(())
 }
 
+pub async fn expired_pending_logins_are_swept_with_one_record_each(
+    store: Arc<dyn Store>,
+) -> CaseResult {
+    store
+        .put_pending(&pending_txn(b"txn-gone", NOW + 10), NOW)
+        .await?;
+    store
+        .put_pending(&pending_txn(b"txn-gone-decided", NOW + 10), NOW)
+        .await?;
+    store
+        .put_pending(&pending_txn(b"txn-live", NOW + 100), NOW)
+        .await?;
+    ensure!(
+        store
+            .decide_pending(b"txn-gone-decided", &decision("call_timeout"), NOW)
+            .await?,
+        "decided while live"
+    );
+    // Nodes sweeping at once: each expired login is swept, and recorded, once.
+    let sweeps: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.sweep_pending(NOW + 10).await })
+        })
+        .collect();
+    let mut swept = 0;
+    for sweep in sweeps {
+        swept += sweep.await??;
+    }
+    ensure_eq!(swept, 2, "the two expired logins");
+    store.flush().await?;
+    let records = store.query_audit(&Default::default()).await?;
+    let mut devices: Vec<_> = records.iter().map(|r| r.device.as_str()).collect();
+    devices.sort_unstable();
+    ensure_eq!(
+        devices,
+        vec!["+14255550100", "+14255550199"],
+        "one record each, with the phone a decision named"
+    );
+    ensure!(
+        records.iter().all(|r| r.result == Some(AuditResult::Reject)
+            && r.reason == "challenge_expired"
+            && r.username == "alice"),
+        "rejected as expired, from the draft: {records:?}"
+    );
+    ensure!(
+        store.pending(b"txn-live", NOW + 10).await?.is_some(),
+        "a login still waiting is left alone"
+    );
+    ensure_eq!(store.sweep_pending(NOW + 10).await?, 0, "nothing twice");
+    // A new pending login sweeps too.
+    store
+        .put_pending(&pending_txn(b"txn-next", NOW + 400), NOW + 100)
+        .await?;
+    store.flush().await?;
+    ensure_eq!(store.query_audit(&Default::default()).await?.len(), 3);
+    Ok(())
+}
+
 pub async fn duplicate_pending_id_is_rejected_and_delete_removes_it(
     store: Arc<dyn Store>,
 ) -> CaseResult {

@@ -3,6 +3,7 @@
 //!
 //! They live in the database, so a transaction started on one node is finished on another.
 
+use super::audit::insert_batch;
 use super::map::{db_err, get, is_foreign_key_violation, is_unique_violation};
 use super::PgStore;
 use crate::pending_txns;
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 use mfad_core::model::Challenge;
 use mfad_core::store::{Decision, PendingTxn, TransactionStore};
 use mfad_core::store::{StoreError, StoreResult};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 pub(super) async fn put_challenge(
     conn: &mut PgConnection,
@@ -85,7 +86,7 @@ pub(super) async fn take_challenge(
 
 // --- pending out-of-band logins ---------------------------------------------------
 
-/// Inserts the transaction; the same statement sweeps expired ones.
+/// Inserts the transaction, in one transaction with a sweep of the expired ones.
 pub(super) async fn put_pending(
     conn: &mut PgConnection,
     txn: &[u8],
@@ -93,26 +94,51 @@ pub(super) async fn put_pending(
     expires_at: i64,
     now: i64,
 ) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    sweep(&mut tx, now).await?;
     let inserted = sqlx::query(
-        "WITH swept AS (
-             DELETE FROM pending_txns WHERE expires_at <= $4 AND txn <> $1
-         )
-         INSERT INTO pending_txns (txn, body, decision, expires_at)
-         VALUES ($1, $2, NULL, $3)",
+        "INSERT INTO pending_txns (txn, body, decision, expires_at) VALUES ($1, $2, NULL, $3)",
     )
     .bind(txn)
     .bind(body)
     .bind(expires_at)
-    .bind(now)
-    .execute(conn)
+    .execute(&mut *tx)
     .await;
     match inserted {
-        Ok(_) => Ok(()),
+        Ok(_) => tx.commit().await.map_err(db_err),
         Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(
             "pending transaction with this id".into(),
         )),
         Err(e) => Err(db_err(e)),
     }
+}
+
+/// [`TransactionStore::sweep_pending`] in a transaction of its own.
+pub(super) async fn sweep_pending(conn: &mut PgConnection, now: i64) -> StoreResult<u64> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    let swept = sweep(&mut tx, now).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(swept)
+}
+
+/// Takes the rows expired at `now` and writes their records, in the caller's
+/// transaction. Of nodes sweeping at once, each row's `DELETE` is one node's.
+async fn sweep(conn: &mut PgConnection, now: i64) -> StoreResult<u64> {
+    let rows = sqlx::query(
+        "DELETE FROM pending_txns WHERE expires_at <= $1
+         RETURNING txn, body, decision, expires_at",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let swept = rows.len() as u64;
+    let rows = rows
+        .iter()
+        .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, get(r, 3)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    insert_batch(conn, &pending_txns::unfinished_records(rows)).await?;
+    Ok(swept)
 }
 
 fn pending_row(txn: &[u8], row: &sqlx::postgres::PgRow) -> StoreResult<PendingTxn> {
@@ -212,6 +238,10 @@ impl TransactionStore for PgStore {
             pending.expires_at,
             now
         ))
+    }
+
+    async fn sweep_pending(&self, now: i64) -> StoreResult<u64> {
+        on_conn!(self, |c| sweep_pending(c, now))
     }
 
     async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {

@@ -1,6 +1,7 @@
 //! Transactions between requests ([`TransactionStore`]): single-use challenges and
 //! pending out-of-band logins.
 
+use super::audit::insert_audit;
 use super::map::db_err;
 use super::SqliteStore;
 use crate::pending_txns;
@@ -90,9 +91,7 @@ pub(super) fn put_pending(
     expires_at: i64,
     now: i64,
 ) -> StoreResult<()> {
-    conn.prepare_cached("DELETE FROM pending_txns WHERE expires_at <= ?1")
-        .and_then(|mut s| s.execute([now]))
-        .map_err(db_err)?;
+    sweep_pending(conn, now)?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO pending_txns (txn, body, decision, expires_at)
@@ -106,6 +105,25 @@ pub(super) fn put_pending(
         )),
         Err(e) => Err(db_err(e)),
     }
+}
+
+/// [`TransactionStore::sweep_pending`]: the expired rows taken, their records written.
+pub(super) fn sweep_pending(conn: &Connection, now: i64) -> StoreResult<u64> {
+    let rows = conn
+        .prepare_cached(
+            "DELETE FROM pending_txns WHERE expires_at <= ?1
+             RETURNING txn, body, decision, expires_at",
+        )
+        .and_then(|mut s| {
+            s.query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(db_err)?;
+    let swept = rows.len() as u64;
+    for record in pending_txns::unfinished_records(rows) {
+        insert_audit(conn, &record)?;
+    }
+    Ok(swept)
 }
 
 pub(super) fn pending(conn: &Connection, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
@@ -202,6 +220,10 @@ impl TransactionStore for SqliteStore {
         let (txn, expires_at) = (pending.txn.clone(), pending.expires_at);
         self.write(move |c| put_pending(c, &txn, &body, expires_at, now))
             .await
+    }
+
+    async fn sweep_pending(&self, now: i64) -> StoreResult<u64> {
+        self.write(move |c| sweep_pending(c, now)).await
     }
 
     async fn pending(&self, txn: &[u8], now: i64) -> StoreResult<Option<PendingTxn>> {
