@@ -441,18 +441,24 @@ fn serves_the_copy(node: &Mfad) {
     server.stop();
 }
 
+/// A node with `sqlite`'s key and clients on the store at `url`, rejecting at once.
+fn node_on(sqlite: &Mfad, url: &str) -> Mfad {
+    Mfad::new(bin())
+        .sharing_store_with(sqlite)
+        .with_store_url(url)
+        .with_config("reject_delay_ms = 0")
+}
+
+/// `mfad store copy` from `from`'s store to `to`, as `from` runs it.
+fn store_copy(from: &Mfad, to: &str) -> String {
+    from.cli_ok(["store", "copy", "--from", from.store_url(), "--to", to])
+}
+
 #[test]
 fn store_copy_moves_everything_from_sqlite_to_postgres_and_back() {
     let sqlite = sqlite_node_after_one_login();
     let db = PgDatabase::create();
-    let out = sqlite.cli_ok([
-        "store",
-        "copy",
-        "--from",
-        sqlite.store_url(),
-        "--to",
-        &db.url(),
-    ]);
+    let out = store_copy(&sqlite, &db.url());
     assert!(
         out.contains("copied 1 users, 1 tokens, 1 clients, 0 challenges, 0 cached authentications, 1 audit records"),
         "{out}"
@@ -463,10 +469,7 @@ fn store_copy_moves_everything_from_sqlite_to_postgres_and_back() {
     for secret in [SEED, "12345678901234567890", SECRET] {
         assert!(!dump.contains(secret), "{secret} stored in plaintext");
     }
-    let on_pg = Mfad::new(bin())
-        .sharing_store_with(&sqlite)
-        .with_store_url(&db.url())
-        .with_config("reject_delay_ms = 0");
+    let on_pg = node_on(&sqlite, &db.url());
     serves_the_copy(&on_pg);
     let log = audit_log(&on_pg);
     assert_eq!(log.len(), 3, "the SQLite node's record came along: {log:?}");
@@ -489,11 +492,8 @@ fn store_copy_moves_everything_from_sqlite_to_postgres_and_back() {
     // And back to a new SQLite file.
     let back_dir = tempfile::tempdir().unwrap();
     let back_url = format!("sqlite://{}", back_dir.path().join("back.db").display());
-    on_pg.cli_ok(["store", "copy", "--from", &db.url(), "--to", &back_url]);
-    let back = Mfad::new(bin())
-        .sharing_store_with(&sqlite)
-        .with_store_url(&back_url)
-        .with_config("reject_delay_ms = 0");
+    store_copy(&on_pg, &back_url);
+    let back = node_on(&sqlite, &back_url);
     let server = back.start();
     assert!(
         login(&server, "alice", &hotp(1)).is("Access-Reject"),
@@ -507,18 +507,8 @@ fn store_copy_moves_everything_from_sqlite_to_postgres_and_back() {
 fn backup_and_restore_make_a_consistent_snapshot_of_postgres() {
     let sqlite = sqlite_node_after_one_login();
     let db = PgDatabase::create();
-    sqlite.cli_ok([
-        "store",
-        "copy",
-        "--from",
-        sqlite.store_url(),
-        "--to",
-        &db.url(),
-    ]);
-    let node = Mfad::new(bin())
-        .sharing_store_with(&sqlite)
-        .with_store_url(&db.url())
-        .with_config("reject_delay_ms = 0");
+    store_copy(&sqlite, &db.url());
+    let node = node_on(&sqlite, &db.url());
 
     let file = node.dir().join("mfad.backup");
     let out = node.cli_ok(["backup".as_ref(), file.as_os_str()]);
@@ -539,10 +529,7 @@ fn backup_and_restore_make_a_consistent_snapshot_of_postgres() {
     assert!(err.contains("already exists"), "{err}");
 
     let fresh = PgDatabase::create();
-    let restored = Mfad::new(bin())
-        .sharing_store_with(&sqlite)
-        .with_store_url(&fresh.url())
-        .with_config("reject_delay_ms = 0");
+    let restored = node_on(&sqlite, &fresh.url());
     let out = restored.cli_ok(["restore".as_ref(), file.as_os_str()]);
     assert!(
         out.contains("restored 1 users, 1 tokens, 1 clients"),
@@ -556,9 +543,7 @@ fn backup_and_restore_make_a_consistent_snapshot_of_postgres() {
     let first_lines: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
     std::fs::write(&cut, first_lines).unwrap();
     let empty = PgDatabase::create();
-    let target = Mfad::new(bin())
-        .sharing_store_with(&sqlite)
-        .with_store_url(&empty.url());
+    let target = node_on(&sqlite, &empty.url());
     let err = target.cli_err(["restore".as_ref(), cut.as_os_str()]);
     assert!(err.contains("incomplete"), "{err}");
     assert_eq!(empty.psql("SELECT count(*) FROM users").trim(), "0");
