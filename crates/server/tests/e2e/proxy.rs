@@ -39,6 +39,9 @@ fn target(name: &str, addr: SocketAddr, timeout_ms: u64) -> String {
     )
 }
 
+/// Client flags: the password and the code in one field, split at a comma.
+const SEPARATED: &[&str] = &["--code-separator", ","];
+
 /// A node forwarding client `vpn` to `targets`, with alice holding an HOTP token.
 fn node(targets: &str, client_flags: &[&str]) -> Mfad {
     let node = Mfad::new(Path::new(env!("CARGO_BIN_EXE_mfad")))
@@ -91,10 +94,7 @@ fn freeradius_with_alice() -> FreeRadius {
 #[test]
 fn pap_password_goes_to_the_target_and_the_code_stays_with_mfad() {
     let freeradius = freeradius_with_alice();
-    let node = node(
-        &target("freeradius", freeradius.addr(), 2000),
-        &["--code-separator", ","],
-    );
+    let node = node(&target("freeradius", freeradius.addr(), 2000), SEPARATED);
     let server = node.start();
 
     let accept = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
@@ -298,7 +298,7 @@ fn every_target_down_is_a_reject_within_the_clients_timeout() {
         target("down", down, 300),
         target("down-too", down2, 300)
     );
-    let node = node(&targets, &["--code-separator", ","]);
+    let node = node(&targets, SEPARATED);
     let server = node.start();
 
     // A client whose timeout is above the targets' 2 × 300 ms, as the docs ask, with
@@ -388,7 +388,7 @@ fn wrong_passwords_at_the_target_lock_the_user_out() {
         "{}\n[policy]\nmax_failures = 2\n",
         target("freeradius", freeradius.addr(), 2000)
     );
-    let node = node(&config, &["--code-separator", ","]);
+    let node = node(&config, SEPARATED);
     let server = node.start();
     for _ in 0..2 {
         let reject = pap(&server, &format!("pw-bob,{}", hotp(0)), None);
@@ -408,7 +408,7 @@ fn a_lost_request_is_sent_again_unchanged_and_signed_on_the_wire() {
     let freeradius = freeradius_with_alice();
     let tap = UdpTap::dropping(freeradius.addr(), 1);
     let config = target("freeradius", tap.addr(), 500).replace("retries = 0", "retries = 1");
-    let node = node(&config, &["--code-separator", ","]);
+    let node = node(&config, SEPARATED);
     let server = node.start();
 
     let accept = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
@@ -552,7 +552,7 @@ fn a_target_that_signs_its_replies_passes_the_default_message_authenticator_chec
 
     let node = node(
         &signing_required("mfad-target", target_server.radius_addr(), 2000),
-        &["--code-separator", ","],
+        SEPARATED,
     );
     let server = node.start();
 
@@ -595,7 +595,7 @@ fn a_target_that_does_not_sign_its_replies_is_refused_by_default() {
     let freeradius = freeradius_with_alice();
     let node = node(
         &signing_required("freeradius", freeradius.addr(), 300),
-        &["--code-separator", ","],
+        SEPARATED,
     );
     let server = node.start();
     let reply = pap(&server, &format!("pw-alice,{}", hotp(0)), None);
