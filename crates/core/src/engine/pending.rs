@@ -152,10 +152,7 @@ impl Engine {
                     Ok(true) => continue,
                     // Taken by a webhook that is deciding right now: give it a moment.
                     Ok(false) => grace_until = Some(now + GRACE),
-                    Err(err) => {
-                        tracing::warn!("rejecting a pending login, the store failed: {err}");
-                        break Outcome::Reject(Reason::StoreUnavailable);
-                    }
+                    Err(err) => break store_failed(&err),
                 }
             }
             let until = grace_until.unwrap_or(deadline);
@@ -195,16 +192,12 @@ impl Engine {
             .decide_pending(txn.as_bytes(), &rejected(reason, ""), now)
             .await;
         if let Err(err) = decided {
-            tracing::warn!("rejecting a pending login, the store failed: {err}");
-            return Outcome::Reject(Reason::StoreUnavailable);
+            return store_failed(&err);
         }
         match self.poll_once(txn).await {
             Ok(Polled::Final(outcome)) => outcome,
             Ok(_) => Outcome::Reject(reason),
-            Err(err) => {
-                tracing::warn!("rejecting a pending login, the store failed: {err}");
-                Outcome::Reject(Reason::StoreUnavailable)
-            }
+            Err(err) => store_failed(&err),
         }
     }
 
@@ -278,6 +271,13 @@ impl Engine {
         let wait = i64::try_from(self.policy().out_of_band_timeout_seconds).unwrap_or(i64::MAX);
         now.saturating_add(wait).saturating_add(DECISION_SECONDS)
     }
+}
+
+/// The outcome of a wait the store failed: a Reject. The login stays in the store, and
+/// the sweep of expired logins writes its record once the store is back.
+fn store_failed(err: &StoreError) -> Outcome {
+    tracing::warn!("rejecting a pending login, the store failed: {err}");
+    Outcome::Reject(Reason::StoreUnavailable)
 }
 
 fn rejected(reason: Reason, device: &str) -> Decision {
